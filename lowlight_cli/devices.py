@@ -1,0 +1,40 @@
+"""Device choice for SAM and the denoiser alike (`--device auto|cuda|mps|cpu`)."""
+
+from __future__ import annotations
+
+import os
+
+# MPS lacks some ops segment-anything uses; this must be set before torch is imported.
+os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")
+
+import torch  # noqa: E402
+
+from lowlight_cli.errors import DeviceError, UsageError  # noqa: E402
+
+DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
+
+
+def mps_available() -> bool:
+    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+
+
+def resolve_device(name: str) -> torch.device:
+    """auto → CUDA, then MPS, then CPU; an explicit device that is missing is a clear error."""
+    if name not in DEVICE_CHOICES:
+        raise UsageError(f"unknown --device '{name}' (choose from {', '.join(DEVICE_CHOICES)})")
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps") if mps_available() else torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("--device cuda: no CUDA GPU is available to this torch build (use --device cpu)")
+    if name == "mps" and not mps_available():
+        raise DeviceError("--device mps: Apple MPS is not available on this machine (use --device cpu)")
+    return torch.device(name)
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """Half precision where it is fast and safe: bf16 on CUDA that supports it, else fp16 on CUDA; none on CPU/MPS."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return None

@@ -1,0 +1,1 @@
+"""Training: paired and synthetic data, losses, the training loop and export."""

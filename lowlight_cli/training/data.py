@@ -1,0 +1,196 @@
+"""Training data: real pairs (SICE `pairs.csv` or `low/`+`high/` folders) and synthetic pairs.
+
+Every sample is drawn the way inference will see it: a dark photo at sensor
+resolution, downscaled to a random working scale, cropped, with its region
+prior. Priors are computed once per source image (on the brightened input,
+as at inference) and cropped/resized with the image, because running a
+segmenter per crop would cost more than the training step itself.
+"""
+
+from __future__ import annotations
+
+import csv
+import queue
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+import torch
+
+from lowlight_cli.condition import brighten
+from lowlight_cli.errors import UsageError
+from lowlight_cli.io.images import IMAGE_SUFFIXES, load_image
+from lowlight_cli.priors.region_prior import RegionPrior
+from lowlight_cli.training.synth import DarkeningParams, darken, recast
+
+PriorFn = Callable[[np.ndarray], RegionPrior]
+
+
+@dataclass
+class PairedImage:
+    low: np.ndarray  # uint8 H×W×3
+    high: np.ndarray  # uint8 H×W×3
+    labels: np.ndarray  # int32 H×W, computed on the brightened low image
+    group: str  # samples are drawn per group (scene) so multi-exposure scenes are not over-weighted
+
+
+@dataclass
+class NormalImage:
+    high: np.ndarray
+    labels: np.ndarray
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def brightened_numpy(low: np.ndarray, target_brightness: float) -> np.ndarray:
+    tensor = torch.from_numpy(low.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+    base, _ = brighten(tensor, target_brightness)
+    return base[0].permute(1, 2, 0).numpy()
+
+
+def prior_labels(low: np.ndarray, prior_fn: PriorFn, target_brightness: float, work_side: int = 256) -> np.ndarray:
+    """Label map for a dark uint8 image, computed at working resolution and resized back."""
+    height, width = low.shape[:2]
+    scale = min(1.0, work_side / max(height, width))
+    small = cv2.resize(low, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+    prior = prior_fn(brightened_numpy(small, target_brightness))
+    return prior.resized(height, width).labels
+
+
+def read_sice(root: Path, split: str) -> list[tuple[Path, Path, str]]:
+    """(input, target, scene) triples of a SICE-layout folder, filtered by `val_scenes.txt`."""
+    val_file = root / "val_scenes.txt"
+    val = set(val_file.read_text().split()) if val_file.exists() else set()
+    rows = []
+    with open(root / "pairs.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            in_val = row["scene"] in val
+            if (split == "val") == in_val or split == "all":
+                rows.append((root / row["input"], root / row["target"], row["scene"]))
+    return rows
+
+
+def read_low_high(root: Path) -> list[tuple[Path, Path, str]]:
+    """(input, target, name) triples of a `low/` + `high/` folder pair matched by file stem."""
+    highs = {p.stem: p for p in (root / "high").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    rows = []
+    for low in sorted((root / "low").iterdir()):
+        if low.suffix.lower() in IMAGE_SUFFIXES and low.stem in highs:
+            rows.append((low, highs[low.stem], low.stem))
+    return rows
+
+
+def paired_rows(root: Path, split: str = "train") -> list[tuple[Path, Path, str]]:
+    """Paired rows of a folder in either supported layout (empty if it has neither)."""
+    if (root / "pairs.csv").exists():
+        return read_sice(root, split)
+    if (root / "low").is_dir() and (root / "high").is_dir():
+        return read_low_high(root)
+    return []
+
+
+def load_rgb8(path: Path) -> np.ndarray:
+    return to_uint8(load_image(path).rgb)
+
+
+class TrainingData:
+    """All training images in memory, with priors, and a crop sampler."""
+
+    def __init__(self, folders: list[Path], prior_fn: PriorFn | None, target_brightness: float,
+                 crop: int, real_fraction: float = 0.5, prior_dropout: float = 0.15,
+                 log: Callable[[str], None] = print) -> None:
+        self.crop = crop
+        self.target_brightness = target_brightness
+        self.prior_dropout = prior_dropout if prior_fn is not None else 1.0
+        self.paired: dict[str, list[PairedImage]] = {}
+        self.normal: list[NormalImage] = []
+        empty = lambda image: np.zeros(image.shape[:2], np.int32)  # noqa: E731
+        label = (lambda low: prior_labels(low, prior_fn, target_brightness)) if prior_fn else empty
+        rng = np.random.default_rng(0)
+        for folder in folders:
+            if not folder.is_dir():
+                raise UsageError(f"training data folder not found: {folder}")
+            rows = paired_rows(folder)
+            if rows:
+                for low_path, high_path, group in rows:
+                    low, high = load_rgb8(low_path), load_rgb8(high_path)
+                    if low.shape != high.shape:
+                        continue
+                    self.paired.setdefault(f"{folder}:{group}", []).append(PairedImage(low, high, label(low), group))
+            else:
+                for path in sorted(folder.iterdir()):
+                    if path.suffix.lower() in IMAGE_SUFFIXES:
+                        high = load_rgb8(path)
+                        dark = darken(high.astype(np.float32) / 255.0, DarkeningParams.sample(rng), rng)
+                        self.normal.append(NormalImage(high, label(dark)))
+            log(f"loaded {folder}: {len(rows) or 'synthetic'} pairs")
+        if not self.paired and not self.normal:
+            raise UsageError("no training images found in " + ", ".join(map(str, folders)))
+        self.real_fraction = real_fraction if self.paired and self.normal else (1.0 if self.paired else 0.0)
+        self.groups = sorted(self.paired)
+
+    def __repr__(self) -> str:
+        pairs = sum(len(v) for v in self.paired.values())
+        return f"TrainingData({pairs} real pairs in {len(self.groups)} scenes, {len(self.normal)} photos for synthesis)"
+
+    def _scale_crop(self, images: list[np.ndarray], labels: np.ndarray, rng: np.random.Generator
+                    ) -> tuple[list[np.ndarray], np.ndarray]:
+        height, width = labels.shape
+        min_scale = self.crop / min(height, width)
+        scale = float(rng.uniform(max(min_scale, 0.3), 1.0)) if min_scale < 1.0 else min_scale
+        new_w, new_h = max(self.crop, round(width * scale)), max(self.crop, round(height * scale))
+        images = [cv2.resize(im, (new_w, new_h), interpolation=cv2.INTER_AREA) for im in images]
+        labels = cv2.resize(labels, (new_w, new_h), interpolation=cv2.INTER_NEAREST)
+        y = int(rng.integers(0, new_h - self.crop + 1))
+        x = int(rng.integers(0, new_w - self.crop + 1))
+        window = (slice(y, y + self.crop), slice(x, x + self.crop))
+        images = [im[window] for im in images]
+        labels = labels[window]
+        if rng.random() < 0.5:
+            images = [im[:, ::-1] for im in images]
+            labels = labels[:, ::-1]
+        return images, labels
+
+    def sample(self, rng: np.random.Generator, max_regions: int) -> dict[str, torch.Tensor]:
+        """One training crop: low, high (3,c,c) float; labels (c,c) long; scores (max_regions,); boundary (1,c,c)."""
+        if rng.random() < self.real_fraction:
+            group = self.paired[self.groups[int(rng.integers(len(self.groups)))]]
+            item = group[int(rng.integers(len(group)))]
+            low = recast(item.low, rng) if rng.random() < 0.5 else item.low
+            (low, high), labels = self._scale_crop([low, item.high], item.labels, rng)
+        else:
+            item = self.normal[int(rng.integers(len(self.normal)))]
+            low = darken(item.high.astype(np.float32) / 255.0, DarkeningParams.sample(rng), rng)
+            (low, high), labels = self._scale_crop([low, item.high], item.labels, rng)
+        if rng.random() < self.prior_dropout:
+            prior = RegionPrior.empty(*labels.shape)
+        else:
+            prior = RegionPrior.from_labels(labels, "train", max_regions)
+        scores = np.zeros(max_regions, np.float32)
+        scores[: prior.num_regions] = prior.scores
+        return {
+            "low": torch.from_numpy(np.ascontiguousarray(low).astype(np.float32) / 255.0).permute(2, 0, 1),
+            "high": torch.from_numpy(np.ascontiguousarray(high).astype(np.float32) / 255.0).permute(2, 0, 1),
+            "labels": torch.from_numpy(prior.labels.astype(np.int64)),
+            "scores": torch.from_numpy(scores),
+            "boundary": torch.from_numpy(prior.boundary)[None],
+        }
+
+    def batches(self, batch_size: int, max_regions: int, seed: int) -> Iterator[dict[str, torch.Tensor]]:
+        """Endless batches, assembled in a background thread so the model never waits on numpy."""
+        buffer: queue.Queue = queue.Queue(maxsize=4)
+
+        def produce() -> None:
+            rng = np.random.default_rng(seed)
+            while True:
+                items = [self.sample(rng, max_regions) for _ in range(batch_size)]
+                buffer.put({k: torch.stack([it[k] for it in items]) for k in items[0]})
+
+        threading.Thread(target=produce, daemon=True).start()
+        while True:
+            yield buffer.get()

@@ -1,0 +1,164 @@
+"""The training loop behind `lowlight train`.
+
+Resumable by design: every `save_every` steps it writes the EMA model as a
+shippable fp16 checkpoint (`--out`) and the full training state (weights,
+EMA, Adam moments, step) to `<out>.state.safetensors`, both atomically, so a
+killed run loses at most `save_every` steps and never a usable model.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from lowlight_cli.checkpoint import read_metadata, save_checkpoint
+from lowlight_cli.condition import brighten
+from lowlight_cli.diffusion.ddim import DDIMScheduler
+from lowlight_cli.models.config import ModelConfig
+from lowlight_cli.models.denoiser import PriorGuidedDenoiser
+from lowlight_cli.training.data import TrainingData
+from lowlight_cli.training.losses import diffusion_loss, semantic_context_loss
+
+
+@dataclass
+class TrainOptions:
+    data: list[Path]
+    out: Path
+    steps: int = 4000
+    batch_size: int = 8
+    crop: int = 96
+    lr: float = 2e-4
+    ema_decay: float = 0.999
+    semantic_weight: float = 0.5
+    prior: str = "fallback"  # fallback | sam | none
+    seed: int = 0
+    save_every: int = 200
+    device: str = "cpu"
+    resume: bool = True
+    config: ModelConfig = field(default_factory=ModelConfig)
+
+
+def state_path(out: Path) -> Path:
+    return out.with_name(out.name + ".state.safetensors")
+
+
+def make_model_inputs(batch: dict[str, torch.Tensor], config: ModelConfig, scheduler: DDIMScheduler,
+                      generator: torch.Generator) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """Noisy model inputs for a batch, the x_0 target, and the brightened base."""
+    base, log_gain = brighten(batch["low"], config.target_brightness)
+    x0 = (batch["high"] - base) * config.residual_scale
+    size = x0.shape[0]
+    if config.diffusion:
+        timesteps = torch.randint(0, config.num_train_timesteps, (size,), generator=generator)
+        noise = torch.randn(x0.shape, generator=generator)
+        x_t = scheduler.add_noise(x0, noise, timesteps)
+    else:  # the regression baseline: same network, no noise, one fixed timestep
+        timesteps = torch.zeros(size, dtype=torch.long)
+        x_t = torch.zeros_like(x0)
+    inputs = dict(x_t=x_t, timesteps=timesteps, base=base, log_gain=log_gain,
+                  labels=batch["labels"], scores=batch["scores"], boundary=batch["boundary"])
+    return inputs, x0, base
+
+
+def save_state(path: Path, model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.optim.Optimizer,
+               step: int, options: TrainOptions) -> None:
+    """Full training state as safetensors (no pickles, even for our own files)."""
+    tensors = {f"model.{k}": v.detach().clone() for k, v in model.state_dict().items()}
+    tensors.update({f"ema.{k}": v.detach().clone() for k, v in ema.state_dict().items()})
+    for index, state in optimizer.state_dict()["state"].items():
+        for name, value in state.items():
+            tensors[f"opt.{index}.{name}"] = torch.as_tensor(value).detach().clone().reshape(-1) if name == "step" else value.detach().clone()
+    meta = {"step": str(step), "config": options.config.to_json()}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    os.replace(tmp, path)
+
+
+def load_state(path: Path, model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
+    tensors = load_file(str(path))
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+    state = optimizer.state_dict()
+    for key, value in tensors.items():
+        if key.startswith("opt."):
+            _, index, name = key.split(".", 2)
+            state["state"].setdefault(int(index), {})[name] = value.reshape(()) if name == "step" else value
+    optimizer.load_state_dict(state)
+    return int(read_metadata(path)["step"])
+
+
+def learning_rate(step: int, options: TrainOptions) -> float:
+    """Linear warm-up, then cosine decay to 10%."""
+    warmup = min(200, options.steps // 10)
+    if step < warmup:
+        return options.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, options.steps - warmup)
+    return options.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, float, float], None] | None = None) -> Path:
+    """Train until `options.steps`, resuming from the state file if present. Returns the checkpoint path."""
+    torch.manual_seed(options.seed)
+    config = options.config
+    model = PriorGuidedDenoiser(config).to(options.device)
+    ema = copy.deepcopy(model).eval()
+    for param in ema.parameters():
+        param.requires_grad_(False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=1e-4)
+    scheduler = DDIMScheduler(config.num_train_timesteps)
+    state_file = state_path(options.out)
+    step = 0
+    if options.resume and state_file.exists():
+        step = load_state(state_file, model, ema, optimizer)
+    generator = torch.Generator().manual_seed(options.seed + step)
+    batches = data.batches(options.batch_size, config.max_regions, seed=options.seed + step)
+    started = time.time()
+    first_step = step
+    provenance = {
+        "command": "lowlight train",
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items() if k not in {"config", "data"}},
+        "data": [str(p) for p in options.data],
+        "data_summary": repr(data),
+    }
+    model.train()
+    while step < options.steps:
+        batch = {k: v.to(options.device) for k, v in next(batches).items()}
+        inputs, x0, base = make_model_inputs(batch, config, scheduler, generator)
+        x0_pred = model(**inputs)
+        loss = diffusion_loss(x0_pred, x0)
+        if options.semantic_weight > 0 and bool((batch["labels"] > 0).any()):
+            pred_image = base + x0_pred / config.residual_scale
+            loss = loss + options.semantic_weight * semantic_context_loss(
+                pred_image, batch["high"], batch["labels"], config.max_regions + 1)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, options)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        decay = min(options.ema_decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for e, p in zip(ema.parameters(), model.parameters()):
+                e.lerp_(p, 1 - decay)
+        step += 1
+        if on_step:
+            rate = (time.time() - started) / (step - first_step)
+            on_step(step, loss.item(), rate)
+        if step % options.save_every == 0 or step == options.steps:
+            provenance.update(steps=step, train_seconds_this_run=round(time.time() - started, 1))
+            save_checkpoint(ema, options.out, provenance={**provenance, "prior": options.prior})
+            save_state(state_file, model, ema, optimizer, step, options)
+    return options.out
+
+
+def describe(options: TrainOptions) -> str:
+    return json.dumps({k: str(v) for k, v in asdict(options).items()})

@@ -1,0 +1,1 @@
+"""The default model shipped with the package (installed as `lowlight_cli.weights`)."""
