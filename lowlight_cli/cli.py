@@ -55,7 +55,7 @@ STATE = {"verbose": False, "quiet": False}
 def console():
     from rich.console import Console
 
-    return Console(stderr=True, quiet=STATE["quiet"])
+    return Console(stderr=True, quiet=STATE["quiet"], soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -111,6 +111,246 @@ def main(
                                            help="Print the version and exit."),
 ) -> None:
     STATE["verbose"], STATE["quiet"] = verbose, quiet
+
+
+
+# Options shared by every command that enhances.
+STEPS = typer.Option(10, "--steps", help="DDIM sampling steps: more is slower and slightly sharper (1 to 1000).")
+SEED = typer.Option(0, "--seed", help="Noise seed: the same seed gives the same result on every device.")
+DEVICE = typer.Option(Device.auto, "--device", help="auto picks CUDA, then Apple MPS, then CPU.")
+MODEL = typer.Option("default", "--model", help="'default' (bundled) or a .safetensors checkpoint path.")
+PRIOR = typer.Option(Prior.auto, "--prior", help="Region prior: auto (SAM if its weights are present, else the "
+                                                  "built-in one), sam, fallback (built-in), or none.")
+SAM_MODEL = typer.Option(SamModel.vit_b, "--sam-model", help="SAM size for --prior sam/auto.")
+SAM_CKPT = typer.Option(None, "--sam-checkpoint", help="Local SAM .safetensors (Hugging Face or segment-anything names).")
+WORK_SIZE = typer.Option(384, "--work-size", help="Long side (px) at which the diffusion model runs; the result is "
+                                                   "carried to full resolution by guided reconstruction.")
+FULL_RES = typer.Option(False, "--full-res", help="Sample at full resolution in blended tiles instead (slow; GPU advised).")
+TILE = typer.Option(512, "--tile", help="Tile side for --full-res.")
+OVERWRITE = typer.Option(False, "--overwrite", help="Replace outputs that already exist (inputs are never replaced).")
+FORMAT = typer.Option(None, "--format", help="Output extension, e.g. png or jpg (default: same as the input).")
+
+
+def build_enhancer(model: str, device: Device, prior: Prior, sam_model: SamModel, sam_checkpoint: Optional[Path],
+                   steps: int, seed: int, work_size: int, full_res: bool = False, tile: int = 512):
+    from lowlight_cli.pipeline import Enhancer
+
+    out = console()
+    enhancer = Enhancer(model=model, device=device.value, prior=prior.value, sam_model=sam_model.value,
+                        sam_checkpoint=sam_checkpoint, steps=steps, work_size=work_size, seed=seed,
+                        full_res=full_res, tile=tile, notify=lambda m: out.print(f"[yellow]note:[/] {m}"))
+    if STATE["verbose"]:
+        out.print(f"model: {model} on {enhancer.device} ({str(enhancer.dtype).replace('torch.', '')}), "
+                  f"{steps} steps, work size {work_size}, prior {prior.value}")
+    return enhancer
+
+
+def enhance_one(enhancer, job) -> None:
+    """Load, enhance, save one file (the unit of work of `enhance` and `batch`)."""
+    from lowlight_cli.io.images import load_image, save_image
+
+    image = load_image(job.source)
+    result = enhancer.enhance(image.rgb)
+    save_image(job.target, result.rgb, like=image, protect=[job.source])
+    if STATE["verbose"]:
+        t = result.timings
+        console().print(
+            f"{job.source} → {job.target}: {image.size[0]}x{image.size[1]}, prior {result.prior.source} "
+            f"made {result.prior.num_regions} regions in {t['prior']:.2f}s, sampling {t['sample']:.2f}s, "
+            f"reconstruction {t['reconstruct']:.2f}s")
+
+
+def run_with_progress(jobs, enhancer, overwrite: bool, label: str):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from lowlight_cli.jobs import run_jobs
+
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("eta"), TimeRemainingColumn(), console=console(), transient=False) as progress:
+        task = progress.add_task(label, total=len(jobs))
+        return run_jobs(jobs, lambda job: enhance_one(enhancer, job), overwrite,
+                        on_advance=lambda job: progress.advance(task))
+
+
+def summarise(report) -> None:
+    """Print what happened; exit 1 if anything failed."""
+    out = console()
+    from rich.markup import escape
+
+    for job, reason in report.failed:
+        out.print(f"[red]failed[/] {escape(reason)}", highlight=False)
+    parts = [f"{len(report.done)} enhanced"]
+    if report.skipped:
+        parts.append(f"{len(report.skipped)} skipped (output exists; --overwrite to redo)")
+    if report.failed:
+        parts.append(f"[red]{len(report.failed)} failed[/]")
+    out.print(", ".join(parts))
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handle_errors
+def enhance(
+    inputs: list[Path] = typer.Argument(..., help="Photo(s) to enhance.", show_default=False),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file (one input) or folder (several). "
+                                                                       "Default: {stem}_enhanced.{ext} beside each input."),
+    steps: int = STEPS, seed: int = SEED, device: Device = DEVICE, model: str = MODEL, prior: Prior = PRIOR,
+    sam_model: SamModel = SAM_MODEL, sam_checkpoint: Optional[Path] = SAM_CKPT, work_size: int = WORK_SIZE,
+    full_res: bool = FULL_RES, tile: int = TILE, overwrite: bool = OVERWRITE, fmt: Optional[str] = FORMAT,
+) -> None:
+    """Enhance one or more dark photos.
+
+    Example: lowlight enhance photo.jpg            (writes photo_enhanced.jpg)
+    """
+    from lowlight_cli.errors import InputError
+    from lowlight_cli.jobs import jobs_for_files
+
+    for path in inputs:
+        if not path.exists():
+            raise InputError(f"{path}: file not found")
+    jobs = jobs_for_files(inputs, output, ext=normalise_ext(fmt))
+    enhancer = build_enhancer(model, device, prior, sam_model, sam_checkpoint, steps, seed, work_size, full_res, tile)
+    report = run_with_progress(jobs, enhancer, overwrite, "enhancing")
+    for job in report.done:
+        if not STATE["quiet"]:
+            typer.echo(str(job.target))
+    summarise(report)
+
+
+def normalise_ext(fmt: Optional[str]) -> Optional[str]:
+    from lowlight_cli.errors import UsageError
+    from lowlight_cli.io.images import IMAGE_SUFFIXES, supported_formats
+
+    if fmt is None:
+        return None
+    ext = "." + fmt.lower().lstrip(".")
+    if ext not in IMAGE_SUFFIXES:
+        raise UsageError(f"--format {fmt}: not supported (choose from {supported_formats()})")
+    return ext
+
+
+@app.command()
+@handle_errors
+def batch(
+    folder: Path = typer.Argument(..., help="Folder of photos."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder (default: <DIR>_enhanced beside DIR). "
+                                                                       "Sub-folders are mirrored."),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="Include sub-folders."),
+    glob: Optional[str] = typer.Option(None, "--glob", help="Only files matching this pattern, e.g. '*.png'."),
+    steps: int = STEPS, seed: int = SEED, device: Device = DEVICE, model: str = MODEL, prior: Prior = PRIOR,
+    sam_model: SamModel = SAM_MODEL, sam_checkpoint: Optional[Path] = SAM_CKPT, work_size: int = WORK_SIZE,
+    full_res: bool = FULL_RES, tile: int = TILE, overwrite: bool = OVERWRITE, fmt: Optional[str] = FORMAT,
+) -> None:
+    """Enhance every photo in a folder: resumable, keeps going past bad files.
+
+    Example: lowlight batch ./dark_dir -o ./bright_dir --steps 20
+    Re-running skips finished outputs; the summary lists failures and the exit code is 1 if any failed.
+    """
+    from lowlight_cli.errors import UsageError
+    from lowlight_cli.jobs import jobs_for_folder
+
+    output = output or folder.with_name(folder.name + "_enhanced")
+    if output.resolve() == folder.resolve():
+        raise UsageError("-o must differ from the input folder (inputs are never overwritten)")
+    jobs = jobs_for_folder(folder, output, recursive, glob, normalise_ext(fmt))
+    if not jobs:
+        console().print(f"no images found in {folder}" + ("" if recursive else " (use --recursive for sub-folders)"))
+        return
+    pending = [j for j in jobs if overwrite or not j.target.exists()]
+    if not pending:
+        summarise(run_with_progress(jobs, None, overwrite, "batch"))
+        return
+    enhancer = build_enhancer(model, device, prior, sam_model, sam_checkpoint, steps, seed, work_size, full_res, tile)
+    summarise(run_with_progress(jobs, enhancer, overwrite, "batch"))
+
+
+@app.command("eval")
+@handle_errors
+def evaluate(
+    data: Path = typer.Option(..., "--data", help="Paired folder: SICE layout (pairs.csv + val_scenes.txt) or low/ + high/."),
+    split: str = typer.Option("val", help="For SICE layout: val, train or all."),
+    method: str = typer.Option("model", help="model, or a classical reference: gamma (auto-gamma), clahe (CLAHE on L)."),
+    steps: int = STEPS, seed: int = SEED, device: Device = DEVICE, model: str = MODEL, prior: Prior = PRIOR,
+    sam_model: SamModel = SAM_MODEL, sam_checkpoint: Optional[Path] = SAM_CKPT, work_size: int = WORK_SIZE,
+    full_res: bool = FULL_RES, tile: int = TILE,
+    limit: int = typer.Option(0, help="Evaluate only the first N pairs (0 = all)."),
+    per_image: bool = typer.Option(False, "--per-image", help="Print a row per image."),
+) -> None:
+    """PSNR / SSIM (and GT-mean PSNR, labelled) on paired data, with time per image."""
+    from lowlight_cli.evaluation import evaluate_pairs
+
+    enhancer = None
+    if method == "model":
+        enhancer = build_enhancer(model, device, prior, sam_model, sam_checkpoint, steps, seed, work_size, full_res, tile)
+    summary = evaluate_pairs(data, split, method, enhancer, limit=limit,
+                             on_row=(lambda row: typer.echo(row.format())) if per_image else None)
+    typer.echo(summary)
+
+
+@app.command()
+@handle_errors
+def info() -> None:
+    """Versions, devices found, cache folder and which weights are present."""
+    import platform
+
+    import torch
+
+    from lowlight_cli.pipeline import default_model_path
+    from lowlight_cli.weights import REGISTRY, cache_dir, find_cached
+
+    lines = [f"lowlight-cli {__version__}, Python {platform.python_version()}, torch {torch.__version__}"]
+    cuda = torch.cuda.is_available()
+    lines.append(f"CUDA: {torch.cuda.get_device_name(0) if cuda else 'not available'}")
+    mps = bool(getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available())
+    lines.append(f"MPS: {'available' if mps else 'not available'}")
+    lines.append(f"Hugging Face cache: {cache_dir()}")
+    default = default_model_path()
+    lines.append(f"default model: {default} ({'present' if default.exists() else 'MISSING'})")
+    for name, entry in REGISTRY.items():
+        path = find_cached(name)
+        lines.append(f"{name}: {path if path else 'not downloaded'}")
+    typer.echo("\n".join(lines))
+
+
+@models_app.command("list")
+@handle_errors
+def models_list() -> None:
+    """Known checkpoints: the bundled denoiser and the SAM models."""
+    from lowlight_cli.pipeline import DEFAULT_MODEL, default_model_path
+    from lowlight_cli.weights import REGISTRY, find_cached
+
+    typer.echo(f"{DEFAULT_MODEL:<18} denoiser  bundled    {'present' if default_model_path().exists() else 'missing'}")
+    for name, entry in REGISTRY.items():
+        state = "cached" if find_cached(name) else "not downloaded"
+        typer.echo(f"{name:<18} {entry.kind:<9} {entry.repo_id}@{entry.revision[:8]}  {state}  {entry.description}")
+
+
+@models_app.command("download")
+@handle_errors
+def models_download(names: list[str] = typer.Argument(..., help="Checkpoint names from `lowlight models list`.")) -> None:
+    """Download checkpoints into the Hugging Face cache (pinned revision, sha256-checked)."""
+    from lowlight_cli.weights import fetch_checkpoint
+
+    for name in names:
+        typer.echo(str(fetch_checkpoint(name, progress=not STATE["quiet"])))
+
+
+@models_app.command("path")
+@handle_errors
+def models_path(name: str = typer.Argument(..., help="Checkpoint name.")) -> None:
+    """Print the local path of a checkpoint (error if it is not downloaded)."""
+    from lowlight_cli.errors import WeightsError
+    from lowlight_cli.pipeline import DEFAULT_MODEL, default_model_path
+    from lowlight_cli.weights import find_cached
+
+    if name in {DEFAULT_MODEL, "default"}:
+        typer.echo(str(default_model_path()))
+        return
+    path = find_cached(name)
+    if path is None:
+        raise WeightsError(f"{name} is not downloaded (run `lowlight models download {name}`)")
+    typer.echo(str(path))
 
 
 @app.command()

@@ -1,0 +1,126 @@
+"""Running the denoiser: DDIM sampling at working resolution or in full-resolution tiles.
+
+Noise always comes from a CPU generator seeded by `--seed`, so a given seed
+gives the same image on every device, and video frames can share one noise
+field (no flicker from fresh noise per frame).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from lowlight_cli.diffusion.ddim import DDIMScheduler
+from lowlight_cli.models.denoiser import PriorGuidedDenoiser
+
+
+@dataclass
+class Conditioning:
+    """Everything the denoiser is conditioned on, as (1,…) tensors at one resolution."""
+
+    base: torch.Tensor  # (1,3,H,W)
+    log_gain: torch.Tensor  # (1,)
+    labels: torch.Tensor  # (1,H,W) long
+    scores: torch.Tensor  # (1,max_regions)
+    boundary: torch.Tensor  # (1,1,H,W)
+
+    def crop(self, y: slice, x: slice) -> "Conditioning":
+        return Conditioning(self.base[..., y, x], self.log_gain, self.labels[..., y, x], self.scores,
+                            self.boundary[..., y, x])
+
+    def to(self, device: torch.device, dtype: torch.dtype) -> "Conditioning":
+        return Conditioning(self.base.to(device, dtype), self.log_gain.to(device, dtype), self.labels.to(device),
+                            self.scores.to(device, dtype), self.boundary.to(device, dtype))
+
+
+def initial_noise(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    """Seeded standard normal noise from a CPU generator (device-independent)."""
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+
+
+def pad_to_multiple(cond: Conditioning, noise: torch.Tensor, multiple: int) -> tuple[Conditioning, torch.Tensor]:
+    """Replicate-pad on the bottom/right so both sides divide by `multiple` (works even for 1×1)."""
+    height, width = cond.base.shape[-2:]
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    if not pad_h and not pad_w:
+        return cond, noise
+    pad = (0, pad_w, 0, pad_h)
+    labels = F.pad(cond.labels[:, None].float(), pad, mode="replicate")[:, 0].long()
+    return (Conditioning(F.pad(cond.base, pad, mode="replicate"), cond.log_gain, labels, cond.scores,
+                         F.pad(cond.boundary, pad, mode="replicate")),
+            F.pad(noise, pad, mode="replicate"))
+
+
+def tile_windows(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of size `tile` covering [0, length) with at least `overlap` overlap."""
+    if length <= tile:
+        return [0]
+    stride = tile - overlap
+    starts = list(range(0, length - tile, stride)) + [length - tile]
+    return sorted(set(starts))
+
+
+def blend_weight(height: int, width: int, overlap: int, device: torch.device) -> torch.Tensor:
+    """A separable ramp that is 1 inside and falls towards tile borders, so seams average out."""
+    def ramp(n: int) -> torch.Tensor:
+        r = torch.ones(n, device=device)
+        k = min(overlap, n // 2)
+        if k > 0:
+            edge = torch.linspace(0.05, 1.0, k, device=device)
+            r[:k] = edge
+            r[-k:] = edge.flip(0)
+        return r
+
+    return ramp(height)[:, None] * ramp(width)[None, :]
+
+
+@torch.no_grad()
+def predict_x0(model: PriorGuidedDenoiser, x_t: torch.Tensor, timestep: int, cond: Conditioning,
+               tile: int | None, overlap: int) -> torch.Tensor:
+    """The model's x_0 estimate for the whole image, in overlapping tiles if `tile` is set."""
+    height, width = x_t.shape[-2:]
+    steps = torch.full((x_t.shape[0],), timestep, device=x_t.device, dtype=torch.long)
+    if tile is None or (height <= tile and width <= tile):
+        return model(x_t, steps, cond.base, cond.log_gain, cond.labels, cond.scores, cond.boundary)
+    total = torch.zeros_like(x_t)
+    weights = torch.zeros_like(x_t[:, :1])
+    for y0 in tile_windows(height, tile, overlap):
+        for x0 in tile_windows(width, tile, overlap):
+            ys, xs = slice(y0, y0 + tile), slice(x0, x0 + tile)
+            part = cond.crop(ys, xs)
+            out = model(x_t[..., ys, xs], steps, part.base, part.log_gain, part.labels, part.scores, part.boundary)
+            w = blend_weight(out.shape[-2], out.shape[-1], overlap, x_t.device)
+            total[..., ys, xs] += out * w
+            weights[..., ys, xs] += w
+    return total / weights
+
+
+@torch.no_grad()
+def sample_residual(model: PriorGuidedDenoiser, cond: Conditioning, steps: int, seed: int,
+                    device: torch.device, dtype: torch.dtype = torch.float32,
+                    tile: int | None = None, overlap: int = 32) -> torch.Tensor:
+    """Sample the clean residual (target − base, unscaled) for `cond`; returns (1,3,H,W) float32 on CPU.
+
+    A regression checkpoint (config.diffusion False) is a single forward pass.
+    """
+    config = model.config
+    height, width = cond.base.shape[-2:]
+    noise = initial_noise((1, 3, height, width), seed)
+    multiple = config.downsample_factor
+    if tile is not None:
+        tile = max(multiple, tile - tile % multiple)
+    cond, noise = pad_to_multiple(cond, noise, multiple)
+    cond = cond.to(device, dtype)
+    scheduler = DDIMScheduler(config.num_train_timesteps)
+    if not config.diffusion:
+        x0 = predict_x0(model, torch.zeros_like(noise, device=device, dtype=dtype), 0, cond, tile, overlap)
+    else:
+        scheduler.set_timesteps(steps)
+        x = noise.to(device, dtype)
+        x0 = x
+        for timestep in scheduler.timesteps.tolist():
+            x0 = predict_x0(model, x, timestep, cond, tile, overlap)
+            x = scheduler.step(x0, timestep, x)
+    return (x0[..., :height, :width].float() / config.residual_scale).cpu()

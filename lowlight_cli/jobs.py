@@ -1,0 +1,103 @@
+"""Which files to enhance and where each result goes (`enhance` and `batch`).
+
+Conventions follow rembg / Real-ESRGAN: `{stem}_enhanced{ext}` beside the
+input by default, mirrored sub-folders under an output folder, finished
+outputs skipped on re-run unless `--overwrite`, and one failing file never
+stops the others.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lowlight_cli.errors import InputError, OutputError
+from lowlight_cli.io.images import IMAGE_SUFFIXES
+
+SUFFIX = "_enhanced"
+
+
+@dataclass
+class Job:
+    source: Path
+    target: Path
+
+
+@dataclass
+class JobReport:
+    done: list[Job] = field(default_factory=list)
+    skipped: list[Job] = field(default_factory=list)
+    failed: list[tuple[Job, str]] = field(default_factory=list)
+
+
+def default_output(source: Path, ext: str | None = None) -> Path:
+    return source.with_name(f"{source.stem}{SUFFIX}{ext or source.suffix}")
+
+
+def jobs_for_files(sources: list[Path], output: Path | None, ext: str | None = None) -> list[Job]:
+    """`enhance INPUT... [-o OUT]`: OUT is a file for one input, a folder for several."""
+    if output is not None and len(sources) > 1 and output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir():
+        raise OutputError(f"-o {output}: with {len(sources)} inputs, -o must be a folder")
+    jobs = []
+    for source in sources:
+        if output is None:
+            target = default_output(source, ext)
+        elif len(sources) == 1 and (output.suffix.lower() in IMAGE_SUFFIXES) and not output.is_dir():
+            target = output
+        else:
+            target = output / default_output(source, ext).name
+        jobs.append(Job(source, target))
+    return jobs
+
+
+def discover(folder: Path, recursive: bool, pattern: str | None) -> list[Path]:
+    """Images under `folder` (by extension, sorted), skipping our own outputs and hidden files."""
+    if not folder.is_dir():
+        raise InputError(f"{folder}: not a folder")
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    found = []
+    for path in candidates:
+        rel = path.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+            continue
+        if path.suffix.lower() not in IMAGE_SUFFIXES or path.stem.endswith(SUFFIX):
+            continue
+        if pattern and not fnmatch.fnmatch(rel.as_posix(), pattern) and not fnmatch.fnmatch(path.name, pattern):
+            continue
+        found.append(path)
+    return sorted(found)
+
+
+def jobs_for_folder(folder: Path, output: Path, recursive: bool, pattern: str | None, ext: str | None) -> list[Job]:
+    """`batch DIR -o OUTDIR`: mirrored relative paths, same file names (the folder says they are enhanced)."""
+    jobs = []
+    for source in discover(folder, recursive, pattern):
+        rel = source.relative_to(folder)
+        jobs.append(Job(source, (output / rel).with_suffix(ext or source.suffix)))
+    return jobs
+
+
+def run_jobs(jobs: list[Job], process, overwrite: bool, on_advance=None) -> JobReport:
+    """Run `process(job)` for each job: skip finished outputs, collect failures, keep going.
+
+    `process` raises `LowlightError` for per-file problems; KeyboardInterrupt
+    propagates (finished outputs are complete files thanks to atomic writes).
+    """
+    from lowlight_cli.errors import LowlightError
+
+    report = JobReport()
+    for job in jobs:
+        if job.target.exists() and not overwrite:
+            report.skipped.append(job)
+        else:
+            try:
+                process(job)
+                report.done.append(job)
+            except LowlightError as exc:
+                report.failed.append((job, str(exc)))
+            except MemoryError:
+                report.failed.append((job, f"{job.source}: out of memory (try a smaller --work-size)"))
+        if on_advance:
+            on_advance(job)
+    return report

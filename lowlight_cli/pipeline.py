@@ -1,0 +1,134 @@
+"""`Enhancer`: the Python API the CLI is a thin layer over.
+
+Load the denoiser and the prior producer once, then `enhance()` many images.
+One photo flows: working copy → region prior → DDIM sampling → reconstruction
+to full resolution. Batch and video reuse one `Enhancer`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from lowlight_cli.checkpoint import load_checkpoint
+from lowlight_cli.devices import autocast_dtype, resolve_device
+from lowlight_cli.diffusion.sampling import Conditioning, sample_residual
+from lowlight_cli.errors import DeviceError, UsageError, WeightsError
+from lowlight_cli.models.denoiser import PriorGuidedDenoiser
+from lowlight_cli.prepare import WorkingCopy, make_working_copy, to_tensor
+from lowlight_cli.priors.factory import make_prior_fn
+from lowlight_cli.priors.region_prior import RegionPrior
+from lowlight_cli.reconstruct import reconstruct
+
+DEFAULT_MODEL = "lowlight-default"
+DEFAULT_STEPS = 10
+DEFAULT_WORK_SIZE = 384
+
+
+def default_model_path() -> Path:
+    """The checkpoint installed with the package (top-level `weights/` in the repo)."""
+    return Path(str(resources.files("lowlight_cli.weights").joinpath(f"{DEFAULT_MODEL}.safetensors")))
+
+
+def resolve_model_path(model: str | Path) -> Path:
+    """`default`/`lowlight-default` → the bundled file; anything else must be a .safetensors path."""
+    if str(model) in {"default", DEFAULT_MODEL}:
+        path = default_model_path()
+        if not path.exists():
+            raise WeightsError(
+                f"the bundled default model is missing ({path}); reinstall lowlight-cli or pass --model PATH")
+        return path
+    path = Path(model)
+    if not path.exists():
+        raise WeightsError(f"--model {model}: no such checkpoint file (use 'default' or a .safetensors path)")
+    return path
+
+
+@dataclass
+class EnhanceResult:
+    rgb: np.ndarray  # full resolution, float32 in [0,1]
+    prior: RegionPrior
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Enhancer:
+    """Loads models once; `enhance(rgb)` then runs the whole pipeline on one image."""
+
+    def __init__(self, model: str | Path | PriorGuidedDenoiser = "default", device: str = "auto",
+                 prior: str = "auto", sam_model: str = "vit_b", sam_checkpoint: Path | None = None,
+                 steps: int = DEFAULT_STEPS, work_size: int = DEFAULT_WORK_SIZE, seed: int = 0,
+                 full_res: bool = False, tile: int = 512, notify: Callable[[str], None] = lambda m: None) -> None:
+        if steps < 1:
+            raise UsageError(f"--steps must be at least 1, got {steps}")
+        if work_size < 16:
+            raise UsageError(f"--work-size must be at least 16 pixels, got {work_size}")
+        if tile < 64:
+            raise UsageError(f"--tile must be at least 64 pixels, got {tile}")
+        self.device = resolve_device(device)
+        self.dtype = autocast_dtype(self.device) or torch.float32
+        if isinstance(model, PriorGuidedDenoiser):
+            self.model = model.to(self.device).eval()
+        else:
+            self.model = load_checkpoint(resolve_model_path(model), self.device)
+        self.model.to(dtype=self.dtype)
+        config = self.model.config
+        if steps > config.num_train_timesteps:
+            raise UsageError(f"--steps must be at most {config.num_train_timesteps} (the schedule length), got {steps}")
+        self.steps, self.work_size, self.seed = steps, work_size, seed
+        self.full_res, self.tile = full_res, tile
+        self.prior_fn = make_prior_fn(prior, config.max_regions, sam_model, sam_checkpoint,
+                                      device=str(self.device), notify=notify)
+        self.notify = notify
+
+    @property
+    def config(self):
+        return self.model.config
+
+    def compute_prior(self, working: WorkingCopy) -> RegionPrior:
+        if self.prior_fn is None:
+            return RegionPrior.empty(*working.shape)
+        return self.prior_fn(working.base)
+
+    def conditioning(self, working: WorkingCopy, prior: RegionPrior) -> Conditioning:
+        max_regions = self.config.max_regions
+        scores = np.zeros((1, max_regions), np.float32)
+        scores[0, : prior.num_regions] = prior.scores[:max_regions]
+        return Conditioning(
+            base=to_tensor(working.base),
+            log_gain=torch.tensor([working.log_gain], dtype=torch.float32),
+            labels=torch.from_numpy(np.minimum(prior.labels, max_regions).astype(np.int64))[None],
+            scores=torch.from_numpy(scores),
+            boundary=torch.from_numpy(prior.boundary.astype(np.float32))[None, None],
+        )
+
+    def enhance(self, rgb: np.ndarray, prior: RegionPrior | None = None) -> EnhanceResult:
+        """Enhance an H×W×3 float image in [0,1]; `prior` (at working resolution) skips prior extraction."""
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        work_size = max(rgb.shape[:2]) if self.full_res else self.work_size
+        working = make_working_copy(rgb, work_size, self.config.target_brightness)
+        timings["prepare"] = time.perf_counter() - start
+        start = time.perf_counter()
+        if prior is None or prior.labels.shape != working.shape:
+            prior = self.compute_prior(working)
+        timings["prior"] = time.perf_counter() - start
+        start = time.perf_counter()
+        cond = self.conditioning(working, prior)
+        try:
+            residual = sample_residual(self.model, cond, self.steps, self.seed, self.device, self.dtype,
+                                       tile=self.tile if self.full_res else None)
+        except torch.OutOfMemoryError:
+            raise DeviceError(f"out of memory on {self.device}: use a smaller --work-size or --tile, "
+                              "or --device cpu") from None
+        work_output = np.clip(working.base + residual[0].permute(1, 2, 0).numpy(), 0.0, 1.0)
+        timings["sample"] = time.perf_counter() - start
+        start = time.perf_counter()
+        out = reconstruct(rgb, working.low, work_output)
+        timings["reconstruct"] = time.perf_counter() - start
+        return EnhanceResult(rgb=out, prior=prior, timings=timings)

@@ -1,0 +1,60 @@
+"""From a decoded photo to the working-resolution tensors the denoiser needs.
+
+Sampling happens at a working resolution (long side ≤ `work_size`) so that
+cost does not grow with the photo: downscaling with area averaging also
+averages away most sensor noise before the model ever sees it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from lowlight_cli.condition import brighten
+
+
+@dataclass
+class WorkingCopy:
+    """The photo at working resolution, its brightened base and exposure gain."""
+
+    low: np.ndarray  # H×W×3 float32, working resolution
+    base: np.ndarray  # H×W×3 float32, brightened (what the prior is computed on)
+    log_gain: float
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.low.shape[:2]
+
+
+def working_size(height: int, width: int, work_size: int) -> tuple[int, int]:
+    """(h, w) with the long side at most `work_size`, aspect ratio kept."""
+    scale = min(1.0, work_size / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Area averaging when shrinking (noise-reducing), bilinear when enlarging."""
+    if image.shape[:2] == (height, width):
+        return image
+    shrinking = height < image.shape[0] or width < image.shape[1]
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def make_working_copy(rgb: np.ndarray, work_size: int, target_brightness: float) -> WorkingCopy:
+    height, width = working_size(*rgb.shape[:2], work_size)
+    low = np.ascontiguousarray(resize(rgb, height, width), dtype=np.float32)
+    base, log_gain = brighten(to_tensor(low), target_brightness)
+    return WorkingCopy(low=low, base=to_numpy(base), log_gain=float(log_gain[0]))
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """H×W×3 float → (1,3,H,W)."""
+    return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
+
+
+def to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    """(1,3,H,W) → H×W×3 float32."""
+    return tensor[0].permute(1, 2, 0).float().cpu().numpy()

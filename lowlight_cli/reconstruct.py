@@ -1,0 +1,96 @@
+"""From the working-resolution result back to the full-resolution photo.
+
+The model's output at working resolution defines a *local colour transform*:
+around every pixel, output ≈ A·input + b (a 3×3 matrix and an offset, fitted
+by a colour guided filter, He et al.). Those coefficients are smooth, so they
+can be upsampled bilinearly and applied to the full-resolution input, which
+carries the fine detail the model never saw. Cost is a few passes over the
+pixels, independent of the diffusion model: this is what makes a 24 MP
+photo cost about the same model time as a 0.1 MP one.
+
+Applying a 10× gain to full-resolution input would also amplify its sensor
+noise. The high-frequency part of the input (full-res minus the upsampled
+working copy) is therefore soft-thresholded at a multiple of its estimated
+noise level before the transform: edges survive, grain does not.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def box(image: np.ndarray, radius: int) -> np.ndarray:
+    return cv2.boxFilter(image, -1, (2 * radius + 1, 2 * radius + 1), borderType=cv2.BORDER_REFLECT)
+
+
+def fit_colour_transform(guide: np.ndarray, target: np.ndarray, radius: int = 2, eps: float = 1e-3
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel A (H×W×3×3) and b (H×W×3) with target ≈ A·guide + b in each (2r+1)² window."""
+    guide = guide.astype(np.float32)
+    target = target.astype(np.float32)
+    height, width = guide.shape[:2]
+    mean_i = box(guide, radius)
+    mean_p = box(target, radius)
+    # Covariances via E[xy] − E[x]E[y], all channels at once.
+    ii = np.einsum("hwi,hwj->hwij", guide, guide).reshape(height, width, 9)
+    ip = np.einsum("hwi,hwj->hwij", guide, target).reshape(height, width, 9)
+    var_i = box(ii, radius).reshape(height, width, 3, 3) - np.einsum("hwi,hwj->hwij", mean_i, mean_i)
+    cov_ip = box(ip, radius).reshape(height, width, 3, 3) - np.einsum("hwi,hwj->hwij", mean_i, mean_p)
+    var_i += eps * np.eye(3, dtype=np.float32)
+    # A^T = var_i^{-1} cov_ip, i.e. A[c] = solve(var_i, cov_ip[:, c]).
+    a = np.linalg.solve(var_i, cov_ip).transpose(0, 1, 3, 2)
+    b = mean_p - np.einsum("hwij,hwj->hwi", a, mean_i)
+    a = box(a.reshape(height, width, 9), radius).reshape(height, width, 3, 3)
+    b = box(b, radius)
+    return a, b
+
+
+def estimate_noise(detail: np.ndarray) -> float:
+    """Robust noise sigma of a zero-mean detail layer (median absolute deviation)."""
+    sample = detail[:: max(1, detail.shape[0] // 512), :: max(1, detail.shape[1] // 512)]
+    return float(np.median(np.abs(sample)) / 0.6745) + 1e-6
+
+
+def soft_threshold(values: np.ndarray, threshold: float) -> np.ndarray:
+    return np.sign(values) * np.maximum(np.abs(values) - threshold, 0.0)
+
+
+def reconstruct(full_input: np.ndarray, work_input: np.ndarray, work_output: np.ndarray,
+                noise_threshold: float = 2.0, rows_per_chunk: int = 512) -> np.ndarray:
+    """Full-resolution result from the full input and the working-resolution (input, output) pair.
+
+    Processed in horizontal strips of `rows_per_chunk` rows so peak memory
+    stays a small multiple of the photo's own size.
+    """
+    height, width = full_input.shape[:2]
+    if (height, width) == work_input.shape[:2]:
+        return np.clip(work_output, 0.0, 1.0).astype(np.float32)
+    a, b = fit_colour_transform(work_input, work_output)
+    work_h, work_w = work_input.shape[:2]
+    coeffs = np.concatenate([a.reshape(work_h, work_w, 9), b, work_input], axis=2).astype(np.float32)
+    sigma = None
+    out = np.empty((height, width, 3), np.float32)
+    for top in range(0, height, rows_per_chunk):
+        bottom = min(height, top + rows_per_chunk)
+        strip = upsample_rows(coeffs, height, width, top, bottom)
+        a_s = strip[..., :9].reshape(bottom - top, width, 3, 3)
+        b_s = strip[..., 9:12]
+        low = strip[..., 12:15]
+        detail = full_input[top:bottom].astype(np.float32) - low
+        if sigma is None:
+            sigma = estimate_noise(detail)
+        guide = low + soft_threshold(detail, noise_threshold * sigma)
+        out[top:bottom] = np.einsum("hwij,hwj->hwi", a_s, guide) + b_s
+    return np.clip(out, 0.0, 1.0)
+
+
+def upsample_rows(coeffs: np.ndarray, height: int, width: int, top: int, bottom: int) -> np.ndarray:
+    """Rows [top, bottom) of the bilinear upsampling of `coeffs` to height×width (pixel-centre aligned)."""
+    work_h, work_w = coeffs.shape[:2]
+    ys = (np.arange(top, bottom, dtype=np.float32) + 0.5) * (work_h / height) - 0.5
+    xs = (np.arange(width, dtype=np.float32) + 0.5) * (work_w / width) - 0.5
+    map_x, map_y = np.meshgrid(xs, ys)
+    channels = [cv2.remap(coeffs[..., i:i + 4], map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                for i in range(0, coeffs.shape[2], 4)]
+    return np.concatenate([c if c.ndim == 3 else c[..., None] for c in channels], axis=2)[..., : coeffs.shape[2]]
