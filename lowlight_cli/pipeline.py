@@ -33,7 +33,7 @@ DEFAULT_WORK_SIZE = 384
 
 def default_model_path() -> Path:
     """The checkpoint installed with the package (top-level `weights/` in the repo)."""
-    return Path(str(resources.files("lowlight_cli.weights").joinpath(f"{DEFAULT_MODEL}.safetensors")))
+    return Path(str(resources.files("lowlight_cli.bundled_weights").joinpath(f"{DEFAULT_MODEL}.safetensors")))
 
 
 def resolve_model_path(model: str | Path) -> Path:
@@ -107,8 +107,13 @@ class Enhancer:
             boundary=torch.from_numpy(prior.boundary.astype(np.float32))[None, None],
         )
 
-    def enhance(self, rgb: np.ndarray, prior: RegionPrior | None = None) -> EnhanceResult:
-        """Enhance an H×W×3 float image in [0,1]; `prior` (at working resolution) skips prior extraction."""
+    def enhance_working(self, rgb: np.ndarray, prior: RegionPrior | None = None
+                        ) -> tuple[WorkingCopy, np.ndarray, RegionPrior, dict[str, float]]:
+        """Prior + sampling at working resolution: (working copy, working output, prior, timings).
+
+        Split from `finish` so video can smooth the working output over time
+        before it is carried to full resolution.
+        """
         timings: dict[str, float] = {}
         start = time.perf_counter()
         work_size = max(rgb.shape[:2]) if self.full_res else self.work_size
@@ -128,6 +133,11 @@ class Enhancer:
                               "or --device cpu") from None
         work_output = np.clip(working.base + residual[0].permute(1, 2, 0).numpy(), 0.0, 1.0)
         timings["sample"] = time.perf_counter() - start
+        return working, work_output, prior, timings
+
+    def enhance(self, rgb: np.ndarray, prior: RegionPrior | None = None) -> EnhanceResult:
+        """Enhance an H×W×3 float image in [0,1]; `prior` (at working resolution) skips prior extraction."""
+        working, work_output, prior, timings = self.enhance_working(rgb, prior)
         start = time.perf_counter()
         out = reconstruct(rgb, working.low, work_output)
         timings["reconstruct"] = time.perf_counter() - start

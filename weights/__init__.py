@@ -1,1 +1,1 @@
-"""The default model shipped with the package (installed as `lowlight_cli.weights`)."""
+"""The default model shipped with the package (installed as `lowlight_cli.bundled_weights`)."""

@@ -69,11 +69,14 @@ def load_image(path: str | Path) -> LoadedImage:
             width, height = image.size
             if width * height > MAX_PIXELS:
                 raise InputError(
-                    f"{path}: {width}x{height} is {width * height / 1e6:.0f} MP, over the {MAX_PIXELS // 1_000_000} MP limit"
+                    f"{path}: {width}x{height} is {width * height / 1e6:.0f} MP, more than {MAX_PIXELS // 1_000_000} MP; "
+                    "refusing to decode it"
                 )
             image.load()
     except InputError:
         raise
+    except Image.DecompressionBombError:
+        raise InputError(f"{path}: declares more than {MAX_PIXELS // 1_000_000} MP; refusing to decode it") from None
     except UnidentifiedImageError:
         raise InputError(f"{path}: not a supported image (supported: {supported_formats()})") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:

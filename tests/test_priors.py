@@ -1,0 +1,32 @@
+"""Region priors: the built-in producer and label-map normalisation."""
+
+import numpy as np
+
+from lowlight_cli.priors.fallback import fallback_prior
+from lowlight_cli.priors.region_prior import RegionPrior, boundary_map
+
+
+def test_fallback_prior_regions_follow_the_image():
+    image = np.zeros((64, 96, 3), np.float32)
+    image[:, 48:] = [0.8, 0.2, 0.1]
+    image[20:40, 10:30] = [0.1, 0.3, 0.9]
+    prior = fallback_prior(image, max_regions=16)
+    assert prior.labels.shape == (64, 96) and prior.labels.dtype == np.int32
+    assert 2 <= prior.num_regions <= 16
+    assert prior.labels[5, 5] != prior.labels[5, 90]
+    assert prior.boundary[:, 47:49].any()
+
+
+def test_from_labels_orders_by_area_and_caps():
+    labels = np.array([[5, 5, 5, 7], [5, 9, 9, 7], [0, 0, 0, 0]])
+    prior = RegionPrior.from_labels(labels, "test", max_regions=2, scores=np.arange(10, dtype=np.float32))
+    assert prior.num_regions == 2
+    assert (prior.labels[labels == 5] == 1).all()  # largest region first
+    assert set(np.unique(prior.labels)) == {0, 1, 2}
+    assert prior.scores.tolist() == [5.0, 9.0] or prior.scores.tolist() == [5.0, 7.0]
+
+
+def test_empty_prior_and_boundary():
+    prior = RegionPrior.empty(4, 5)
+    assert prior.num_regions == 0 and not prior.labels.any()
+    assert boundary_map(np.array([[1, 1, 2]])).tolist() == [[0.0, 1.0, 1.0]]
