@@ -1,0 +1,192 @@
+"""The `lowlight` commands as a user runs them (typer's CliRunner)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from lowlight_cli import __version__
+from lowlight_cli.cli import app
+from tests.conftest import dark_array
+
+runner = CliRunner()
+FAST = ["--prior", "fallback", "--steps", "2", "--work-size", "48"]
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_help_and_version_do_not_import_torch():
+    code = ("import sys; from typer.testing import CliRunner; from lowlight_cli.cli import app; "
+            "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output; "
+            "r = CliRunner().invoke(app, ['enhance', '--help']); assert r.exit_code == 0; "
+            "r = CliRunner().invoke(app, ['--version']); assert r.exit_code == 0; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert __version__ in run("--version").output
+
+
+def test_enhance_writes_same_size_output_beside_input(dark_jpeg, tiny_checkpoint):
+    before = dark_jpeg.read_bytes()
+    result = run("enhance", dark_jpeg, "--model", tiny_checkpoint, *FAST)
+    assert result.exit_code == 0, result.output
+    out = dark_jpeg.with_name("dark photo_enhanced.jpg")
+    assert Image.open(out).size == Image.open(dark_jpeg).size
+    assert dark_jpeg.read_bytes() == before
+    # A second run skips the finished output instead of redoing it.
+    mtime = out.stat().st_mtime_ns
+    result = run("enhance", dark_jpeg, "--model", tiny_checkpoint, *FAST)
+    assert result.exit_code == 0 and "skipped" in result.output
+    assert out.stat().st_mtime_ns == mtime
+
+
+def test_enhance_output_file_and_folder(tmp_path, dark_jpeg, tiny_checkpoint):
+    result = run("enhance", dark_jpeg, "-o", tmp_path / "x.png", "--model", tiny_checkpoint, *FAST)
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "x.png").format == "PNG"
+    second = tmp_path / "second.png"
+    Image.fromarray(dark_array(seed=1)).save(second)
+    result = run("enhance", dark_jpeg, second, "-o", tmp_path / "outs", "--model", tiny_checkpoint, *FAST)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "outs").iterdir()) == ["dark photo_enhanced.jpg", "second_enhanced.png"]
+
+
+def test_missing_input_is_one_line_error(tmp_path):
+    result = run("enhance", tmp_path / "nope.jpg")
+    assert result.exit_code == 1
+    assert "nope.jpg: file not found" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_refuses_to_write_over_input(dark_jpeg, tiny_checkpoint):
+    before = dark_jpeg.read_bytes()
+    result = run("enhance", dark_jpeg, "-o", dark_jpeg, "--model", tiny_checkpoint, "--overwrite", *FAST)
+    assert result.exit_code == 1 and "over the input" in result.output
+    assert dark_jpeg.read_bytes() == before
+
+
+def make_folder(root: Path) -> Path:
+    folder = root / "dark"
+    (folder / "sub").mkdir(parents=True)
+    Image.fromarray(dark_array(seed=1)).save(folder / "a.jpg")
+    Image.fromarray(dark_array(seed=2)).save(folder / "sub" / "b.png")
+    (folder / "broken.jpg").write_bytes(b"not really a jpeg")
+    (folder / "notes.txt").write_text("ignored")
+    return folder
+
+
+def test_batch_outputs_resume_and_failures(tmp_path, tiny_checkpoint):
+    folder = make_folder(tmp_path)
+    out = tmp_path / "out"
+    result = run("batch", folder, "-o", out, "--recursive", "--model", tiny_checkpoint, *FAST)
+    assert result.exit_code == 1  # one file failed
+    assert "broken.jpg" in result.output and "2 enhanced" in result.output and "1 failed" in result.output
+    assert (out / "a.jpg").exists() and (out / "sub" / "b.png").exists()
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.*")}
+    (folder / "broken.jpg").unlink()
+    result = run("batch", folder, "-o", out, "--recursive", "--model", tiny_checkpoint, *FAST)
+    assert result.exit_code == 0, result.output
+    assert "0 enhanced" in result.output and "2 skipped" in result.output
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.*")} == mtimes
+
+
+def test_batch_glob_and_non_recursive(tmp_path, tiny_checkpoint):
+    folder = make_folder(tmp_path)
+    result = run("batch", folder, "-o", tmp_path / "o", "--glob", "*.png", "--recursive", "--model", tiny_checkpoint, *FAST)
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in (tmp_path / "o").rglob("*.*")] == ["b.png"]
+
+
+def test_ctrl_c_stops_with_130_and_keeps_finished_outputs(tmp_path, tiny_checkpoint, monkeypatch):
+    import lowlight_cli.cli as cli
+
+    folder = make_folder(tmp_path)
+    (folder / "broken.jpg").unlink()
+    real = cli.enhance_one
+    calls = []
+
+    def interrupt_second(enhancer, job):
+        calls.append(job)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real(enhancer, job)
+
+    monkeypatch.setattr(cli, "enhance_one", interrupt_second)
+    result = run("batch", folder, "-o", tmp_path / "o", "--recursive", "--model", tiny_checkpoint, *FAST)
+    assert result.exit_code == 130
+    assert [p.name for p in (tmp_path / "o").rglob("*.*")] == ["a.jpg"]
+    assert not list((tmp_path / "o").rglob("*.part"))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--steps", "0"], "--steps must be at least 1"),
+    (["--steps", "-3"], "--steps must be at least 1"),
+    (["--steps", "51"], "at most 50"),
+    (["--device", "cuda"], "cuda"),
+    (["--work-size", "4"], "--work-size"),
+    (["--sam-checkpoint", "/nonexistent/sam.safetensors", "--prior", "sam"], "not found"),
+])
+def test_invalid_options_are_clear_errors(dark_jpeg, tiny_checkpoint, args, message):
+    import torch
+
+    if "cuda" in args and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = run("enhance", dark_jpeg, "--model", tiny_checkpoint, *args)
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("option, value", [("--prior", "magic"), ("--sam-model", "vit_x"), ("--device", "tpu")])
+def test_unknown_choices_are_rejected(dark_jpeg, option, value):
+    result = run("enhance", dark_jpeg, option, value)
+    assert result.exit_code == 2
+    assert "Invalid value" in result.output
+
+
+def test_wrong_checkpoint_is_refused(dark_jpeg, tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x80\x04 pickle bytes")
+    result = run("enhance", dark_jpeg, "--model", bad, *FAST)
+    assert result.exit_code == 1 and "not a valid .safetensors" in result.output
+
+
+def test_models_list_path_and_info():
+    result = run("models", "list")
+    assert result.exit_code == 0 and "sam-vit-b" in result.output and "lowlight-default" in result.output
+    result = run("models", "path", "sam-vit-h")
+    assert result.exit_code == 1 and "not downloaded" in result.output
+    result = run("info")
+    assert result.exit_code == 0 and "Hugging Face cache" in result.output
+
+
+def test_eval_and_train_on_a_tiny_paired_folder(tmp_path, tiny_checkpoint):
+    for sub in ("low", "high"):
+        (tmp_path / "pairs" / sub).mkdir(parents=True)
+    for i in range(2):
+        Image.fromarray(dark_array(40, 48, seed=i)).save(tmp_path / "pairs" / "low" / f"{i}.png")
+        Image.fromarray((dark_array(40, 48, seed=i).astype(int) * 4).clip(0, 255).astype("uint8")).save(
+            tmp_path / "pairs" / "high" / f"{i}.png")
+    result = run("eval", "--data", tmp_path / "pairs", "--model", tiny_checkpoint, "--per-image", *FAST)
+    assert result.exit_code == 0, result.output
+    assert "PSNR" in result.output and "on 2 pairs" in result.output
+    result = run("eval", "--data", tmp_path / "pairs", "--method", "gamma")
+    assert result.exit_code == 0 and "gamma on 2 pairs" in result.output
+
+    out = tmp_path / "m.safetensors"
+    args = ["train", "--data", tmp_path / "pairs", "--out", out, "--steps", "2", "--batch-size", "2", "--crop", "32",
+            "--base-channels", "8", "--save-every", "1", "--device", "cpu"]
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    args[args.index("--steps") + 1] = "3"
+    result = run(*args)  # resumes from step 2
+    assert result.exit_code == 0, result.output
+    from lowlight_cli.checkpoint import read_provenance
+
+    assert read_provenance(out)["steps"] == 3
+    result = run("enhance", tmp_path / "pairs" / "low" / "0.png", "-o", tmp_path / "e.png", "--model", out, *FAST)
+    assert result.exit_code == 0, result.output
