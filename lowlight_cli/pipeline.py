@@ -32,8 +32,16 @@ DEFAULT_WORK_SIZE = 384
 
 
 def default_model_path() -> Path:
-    """The checkpoint installed with the package (top-level `weights/` in the repo)."""
-    return Path(str(resources.files("lowlight_cli.bundled_weights").joinpath(f"{DEFAULT_MODEL}.safetensors")))
+    """The checkpoint installed with the package (top-level `weights/` in the repo).
+
+    Installed, `weights/` is the package `lowlight_cli.bundled_weights`; run from a
+    source checkout (tests, development), it is the folder beside `lowlight_cli/`.
+    """
+    filename = f"{DEFAULT_MODEL}.safetensors"
+    try:
+        return Path(str(resources.files("lowlight_cli.bundled_weights").joinpath(filename)))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "weights" / filename
 
 
 def resolve_model_path(model: str | Path) -> Path:

@@ -1,0 +1,48 @@
+"""Make the before/after strip in examples/ from real dark photos.
+
+    python benchmarks/strip.py ../shared/data/lowlight-samples examples/before_after.jpg --model default
+
+Top row: the dark inputs; bottom row: lowlight-cli's output (default settings).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from lowlight_cli.io.images import load_image
+from lowlight_cli.pipeline import Enhancer
+
+DEFAULT_NAMES = ["DICM_02.jpg", "LIME_3.jpg", "MEF_Candle.jpg", "DICM_22.jpg", "LIME_8.jpg", "MEF_Office.jpg"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--prior", default="fallback")
+    parser.add_argument("--height", type=int, default=240, help="row height in pixels")
+    parser.add_argument("--names", default=",".join(DEFAULT_NAMES))
+    args = parser.parse_args()
+    enhancer = Enhancer(model=args.model, device="auto", prior=args.prior, steps=args.steps)
+    tops, bottoms = [], []
+    for name in args.names.split(","):
+        rgb = load_image(args.folder / name).rgb
+        out = enhancer.enhance(rgb).rgb
+        width = round(rgb.shape[1] * args.height / rgb.shape[0])
+        for row, image in ((tops, rgb), (bottoms, out)):
+            row.append(np.asarray(Image.fromarray((image * 255 + 0.5).astype(np.uint8)).resize((width, args.height),
+                                                                                                 Image.LANCZOS)))
+        print(name)
+    strip = np.concatenate([np.concatenate(tops, axis=1), np.concatenate(bottoms, axis=1)], axis=0)
+    Image.fromarray(strip).save(args.out, quality=90)
+    print(args.out)
+
+
+if __name__ == "__main__":
+    main()
