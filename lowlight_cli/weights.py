@@ -175,7 +175,8 @@ def fetch_checkpoint(name: str, *, endpoint: str | None = None, cache_dir: Path 
                            f"run `lowlight models download {name}` on a machine with network, "
                            f"or pass --sam-checkpoint PATH")
 
-    endpoint = (endpoint or constants.ENDPOINT).rstrip("/")
+    # HF_ENDPOINT is read now, not at import: a mirror set after start-up (or by a test) still applies.
+    endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
     _require_reachable(endpoint)
     path = _download(entry, root, endpoint, progress)
     actual = _file_sha256(path)

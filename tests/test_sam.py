@@ -326,3 +326,43 @@ def test_locate_sam_checkpoint(tmp_path, monkeypatch):
     cached["sam-vit-h"] = tmp_path / "h.safetensors"
     assert locate_sam_checkpoint("vit_h", None, download=True) == tmp_path / "h.safetensors"
     assert fetched == ["sam-vit-l"]
+
+
+def test_sam_downloads_from_the_loopback_hub_and_guides_the_enhancer(tmp_path, monkeypatch):
+    """`--prior sam` end to end: registry → loopback Hub download → sha256 → SAM masks → denoiser."""
+    import dataclasses
+    import hashlib
+
+    import lowlight_cli.weights as weights
+    from lowlight_cli.pipeline import Enhancer
+    from tests.conftest import tiny_model
+    from tests.hub_server import FakeHub
+
+    torch.manual_seed(0)
+    sam = build_sam(TINY)
+    randomize(sam, seed=3)
+    local = tmp_path / "tiny.safetensors"
+    save_file(sam.state_dict(), local)
+    payload = local.read_bytes()
+    entry = dataclasses.replace(weights.REGISTRY["sam-vit-b"], repo_id="test/sam-tiny", revision="a" * 40,
+                                sha256=hashlib.sha256(payload).hexdigest(), size=len(payload))
+    monkeypatch.setitem(weights.REGISTRY, "sam-vit-b", entry)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for proxy in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+    with FakeHub() as hub:
+        hub.add("test/sam-tiny", "a" * 40, "model.safetensors", payload)
+        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+        assert locate_sam_checkpoint("vit_b", None, download=False) is None  # auto never downloads
+        path = locate_sam_checkpoint("vit_b", None, download=True)
+    assert path.read_bytes() == payload and weights.find_cached("sam-vit-b") == path
+
+    producer = SamPriorProducer("tiny", path, max_regions=8, points_per_side=4, encoder_size=64, arch=TINY,
+                                pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0,
+                                cache=PriorCache(tmp_path / "priors"))
+    enhancer = Enhancer(model=tiny_model(), device="cpu", prior="none", steps=2, work_size=64)
+    enhancer.prior_fn = producer
+    result = enhancer.enhance(synthetic_image(60, 80) * 0.1)
+    assert result.prior.source == "sam:tiny" and result.prior.num_regions >= 1
+    assert result.rgb.shape == (60, 80, 3)
