@@ -115,17 +115,22 @@ class Enhancer:
             boundary=torch.from_numpy(prior.boundary.astype(np.float32))[None, None],
         )
 
-    def enhance_working(self, rgb: np.ndarray, prior: RegionPrior | None = None
+    def working_copy(self, rgb: np.ndarray) -> WorkingCopy:
+        """The image at the resolution the denoiser runs at (full size with --full-res)."""
+        work_size = max(rgb.shape[:2]) if self.full_res else self.work_size
+        return make_working_copy(rgb, work_size, self.config.target_brightness)
+
+    def enhance_working(self, rgb: np.ndarray, prior: RegionPrior | None = None, working: WorkingCopy | None = None
                         ) -> tuple[WorkingCopy, np.ndarray, RegionPrior, dict[str, float]]:
         """Prior + sampling at working resolution: (working copy, working output, prior, timings).
 
-        Split from `finish` so video can smooth the working output over time
-        before it is carried to full resolution.
+        Split from `reconstruct` so video can compare frames at working size
+        and smooth the working output over time before it is carried to full
+        resolution; `working` may be passed in when the caller already made it.
         """
         timings: dict[str, float] = {}
         start = time.perf_counter()
-        work_size = max(rgb.shape[:2]) if self.full_res else self.work_size
-        working = make_working_copy(rgb, work_size, self.config.target_brightness)
+        working = working if working is not None else self.working_copy(rgb)
         timings["prepare"] = time.perf_counter() - start
         start = time.perf_counter()
         if prior is None or prior.labels.shape != working.shape:

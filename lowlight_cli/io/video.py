@@ -1,0 +1,506 @@
+"""Video frames in and out, one frame at a time.
+
+A video is never held in memory: `open_source` decodes frames lazily (a video
+file through PyAV's bundled ffmpeg, or a folder of numbered images) and the
+sinks write each enhanced frame as it arrives. Outputs are never partial:
+`VideoSink` encodes into a temporary file beside the target and renames it
+only once the last frame and the audio are in, and `FolderSink` writes every
+frame atomically, so a re-run can resume at the first missing frame.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import tempfile
+from abc import ABC, abstractmethod
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from lowlight_cli.errors import InputError, OutputError, UsageError
+from lowlight_cli.io.images import IMAGE_SUFFIXES, load_image, same_file, save_image
+
+# What we write. Any file ffmpeg can play is read; AVI is not written because it cannot
+# carry H.264's B-frame timestamps.
+VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv"}
+FRAME_FORMATS = {"png", "jpg"}
+FOLDER_FPS = Fraction(30)
+# Audio codecs players handle in MP4/MOV; other codecs are re-encoded to AAC (Matroska takes anything).
+PORTABLE_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "flac"}
+
+Frame = tuple[int, np.ndarray]
+
+
+def _av():
+    """PyAV, imported lazily: it loads ffmpeg, which `lowlight --help` should not pay for."""
+    import av
+
+    return av
+
+
+def video_formats() -> str:
+    return ", ".join(sorted(s.lstrip(".") for s in VIDEO_SUFFIXES))
+
+
+class FrameSource(ABC):
+    """A single-pass stream of `(index, rgb)` frames, rgb float32 H×W×3 in [0, 1].
+
+    fps:         frames per second (a Fraction, so 30000/1001 stays exact)
+    size:        (width, height) of every frame, as displayed
+    frame_count: how many frames iteration will give, estimated; None if unknown
+    has_audio:   whether `path` has an audio track worth carrying to the output
+    start_time:  seconds on the source's own timeline of the first frame (where the audio is cut)
+    """
+
+    path: Path
+    fps: Fraction
+    size: tuple[int, int]
+    frame_count: int | None
+    has_audio: bool = False
+    start_time: float = 0.0
+
+    @abstractmethod
+    def __iter__(self) -> Iterator[Frame]: ...
+
+    def close(self) -> None:
+        """Release the decoder (idempotent)."""
+
+    def __enter__(self) -> "FrameSource":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def open_source(path: Path, start: float | None = None, end: float | None = None, max_frames: int | None = None,
+                folder_fps: Fraction = FOLDER_FPS) -> FrameSource:
+    """A video file or a folder of frames, limited to [start, end) seconds and at most `max_frames` frames.
+
+    `folder_fps` is the frame rate assumed for a folder, which has none of its own.
+    """
+    path = Path(path)
+    _check_window(start, end, max_frames)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    if path.is_dir():
+        return FolderSource(path, start, end, max_frames, Fraction(folder_fps))
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        raise InputError(f"{path}: is a photo, not a video (use `lowlight enhance`)")
+    return VideoFileSource(path, start, end, max_frames)
+
+
+def _check_window(start: float | None, end: float | None, max_frames: int | None) -> None:
+    if start is not None and start < 0:
+        raise UsageError(f"--start must be 0 or more seconds, got {start}")
+    if end is not None and end <= (start or 0.0):
+        raise UsageError(f"--end ({end}) must be after --start ({start or 0})")
+    if max_frames is not None and max_frames < 1:
+        raise UsageError(f"--max-frames must be at least 1, got {max_frames}")
+
+
+class VideoFileSource(FrameSource):
+    """Frames decoded by PyAV. The first frame is decoded on open, so a file that
+    cannot be played fails here, before any model is run or output created."""
+
+    def __init__(self, path: Path, start: float | None, end: float | None, max_frames: int | None) -> None:
+        av = _av()
+        self.path, self.max_frames = path, max_frames
+        try:
+            self.container = av.open(str(path))
+        except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}: not a readable video ({_reason(exc)})") from None
+        try:
+            self._open_stream(start, end)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open_stream(self, start: float | None, end: float | None) -> None:
+        av = _av()
+        if not self.container.streams.video:
+            raise InputError(f"{self.path}: has no video stream")
+        stream = self.container.streams.video[0]
+        if stream.codec_context is None:
+            raise InputError(f"{self.path}: no decoder for its video codec in this ffmpeg build")
+        stream.thread_type = "AUTO"
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        if not rate:
+            raise InputError(f"{self.path}: cannot tell the frame rate")
+        self.stream, self.fps = stream, Fraction(rate)
+        self.has_audio = bool(self.container.streams.audio)
+        origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        self._start, self._end = origin + (start or 0.0), None if end is None else origin + end
+        try:
+            if start:
+                self.container.seek(int(self._start / stream.time_base), stream=stream)
+            self._frames = self._decoded()
+            first = next(self._frames, None)
+        except av.FFmpegError as exc:
+            raise InputError(f"{self.path}: corrupt or unsupported video ({_reason(exc)})") from None
+        if first is None:
+            raise InputError(f"{self.path}: no frames in the selected time range")
+        self._first = first
+        self.start_time = first.time if first.time is not None else self._start
+        sideways = round(first.rotation / 90) % 2
+        self.size = (first.height, first.width) if sideways else (first.width, first.height)
+        self.frame_count = self._estimate_count(start, end)
+
+    def _estimate_count(self, start: float | None, end: float | None) -> int | None:
+        """From the container's duration and the window; only good enough for progress bars."""
+        stream = self.stream
+        if stream.duration is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif self.container.duration is not None:
+            duration = self.container.duration / 1_000_000
+        else:
+            duration = None
+        if end is not None:
+            duration = end if duration is None else min(duration, end)
+        count = None if duration is None else max(1, round((duration - (start or 0.0)) * self.fps))
+        if self.max_frames is not None:
+            count = self.max_frames if count is None else min(count, self.max_frames)
+        return count
+
+    def _decoded(self) -> Iterator:
+        """Decoded frames inside [start, end), counting on frame times to drop the seek run-up."""
+        half_frame = 0.5 / float(self.fps)
+        for frame in self.container.decode(self.stream):
+            time = frame.time
+            if time is not None and time < self._start - half_frame:
+                continue
+            if time is not None and self._end is not None and time >= self._end - half_frame:
+                return
+            yield frame
+
+    def _rgb(self, frame) -> np.ndarray:
+        """Display-orientation RGB float: the stream's rotation (phone videos) is applied here."""
+        pixels = frame.to_ndarray(format="rgb24", src_color_range=frame.color_range or None)
+        quarter_turns = round(frame.rotation / 90) % 4
+        if quarter_turns:
+            pixels = np.rot90(pixels, quarter_turns)
+        return np.ascontiguousarray(pixels, dtype=np.float32) / 255.0
+
+    def __iter__(self) -> Iterator[Frame]:
+        """Single pass: the decoder only moves forward."""
+        av = _av()
+        index = 0
+        try:
+            for index, frame in enumerate(itertools.islice(itertools.chain([self._first], self._frames),
+                                                           self.max_frames)):
+                yield index, self._rgb(frame)
+        except av.FFmpegError as exc:
+            raise InputError(f"{self.path}: corrupt video near frame {index + 1} ({_reason(exc)})") from None
+
+    def close(self) -> None:
+        container = getattr(self, "container", None)
+        if container is not None:
+            container.close()
+            self.container = None
+
+
+class FolderSource(FrameSource):
+    """Sorted image files as frames; names sort naturally, so frame_2 comes before frame_10."""
+
+    def __init__(self, folder: Path, start: float | None, end: float | None, max_frames: int | None,
+                 fps: Fraction) -> None:
+        if fps <= 0:
+            raise UsageError(f"the frame rate of a frames folder must be positive, got {fps}")
+        self.path, self.fps = folder, fps
+        files = sorted((p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                        and p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+        if not files:
+            raise InputError(f"{folder}: no image frames found")
+        first = round(start * fps) if start else 0
+        last = round(end * fps) if end is not None else len(files)
+        self.files = files[first:last][:max_frames]
+        if not self.files:
+            raise InputError(f"{folder}: no frames in the selected time range ({len(files)} frames in all)")
+        height, width = load_image(self.files[0]).rgb.shape[:2]
+        self.size, self.frame_count = (width, height), len(self.files)
+
+    def __iter__(self) -> Iterator[Frame]:
+        for index, path in enumerate(self.files):
+            rgb = load_image(path).rgb
+            if (rgb.shape[1], rgb.shape[0]) != self.size:
+                raise InputError(f"{path}: is {rgb.shape[1]}x{rgb.shape[0]}, but the first frame is "
+                                 f"{self.size[0]}x{self.size[1]} (all frames must match)")
+            yield index, rgb
+
+
+def _natural_key(path: Path) -> list:
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+def _reason(exc: BaseException) -> str:
+    """ffmpeg's message without the file name it repeats."""
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+class FrameSink(ABC):
+    """Where enhanced frames go. Used as a context manager: a clean exit commits the
+    output, an exception (Ctrl-C included) aborts it."""
+
+    def done(self, index: int) -> bool:
+        """Whether frame `index` is already written by an earlier run (only folders can resume)."""
+        return False
+
+    @abstractmethod
+    def write(self, index: int, rgb: np.ndarray) -> None: ...
+
+    def commit(self) -> None:
+        """Make the output final."""
+
+    def abort(self) -> None:
+        """Drop whatever is unfinished."""
+
+    def __enter__(self) -> "FrameSink":
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+def open_sink(target: Path, source: FrameSource, frame_format: str = "png", overwrite: bool = False) -> FrameSink:
+    """A video file for a video extension, otherwise a folder of `frame_000001.<frame_format>` files.
+
+    Without `overwrite`, an existing video is an error and a folder resumes
+    (its existing frames are kept); with it, both are written afresh.
+    """
+    target = Path(target)
+    if target.suffix.lower() in VIDEO_SUFFIXES:
+        if same_file(target, source.path) or target.resolve() == source.path.resolve():
+            raise OutputError(f"{target}: refusing to write over the input video")
+        if target.exists() and not overwrite:
+            raise OutputError(f"{target}: already exists (use --overwrite to replace it)")
+        audio = (source.path, source.start_time) if source.has_audio else None
+        return VideoSink(target, source.fps, source.size, audio)
+    if target.suffix and not target.is_dir():
+        raise OutputError(f"-o {target}: name a video ({video_formats()}) or a folder for frames")
+    if target.resolve() == source.path.resolve():
+        raise OutputError(f"-o {target}: must differ from the input folder (inputs are never overwritten)")
+    return FolderSink(target, frame_format, resume=not overwrite)
+
+
+class FolderSink(FrameSink):
+    """Numbered frames, each written atomically: with `resume`, an existing file is a finished frame."""
+
+    def __init__(self, folder: Path, frame_format: str = "png", resume: bool = True) -> None:
+        frame_format = frame_format.lower().lstrip(".")
+        if frame_format not in FRAME_FORMATS:
+            raise UsageError(f"frame format {frame_format}: choose from {', '.join(sorted(FRAME_FORMATS))}")
+        self.folder, self.suffix, self.resume = Path(folder), f".{frame_format}", resume
+
+    def path_for(self, index: int) -> Path:
+        return self.folder / f"frame_{index + 1:06d}{self.suffix}"
+
+    def done(self, index: int) -> bool:
+        return self.resume and self.path_for(index).exists()
+
+    def write(self, index: int, rgb: np.ndarray) -> None:
+        save_image(self.path_for(index), rgb)
+
+
+class VideoSink(FrameSink):
+    """H.264 (libx264, else MPEG-4 Part 2) yuv420p video with the source's audio, written to a
+    temporary file beside `target` and renamed into place by `commit`.
+
+    `audio` is (file to take the audio track from, second of that file's timeline where the
+    first frame sits). yuv420p needs even sides, so an odd width or height is padded by
+    repeating the last column or row rather than cropping away picture. Nothing touches
+    the disk before the first frame, so a sink that is never written leaves nothing behind.
+    """
+
+    def __init__(self, target: Path, fps: Fraction, size: tuple[int, int],
+                 audio: tuple[Path, float] | None = None) -> None:
+        self.target, self.fps, self.size, self.audio_from = Path(target), Fraction(fps), size, audio
+        self.frames_written = 0
+        self.tmp = self.container = self.video = self.audio = None
+
+    def _start(self) -> None:
+        av = _av()
+        self.tmp = _temporary_beside(self.target)
+        try:
+            self.container = av.open(str(self.tmp), "w")
+            self.video = _add_video_stream(self.container, self.fps, self.size)
+            if self.audio_from is not None:
+                self.audio = AudioTrack(*self.audio_from, self.container)
+        except (av.FFmpegError, OSError) as exc:
+            self.abort()
+            raise OutputError(f"{self.target}: cannot start writing ({_reason(exc)})") from None
+
+    def write(self, index: int, rgb: np.ndarray) -> None:
+        """Append a frame: frames must come in order (`index` is only for the folder sink's names)."""
+        av = _av()
+        from av.video.reformatter import ColorRange, Colorspace
+
+        if self.container is None:
+            self._start()
+        pixels = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        width, height = self.video.codec_context.width, self.video.codec_context.height
+        pixels = np.pad(pixels, ((0, height - pixels.shape[0]), (0, width - pixels.shape[1]), (0, 0)), mode="edge")
+        frame = av.VideoFrame.from_ndarray(pixels, format="rgb24").reformat(
+            format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG)
+        frame.pts = self.frames_written
+        self._mux(self.video.encode(frame))
+        self.frames_written += 1
+        if self.audio is not None:
+            self._mux(self.audio.packets_until(self.frames_written / self.fps))
+
+    def _mux(self, packets: Iterable) -> None:
+        """Mux, reporting ffmpeg failures (including lazily decoded audio's) as one line."""
+        av = _av()
+        try:
+            self.container.mux(list(packets))
+        except (av.FFmpegError, OSError) as exc:
+            raise OutputError(f"{self.target}: write failed ({_reason(exc)})") from None
+
+    def commit(self) -> None:
+        """Flush the encoder and the audio up to the video's length, then rename into place."""
+        if self.frames_written == 0:
+            raise OutputError(f"{self.target}: no frames to write")
+        try:
+            self._mux(self.video.encode(None))
+            if self.audio is not None:
+                self._mux(self.audio.last_packets(self.frames_written / self.fps))
+                self.audio.close()
+            self.container.close()
+            self.container = None
+            _fsync(self.tmp)
+            os.chmod(self.tmp, 0o644)  # mkstemp made it private; the result is an ordinary file
+            os.replace(self.tmp, self.target)
+        except OSError as exc:
+            self.abort()
+            raise OutputError(f"{self.target}: write failed ({exc.strerror or exc}); "
+                              "no partial file was left") from None
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        for resource in (self.audio, self.container):
+            if resource is not None:
+                try:
+                    resource.close()
+                except Exception:  # already failing: the temporary file is what must go
+                    pass
+        self.audio = self.container = None
+        if self.tmp is not None:
+            try:
+                os.unlink(self.tmp)
+            except FileNotFoundError:
+                pass
+
+
+def _temporary_beside(target: Path) -> Path:
+    """An empty file next to `target` whose name keeps the extension, so ffmpeg picks the container."""
+    folder = target.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=folder)
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot write here ({exc.strerror or exc})") from None
+    os.close(fd)
+    return Path(name)
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
+def _add_video_stream(container, fps: Fraction, size: tuple[int, int]):
+    """libx264 at visually lossless quality if this ffmpeg has it, else MPEG-4 at a generous bit rate."""
+    av = _av()
+    width, height = size[0] + size[0] % 2, size[1] + size[1] % 2
+    if "libx264" in av.codecs_available:
+        stream = container.add_stream("libx264", rate=fps, options={"crf": "18"})
+    else:  # an ffmpeg built without GPL parts
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.bit_rate = int(width * height * float(fps) * 0.3)
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    context = stream.codec_context
+    # Say what the pixels are, so players do not guess BT.601 for SD and BT.709 for HD.
+    context.colorspace = context.color_primaries = context.color_trc = 1  # BT.709
+    context.color_range = 1  # limited ("MPEG") range
+    return stream
+
+
+class AudioTrack:
+    """The source's audio cut to the video's time window, muxed in step with the frames.
+
+    Packets are copied untouched when the output container plays the codec well,
+    otherwise decoded and re-encoded to AAC. Feeding audio as frames are written
+    (rather than all at the end) keeps the two interleaved in the file.
+    """
+
+    def __init__(self, source: Path, start: float, output) -> None:
+        av = _av()
+        self.start = start
+        self.input = av.open(str(source))
+        self.stream = self.input.streams.audio[0]
+        codec = self.stream.codec_context.name
+        self.copy = codec in output.supported_codecs and (codec in PORTABLE_AUDIO or output.format.name == "matroska")
+        if self.copy:
+            self.output = output.add_stream_from_template(self.stream)
+        else:
+            self.output = output.add_stream("aac", rate=self.stream.codec_context.sample_rate or 48000)
+            self.output.layout = self.stream.codec_context.layout
+        if start > 0:
+            self.input.seek(int(start * 1_000_000))  # AV_TIME_BASE units; audio packets are all key packets
+        self.pending = self._timed_packets()
+        self.next: tuple[float, object] | None = None
+
+    def _timed_packets(self) -> Iterator[tuple[float, object]]:
+        """(seconds into the output, packet ready to mux) for all audio from `start` on."""
+        for packet in self.input.demux(self.stream):
+            if packet.pts is None:
+                continue  # the demuxer's end-of-stream marker
+            if self.copy:
+                time = float(packet.pts * packet.time_base) - self.start
+                if time >= 0:
+                    shift = round(self.start / packet.time_base)
+                    packet.pts -= shift
+                    if packet.dts is not None:
+                        packet.dts -= shift
+                    packet.stream = self.output
+                    yield time, packet
+            else:
+                yield from self._reencoded(packet)
+
+    def _reencoded(self, packet) -> Iterator[tuple[float, object]]:
+        for frame in packet.decode():
+            time = float(frame.time) - self.start
+            if time < 0:
+                continue
+            frame.pts = round(time * frame.sample_rate)
+            frame.time_base = Fraction(1, frame.sample_rate)
+            for out in self.output.encode(frame):
+                yield time, out
+
+    def packets_until(self, until: float) -> Iterator:
+        """Every audio packet not yet muxed that starts before `until` seconds of output."""
+        while True:
+            if self.next is None:
+                self.next = next(self.pending, None)
+            if self.next is None or self.next[0] >= until:
+                return
+            yield self.next[1]
+            self.next = None
+
+    def last_packets(self, duration: float) -> Iterator:
+        """Audio up to the video's end (the rest is dropped so both tracks end together), encoder flushed."""
+        yield from self.packets_until(duration)
+        if not self.copy:
+            yield from self.output.encode(None)
+
+    def close(self) -> None:
+        if self.input is not None:
+            self.input.close()
+            self.input = None

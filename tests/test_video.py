@@ -1,0 +1,251 @@
+"""Video: frames in = frames out, audio kept, no flicker, resumable folders, no partial files.
+
+Clips are built here with PyAV: a dark, noisy, static scene of a few frames
+with a sine-wave audio track. The model is tiny and random, so these tests
+check the machinery (counts, audio, temporal consistency), not quality.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from lowlight_cli.errors import InputError, OutputError
+from lowlight_cli.io.video import FolderSink, VideoSink, open_sink, open_source
+from lowlight_cli.pipeline import Enhancer
+from lowlight_cli.video import enhance_frame, enhance_video, flicker
+from tests.conftest import tiny_model
+
+FPS = 12
+SAMPLE_RATE = 8000
+
+
+def dark_scene(width: int, height: int, variant: int = 0) -> np.ndarray:
+    """A dim colour-cast gradient (mean ≈ 0.07); `variant` 1 is a different shot."""
+    y, x = np.mgrid[0:height, 0:width]
+    if variant:
+        x, y = width - x, (y * 3) % height
+    scene = np.stack([x / width, y / height, 0.5 + 0.5 * np.sin(x / 5.0)], axis=2)
+    return scene * np.array([0.2, 0.14, 0.09])
+
+
+def noisy_frames(count: int, width: int, height: int, cut_at: int | None = None, seed: int = 0):
+    """uint8 frames of a static scene with fresh sensor noise each frame (and a scene cut at `cut_at`)."""
+    rng = np.random.default_rng(seed)
+    for index in range(count):
+        scene = dark_scene(width, height, variant=int(cut_at is not None and index >= cut_at))
+        yield (np.clip(scene + rng.normal(0, 0.01, scene.shape), 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def make_clip(path: Path, frames: int = 12, size: tuple[int, int] = (96, 72), audio: str | None = "aac",
+              rotation: int = 0) -> Path:
+    width, height = size
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=FPS, options={"crf": "18"})
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        if rotation:
+            video.set_display_rotation(rotation)
+        sound = None
+        if audio:
+            sound = out.add_stream(audio, rate=SAMPLE_RATE)
+            sound.layout = "mono"
+        for index, pixels in enumerate(noisy_frames(frames, width, height)):
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts = index
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        if sound is not None:
+            write_sine(out, sound, frames / FPS)
+    return path
+
+
+def write_sine(out, stream, seconds: float) -> None:
+    samples = int(SAMPLE_RATE * seconds)
+    tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / SAMPLE_RATE)
+    fmt = stream.codec_context.format.name
+    step = stream.codec_context.frame_size or 1024
+    for start in range(0, samples, step):
+        chunk = tone[start:start + step][None]
+        chunk = (chunk * 32767).astype(np.int16) if fmt == "s16" else chunk.astype(np.float32)
+        frame = av.AudioFrame.from_ndarray(chunk, format=fmt, layout="mono")
+        frame.sample_rate, frame.pts = SAMPLE_RATE, start
+        out.mux(stream.encode(frame))
+    out.mux(stream.encode(None))
+
+
+def frames_of(path: Path) -> list[np.ndarray]:
+    with open_source(path) as source:
+        return [rgb for _, rgb in source]
+
+
+def audio_codec(path: Path) -> str | None:
+    with av.open(str(path)) as container:
+        return container.streams.audio[0].codec_context.name if container.streams.audio else None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models run faster on one thread, and far faster when other work holds the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def enhancer() -> Enhancer:
+    return Enhancer(model=tiny_model(), device="cpu", prior="fallback", steps=2, work_size=64)
+
+
+@pytest.fixture
+def clip(tmp_path) -> Path:
+    return make_clip(tmp_path / "night clip.mp4")
+
+
+def enhance(enhancer, source_path: Path, target: Path, **options):
+    source = open_source(source_path)
+    return enhance_video(enhancer, source, open_sink(target, source), **options)
+
+
+def test_video_keeps_frames_and_audio_brightens_without_flicker(enhancer, clip, tmp_path):
+    target = tmp_path / "out" / "bright.mp4"
+    report = enhance(enhancer, clip, target)
+    before, after = frames_of(clip), frames_of(target)
+    assert report.done == len(before) == len(after) == 12
+    assert report.priors == 1  # a static shot reuses its first prior
+    assert audio_codec(target) == "aac"
+    assert np.mean(after) > 2 * np.mean(before)
+    assert flicker(after) < 0.02
+    assert flicker(after) <= flicker(before) + 0.002
+
+
+def test_scene_cut_recomputes_prior(enhancer, tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index, pixels in enumerate(noisy_frames(6, 64, 48, cut_at=3)):
+        Image.fromarray(pixels).save(folder / f"f{index + 1}.png")
+    report = enhance(enhancer, folder, tmp_path / "out.mkv")
+    assert (report.done, report.priors) == (6, 2)
+    assert len(frames_of(tmp_path / "out.mkv")) == 6
+
+
+def test_moving_subject_leaves_no_trail(enhancer, monkeypatch):
+    """Averaging over time must skip what moves: a square crossing the frame stays bright, leaves no ghost."""
+    sample = enhancer.enhance_working
+    monkeypatch.setattr(enhancer, "enhance_working", lambda rgb, prior=None, working=None: (  # a trained model's tone curve
+        lambda w, out, p, t: (w, np.clip(w.low * 8, 0, 1), p, t))(*sample(rgb, prior, working)))
+    frames = []
+    for step in range(8):
+        frame = np.full((48, 64, 3), 0.03, np.float32)
+        frame[14:34, 4 + 6 * step:16 + 6 * step] = 0.06
+        frames.append(frame)
+    state = None
+    for frame in frames:
+        out, state, _ = enhance_frame(enhancer, frame, state, smoothing=0.8, scene_cut=0.12)
+    expected = np.clip(frames[-1] * 8, 0, 1)
+    trail, square = (slice(14, 34), slice(16, 40)), (slice(16, 32), slice(48, 56))
+    # Plain averaging is off by 0.04 (trail) and 0.17 (square) here.
+    assert abs(out[trail].mean() - expected[trail].mean()) < 0.02
+    assert abs(out[square].mean() - expected[square].mean()) < 0.05
+
+
+def test_frames_folder_output_resumes(enhancer, tmp_path):
+    clip, out = make_clip(tmp_path / "short.mp4", frames=6), tmp_path / "frames"
+    assert enhance(enhancer, clip, out).done == 6
+    files = sorted(out.iterdir())
+    assert [f.name for f in files] == [f"frame_{n:06d}.png" for n in range(1, 7)]
+    before = {f.name: f.stat().st_mtime_ns for f in files}
+    for name in ("frame_000002.png", "frame_000005.png"):
+        (out / name).unlink()
+    report = enhance(enhancer, clip, out)
+    assert (report.done, report.skipped) == (2, 4)
+    after = {f.name: f.stat().st_mtime_ns for f in out.iterdir()}
+    assert after.keys() == before.keys()
+    assert {name for name in after if after[name] != before[name]} == {"frame_000002.png", "frame_000005.png"}
+
+
+def test_interrupted_video_write_leaves_nothing(enhancer, clip, tmp_path):
+    target = tmp_path / "out" / "bright.mp4"
+
+    def interrupt(index: int) -> None:
+        if index == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        enhance(enhancer, clip, target, on_frame=interrupt)
+    assert list(target.parent.iterdir()) == []
+
+
+def test_audio_reencoded_when_container_needs_it_and_odd_sizes_padded(tmp_path):
+    clip = make_clip(tmp_path / "pcm.mov", frames=3, size=(62, 46), audio="pcm_s16le")
+    frames = frames_of(clip)
+    folder = tmp_path / "odd"
+    sink = FolderSink(folder)
+    for index, rgb in enumerate(frames):
+        sink.write(index, rgb[1:, 1:])  # 61×45: odd on both sides
+    with open_source(folder) as source, VideoSink(tmp_path / "out.mp4", source.fps, source.size, (clip, 0.0)) as video:
+        for index, rgb in source:  # 61×45 frames, with the .mov's PCM track
+            video.write(index, rgb)
+    assert audio_codec(tmp_path / "out.mp4") == "aac"
+    assert frames_of(tmp_path / "out.mp4")[0].shape == (46, 62, 3)
+
+
+def test_mpeg4_when_ffmpeg_has_no_libx264(tmp_path, monkeypatch):
+    monkeypatch.setattr(av, "codecs_available", av.codecs_available - {"libx264"})
+    with VideoSink(tmp_path / "plain.mp4", FPS, (64, 48)) as sink:
+        for index, pixels in enumerate(noisy_frames(3, 64, 48)):
+            sink.write(index, pixels / 255.0)
+    with av.open(str(tmp_path / "plain.mp4")) as container:
+        assert container.streams.video[0].codec_context.name == "mpeg4"
+    assert len(frames_of(tmp_path / "plain.mp4")) == 3
+
+
+def test_rotated_video_is_read_upright(tmp_path):
+    with open_source(make_clip(tmp_path / "phone.mp4", frames=2, size=(64, 48), audio=None, rotation=90)) as source:
+        assert source.size == (48, 64)
+        assert [rgb.shape for _, rgb in source] == [(64, 48, 3)] * 2
+
+
+def test_time_window_and_max_frames(clip):
+    with open_source(clip, start=0.25, end=0.75) as source:
+        assert source.frame_count == 6 and len(list(source)) == 6
+    with open_source(clip, max_frames=4) as source:
+        assert source.frame_count == 4 and [index for index, _ in source] == [0, 1, 2, 3]
+
+
+def test_bad_inputs_and_outputs_are_one_line_errors(clip, tmp_path):
+    garbage = tmp_path / "broken.mp4"
+    garbage.write_bytes(b"\x00not a video" * 50)
+    for path in (garbage, tmp_path / "missing.mp4"):
+        with pytest.raises(InputError) as info:
+            open_source(path)
+        assert "\n" not in str(info.value)
+    existing = tmp_path / "done.mp4"
+    existing.write_bytes(b"an earlier result")
+    with open_source(clip) as source:
+        for target in (clip, tmp_path / "out.gif", existing):
+            with pytest.raises(OutputError) as info:
+                open_sink(target, source)
+            assert "\n" not in str(info.value)
+        assert open_sink(existing, source, overwrite=True)
+
+
+def test_cli_video(clip, tmp_path, tiny_checkpoint):
+    from typer.testing import CliRunner
+
+    from lowlight_cli.cli import app
+
+    if not any(command.name == "video" or getattr(command.callback, "__name__", "") == "video"
+               for command in app.registered_commands):
+        pytest.skip("`lowlight video` is not wired into the CLI yet")
+    out = tmp_path / "cli.mp4"
+    result = CliRunner().invoke(app, ["video", str(clip), "-o", str(out), "--model", str(tiny_checkpoint),
+                                      "--prior", "fallback", "--steps", "2", "--work-size", "64"])
+    assert result.exit_code == 0, result.output
+    assert len(frames_of(out)) == 12 and audio_codec(out) == "aac"
