@@ -145,11 +145,10 @@ def build_enhancer(model: str, device: Device, prior: Prior, sam_model: SamModel
     return enhancer
 
 
-def enhance_one(enhancer, job) -> None:
-    """Load, enhance, save one file (the unit of work of `enhance` and `batch`)."""
-    from lowlight_cli.io.images import load_image, save_image
+def enhance_one(enhancer, job, image) -> None:
+    """Enhance and save one decoded file (the unit of work of `enhance` and `batch`)."""
+    from lowlight_cli.io.images import save_image
 
-    image = load_image(job.source)
     result = enhancer.enhance(image.rgb)
     save_image(job.target, result.rgb, like=image, protect=[job.source])
     if STATE["verbose"]:
@@ -163,13 +162,14 @@ def enhance_one(enhancer, job) -> None:
 def run_with_progress(jobs, enhancer, overwrite: bool, label: str):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from lowlight_cli.io.images import load_image
     from lowlight_cli.jobs import run_jobs
 
     with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("eta"), TimeRemainingColumn(), console=console(), transient=False) as progress:
         task = progress.add_task(label, total=len(jobs))
-        return run_jobs(jobs, lambda job: enhance_one(enhancer, job), overwrite,
-                        on_advance=lambda job: progress.advance(task))
+        return run_jobs(jobs, lambda job: load_image(job.source), lambda job, image: enhance_one(enhancer, job, image),
+                        overwrite, on_advance=lambda job: progress.advance(task))
 
 
 def summarise(report) -> None:

@@ -9,13 +9,16 @@ stops the others.
 from __future__ import annotations
 
 import fnmatch
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from lowlight_cli.errors import InputError, OutputError
 from lowlight_cli.io.images import IMAGE_SUFFIXES
 
 SUFFIX = "_enhanced"
+T = TypeVar("T")
 
 
 @dataclass
@@ -78,26 +81,39 @@ def jobs_for_folder(folder: Path, output: Path, recursive: bool, pattern: str | 
     return jobs
 
 
-def run_jobs(jobs: list[Job], process, overwrite: bool, on_advance=None) -> JobReport:
-    """Run `process(job)` for each job: skip finished outputs, collect failures, keep going.
+def run_jobs(jobs: list[Job], load: Callable[[Job], T], process: Callable[[Job, T], None], overwrite: bool,
+             on_advance: Callable[[Job], None] | None = None) -> JobReport:
+    """Run `process(job, load(job))` for each pending job; skip finished outputs, collect failures, keep going.
 
-    `process` raises `LowlightError` for per-file problems; KeyboardInterrupt
-    propagates (finished outputs are complete files thanks to atomic writes).
+    The next job's `load` (decoding) runs in a background thread while the
+    current one is processed, so the model is not kept waiting on the disk.
+    `load`/`process` raise `LowlightError` for per-file problems;
+    KeyboardInterrupt propagates (finished outputs are complete files thanks
+    to atomic writes).
     """
     from lowlight_cli.errors import LowlightError
 
     report = JobReport()
+    pending = []
     for job in jobs:
         if job.target.exists() and not overwrite:
             report.skipped.append(job)
+            if on_advance:
+                on_advance(job)
         else:
+            pending.append(job)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
+        upcoming = pool.submit(load, pending[0]) if pending else None
+        for index, job in enumerate(pending):
+            current = upcoming
+            upcoming = pool.submit(load, pending[index + 1]) if index + 1 < len(pending) else None
             try:
-                process(job)
+                process(job, current.result())
                 report.done.append(job)
             except LowlightError as exc:
                 report.failed.append((job, str(exc)))
             except MemoryError:
                 report.failed.append((job, f"{job.source}: out of memory (try a smaller --work-size)"))
-        if on_advance:
-            on_advance(job)
+            if on_advance:
+                on_advance(job)
     return report

@@ -109,11 +109,11 @@ def test_ctrl_c_stops_with_130_and_keeps_finished_outputs(tmp_path, tiny_checkpo
     real = cli.enhance_one
     calls = []
 
-    def interrupt_second(enhancer, job):
+    def interrupt_second(enhancer, job, image):
         calls.append(job)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        real(enhancer, job)
+        real(enhancer, job, image)
 
     monkeypatch.setattr(cli, "enhance_one", interrupt_second)
     result = run("batch", folder, "-o", tmp_path / "o", "--recursive", "--model", tiny_checkpoint, *FAST)
