@@ -1,0 +1,75 @@
+"""The quality table in README: every row is one `lowlight eval` configuration.
+
+    python benchmarks/quality.py --data ../shared/data/sice [--baseline runs/baseline/unet-regression.safetensors]
+
+Rows: the classical references, the shipped model at 4/10/20 steps, without
+the prior, with the working resolution at the full 512 px (direct sampling,
+no reconstruction) and at 256 px; optionally the equal-budget U-Net
+regression baseline against the diffusion model's checkpoint at the same step
+count. Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from pathlib import Path
+
+from lowlight_cli.evaluation import evaluate_pairs
+from lowlight_cli.pipeline import Enhancer
+
+
+def row(label: str, summary: str, note: str = "") -> str:
+    psnr = re.search(r"PSNR ([\d.]+) dB", summary).group(1)
+    ssim = re.search(r"SSIM ([\d.]+)", summary).group(1)
+    gt = re.search(r"PSNR\(GT-mean\) ([\d.]+) dB", summary).group(1)
+    seconds = re.search(r"([\d.]+) s/image", summary).group(1)
+    return f"| {label} | {psnr} | {ssim} | {gt} | {seconds} | {note} |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/sice"))
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--baseline", default="", help="regression baseline checkpoint (equal budget)")
+    parser.add_argument("--baseline-pair", default="", help="diffusion checkpoint trained for the same steps")
+    parser.add_argument("--rows", default="refs,steps,prior,worksize",
+                        help="which groups: refs, steps, prior, worksize, baseline")
+    args = parser.parse_args()
+    groups = set(args.rows.split(","))
+    lines = ["| configuration | PSNR dB | SSIM | PSNR GT-mean dB | s/image | note |", "|---|---|---|---|---|---|"]
+
+    def model_row(label: str, note: str = "", model: str | None = None, **kwargs) -> None:
+        options = dict(prior="fallback", steps=10, work_size=384)
+        options.update(kwargs)
+        enhancer = Enhancer(model=model or args.model, device="auto", **options)
+        start = time.perf_counter()
+        summary = evaluate_pairs(args.data, args.split, "model", enhancer)
+        lines.append(row(label, summary, note))
+        print(lines[-1], f"({time.perf_counter() - start:.0f}s)", flush=True)
+
+    if "refs" in groups:
+        for method, label in (("gamma", "auto-gamma (classical)"), ("clahe", "CLAHE on L (classical)")):
+            lines.append(row(label, evaluate_pairs(args.data, args.split, method)))
+            print(lines[-1], flush=True)
+    if "steps" in groups:
+        for steps in (4, 10, 20):
+            model_row(f"lowlight-default, {steps} steps", "default" if steps == 10 else "", steps=steps)
+    if "prior" in groups:
+        model_row("lowlight-default, --prior none", "what the prior buys", prior="none")
+    if "worksize" in groups:
+        model_row("work size 512 (direct, no reconstruction)", "full-resolution sampling", work_size=512)
+        model_row("work size 256 + reconstruction", "", work_size=256)
+    if "baseline" in groups and args.baseline:
+        model_row("U-Net regression baseline (equal budget)", "same network, no diffusion", model=args.baseline)
+        if args.baseline_pair:
+            model_row("diffusion model at the same step count", "", model=args.baseline_pair)
+    print()
+    print(f"{args.data} [{args.split}]")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
