@@ -141,12 +141,20 @@ class Enhancer:
         try:
             residual = sample_residual(self.model, cond, self.steps, self.seed, self.device, self.dtype,
                                        tile=self.tile if self.full_res else None)
-        except torch.OutOfMemoryError:
-            raise DeviceError(f"out of memory on {self.device}: use a smaller --work-size or --tile, "
-                              "or --device cpu") from None
+        except (torch.OutOfMemoryError, MemoryError) as exc:
+            raise self.out_of_memory() from exc
+        except RuntimeError as exc:  # torch's CPU allocator reports exhaustion as a RuntimeError
+            if "can't allocate memory" not in str(exc):
+                raise
+            raise self.out_of_memory() from exc
         work_output = np.clip(working.base + residual[0].permute(1, 2, 0).numpy(), 0.0, 1.0)
         timings["sample"] = time.perf_counter() - start
         return working, work_output, prior, timings
+
+    def out_of_memory(self) -> DeviceError:
+        hint = "a smaller --tile" if self.full_res else "a smaller --work-size"
+        return DeviceError(f"out of memory on {self.device}: try {hint}"
+                           + (", or --device cpu" if self.device.type != "cpu" else ""))
 
     def enhance(self, rgb: np.ndarray, prior: RegionPrior | None = None) -> EnhanceResult:
         """Enhance an H×W×3 float image in [0,1]; `prior` (at working resolution) skips prior extraction."""

@@ -190,3 +190,17 @@ def test_eval_and_train_on_a_tiny_paired_folder(tmp_path, tiny_checkpoint):
     assert read_provenance(out)["steps"] == 3
     result = run("enhance", tmp_path / "pairs" / "low" / "0.png", "-o", tmp_path / "e.png", "--model", out, *FAST)
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("error", [MemoryError(), RuntimeError("DefaultCPUAllocator: can't allocate memory: 9 GB")])
+def test_out_of_memory_names_the_option_that_fixes_it(dark_jpeg, tiny_checkpoint, monkeypatch, error):
+    import lowlight_cli.pipeline as pipeline
+
+    def exhausted(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(pipeline, "sample_residual", exhausted)
+    result = run("enhance", dark_jpeg, "--model", tiny_checkpoint, *FAST)
+    assert result.exit_code == 1
+    assert "out of memory" in result.output and "--work-size" in result.output
+    assert "Traceback" not in result.output
