@@ -13,9 +13,8 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
-from safetensors import safe_open
 
 from lowlight_cli.errors import WeightsError
 from lowlight_cli.models.config import FORMAT_VERSION, ModelConfig

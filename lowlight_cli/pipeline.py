@@ -90,6 +90,9 @@ class Enhancer:
             raise UsageError(f"--steps must be at most {config.num_train_timesteps} (the schedule length), got {steps}")
         self.steps, self.work_size, self.seed = steps, work_size, seed
         self.full_res, self.tile = full_res, tile
+        if not config.use_prior and prior != "none":
+            notify("this model was trained without region priors: running it with --prior none")
+            prior = "none"
         self.prior_fn = make_prior_fn(prior, config.max_regions, sam_model, sam_checkpoint,
                                       device=str(self.device), notify=notify)
         self.notify = notify

@@ -9,7 +9,6 @@ killed run loses at most `save_every` steps and never a usable model.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
 import time
@@ -159,6 +158,3 @@ def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, flo
             save_state(state_file, model, ema, optimizer, step, options)
     return options.out
 
-
-def describe(options: TrainOptions) -> str:
-    return json.dumps({k: str(v) for k, v in asdict(options).items()})
