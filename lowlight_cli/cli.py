@@ -402,6 +402,8 @@ def train(
                                          "or plain photos for synthetic darkening."),
     out: Path = typer.Option(..., help="Checkpoint to write (.safetensors); <out>.state.safetensors holds the resumable state."),
     steps: int = typer.Option(4000, help="Optimiser steps in total (a resumed run continues to this count)."),
+    stop_at: Optional[int] = typer.Option(None, "--stop-at", help="End this run at this step (resumable later); "
+                                                                  "the learning-rate schedule still spans --steps."),
     batch_size: int = typer.Option(8, help="Crops per step."),
     crop: int = typer.Option(96, help="Crop side in pixels (a multiple of 8)."),
     lr: float = typer.Option(2e-4, help="Peak learning rate (AdamW, cosine decay)."),
@@ -438,13 +440,14 @@ def train(
     out_console.print(repr(training_data))
     options = TrainOptions(data=folders, out=out, steps=steps, batch_size=batch_size, crop=crop, lr=lr,
                            semantic_weight=semantic_weight, prior=prior.value, seed=seed, save_every=save_every,
+                           stop_at=stop_at,
                            device=str(torch_device), config=config)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     with Progress(TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn(),
                   console=out_console, refresh_per_second=1) as progress:
-        task = progress.add_task("train", total=steps, loss=float("nan"))
+        task = progress.add_task("train", total=min(steps, stop_at or steps), loss=float("nan"))
 
         def on_step(step: int, loss: float, seconds_per_step: float) -> None:
             progress.update(task, completed=step, loss=loss)

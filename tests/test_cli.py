@@ -182,12 +182,15 @@ def test_eval_and_train_on_a_tiny_paired_folder(tmp_path, tiny_checkpoint):
             "--base-channels", "8", "--save-every", "1", "--device", "cpu"]
     result = run(*args)
     assert result.exit_code == 0, result.output
-    args[args.index("--steps") + 1] = "3"
-    result = run(*args)  # resumes from step 2
+    args[args.index("--steps") + 1] = "4"
+    result = run(*args, "--stop-at", "3")  # resumes from step 2, stops early at 3
     assert result.exit_code == 0, result.output
     from lowlight_cli.checkpoint import read_provenance
 
     assert read_provenance(out)["steps"] == 3
+    result = run(*args)  # and resumes again to the end of the schedule
+    assert result.exit_code == 0, result.output
+    assert read_provenance(out)["steps"] == 4
     result = run("enhance", tmp_path / "pairs" / "low" / "0.png", "-o", tmp_path / "e.png", "--model", out, *FAST)
     assert result.exit_code == 0, result.output
 

@@ -41,6 +41,7 @@ class TrainOptions:
     prior: str = "fallback"  # fallback | sam | none
     seed: int = 0
     save_every: int = 200
+    stop_at: int | None = None  # end this run early; the LR schedule still follows `steps`
     device: str = "cpu"
     resume: bool = True
     config: ModelConfig = field(default_factory=ModelConfig)
@@ -105,7 +106,10 @@ def learning_rate(step: int, options: TrainOptions) -> float:
 
 
 def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, float, float], None] | None = None) -> Path:
-    """Train until `options.steps`, resuming from the state file if present. Returns the checkpoint path."""
+    """Train until `options.steps` (or `stop_at`), resuming from the state file if present.
+
+    Returns the checkpoint path.
+    """
     torch.manual_seed(options.seed)
     config = options.config
     model = PriorGuidedDenoiser(config).to(options.device)
@@ -128,8 +132,9 @@ def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, flo
         "data": [str(p) for p in options.data],
         "data_summary": repr(data),
     }
+    end = min(options.steps, options.stop_at or options.steps)
     model.train()
-    while step < options.steps:
+    while step < end:
         batch = {k: v.to(options.device) for k, v in next(batches).items()}
         inputs, x0, base = make_model_inputs(batch, config, scheduler, generator)
         x0_pred = model(**inputs)
@@ -152,7 +157,7 @@ def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, flo
         if on_step:
             rate = (time.time() - started) / (step - first_step)
             on_step(step, loss.item(), rate)
-        if step % options.save_every == 0 or step == options.steps:
+        if step % options.save_every == 0 or step == end:
             provenance.update(steps=step, train_seconds_this_run=round(time.time() - started, 1))
             save_checkpoint(ema, options.out, provenance={**provenance, "prior": options.prior})
             save_state(state_file, model, ema, optimizer, step, options)
