@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from lowlight_cli.evaluation import evaluate_pairs
-from lowlight_cli.pipeline import Enhancer
+from lowlight_cli.pipeline import DEFAULT_STEPS, DEFAULT_WORK_SIZE, Enhancer
 
 
 def row(label: str, summary: str, note: str = "") -> str:
@@ -35,14 +35,14 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--baseline", default="", help="regression baseline checkpoint (equal budget)")
     parser.add_argument("--baseline-pair", default="", help="diffusion checkpoint trained for the same steps")
-    parser.add_argument("--rows", default="refs,steps,prior,worksize",
+    parser.add_argument("--rows", default="refs,steps,prior,worksize,baseline",
                         help="which groups: refs, steps, prior, worksize, baseline")
     args = parser.parse_args()
     groups = set(args.rows.split(","))
     lines = ["| configuration | PSNR dB | SSIM | PSNR GT-mean dB | s/image | note |", "|---|---|---|---|---|---|"]
 
     def model_row(label: str, note: str = "", model: str | None = None, **kwargs) -> None:
-        options = dict(prior="fallback", steps=10, work_size=384)
+        options = dict(prior="fallback", steps=DEFAULT_STEPS, work_size=DEFAULT_WORK_SIZE)
         options.update(kwargs)
         enhancer = Enhancer(model=model or args.model, device="auto", **options)
         start = time.perf_counter()
@@ -56,7 +56,7 @@ def main() -> None:
             print(lines[-1], flush=True)
     if "steps" in groups:
         for steps in (4, 10, 20):
-            model_row(f"lowlight-default, {steps} steps", "default" if steps == 10 else "", steps=steps)
+            model_row(f"lowlight-default, {steps} steps", "default" if steps == DEFAULT_STEPS else "", steps=steps)
     if "prior" in groups:
         model_row("lowlight-default, --prior none", "what the prior buys", prior="none")
     if "worksize" in groups:

@@ -207,3 +207,11 @@ def test_out_of_memory_names_the_option_that_fixes_it(dark_jpeg, tiny_checkpoint
     assert result.exit_code == 1
     assert "out of memory" in result.output and "--work-size" in result.output
     assert "Traceback" not in result.output
+
+
+def test_cli_defaults_match_the_library():
+    """cli.py repeats two defaults as literals (importing the pipeline would import torch at --help)."""
+    from lowlight_cli import cli, pipeline
+
+    assert cli.STEPS.default == pipeline.DEFAULT_STEPS
+    assert cli.WORK_SIZE.default == pipeline.DEFAULT_WORK_SIZE
