@@ -65,7 +65,7 @@ def child(options: dict) -> dict:
                         work_size=options["work_size"])
     load = time.perf_counter() - start
     source = open_source(Path(options["clip"]))
-    report = enhance_video(enhancer, source, open_sink(Path(options["out"]), source))
+    report = enhance_video(enhancer, source, open_sink(Path(options["out"]), source, overwrite=True))
     cuda = enhancer.device.type == "cuda"
     rss_unit = 2**20 if sys.platform != "darwin" else 2**30  # ru_maxrss: KiB on Linux, bytes on macOS
     return {"device": str(enhancer.device), "fps": report.fps, "frames": report.done, "load": load,
