@@ -5,14 +5,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from lowlight_cli.condition import brighten
-from lowlight_cli.prepare import to_numpy, to_tensor
+from lowlight_cli.condition import brighten_array
 
 
 def auto_gamma(rgb: np.ndarray, target_brightness: float = 0.42) -> np.ndarray:
     """The same luminance gamma the model is conditioned on, alone."""
-    base, _ = brighten(to_tensor(rgb), target_brightness)
-    return to_numpy(base)
+    return brighten_array(rgb, target_brightness)
 
 
 def clahe_on_l(rgb: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 LUMA = (0.299, 0.587, 0.114)
@@ -36,3 +37,10 @@ def brighten(low: torch.Tensor, target_brightness: float) -> tuple[torch.Tensor,
     base = (low * ratio).clamp(0.0, 1.0)
     log_gain = torch.log(luminance(base).mean(dim=(1, 2, 3)).clamp_min(1e-4) / mean)
     return base, log_gain
+
+
+def brighten_array(rgb: np.ndarray, target_brightness: float) -> np.ndarray:
+    """`brighten` for one H×W×3 float array in [0,1] (priors, the classical reference)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
+    base, _ = brighten(tensor, target_brightness)
+    return base[0].permute(1, 2, 0).numpy()

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import torch
 
-from lowlight_cli.condition import brighten
+from lowlight_cli.condition import brighten_array
 from lowlight_cli.errors import UsageError
 from lowlight_cli.io.images import IMAGE_SUFFIXES, load_image
 from lowlight_cli.priors.region_prior import RegionPrior
@@ -47,18 +47,12 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def brightened_numpy(low: np.ndarray, target_brightness: float) -> np.ndarray:
-    tensor = torch.from_numpy(low.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
-    base, _ = brighten(tensor, target_brightness)
-    return base[0].permute(1, 2, 0).numpy()
-
-
 def prior_labels(low: np.ndarray, prior_fn: PriorFn, target_brightness: float, work_side: int = 256) -> np.ndarray:
     """Label map for a dark uint8 image, computed at working resolution and resized back."""
     height, width = low.shape[:2]
     scale = min(1.0, work_side / max(height, width))
     small = cv2.resize(low, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
-    prior = prior_fn(brightened_numpy(small, target_brightness))
+    prior = prior_fn(brighten_array(small.astype(np.float32) / 255.0, target_brightness))
     return prior.resized(height, width).labels
 
 
