@@ -127,6 +127,7 @@ def test_ctrl_c_stops_with_130_and_keeps_finished_outputs(tmp_path, tiny_checkpo
     (["--steps", "-3"], "--steps must be at least 1"),
     (["--steps", "51"], "at most 50"),
     (["--device", "cuda"], "cuda"),
+    (["--device", "mps"], "mps"),
     (["--work-size", "4"], "--work-size"),
     (["--sam-checkpoint", "/nonexistent/sam.safetensors", "--prior", "sam"], "not found"),
 ])
@@ -135,10 +136,14 @@ def test_invalid_options_are_clear_errors(dark_jpeg, tiny_checkpoint, args, mess
 
     if "cuda" in args and torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
+    if "mps" in args and torch.backends.mps.is_available():
+        pytest.skip("this machine has MPS")
+    before = dark_jpeg.read_bytes()
     result = run("enhance", dark_jpeg, "--model", tiny_checkpoint, *args)
     assert result.exit_code != 0
     assert message in result.output
     assert "Traceback" not in result.output
+    assert dark_jpeg.read_bytes() == before
 
 
 @pytest.mark.parametrize("option, value", [("--prior", "magic"), ("--sam-model", "vit_x"), ("--device", "tpu")])
