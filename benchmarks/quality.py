@@ -2,7 +2,7 @@
 
     python benchmarks/quality.py --data ../shared/data/sice [--baseline runs/baseline/unet-regression.safetensors]
 
-Rows: the classical references, the shipped model at 4/10/20 steps, without
+Rows: the classical references, the shipped model at 1/2/4/10/20 steps, without
 the prior, with the working resolution at the full 512 px (direct sampling,
 no reconstruction) and at 256 px; optionally the equal-budget U-Net
 regression baseline against the diffusion model's checkpoint at the same step
@@ -55,7 +55,7 @@ def main() -> None:
             lines.append(row(label, evaluate_pairs(args.data, args.split, method)))
             print(lines[-1], flush=True)
     if "steps" in groups:
-        for steps in (4, 10, 20):
+        for steps in (1, 2, 4, 10, 20):
             model_row(f"lowlight-default, {steps} steps", "default" if steps == DEFAULT_STEPS else "", steps=steps)
     if "prior" in groups:
         model_row("lowlight-default, --prior none", "what the prior buys", prior="none")

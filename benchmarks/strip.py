@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from lowlight_cli.io.images import load_image
-from lowlight_cli.pipeline import Enhancer
+from lowlight_cli.pipeline import DEFAULT_STEPS, Enhancer
 
 DEFAULT_NAMES = ["DICM_02.jpg", "LIME_3.jpg", "MEF_Candle.jpg", "DICM_22.jpg", "LIME_8.jpg", "MEF_Office.jpg"]
 
@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("folder", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--model", default="default")
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     parser.add_argument("--prior", default="fallback")
     parser.add_argument("--height", type=int, default=240, help="row height in pixels")
     parser.add_argument("--names", default=",".join(DEFAULT_NAMES))

@@ -27,7 +27,7 @@ from lowlight_cli.priors.region_prior import RegionPrior
 from lowlight_cli.reconstruct import reconstruct
 
 DEFAULT_MODEL = "lowlight-default"
-DEFAULT_STEPS = 4
+DEFAULT_STEPS = 1
 DEFAULT_WORK_SIZE = 384
 
 
