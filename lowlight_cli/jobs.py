@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from lowlight_cli.errors import InputError, OutputError
+from lowlight_cli.errors import InputError, LowlightError, OutputError
 from lowlight_cli.io.images import IMAGE_SUFFIXES
 
 SUFFIX = "_enhanced"
@@ -40,13 +40,14 @@ def default_output(source: Path, ext: str | None = None) -> Path:
 
 def jobs_for_files(sources: list[Path], output: Path | None, ext: str | None = None) -> list[Job]:
     """`enhance INPUT... [-o OUT]`: OUT is a file for one input, a folder for several."""
-    if output is not None and len(sources) > 1 and output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir():
+    output_is_file = output is not None and output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir()
+    if output_is_file and len(sources) > 1:
         raise OutputError(f"-o {output}: with {len(sources)} inputs, -o must be a folder")
     jobs = []
     for source in sources:
         if output is None:
             target = default_output(source, ext)
-        elif len(sources) == 1 and (output.suffix.lower() in IMAGE_SUFFIXES) and not output.is_dir():
+        elif output_is_file:
             target = output
         else:
             target = output / default_output(source, ext).name
@@ -91,8 +92,6 @@ def run_jobs(jobs: list[Job], load: Callable[[Job], T], process: Callable[[Job, 
     KeyboardInterrupt propagates (finished outputs are complete files thanks
     to atomic writes).
     """
-    from lowlight_cli.errors import LowlightError
-
     report = JobReport()
     pending = []
     for job in jobs:

@@ -95,7 +95,6 @@ class Enhancer:
             prior = "none"
         self.prior_fn = make_prior_fn(prior, config.max_regions, sam_model, sam_checkpoint,
                                       device=str(self.device), notify=notify)
-        self.notify = notify
 
     @property
     def config(self):

@@ -23,6 +23,7 @@ import torch
 from lowlight_cli.condition import brighten_array
 from lowlight_cli.errors import UsageError
 from lowlight_cli.io.images import IMAGE_SUFFIXES, load_image
+from lowlight_cli.prepare import resize, working_size
 from lowlight_cli.priors.region_prior import RegionPrior
 from lowlight_cli.training.synth import DarkeningParams, darken, recast
 
@@ -50,8 +51,7 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 def prior_labels(low: np.ndarray, prior_fn: PriorFn, target_brightness: float, work_side: int = 256) -> np.ndarray:
     """Label map for a dark uint8 image, computed at working resolution and resized back."""
     height, width = low.shape[:2]
-    scale = min(1.0, work_side / max(height, width))
-    small = cv2.resize(low, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+    small = resize(low, *working_size(height, width, work_side))
     prior = prior_fn(brighten_array(small.astype(np.float32) / 255.0, target_brightness))
     return prior.resized(height, width).labels
 
