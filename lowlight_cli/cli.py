@@ -413,7 +413,10 @@ def train(
     sam_model: SamModel = typer.Option(SamModel.vit_b, help="SAM size when --prior sam."),
     sam_checkpoint: Optional[Path] = typer.Option(None, help="Local SAM checkpoint (.safetensors)."),
     semantic_weight: float = typer.Option(0.5, help="Weight of the semantic-context regularisation loss."),
-    no_diffusion: bool = typer.Option(False, "--no-diffusion", help="Train the plain U-Net regression baseline instead."),
+    final_step_share: float = typer.Option(0.25, help="Share of diffusion samples at the last timestep, where "
+                                                      "few-step sampling queries the model."),
+    no_diffusion: bool = typer.Option(False, "--no-diffusion", help="Train the plain U-Net regression baseline instead "
+                                                                    "(with --prior none: no prior either)."),
     base_channels: int = typer.Option(24, help="U-Net width at full resolution."),
     seed: int = typer.Option(0, help="Random seed."),
     save_every: int = typer.Option(200, help="Write checkpoint + state every N steps."),
@@ -441,8 +444,8 @@ def train(
     training_data = TrainingData(folders, prior_fn, config.target_brightness, crop, log=out_console.print)
     out_console.print(repr(training_data))
     options = TrainOptions(data=folders, out=out, steps=steps, batch_size=batch_size, crop=crop, lr=lr,
-                           semantic_weight=semantic_weight, prior=prior.value, seed=seed, save_every=save_every,
-                           stop_at=stop_at,
+                           semantic_weight=semantic_weight, final_step_share=final_step_share, prior=prior.value,
+                           seed=seed, save_every=save_every, stop_at=stop_at,
                            device=str(torch_device), config=config)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 

@@ -38,6 +38,7 @@ class TrainOptions:
     lr: float = 2e-4
     ema_decay: float = 0.999
     semantic_weight: float = 0.5
+    final_step_share: float = 0.25  # share of diffusion samples drawn at the 1-step sampler's timestep
     prior: str = "fallback"  # fallback | sam | none
     seed: int = 0
     save_every: int = 200
@@ -52,13 +53,21 @@ def state_path(out: Path) -> Path:
 
 
 def make_model_inputs(batch: dict[str, torch.Tensor], config: ModelConfig, scheduler: DDIMScheduler,
-                      generator: torch.Generator) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
-    """Noisy model inputs for a batch, the x_0 target, and the brightened base."""
+                      generator: torch.Generator, final_step_share: float = 0.0
+                      ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """Noisy model inputs for a batch, the x_0 target, and the brightened base.
+
+    Timesteps are uniform, except that `final_step_share` of the samples sit at
+    the last timestep, where the default 1-step sampler queries the model: with
+    uniform sampling only ~1/1000 of the training signal would land there.
+    """
     base, log_gain = brighten(batch["low"], config.target_brightness)
     x0 = (batch["high"] - base) * config.residual_scale
     size = x0.shape[0]
     if config.diffusion:
         timesteps = torch.randint(0, config.num_train_timesteps, (size,), generator=generator)
+        final = torch.rand(size, generator=generator) < final_step_share
+        timesteps = torch.where(final, torch.full_like(timesteps, config.num_train_timesteps - 1), timesteps)
         noise = torch.randn(x0.shape, generator=generator)
         x_t = scheduler.add_noise(x0, noise, timesteps)
     else:  # the regression baseline: same network, no noise, one fixed timestep
@@ -136,7 +145,7 @@ def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, flo
     model.train()
     while step < end:
         batch = {k: v.to(options.device) for k, v in next(batches).items()}
-        inputs, x0, base = make_model_inputs(batch, config, scheduler, generator)
+        inputs, x0, base = make_model_inputs(batch, config, scheduler, generator, options.final_step_share)
         x0_pred = model(**inputs)
         loss = diffusion_loss(x0_pred, x0)
         if options.semantic_weight > 0 and bool((batch["labels"] > 0).any()):
