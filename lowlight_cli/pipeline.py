@@ -20,6 +20,7 @@ from lowlight_cli.checkpoint import load_checkpoint
 from lowlight_cli.devices import autocast_dtype, resolve_device
 from lowlight_cli.diffusion.sampling import Conditioning, sample_residual
 from lowlight_cli.errors import DeviceError, UsageError, WeightsError
+from lowlight_cli.memory import free_bytes, sampling_bytes
 from lowlight_cli.models.denoiser import PriorGuidedDenoiser
 from lowlight_cli.prepare import WorkingCopy, make_working_copy, to_tensor
 from lowlight_cli.priors.factory import make_prior_fn
@@ -139,6 +140,7 @@ class Enhancer:
             prior = self.compute_prior(working)
         timings["prior"] = time.perf_counter() - start
         start = time.perf_counter()
+        self.make_room(*working.shape)
         cond = self.conditioning(working, prior)
         try:
             residual = sample_residual(self.model, cond, self.steps, self.seed, self.device, self.dtype,
@@ -152,6 +154,18 @@ class Enhancer:
         work_output = np.clip(working.base + residual[0].permute(1, 2, 0).numpy(), 0.0, 1.0)
         timings["sample"] = time.perf_counter() - start
         return working, work_output, prior, timings
+
+    def make_room(self, height: int, width: int) -> bool:
+        """Ask the prior producer to free its memory when the device is short for sampling at this size.
+
+        Returns whether it did.
+        """
+        release = getattr(self.prior_fn, "release", None)
+        if release is None:
+            return False
+        free = free_bytes(self.device)
+        need = sampling_bytes(height, width, self.config, self.dtype, self.tile if self.full_res else None)
+        return free is not None and free < need and release()
 
     def out_of_memory(self) -> DeviceError:
         hint = "a smaller --tile" if self.full_res else "a smaller --work-size"

@@ -366,3 +366,39 @@ def test_sam_downloads_from_the_loopback_hub_and_guides_the_enhancer(tmp_path, m
     result = enhancer.enhance(synthetic_image(60, 80) * 0.1)
     assert result.prior.source == "sam:tiny" and result.prior.num_regions >= 1
     assert result.rgb.shape == (60, 80, 3)
+
+
+def test_sam_makes_room_for_the_denoiser_only_when_memory_is_short(tmp_path, monkeypatch):
+    import lowlight_cli.pipeline as pipeline
+    from lowlight_cli.pipeline import Enhancer
+    from tests.conftest import tiny_model
+
+    torch.manual_seed(0)
+    sam = build_sam(TINY)
+    randomize(sam, seed=5)
+    path = tmp_path / "tiny.safetensors"
+    save_file(sam.state_dict(), path)
+    producer = SamPriorProducer("tiny", path, max_regions=8, points_per_side=4, encoder_size=64, arch=TINY,
+                                pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0, cache=None)
+    enhancer = Enhancer(model=tiny_model(), device="cpu", prior="none", steps=1, work_size=64)
+    enhancer.prior_fn = producer
+    image = synthetic_image(60, 80) * 0.1
+
+    first = enhancer.enhance(image)
+    assert producer._sam is not None  # plenty of memory: SAM stays loaded for the next photo
+
+    monkeypatch.setattr(pipeline, "free_bytes", lambda device: 0)
+    second = enhancer.enhance(image)
+    assert producer._sam is None  # dropped before sampling, reloaded from its checkpoint on demand
+    third = enhancer.enhance(image)
+    assert producer._sam is None
+    for result in (second, third):
+        np.testing.assert_array_equal(result.prior.labels, first.prior.labels)
+        np.testing.assert_allclose(result.rgb, first.rgb, atol=1e-6)
+
+    # A SAM handed in as a model has no checkpoint to come back from: it stays.
+    held = SamPriorProducer.from_model(build_sam(TINY), "tiny", max_regions=8, points_per_side=4, encoder_size=64,
+                                       arch=TINY, cache=None)
+    enhancer.prior_fn = held
+    enhancer.enhance(image)
+    assert held._sam is not None and not held.release()

@@ -321,6 +321,7 @@ class SamPriorProducer:
         self.options.update(mask_generator_options or {})
         self.cache: PriorCache | None = PriorCache() if cache is _DEFAULT else cache
         self._sam = None
+        self._parked = False  # SAM moved off the accelerator by release()
         self._generator = None
         self._fingerprint: str | None = None
         if self.checkpoint is not None:
@@ -358,13 +359,39 @@ class SamPriorProducer:
         if self._sam is None:
             model = build_sam(self.arch) if self.arch is not None else None
             self._sam = load_sam(self.sam_model, self.checkpoint, self.device, model=model)
+        elif self._parked:
+            self._sam.to(self.device)
+            self._parked = False
         return self._sam
+
+    def release(self) -> bool:
+        """Give SAM's memory back to the denoiser; the next image brings it back.
+
+        On an accelerator SAM moves to host memory (cheap to move back); on the
+        CPU it is dropped and reloaded from its checkpoint, unless it was handed
+        in as a model (then there is nothing to reload from, and it stays).
+        Returns whether memory was freed.
+        """
+        if self._sam is None or self._parked:
+            return False
+        if self.device.type != "cpu":
+            self._sam.to("cpu")
+            self._parked = True
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            return True
+        if self.checkpoint is None:
+            return False
+        self._sam = None
+        self._generator = None
+        return True
 
     @property
     def generator(self):
+        sam = self.sam  # loads SAM, or brings back a released one
         if self._generator is None:
-            resize_sam_input(self.sam, self.encoder_size)
-            self._generator = _mask_generator(self.sam, self.device, **self.options)
+            resize_sam_input(sam, self.encoder_size)
+            self._generator = _mask_generator(sam, self.device, **self.options)
         return self._generator
 
     def __call__(self, base_rgb: np.ndarray) -> RegionPrior:

@@ -1,0 +1,23 @@
+"""Memory estimates that decide when the prior model makes room for the denoiser."""
+
+from __future__ import annotations
+
+import torch
+
+from lowlight_cli.memory import free_bytes, sampling_bytes
+from lowlight_cli.models.config import ModelConfig
+
+
+def test_sampling_estimate_covers_attention_and_shrinks_with_half_precision_and_tiles():
+    config = ModelConfig()
+    small = sampling_bytes(384, 576, config, torch.float32)
+    assert 300 << 20 < small < 600 << 20  # measured peak of the default model at this size: ~400 MiB
+    big = sampling_bytes(768, 1152, config, torch.float32)
+    assert big > 6 * small  # bottleneck self-attention grows with the square of the pixel count
+    assert sampling_bytes(768, 1152, config, torch.float16) * 2 == big
+    assert sampling_bytes(4000, 6000, config, torch.float32, tile=512) == sampling_bytes(512, 512, config, torch.float32)
+
+
+def test_free_memory_is_known_on_this_cpu():
+    free = free_bytes(torch.device("cpu"))
+    assert free is None or free > 0
