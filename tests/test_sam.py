@@ -254,16 +254,25 @@ def synthetic_image(height: int = 48, width: int = 64) -> np.ndarray:
     return np.clip(image + rng.normal(0, 0.02, image.shape), 0, 1).astype(np.float32)
 
 
-def test_producer_returns_a_cached_region_prior(tmp_path):
+def tiny_sam_file(tmp_path: Path, seed: int) -> Path:
+    """A random-weight TINY SAM saved as safetensors."""
     torch.manual_seed(0)
     sam = build_sam(TINY)
-    randomize(sam, seed=8)
+    randomize(sam, seed=seed)
     path = tmp_path / "tiny.safetensors"
     save_file(sam.state_dict(), path)
-    cache = PriorCache(tmp_path / "priors")
+    return path
+
+
+def tiny_producer(path: Path, max_regions: int = 8, **kwargs) -> SamPriorProducer:
     # Random weights predict poor masks: keep all of them (no IoU / stability / NMS filtering).
-    producer = SamPriorProducer("tiny", path, max_regions=5, points_per_side=4, encoder_size=64, arch=TINY,
-                                pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0, cache=cache)
+    return SamPriorProducer("tiny", path, max_regions=max_regions, points_per_side=4, encoder_size=64, arch=TINY,
+                            pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0, **kwargs)
+
+
+def test_producer_returns_a_cached_region_prior(tmp_path):
+    cache = PriorCache(tmp_path / "priors")
+    producer = tiny_producer(tiny_sam_file(tmp_path, seed=8), max_regions=5, cache=cache)
     image = synthetic_image()
     prior = producer(image)
     assert isinstance(prior, RegionPrior)
@@ -338,12 +347,7 @@ def test_sam_downloads_from_the_loopback_hub_and_guides_the_enhancer(tmp_path, m
     from tests.conftest import tiny_model
     from tests.hub_server import FakeHub
 
-    torch.manual_seed(0)
-    sam = build_sam(TINY)
-    randomize(sam, seed=3)
-    local = tmp_path / "tiny.safetensors"
-    save_file(sam.state_dict(), local)
-    payload = local.read_bytes()
+    payload = tiny_sam_file(tmp_path, seed=3).read_bytes()
     entry = dataclasses.replace(weights.REGISTRY["sam-vit-b"], repo_id="test/sam-tiny", revision="a" * 40,
                                 sha256=hashlib.sha256(payload).hexdigest(), size=len(payload))
     monkeypatch.setitem(weights.REGISTRY, "sam-vit-b", entry)
@@ -358,9 +362,7 @@ def test_sam_downloads_from_the_loopback_hub_and_guides_the_enhancer(tmp_path, m
         path = locate_sam_checkpoint("vit_b", None, download=True)
     assert path.read_bytes() == payload and weights.find_cached("sam-vit-b") == path
 
-    producer = SamPriorProducer("tiny", path, max_regions=8, points_per_side=4, encoder_size=64, arch=TINY,
-                                pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0,
-                                cache=PriorCache(tmp_path / "priors"))
+    producer = tiny_producer(path, cache=PriorCache(tmp_path / "priors"))
     enhancer = Enhancer(model=tiny_model(), device="cpu", prior="none", steps=2, work_size=64)
     enhancer.prior_fn = producer
     result = enhancer.enhance(synthetic_image(60, 80) * 0.1)
@@ -373,13 +375,7 @@ def test_sam_makes_room_for_the_denoiser_only_when_memory_is_short(tmp_path, mon
     from lowlight_cli.pipeline import Enhancer
     from tests.conftest import tiny_model
 
-    torch.manual_seed(0)
-    sam = build_sam(TINY)
-    randomize(sam, seed=5)
-    path = tmp_path / "tiny.safetensors"
-    save_file(sam.state_dict(), path)
-    producer = SamPriorProducer("tiny", path, max_regions=8, points_per_side=4, encoder_size=64, arch=TINY,
-                                pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0, cache=None)
+    producer = tiny_producer(tiny_sam_file(tmp_path, seed=5), cache=None)
     enhancer = Enhancer(model=tiny_model(), device="cpu", prior="none", steps=1, work_size=64)
     enhancer.prior_fn = producer
     image = synthetic_image(60, 80) * 0.1
