@@ -413,7 +413,7 @@ def train(
     sam_model: SamModel = typer.Option(SamModel.vit_b, help="SAM size when --prior sam."),
     sam_checkpoint: Optional[Path] = typer.Option(None, help="Local SAM checkpoint (.safetensors)."),
     semantic_weight: float = typer.Option(0.5, help="Weight of the semantic-context regularisation loss."),
-    final_step_share: float = typer.Option(0.25, help="Share of diffusion samples at the last timestep, where "
+    final_step_share: float = typer.Option(0.5, help="Share of diffusion samples at the last timestep, where "
                                                       "few-step sampling queries the model."),
     no_diffusion: bool = typer.Option(False, "--no-diffusion", help="Train the plain U-Net regression baseline instead "
                                                                     "(with --prior none: no prior either)."),

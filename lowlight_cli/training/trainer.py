@@ -38,7 +38,7 @@ class TrainOptions:
     lr: float = 2e-4
     ema_decay: float = 0.999
     semantic_weight: float = 0.5
-    final_step_share: float = 0.25  # share of diffusion samples drawn at the 1-step sampler's timestep
+    final_step_share: float = 0.5  # share of diffusion samples drawn at the 1-step sampler's timestep
     prior: str = "fallback"  # fallback | sam | none
     seed: int = 0
     save_every: int = 200
