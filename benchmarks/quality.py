@@ -2,7 +2,7 @@
 
     python benchmarks/quality.py --data ../shared/data/sice [--baseline runs/baseline/unet-regression.safetensors]
 
-Rows: the classical references, the shipped model at 1/2/4/10/20 steps, without
+Rows: the classical references, the shipped model at 1/2/4/10/20 steps (`--step-counts`), without
 the prior, with the working resolution at the full 512 px (direct sampling,
 no reconstruction) and at 256 px; optionally the equal-budget U-Net
 regression baseline against the diffusion model's checkpoint at the same step
@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--baseline", default="", help="regression baseline checkpoint (equal budget)")
     parser.add_argument("--baseline-pair", default="", help="diffusion checkpoint trained for the same steps")
+    parser.add_argument("--step-counts", default="1,2,4,10,20", help="step counts of the 'steps' rows")
     parser.add_argument("--rows", default="refs,steps,prior,worksize,baseline",
                         help="which groups: refs, steps, prior, worksize, baseline")
     args = parser.parse_args()
@@ -55,7 +56,7 @@ def main() -> None:
             lines.append(row(label, evaluate_pairs(args.data, args.split, method)))
             print(lines[-1], flush=True)
     if "steps" in groups:
-        for steps in (1, 2, 4, 10, 20):
+        for steps in (int(n) for n in args.step_counts.split(",")):
             model_row(f"lowlight-default, {steps} steps", "default" if steps == DEFAULT_STEPS else "", steps=steps)
     if "prior" in groups:
         model_row("lowlight-default, --prior none", "what the prior buys", prior="none")
@@ -63,7 +64,8 @@ def main() -> None:
         model_row("work size 512 (direct, no reconstruction)", "full-resolution sampling", work_size=512)
         model_row("work size 256 + reconstruction", "", work_size=256)
     if "baseline" in groups and args.baseline:
-        model_row("U-Net regression baseline (equal budget)", "same network, no diffusion", model=args.baseline)
+        model_row("U-Net regression baseline (equal budget)", "same network, no diffusion, no prior",
+                  model=args.baseline, prior="none")
         if args.baseline_pair:
             model_row("diffusion model at the same step count", "", model=args.baseline_pair)
     print()
