@@ -30,7 +30,6 @@ from lowlight_cli.io.video import FrameSink, FrameSource
 from lowlight_cli.pipeline import Enhancer
 from lowlight_cli.prepare import resize, working_size
 from lowlight_cli.priors.region_prior import RegionPrior
-from lowlight_cli.reconstruct import reconstruct
 
 THUMBNAIL = 16  # long side (px) at which frames are compared for cuts and motion
 
@@ -101,7 +100,7 @@ def enhance_frame(enhancer: Enhancer, rgb: np.ndarray, state: ShotState | None, 
         still = resize((changes < scene_cut).astype(np.float32), *work_output.shape[:2])[..., None]
         weight = smoothing * still
         work_output = weight * state.output + (1.0 - weight) * work_output
-    out = reconstruct(rgb, working.low, work_output)
+    out = enhancer.reconstruct(rgb, working, work_output)
     return out, ShotState(low=working.low, prior=prior, output=work_output), not same_shot
 
 

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
@@ -220,3 +221,22 @@ def test_cli_defaults_match_the_library():
 
     assert cli.STEPS.default == pipeline.DEFAULT_STEPS
     assert cli.WORK_SIZE.default == pipeline.DEFAULT_WORK_SIZE
+    assert cli.DETAIL.default == pipeline.DEFAULT_DETAIL_THRESHOLD
+
+
+def test_detail_threshold_trades_grain_for_texture(tmp_path, tiny_checkpoint):
+    rng = np.random.default_rng(0)
+    noisy = np.clip(40 + rng.normal(0, 12, (96, 128, 3)), 0, 255).astype(np.uint8)  # dark, grainy, flat
+    source = tmp_path / "grain.png"
+    Image.fromarray(noisy).save(source)
+    detail = {}
+    for threshold in ("0", "4"):
+        out = tmp_path / f"out_{threshold}.png"
+        result = run("enhance", source, "-o", out, "--model", tiny_checkpoint, *FAST, "--detail-threshold", threshold)
+        assert result.exit_code == 0, result.output
+        image = np.asarray(Image.open(out), np.float32)
+        detail[threshold] = np.abs(np.diff(image, axis=1)).mean()
+    assert detail["0"] > 1.5 * detail["4"]
+    result = run("enhance", source, "-o", tmp_path / "bad.png", "--model", tiny_checkpoint, *FAST,
+                 "--detail-threshold", "-1")
+    assert result.exit_code == 2 and not (tmp_path / "bad.png").exists()
