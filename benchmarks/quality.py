@@ -12,20 +12,16 @@ count. Prints a markdown table.
 from __future__ import annotations
 
 import argparse
-import re
 import time
 from pathlib import Path
 
-from lowlight_cli.evaluation import evaluate_pairs
+from lowlight_cli.evaluation import Summary, evaluate_pairs
 from lowlight_cli.pipeline import DEFAULT_STEPS, DEFAULT_WORK_SIZE, Enhancer
 
 
-def row(label: str, summary: str, note: str = "") -> str:
-    psnr = re.search(r"PSNR ([\d.]+) dB", summary).group(1)
-    ssim = re.search(r"SSIM ([\d.]+)", summary).group(1)
-    gt = re.search(r"PSNR\(GT-mean\) ([\d.]+) dB", summary).group(1)
-    seconds = re.search(r"([\d.]+) s/image", summary).group(1)
-    return f"| {label} | {psnr} | {ssim} | {gt} | {seconds} | {note} |"
+def row(label: str, summary: Summary, note: str = "") -> str:
+    return (f"| {label} | {summary.psnr:.2f} | {summary.ssim:.4f} | {summary.psnr_gt_mean:.2f} | "
+            f"{summary.seconds:.2f} | {note} |")
 
 
 def main() -> None:

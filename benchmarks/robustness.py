@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from lowlight_cli.evaluation import evaluate_pairs
+from lowlight_cli.evaluation import Summary, evaluate_pairs
 from lowlight_cli.pipeline import Enhancer
 from lowlight_cli.training.data import load_rgb8, read_sice
-from lowlight_cli.training.synth import linear_to_srgb, sensor_noise, srgb_to_linear
+from lowlight_cli.training.synth import decode_srgb8, encode_srgb8, sensor_noise
 
 CASTS = {  # linear RGB gains left in the photo by a wrong white balance
     "sodium": (1.9, 1.0, 0.5),
@@ -36,9 +36,8 @@ CASTS = {  # linear RGB gains left in the photo by a wrong white balance
 def degrade(dark: np.ndarray, cast: tuple[float, float, float], seed: int) -> np.ndarray:
     """A real dark uint8 photo under a coloured light, with more sensor noise (shot 1e-3, read 1e-3)."""
     rng = np.random.default_rng(seed)
-    linear = srgb_to_linear(dark.astype(np.float32) / 255.0) * np.asarray(cast, np.float32)
-    linear = sensor_noise(linear, 1e-3, 1e-3, (2.0, 1.0, 1.7), rng)
-    return (linear_to_srgb(linear) * 255.0 + 0.5).astype(np.uint8)
+    linear = decode_srgb8(dark) * np.asarray(cast, np.float32)
+    return encode_srgb8(sensor_noise(linear, 1e-3, 1e-3, (2.0, 1.0, 1.7), rng))
 
 
 def build(data: Path, out: Path) -> Path:
@@ -63,9 +62,8 @@ def main() -> None:
     folder = build(args.data, args.out)
     lines = ["| method | PSNR dB | SSIM | PSNR GT-mean dB |", "|---|---|---|---|"]
 
-    def add(label: str, summary: str) -> None:
-        parts = dict(p.split(" ", 1) for p in summary.split(": ", 1)[1].split(", ")[:3])
-        lines.append(f"| {label} | {parts['PSNR'].split()[0]} | {parts['SSIM']} | {parts['PSNR(GT-mean)'].split()[0]} |")
+    def add(label: str, summary: Summary) -> None:
+        lines.append(f"| {label} | {summary.psnr:.2f} | {summary.ssim:.4f} | {summary.psnr_gt_mean:.2f} |")
         print(lines[-1], flush=True)
 
     for method in ("gamma", "clahe"):

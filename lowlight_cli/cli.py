@@ -342,7 +342,7 @@ def evaluate(
                                   detail_threshold=detail_threshold)
     summary = evaluate_pairs(data, split, method, enhancer, limit=limit,
                              on_row=(lambda row: typer.echo(row.format())) if per_image else None)
-    typer.echo(summary)
+    typer.echo(summary.format())
 
 
 @app.command()

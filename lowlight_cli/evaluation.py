@@ -29,9 +29,27 @@ class Row:
                 f"PSNR(GT-mean) {self.psnr_gt_mean:6.2f} dB  {self.seconds:6.2f} s")
 
 
+@dataclass
+class Summary:
+    """Means over the pairs of one evaluation (benchmarks read the fields, the CLI prints `format()`)."""
+
+    method: str
+    pairs: int
+    data: Path
+    split: str
+    psnr: float
+    ssim: float
+    psnr_gt_mean: float
+    seconds: float
+
+    def format(self) -> str:
+        return (f"{self.method} on {self.pairs} pairs of {self.data} [{self.split}]: PSNR {self.psnr:.2f} dB, "
+                f"SSIM {self.ssim:.4f}, PSNR(GT-mean) {self.psnr_gt_mean:.2f} dB, {self.seconds:.2f} s/image")
+
+
 def evaluate_pairs(data: Path, split: str, method: str, enhancer=None, limit: int = 0,
-                   on_row: Callable[[Row], None] | None = None) -> str:
-    """Mean PSNR/SSIM over the pairs in `data`; returns a one-paragraph summary."""
+                   on_row: Callable[[Row], None] | None = None) -> Summary:
+    """Mean PSNR/SSIM over the pairs in `data`."""
     if method != "model" and method not in BASELINES:
         raise UsageError(f"unknown --method '{method}' (choose from model, {', '.join(BASELINES)})")
     if split not in {"val", "train", "all"}:
@@ -54,5 +72,4 @@ def evaluate_pairs(data: Path, split: str, method: str, enhancer=None, limit: in
             on_row(row)
     mean = lambda attr: float(np.mean([getattr(r, attr) for r in rows]))  # noqa: E731
     what = method if method != "model" else f"model ({enhancer.steps} steps)"
-    return (f"{what} on {len(rows)} pairs of {data} [{split}]: PSNR {mean('psnr'):.2f} dB, SSIM {mean('ssim'):.4f}, "
-            f"PSNR(GT-mean) {mean('psnr_gt_mean'):.2f} dB, {mean('seconds'):.2f} s/image")
+    return Summary(what, len(rows), data, split, mean("psnr"), mean("ssim"), mean("psnr_gt_mean"), mean("seconds"))

@@ -21,6 +21,7 @@ import numpy as np
 _DEMOSAIC = getattr(cv2, "COLOR_BayerRGGB2RGB", cv2.COLOR_BayerBG2RGB)
 _BLACK_LEVEL = 0.0625  # headroom so negative read noise survives the uint16 demosaic, as on a real sensor
 _RGB_TO_YCC = np.array([[0.299, 0.587, 0.114], [-0.169, -0.331, 0.5], [0.5, -0.419, -0.081]], np.float32)
+_YCC_TO_RGB = np.linalg.inv(_RGB_TO_YCC).astype(np.float32)
 
 
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
@@ -30,6 +31,16 @@ def srgb_to_linear(x: np.ndarray) -> np.ndarray:
 def linear_to_srgb(x: np.ndarray) -> np.ndarray:
     x = np.clip(x, 0.0, 1.0)
     return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+
+
+def decode_srgb8(image: np.ndarray) -> np.ndarray:
+    """uint8 sRGB → float32 linear light."""
+    return srgb_to_linear(image.astype(np.float32) / 255.0)
+
+
+def encode_srgb8(linear: np.ndarray) -> np.ndarray:
+    """Linear light → uint8 sRGB (clipped)."""
+    return (linear_to_srgb(linear) * 255.0 + 0.5).astype(np.uint8)
 
 
 def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
@@ -47,6 +58,11 @@ def sample_cast(rng: np.random.Generator) -> tuple[float, float, float]:
         return (float(rng.uniform(0.6, 0.9)), float(rng.uniform(1.0, 1.3)), float(rng.uniform(1.0, 1.6)))
     red, blue = np.exp(rng.normal(0.0, 0.25, size=2))
     return (float(red), float(np.exp(rng.normal(0.0, 0.08))), float(blue))
+
+
+def sample_sensor_gains(rng: np.random.Generator) -> tuple[float, float, float]:
+    """A camera's white-balance multipliers (daylight to tungsten range; green is the reference)."""
+    return (float(rng.uniform(1.5, 2.4)), 1.0, float(rng.uniform(1.2, 2.0)))
 
 
 @dataclass(frozen=True)
@@ -70,7 +86,7 @@ class DarkeningParams:
             shot=_log_uniform(rng, 2e-4, 8e-3),
             read=_log_uniform(rng, 2e-4, 4e-3),
             jpeg_quality=quality,
-            sensor_gains=(float(rng.uniform(1.5, 2.4)), 1.0, float(rng.uniform(1.2, 2.0))),
+            sensor_gains=sample_sensor_gains(rng),
             chroma_smoothing=float(rng.uniform(1.0, 3.0)) if rng.random() < 0.3 else 0.0,
         )
 
@@ -100,7 +116,7 @@ def smooth_chroma(linear: np.ndarray, sigma: float) -> np.ndarray:
     """In-camera chroma noise reduction: blur colour-difference channels only (makes colour blotches)."""
     ycc = linear @ _RGB_TO_YCC.T
     ycc[..., 1:] = cv2.GaussianBlur(np.ascontiguousarray(ycc[..., 1:]), (0, 0), sigma)
-    return ycc @ np.linalg.inv(_RGB_TO_YCC).T.astype(np.float32)
+    return ycc @ _YCC_TO_RGB.T
 
 
 def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
@@ -115,7 +131,7 @@ def darken(image: np.ndarray, params: DarkeningParams, rng: np.random.Generator)
     noisy = sensor_noise(linear, params.shot, params.read, params.sensor_gains, rng)
     if params.chroma_smoothing > 0:
         noisy = smooth_chroma(noisy, params.chroma_smoothing)
-    out = (linear_to_srgb(noisy) * 255.0 + 0.5).astype(np.uint8)
+    out = encode_srgb8(noisy)
     if params.jpeg_quality is not None:
         out = jpeg(out, params.jpeg_quality)
     return np.ascontiguousarray(out)
@@ -124,10 +140,9 @@ def darken(image: np.ndarray, params: DarkeningParams, rng: np.random.Generator)
 def recast(dark: np.ndarray, rng: np.random.Generator, extra_noise: float = 0.5) -> np.ndarray:
     """Re-degrade an already dark uint8 photo of a real pair: a new cast, exposure change, and
     (with probability `extra_noise`) more sensor noise, so real scenes also come with strong casts."""
-    linear = srgb_to_linear(dark.astype(np.float32) / 255.0)
     gains = np.asarray(sample_cast(rng), np.float32) * np.float32(_log_uniform(rng, 0.6, 1.3))
-    linear = linear * gains
+    linear = decode_srgb8(dark) * gains
     if rng.random() < extra_noise:
         linear = sensor_noise(linear, _log_uniform(rng, 1e-4, 2e-3), _log_uniform(rng, 1e-4, 2e-3),
-                              (float(rng.uniform(1.5, 2.4)), 1.0, float(rng.uniform(1.2, 2.0))), rng)
-    return (linear_to_srgb(linear) * 255.0 + 0.5).astype(np.uint8)
+                              sample_sensor_gains(rng), rng)
+    return encode_srgb8(linear)
