@@ -3,7 +3,7 @@
     python benchmarks/quality.py --data ../shared/data/sice [--baseline runs/baseline/unet-regression.safetensors]
 
 Rows: the classical references, the shipped model at 1/2/4/10/20 steps (`--step-counts`), without
-the prior, with the working resolution at the full 512 px (direct sampling,
+the prior, without the shadow-noise filter, with the working resolution at the full 512 px (direct sampling,
 no reconstruction) and at 256 px; optionally the equal-budget U-Net
 regression baseline against the diffusion model's checkpoint at the same step
 count. Prints a markdown table.
@@ -32,8 +32,8 @@ def main() -> None:
     parser.add_argument("--baseline", default="", help="regression baseline checkpoint (equal budget)")
     parser.add_argument("--baseline-pair", default="", help="diffusion checkpoint trained for the same steps")
     parser.add_argument("--step-counts", default="1,2,4,10,20", help="step counts of the 'steps' rows")
-    parser.add_argument("--rows", default="refs,steps,prior,worksize,baseline",
-                        help="which groups: refs, steps, prior, worksize, baseline")
+    parser.add_argument("--rows", default="refs,steps,prior,shadow,worksize,baseline",
+                        help="which groups: refs, steps, prior, shadow, worksize, baseline")
     args = parser.parse_args()
     groups = set(args.rows.split(","))
     lines = ["| configuration | PSNR dB | SSIM | PSNR GT-mean dB | s/image | note |", "|---|---|---|---|---|---|"]
@@ -56,6 +56,8 @@ def main() -> None:
             model_row(f"lowlight-default, {steps} steps", "default" if steps == DEFAULT_STEPS else "", steps=steps)
     if "prior" in groups:
         model_row("lowlight-default, --prior none", "what the prior buys", prior="none")
+    if "shadow" in groups:
+        model_row("lowlight-default, --shadow-denoise 0", "what the shadow-noise filter buys", shadow_denoise=0.0)
     if "worksize" in groups:
         model_row("work size 512 (direct, no reconstruction)", "full-resolution sampling", work_size=512)
         model_row("work size 256 + reconstruction", "", work_size=256)

@@ -115,7 +115,7 @@ def main(
 
 
 # Options shared by every command that enhances.
-# STEPS, WORK_SIZE and DETAIL repeat the pipeline's DEFAULT_* values (a test keeps them equal):
+# STEPS, WORK_SIZE, DETAIL and SHADOW repeat the pipeline's DEFAULT_* values (a test keeps them equal):
 # importing the pipeline here would import torch for --help.
 STEPS = typer.Option(1, "--steps", help="DDIM sampling steps (1 to 1000). The default 1 scores best on our validation set; more steps add sampled detail at some cost in fidelity and time.")
 SEED = typer.Option(0, "--seed", help="Noise seed: the same seed gives the same result on every device.")
@@ -132,20 +132,23 @@ TILE = typer.Option(512, "--tile", help="Tile side for --full-res.")
 DETAIL = typer.Option(2.0, "--detail-threshold", min=0.0,
                       help="Keep the photo's own fine detail above this many noise sigmas when carrying the result "
                            "to full resolution. Lower keeps more texture and more grain; 0 keeps all of it.")
+SHADOW = typer.Option(0.5, "--shadow-denoise", min=0.0,
+                      help="Smooth noise the brightening lifts out of near-black areas (night skies, deep shadow): "
+                           "strength in units of the expected noise. 0 turns it off; above 1 also flattens texture.")
 OVERWRITE = typer.Option(False, "--overwrite", help="Replace outputs that already exist (inputs are never replaced).")
 FORMAT = typer.Option(None, "--format", help="Output extension, e.g. png or jpg (default: same as the input).")
 
 
 def build_enhancer(model: str, device: Device, prior: Prior, sam_model: SamModel, sam_checkpoint: Optional[Path],
                    steps: int, seed: int, work_size: int, full_res: bool = False, tile: int = 512,
-                   detail_threshold: float = DETAIL.default):
+                   detail_threshold: float = DETAIL.default, shadow_denoise: float = SHADOW.default):
     from lowlight_cli.pipeline import Enhancer
 
     out = console()
     enhancer = Enhancer(model=model, device=device.value, prior=prior.value, sam_model=sam_model.value,
                         sam_checkpoint=sam_checkpoint, steps=steps, work_size=work_size, seed=seed,
                         full_res=full_res, tile=tile, detail_threshold=detail_threshold,
-                        notify=lambda m: out.print(f"[yellow]note:[/] {m}"))
+                        shadow_denoise=shadow_denoise, notify=lambda m: out.print(f"[yellow]note:[/] {m}"))
     if STATE["verbose"]:
         out.print(f"model: {model} on {enhancer.device} ({str(enhancer.dtype).replace('torch.', '')}), "
                   f"{steps} steps, work size {work_size}, prior {prior.value}")
@@ -204,7 +207,7 @@ def enhance(
                                                                        "Default: {stem}_enhanced.{ext} beside each input."),
     steps: int = STEPS, seed: int = SEED, device: Device = DEVICE, model: str = MODEL, prior: Prior = PRIOR,
     sam_model: SamModel = SAM_MODEL, sam_checkpoint: Optional[Path] = SAM_CKPT, work_size: int = WORK_SIZE,
-    detail_threshold: float = DETAIL,
+    detail_threshold: float = DETAIL, shadow_denoise: float = SHADOW,
     full_res: bool = FULL_RES, tile: int = TILE, overwrite: bool = OVERWRITE, fmt: Optional[str] = FORMAT,
 ) -> None:
     """Enhance one or more dark photos.
@@ -219,7 +222,7 @@ def enhance(
             raise InputError(f"{path}: file not found")
     jobs = jobs_for_files(inputs, output, ext=normalise_ext(fmt))
     enhancer = build_enhancer(model, device, prior, sam_model, sam_checkpoint, steps, seed, work_size, full_res, tile,
-                                  detail_threshold=detail_threshold)
+                                  detail_threshold=detail_threshold, shadow_denoise=shadow_denoise)
     report = run_with_progress(jobs, enhancer, overwrite, "enhancing")
     for job in report.done:
         if not STATE["quiet"]:
@@ -249,7 +252,7 @@ def batch(
     glob: Optional[str] = typer.Option(None, "--glob", help="Only files matching this pattern, e.g. '*.png'."),
     steps: int = STEPS, seed: int = SEED, device: Device = DEVICE, model: str = MODEL, prior: Prior = PRIOR,
     sam_model: SamModel = SAM_MODEL, sam_checkpoint: Optional[Path] = SAM_CKPT, work_size: int = WORK_SIZE,
-    detail_threshold: float = DETAIL,
+    detail_threshold: float = DETAIL, shadow_denoise: float = SHADOW,
     full_res: bool = FULL_RES, tile: int = TILE, overwrite: bool = OVERWRITE, fmt: Optional[str] = FORMAT,
 ) -> None:
     """Enhance every photo in a folder: resumable, keeps going past bad files.
@@ -272,7 +275,7 @@ def batch(
         summarise(run_with_progress(jobs, None, overwrite, "batch"))
         return
     enhancer = build_enhancer(model, device, prior, sam_model, sam_checkpoint, steps, seed, work_size, full_res, tile,
-                                  detail_threshold=detail_threshold)
+                                  detail_threshold=detail_threshold, shadow_denoise=shadow_denoise)
     summarise(run_with_progress(jobs, enhancer, overwrite, "batch"))
 
 
@@ -289,7 +292,7 @@ def video(
     frame_format: str = typer.Option("png", "--frame-format", help="png or jpg, for a frames-folder output."),
     steps: int = STEPS, seed: int = SEED, device: Device = DEVICE, model: str = MODEL, prior: Prior = PRIOR,
     sam_model: SamModel = SAM_MODEL, sam_checkpoint: Optional[Path] = SAM_CKPT, work_size: int = WORK_SIZE,
-    detail_threshold: float = DETAIL,
+    detail_threshold: float = DETAIL, shadow_denoise: float = SHADOW,
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Enhance a video or a folder of frames without flicker; audio and frame rate are kept.
@@ -307,7 +310,7 @@ def video(
         target = output or source.with_name(f"{source.stem if source.is_file() else source.name}_enhanced.mp4")
         sink = open_sink(target, frames, frame_format, overwrite)
         enhancer = build_enhancer(model, device, prior, sam_model, sam_checkpoint, steps, seed, work_size,
-                                  detail_threshold=detail_threshold)
+                                  detail_threshold=detail_threshold, shadow_denoise=shadow_denoise)
         total = frames.frame_count if max_frames is None else min(max_frames, frames.frame_count or max_frames)
         with Progress(TextColumn("video"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
                       TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console()) as progress:
@@ -328,7 +331,7 @@ def evaluate(
     method: str = typer.Option("model", help="model, or a classical reference: gamma (auto-gamma), clahe (CLAHE on L)."),
     steps: int = STEPS, seed: int = SEED, device: Device = DEVICE, model: str = MODEL, prior: Prior = PRIOR,
     sam_model: SamModel = SAM_MODEL, sam_checkpoint: Optional[Path] = SAM_CKPT, work_size: int = WORK_SIZE,
-    detail_threshold: float = DETAIL,
+    detail_threshold: float = DETAIL, shadow_denoise: float = SHADOW,
     full_res: bool = FULL_RES, tile: int = TILE,
     limit: int = typer.Option(0, help="Evaluate only the first N pairs (0 = all)."),
     per_image: bool = typer.Option(False, "--per-image", help="Print a row per image."),
@@ -339,7 +342,7 @@ def evaluate(
     enhancer = None
     if method == "model":
         enhancer = build_enhancer(model, device, prior, sam_model, sam_checkpoint, steps, seed, work_size, full_res, tile,
-                                  detail_threshold=detail_threshold)
+                                  detail_threshold=detail_threshold, shadow_denoise=shadow_denoise)
     summary = evaluate_pairs(data, split, method, enhancer, limit=limit,
                              on_row=(lambda row: typer.echo(row.format())) if per_image else None)
     typer.echo(summary.format())

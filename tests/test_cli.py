@@ -216,12 +216,13 @@ def test_out_of_memory_names_the_option_that_fixes_it(dark_jpeg, tiny_checkpoint
 
 
 def test_cli_defaults_match_the_library():
-    """cli.py repeats two defaults as literals (importing the pipeline would import torch at --help)."""
+    """cli.py repeats the defaults as literals (importing the pipeline would import torch at --help)."""
     from lowlight_cli import cli, pipeline
 
     assert cli.STEPS.default == pipeline.DEFAULT_STEPS
     assert cli.WORK_SIZE.default == pipeline.DEFAULT_WORK_SIZE
     assert cli.DETAIL.default == pipeline.DEFAULT_DETAIL_THRESHOLD
+    assert cli.SHADOW.default == pipeline.DEFAULT_SHADOW_DENOISE
 
 
 def test_detail_threshold_trades_grain_for_texture(tmp_path, tiny_checkpoint):

@@ -1,0 +1,40 @@
+"""The shadow-noise filter smooths where the gain amplified noise, and nowhere else."""
+
+import numpy as np
+
+from lowlight_cli.shadow_noise import expected_noise, input_noise_sigma, suppress_shadow_noise
+
+
+def dark_scene(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A near-black, noisy left half (gain ~20) and a well-exposed, textured right half (gain ~1)."""
+    height, width = 96, 192
+    low = np.empty((height, width, 3), np.float32)
+    low[:, : width // 2] = 0.01 + rng.normal(0, 0.003, (height, width // 2, 3))
+    stripes = 0.5 + 0.15 * np.sign(np.sin(np.arange(width // 2) / 2.0))
+    low[:, width // 2:] = stripes[None, :, None]
+    low = np.clip(low, 0, 1)
+    out = low.copy()
+    out[:, : width // 2] = np.clip(low[:, : width // 2] * 20, 0, 1)  # what brightening does to the dark half
+    return low, out
+
+
+def test_smooths_amplified_noise_and_keeps_well_exposed_texture():
+    low, out = dark_scene(np.random.default_rng(0))
+    result = suppress_shadow_noise(low, out, strength=0.5)
+    dark, bright = slice(8, 88), slice(104, 184)
+    assert result[:, dark].std() < 0.6 * out[:, dark].std()
+    assert suppress_shadow_noise(low, out, strength=1.0)[:, dark].std() < 0.7 * result[:, dark].std()
+    assert abs(result[:, dark].mean() - out[:, dark].mean()) < 0.01  # brightness kept, only noise removed
+    assert np.abs(result[:, bright] - out[:, bright]).max() < 0.02  # stripes (gain 1) untouched
+
+
+def test_expected_noise_follows_the_gain():
+    low, out = dark_scene(np.random.default_rng(1))
+    sigma = expected_noise(low, out, radius=5)
+    assert sigma[:, 10:80].mean() > 10 * sigma[:, 110:180].mean()
+    assert input_noise_sigma(np.zeros((32, 32, 3), np.float32)) > 0  # quantisation floor on a black frame
+
+
+def test_strength_zero_is_the_identity():
+    low, out = dark_scene(np.random.default_rng(2))
+    assert suppress_shadow_noise(low, out, strength=0.0) is out
