@@ -16,6 +16,7 @@ import importlib
 import os
 import socket
 import threading
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +31,14 @@ from huggingface_hub.errors import (
 )
 from tqdm.auto import tqdm
 
+from lowlight_cli.cache_dirs import user_cache_dir
 from lowlight_cli.errors import WeightsError
 
 # huggingface_hub retries an unreachable host for ~20 s; one TCP connect this
 # long (DNS included) is enough to tell "offline" apart from "slow".
 PROBE_TIMEOUT_S = 0.5
 _HASH_CHUNK = 1 << 20
+STAMP_MIN_AGE_NS = 5 * 10**9
 
 
 @dataclass(frozen=True)
@@ -218,10 +221,39 @@ def _cached_file(entry: KnownCheckpoint, root: Path) -> Path | None:
 
 
 def _is_intact(path: Path, entry: KnownCheckpoint) -> bool:
-    """Size first (free, catches truncation), then the full digest."""
-    if entry.size is not None and path.stat().st_size != entry.size:
+    """Size first (free, catches truncation), then the digest, unless a stamp says this very file passed.
+
+    Hashing vit_h takes seconds, and every `enhance` would pay it again; the
+    stamp records (file, size, mtime) after a full check, so any rewrite of
+    the file, which changes its mtime, brings the full check back. As in
+    git's index, a file modified in the last few seconds is not stamped: a
+    rewrite within the filesystem's timestamp granularity would keep its mtime.
+    """
+    stat = path.resolve().stat()
+    if entry.size is not None and stat.st_size != entry.size:
         return False
-    return verify_sha256(path, entry.sha256)
+    stamp = _stamp_path(entry.sha256)
+    identity = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    try:
+        if stamp.read_text() == identity:
+            return True
+    except OSError:
+        pass
+    if not verify_sha256(path, entry.sha256):
+        return False
+    if time.time_ns() - stat.st_mtime_ns < STAMP_MIN_AGE_NS:
+        return True
+    try:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(identity)
+    except OSError:
+        pass  # a read-only cache only costs the next run another full check
+    return True
+
+
+def _stamp_path(sha256: str) -> Path:
+    """Where the verification stamp of the checkpoint with this digest lives (our cache, not the HF one)."""
+    return user_cache_dir() / "verified" / sha256.lower()
 
 
 def _file_sha256(path: Path) -> str:

@@ -20,6 +20,15 @@ TINY = dict(base_channels=8, channel_mults=(1, 2, 2), token_dim=16, attn_heads=2
             num_train_timesteps=50)
 
 
+@pytest.fixture(autouse=True)
+def private_user_cache(tmp_path_factory, monkeypatch) -> Path:
+    """Priors and verification stamps go to a per-test folder, never the user's ~/.cache."""
+    root = tmp_path_factory.mktemp("xdg-cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(root))
+    monkeypatch.delenv("LOWLIGHT_PRIOR_CACHE", raising=False)
+    return root
+
+
 def tiny_model(seed: int = 0, **overrides) -> PriorGuidedDenoiser:
     torch.manual_seed(seed)
     model = PriorGuidedDenoiser(ModelConfig(**{**TINY, **overrides}))

@@ -270,6 +270,33 @@ def tiny_producer(path: Path, max_regions: int = 8, **kwargs) -> SamPriorProduce
                             pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0, **kwargs)
 
 
+def test_prior_cache_evicts_least_recently_used_entries(tmp_path):
+    import os
+
+    rng = np.random.default_rng(0)
+    priors = [RegionPrior(labels=rng.integers(0, 4, (64, 64)).astype(np.int32), scores=np.ones(3, np.float32),
+                          boundary=rng.random((64, 64)).astype(np.float32), source="fallback") for _ in range(6)]
+    keys = [f"{i:02d}" + "0" * 62 for i in range(6)]
+    probe = PriorCache(tmp_path / "probe")
+    probe.put(keys[0], priors[0])
+    entry_size = probe.path(keys[0]).stat().st_size
+    cache = PriorCache(tmp_path / "priors", max_bytes=int(3.5 * entry_size))  # room for three
+    for i, (key, prior) in enumerate(zip(keys[:3], priors)):
+        cache.put(key, prior)
+        os.utime(cache.path(key), ns=(i * 10**9, i * 10**9))  # a clear age order: 0 oldest
+    assert cache.get(keys[0]) is not None  # a hit makes entry 0 the most recently used
+    cache.put(keys[3], priors[3])
+    kept = {key for key in keys if cache.path(key).exists()}
+    assert kept == {keys[0], keys[2], keys[3]}  # entry 1, least recently used, went first
+
+
+def test_prior_cache_limit_comes_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOWLIGHT_PRIOR_CACHE_MB", "2")
+    assert PriorCache(tmp_path).max_bytes == 2 * 2**20
+    monkeypatch.setenv("LOWLIGHT_PRIOR_CACHE_MB", "lots")
+    assert PriorCache(tmp_path).max_bytes == 1024 * 2**20
+
+
 def test_producer_returns_a_cached_region_prior(tmp_path):
     cache = PriorCache(tmp_path / "priors")
     producer = tiny_producer(tiny_sam_file(tmp_path, seed=8), max_regions=5, cache=cache)

@@ -8,6 +8,7 @@ actually sees, with tiny safetensors files instead of SAM's gigabytes.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import socket
 import time
@@ -193,6 +194,21 @@ def test_corrupted_cache_without_network_is_reported(hub: FakeHub):
     path.resolve().write_bytes(OTHER)
     with pytest.raises(WeightsError, match="fails its sha256 check"):
         weights.fetch_checkpoint(NAME, local_only=True)
+
+
+def test_verified_file_is_not_hashed_again_until_it_changes(hub: FakeHub, monkeypatch: pytest.MonkeyPatch):
+    path = weights.fetch_checkpoint(NAME, endpoint=hub.endpoint)
+    blob = path.resolve()
+    old = time.time_ns() - 60 * 10**9
+    os.utime(blob, ns=(old, old))  # downloaded a minute ago: old enough to stamp
+    hashed = []
+    real_hash = weights._file_sha256
+    monkeypatch.setattr(weights, "_file_sha256", lambda p: hashed.append(p) or real_hash(p))
+
+    assert weights.find_cached(NAME) == path and len(hashed) == 1
+    assert weights.find_cached(NAME) == path and len(hashed) == 1  # the stamp answered
+    blob.write_bytes(GOOD[:-1] + bytes([GOOD[-1] ^ 1]))  # same size, new content and mtime
+    assert weights.find_cached(NAME) is None and len(hashed) == 2
 
 
 def test_unknown_name_lists_the_known_ones():

@@ -32,6 +32,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from lowlight_cli.cache_dirs import user_cache_dir
 from lowlight_cli.errors import DeviceError, UsageError, WeightsError
 from lowlight_cli.priors.fallback import prepare_for_segmentation
 from lowlight_cli.priors.region_prior import RegionPrior
@@ -46,6 +47,8 @@ from lowlight_cli.priors.sam_convert import (
 )
 
 PRIOR_CACHE_ENV = "LOWLIGHT_PRIOR_CACHE"
+PRIOR_CACHE_SIZE_ENV = "LOWLIGHT_PRIOR_CACHE_MB"
+DEFAULT_PRIOR_CACHE_MB = 1024
 _CACHE_FORMAT = 1  # bump when the stored arrays or the producer's output change meaning
 _DEFAULT = object()
 
@@ -84,8 +87,16 @@ def default_cache_dir() -> Path:
     override = os.environ.get(PRIOR_CACHE_ENV)
     if override:
         return Path(override).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
-    return Path(base).expanduser() / "lowlight-cli" / "priors"
+    return user_cache_dir() / "priors"
+
+
+def cache_limit_bytes() -> int:
+    """$LOWLIGHT_PRIOR_CACHE_MB in bytes; an unparsable value means the default, not a failed run."""
+    try:
+        megabytes = float(os.environ.get(PRIOR_CACHE_SIZE_ENV) or DEFAULT_PRIOR_CACHE_MB)
+    except ValueError:
+        megabytes = DEFAULT_PRIOR_CACHE_MB
+    return int(max(0.0, megabytes) * 2**20)
 
 
 class PriorCache:
@@ -95,10 +106,13 @@ class PriorCache:
     with `allow_pickle=False`. The cache is an optimisation only: unreadable entries are misses and
     an unwritable folder disables writing, never the run.
     Folder: `root`, else $LOWLIGHT_PRIOR_CACHE, else $XDG_CACHE_HOME or ~/.cache, + lowlight-cli/priors.
+    Size: at most `max_bytes` (default 1 GiB, or $LOWLIGHT_PRIOR_CACHE_MB); past it, the least
+    recently used entries go first (a hit refreshes an entry's mtime).
     """
 
-    def __init__(self, root: Path | str | None = None) -> None:
+    def __init__(self, root: Path | str | None = None, max_bytes: int | None = None) -> None:
         self.root = Path(root).expanduser() if root is not None else default_cache_dir()
+        self.max_bytes = max_bytes if max_bytes is not None else cache_limit_bytes()
         self.hits = 0
         self.misses = 0
         self.writable = True
@@ -136,6 +150,10 @@ class PriorCache:
             self.misses += 1
             return None
         self.hits += 1
+        try:
+            os.utime(path)  # recently used: last to be evicted
+        except OSError:
+            pass
         return RegionPrior(labels=labels, scores=scores, boundary=boundary, source=source)
 
     def put(self, key: str, prior: RegionPrior) -> None:
@@ -156,6 +174,29 @@ class PriorCache:
                 raise
         except OSError:
             self.writable = False
+            return
+        self.trim()
+
+    def trim(self) -> None:
+        """Delete least recently used entries until the cache is within 90% of `max_bytes`.
+
+        A listing per write costs milliseconds against the seconds SAM took to make the entry.
+        """
+        entries = []
+        for path in self.root.glob("*/*.npz"):
+            try:
+                stat = path.stat()
+            except OSError:  # removed by a concurrent run
+                continue
+            entries.append((stat.st_mtime_ns, stat.st_size, path))
+        total = sum(size for _, size, _ in entries)
+        if total <= self.max_bytes:
+            return
+        for _, size, path in sorted(entries):
+            path.unlink(missing_ok=True)
+            total -= size
+            if total <= 0.9 * self.max_bytes:
+                break
 
     def get_or_compute(self, data: bytes | np.ndarray, producer: str, size: tuple[int, int],
                        compute: Callable[[], RegionPrior]) -> RegionPrior:
