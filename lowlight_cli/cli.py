@@ -222,7 +222,7 @@ def enhance(
             raise InputError(f"{path}: file not found")
     jobs = jobs_for_files(inputs, output, ext=normalise_ext(fmt))
     enhancer = build_enhancer(model, device, prior, sam_model, sam_checkpoint, steps, seed, work_size, full_res, tile,
-                                  detail_threshold=detail_threshold, shadow_denoise=shadow_denoise)
+                              detail_threshold=detail_threshold, shadow_denoise=shadow_denoise)
     report = run_with_progress(jobs, enhancer, overwrite, "enhancing")
     for job in report.done:
         if not STATE["quiet"]:
@@ -275,7 +275,7 @@ def batch(
         summarise(run_with_progress(jobs, None, overwrite, "batch"))
         return
     enhancer = build_enhancer(model, device, prior, sam_model, sam_checkpoint, steps, seed, work_size, full_res, tile,
-                                  detail_threshold=detail_threshold, shadow_denoise=shadow_denoise)
+                              detail_threshold=detail_threshold, shadow_denoise=shadow_denoise)
     summarise(run_with_progress(jobs, enhancer, overwrite, "batch"))
 
 

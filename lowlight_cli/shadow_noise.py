@@ -26,16 +26,20 @@ REFERENCE_SIDE = 384  # the filter radius scales with the working copy's long si
 LUMA_WEIGHTS = np.asarray(LUMA, np.float32)
 
 
-def input_noise_sigma(low: np.ndarray) -> float:
-    """Noise σ of the (working-size) input, from its luminance high-pass, floored at 8-bit quantisation."""
-    lum = low @ LUMA_WEIGHTS
-    return max(estimate_noise(lum - cv2.GaussianBlur(lum, (0, 0), 1.0)), QUANTISATION_SIGMA)
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """Rec.601 luma of an H×W×3 float array (the weights `condition.brighten` uses)."""
+    return np.ascontiguousarray(rgb @ LUMA_WEIGHTS)
 
 
-def expected_noise(low: np.ndarray, out: np.ndarray, radius: int) -> np.ndarray:
+def input_noise_sigma(low_luma: np.ndarray) -> float:
+    """Noise σ of the (working-size) input's luma, from its high-pass, floored at 8-bit quantisation."""
+    return max(estimate_noise(low_luma - cv2.GaussianBlur(low_luma, (0, 0), 1.0)), QUANTISATION_SIGMA)
+
+
+def expected_noise(low_luma: np.ndarray, out_luma: np.ndarray, radius: int) -> np.ndarray:
     """Per-pixel σ the output would have if it carried the input's noise at the local gain."""
-    gain = box(out @ LUMA_WEIGHTS, radius) / np.maximum(box(low @ LUMA_WEIGHTS, radius), 1e-3)
-    return input_noise_sigma(low) * gain
+    gain = box(out_luma, radius) / np.maximum(box(low_luma, radius), 1e-3)
+    return input_noise_sigma(low_luma) * gain
 
 
 def suppress_shadow_noise(low: np.ndarray, out: np.ndarray, strength: float, radius: int = 5) -> np.ndarray:
@@ -48,8 +52,8 @@ def suppress_shadow_noise(low: np.ndarray, out: np.ndarray, strength: float, rad
     if strength <= 0:
         return out
     radius = max(1, round(radius * max(out.shape[:2]) / REFERENCE_SIDE))
-    eps = (strength * expected_noise(low, out, radius)) ** 2 + 1e-6
-    guide = np.ascontiguousarray(out @ LUMA_WEIGHTS)
+    guide = luma(out)
+    eps = (strength * expected_noise(luma(low), guide, radius)) ** 2 + 1e-6
     mean_guide = box(guide, radius)
     var_guide = np.maximum(box(guide * guide, radius) - mean_guide**2, 0.0)
     result = np.empty_like(out)

@@ -229,11 +229,12 @@ def _is_intact(path: Path, entry: KnownCheckpoint) -> bool:
     git's index, a file modified in the last few seconds is not stamped: a
     rewrite within the filesystem's timestamp granularity would keep its mtime.
     """
-    stat = path.resolve().stat()
+    blob = path.resolve()
+    stat = blob.stat()
     if entry.size is not None and stat.st_size != entry.size:
         return False
     stamp = _stamp_path(entry.sha256)
-    identity = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    identity = f"{blob}|{stat.st_size}|{stat.st_mtime_ns}"
     try:
         if stamp.read_text() == identity:
             return True
