@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from lowlight_cli.errors import InputError, OutputError
-from lowlight_cli.io.images import atomic_write, load_image, save_image
+from lowlight_cli.io.images import atomic_write, encode_image, load_image, save_image
 from tests.conftest import dark_array
 
 
@@ -58,6 +58,28 @@ def test_16bit_tiff_round_trip(tmp_path):
     assert loaded.bit_depth == 16
     save_image(tmp_path / "o.tif", loaded.rgb, like=loaded)
     assert cv2.imread(str(tmp_path / "o.tif"), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_16bit_output_keeps_icc_profile_and_png_keeps_exif(tmp_path, suffix):
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x010F] = "TestCam"
+    values = np.random.default_rng(1).integers(0, 65535, size=(12, 10, 3), dtype=np.uint16)
+    source = tmp_path / f"deep{suffix}"
+    source.write_bytes(encode_image(values / 65535.0, suffix, bit_depth=16, exif=exif.tobytes(), icc_profile=icc))
+    loaded = load_image(source)
+    assert loaded.bit_depth == 16 and np.array_equal(np.round(loaded.rgb * 65535), values)
+    assert loaded.icc_profile == icc
+    out = tmp_path / f"deep_out{suffix}"
+    save_image(out, loaded.rgb, like=loaded)
+    assert np.array_equal(cv2.imread(str(out), cv2.IMREAD_UNCHANGED)[:, :, ::-1], values)
+    written = Image.open(out)
+    assert written.info.get("icc_profile") == icc
+    if suffix == ".png":
+        assert written.getexif().get(0x010F) == "TestCam"
 
 
 def test_exif_orientation_is_applied_and_reset_and_icc_kept(tmp_path):

@@ -2,7 +2,8 @@
 
 Loading normalises everything to RGB float32 in [0,1] (EXIF rotation applied,
 alpha split off, 16-bit precision kept) and remembers what is needed to write
-the result back faithfully: bit depth, alpha, EXIF and ICC profile. Saving is
+the result back faithfully: bit depth, alpha, EXIF and ICC profile (16-bit
+TIFF keeps the profile but not EXIF; see `metadata.py`). Saving is
 atomic (temporary file + rename) so an interrupted or failed write never
 leaves a partial file, and it refuses to write over the input.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from lowlight_cli.errors import InputError, OutputError
+from lowlight_cli.io.metadata import png_with_metadata, tiff_with_icc
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
 SIXTEEN_BIT_SUFFIXES = {".png", ".tif", ".tiff"}
@@ -191,7 +193,9 @@ def encode_image(rgb: np.ndarray, suffix: str, alpha: np.ndarray | None = None, 
         ok, buffer = cv2.imencode(suffix, np.dstack(channels))
         if not ok:
             raise OutputError(f"OpenCV could not encode a 16-bit {suffix} file")
-        return buffer.tobytes()
+        if suffix == ".png":
+            return png_with_metadata(buffer.tobytes(), exif, icc_profile)
+        return tiff_with_icc(buffer.tobytes(), icc_profile)
     pixels = _quantise(rgb, 8)
     image = Image.fromarray(pixels, "RGB")
     if keep_alpha:
