@@ -431,6 +431,8 @@ def train(
     semantic_weight: float = typer.Option(0.5, help="Weight of the semantic-context regularisation loss."),
     final_step_share: float = typer.Option(0.5, help="Share of diffusion samples at the last timestep, where "
                                                       "few-step sampling queries the model."),
+    mean_start: bool = typer.Option(False, "--mean-start", help="Query the last timestep with zeros (the noise's mean) "
+                                                                "instead of a noise draw, in training and sampling."),
     no_diffusion: bool = typer.Option(False, "--no-diffusion", help="Train the plain U-Net regression baseline instead "
                                                                     "(with --prior none: no prior either)."),
     base_channels: int = typer.Option(24, help="U-Net width at full resolution."),
@@ -452,7 +454,8 @@ def train(
     if threads:
         torch.set_num_threads(threads)
     torch_device = resolve_device(device.value)
-    config = ModelConfig(base_channels=base_channels, diffusion=not no_diffusion, use_prior=prior != Prior.none)
+    config = ModelConfig(base_channels=base_channels, diffusion=not no_diffusion, use_prior=prior != Prior.none,
+                         mean_start=mean_start and not no_diffusion)
     out_console = console()
     prior_fn = make_prior_fn("fallback" if prior == Prior.auto else prior.value, config.max_regions, sam_model.value,
                              sam_checkpoint, device=str(torch_device), notify=out_console.print)

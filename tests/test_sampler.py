@@ -37,6 +37,15 @@ def test_same_seed_same_result_other_seed_differs():
     assert not torch.allclose(a, c)
 
 
+def test_mean_start_one_step_ignores_the_seed_and_more_steps_use_it():
+    model = tiny_model(mean_start=True)
+    cond = conditioning()
+    one = [sample_residual(model, cond, 1, seed=s, device=torch.device("cpu")) for s in (3, 4)]
+    two = [sample_residual(model, cond, 2, seed=s, device=torch.device("cpu")) for s in (3, 4)]
+    assert torch.equal(one[0], one[1])
+    assert not torch.allclose(two[0], two[1])
+
+
 @pytest.mark.parametrize("steps", [0, -1, 51])
 def test_invalid_step_counts_are_refused(steps):
     scheduler = DDIMScheduler(50)

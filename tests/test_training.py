@@ -36,3 +36,13 @@ def test_regression_baseline_sees_no_noise():
                                          torch.Generator().manual_seed(0), final_step_share=0.5)
     assert torch.all(inputs["x_t"] == 0) and torch.all(inputs["timesteps"] == 0)
     torch.testing.assert_close(x0, (data["high"] - base) * config.residual_scale)
+
+
+def test_mean_start_zeroes_only_the_last_timestep_inputs():
+    config = dataclasses.replace(ModelConfig(), mean_start=True)
+    inputs, _, _ = make_model_inputs(batch(64), config, DDIMScheduler(config.num_train_timesteps),
+                                     torch.Generator().manual_seed(0), final_step_share=0.5)
+    last = inputs["timesteps"] == config.num_train_timesteps - 1
+    assert 0 < int(last.sum()) < 64
+    assert torch.all(inputs["x_t"][last] == 0)
+    assert torch.all(inputs["x_t"][~last].abs().flatten(1).amax(dim=1) > 0)

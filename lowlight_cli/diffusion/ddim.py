@@ -51,11 +51,17 @@ class DDIMScheduler:
         abar = self.alphas_cumprod.to(x0.device)[timesteps].to(x0.dtype).view(-1, 1, 1, 1)
         return abar.sqrt() * x0 + (1 - abar).sqrt() * noise
 
-    def step(self, x0_pred: torch.Tensor, timestep: int, sample: torch.Tensor) -> torch.Tensor:
-        """One DDIM update from x_t to x_{t_prev} given the model's x_0 estimate."""
+    def step(self, x0_pred: torch.Tensor, timestep: int, sample: torch.Tensor,
+             eps: torch.Tensor | None = None) -> torch.Tensor:
+        """One DDIM update from x_t to x_{t_prev} given the model's x_0 estimate.
+
+        `eps` overrides the noise direction implied by `sample`; a mean-start
+        sampler passes its noise draw here, since a zero sample implies none.
+        """
         index = int((self.timesteps == timestep).nonzero()[0, 0])
         prev_t = int(self.timesteps[index + 1]) if index + 1 < len(self.timesteps) else -1
         abar = float(self.alphas_cumprod[timestep])
         abar_prev = float(self.alphas_cumprod[prev_t]) if prev_t >= 0 else 1.0
-        eps = (sample - math.sqrt(abar) * x0_pred) / math.sqrt(1 - abar)
+        if eps is None:
+            eps = (sample - math.sqrt(abar) * x0_pred) / math.sqrt(1 - abar)
         return math.sqrt(abar_prev) * x0_pred + math.sqrt(1 - abar_prev) * eps

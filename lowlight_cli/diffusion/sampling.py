@@ -118,9 +118,12 @@ def sample_residual(model: PriorGuidedDenoiser, cond: Conditioning, steps: int, 
         x0 = predict_x0(model, torch.zeros_like(noise, device=device, dtype=dtype), 0, cond, tile, overlap)
     else:
         scheduler.set_timesteps(steps)
-        x = noise.to(device, dtype)
+        noise = noise.to(device, dtype)
+        # A mean-start model sees zeros at the last timestep and gets the noise
+        # draw at the first transition: the 1-step output is then deterministic.
+        x = torch.zeros_like(noise) if config.mean_start else noise
         x0 = x
-        for timestep in scheduler.timesteps.tolist():
+        for index, timestep in enumerate(scheduler.timesteps.tolist()):
             x0 = predict_x0(model, x, timestep, cond, tile, overlap)
-            x = scheduler.step(x0, timestep, x)
+            x = scheduler.step(x0, timestep, x, eps=noise if config.mean_start and index == 0 else None)
     return (x0[..., :height, :width].float() / config.residual_scale).cpu()

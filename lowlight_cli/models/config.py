@@ -28,6 +28,8 @@ class ModelConfig:
     max_regions: int = 64
     use_prior: bool = True
     diffusion: bool = True
+    # Query the last timestep with the noise's mean (zeros) instead of a draw: see diffusion/sampling.py.
+    mean_start: bool = False
     num_train_timesteps: int = 1000
     residual_scale: float = 2.0
     target_brightness: float = 0.42

@@ -70,6 +70,8 @@ def make_model_inputs(batch: dict[str, torch.Tensor], config: ModelConfig, sched
         timesteps = torch.where(final, torch.full_like(timesteps, config.num_train_timesteps - 1), timesteps)
         noise = torch.randn(x0.shape, generator=generator)
         x_t = scheduler.add_noise(x0, noise, timesteps)
+        if config.mean_start:  # the sampler queries the last timestep with zeros
+            x_t = torch.where((timesteps == config.num_train_timesteps - 1).view(-1, 1, 1, 1), 0.0, x_t)
     else:  # the regression baseline: same network, no noise, one fixed timestep
         timesteps = torch.zeros(size, dtype=torch.long)
         x_t = torch.zeros_like(x0)
