@@ -118,7 +118,8 @@ def main(
 # STEPS, WORK_SIZE, DETAIL and SHADOW repeat the pipeline's DEFAULT_* values (a test keeps them equal):
 # importing the pipeline here would import torch for --help.
 STEPS = typer.Option(1, "--steps", help="DDIM sampling steps (1 to 1000). The default 1 scores best on our validation set; more steps add sampled detail at some cost in fidelity and time.")
-SEED = typer.Option(0, "--seed", help="Noise seed: the same seed gives the same result on every device.")
+SEED = typer.Option(0, "--seed", help="Noise seed: the same seed gives the same result on every device. "
+                    "At 1 step the default model starts from the noise's mean, so only --steps > 1 uses it.")
 DEVICE = typer.Option(Device.auto, "--device", help="auto picks CUDA, then Apple MPS, then CPU.")
 MODEL = typer.Option("default", "--model", help="'default' (bundled) or a .safetensors checkpoint path.")
 PRIOR = typer.Option(Prior.auto, "--prior", help="Region prior: auto (SAM if its weights are present, else the "
