@@ -61,12 +61,14 @@ def test_16bit_tiff_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("suffix", [".png", ".tif"])
-def test_16bit_output_keeps_icc_profile_and_png_keeps_exif(tmp_path, suffix):
+def test_16bit_output_keeps_icc_profile_and_exif(tmp_path, suffix):
     from PIL import ImageCms
 
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     exif = Image.Exif()
     exif[0x010F] = "TestCam"
+    exif.get_ifd(0x8769)[0x9003] = "2026:11:22 20:15:00"  # DateTimeOriginal, in the Exif sub-IFD
+    exif.get_ifd(0x8825)[2] = (52.0, 31.0, 12.5)  # GPSLatitude, in the GPS sub-IFD
     values = np.random.default_rng(1).integers(0, 65535, size=(12, 10, 3), dtype=np.uint16)
     source = tmp_path / f"deep{suffix}"
     source.write_bytes(encode_image(values / 65535.0, suffix, bit_depth=16, exif=exif.tobytes(), icc_profile=icc))
@@ -78,8 +80,25 @@ def test_16bit_output_keeps_icc_profile_and_png_keeps_exif(tmp_path, suffix):
     assert np.array_equal(cv2.imread(str(out), cv2.IMREAD_UNCHANGED)[:, :, ::-1], values)
     written = Image.open(out)
     assert written.info.get("icc_profile") == icc
-    if suffix == ".png":
-        assert written.getexif().get(0x010F) == "TestCam"
+    kept = written.getexif()
+    assert kept.get(0x010F) == "TestCam"
+    assert kept.get_ifd(0x8769).get(0x9003) == "2026:11:22 20:15:00"
+    assert tuple(float(v) for v in kept.get_ifd(0x8825).get(2)) == (52.0, 31.0, 12.5)
+
+
+def test_tiff_exif_reaches_other_formats(tmp_path):
+    """Pillow files a TIFF's EXIF among its pixel tags; only the photo's own tags may travel on."""
+    exif = Image.Exif()
+    exif[0x010F] = "TiffCam"
+    exif.get_ifd(0x8769)[0x829A] = 0.25  # ExposureTime
+    source = tmp_path / "eight.tif"
+    Image.new("RGB", (8, 6), (40, 20, 10)).save(source, exif=exif.tobytes())
+    loaded = load_image(source)
+    out = tmp_path / "eight.jpg"
+    save_image(out, loaded.rgb, like=loaded)
+    kept = Image.open(out).getexif()
+    assert kept.get(0x010F) == "TiffCam" and float(kept.get_ifd(0x8769)[0x829A]) == 0.25
+    assert 256 not in kept and 273 not in kept  # no ImageWidth / StripOffsets of the TIFF
 
 
 def test_exif_orientation_is_applied_and_reset_and_icc_kept(tmp_path):

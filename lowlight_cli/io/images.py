@@ -3,7 +3,7 @@
 Loading normalises everything to RGB float32 in [0,1] (EXIF rotation applied,
 alpha split off, 16-bit precision kept) and remembers what is needed to write
 the result back faithfully: bit depth, alpha, EXIF and ICC profile (16-bit
-TIFF keeps the profile but not EXIF; see `metadata.py`). Saving is
+outputs get theirs spliced in by `metadata.py`). Saving is
 atomic (temporary file + rename) so an interrupted or failed write never
 leaves a partial file, and it refuses to write over the input.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from lowlight_cli.errors import InputError, OutputError
-from lowlight_cli.io.metadata import png_with_metadata, tiff_with_icc
+from lowlight_cli.io.metadata import exif_of_tiff, png_with_metadata, tiff_with_metadata
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
 SIXTEEN_BIT_SUFFIXES = {".png", ".tif", ".tiff"}
@@ -89,6 +89,8 @@ def load_image(path: str | Path) -> LoadedImage:
     exif = image.info.get("exif")
     icc = image.info.get("icc_profile")
     source_format = image.format or ""
+    if exif is None and source_format == "TIFF":
+        exif = exif_of_tiff(image)
     orientation = image.getexif().get(0x0112, 1)
     sixteen = _decode_16bit(data) if source_format in {"PNG", "TIFF"} else None
     if sixteen is not None:
@@ -195,7 +197,7 @@ def encode_image(rgb: np.ndarray, suffix: str, alpha: np.ndarray | None = None, 
             raise OutputError(f"OpenCV could not encode a 16-bit {suffix} file")
         if suffix == ".png":
             return png_with_metadata(buffer.tobytes(), exif, icc_profile)
-        return tiff_with_icc(buffer.tobytes(), icc_profile)
+        return tiff_with_metadata(buffer.tobytes(), exif, icc_profile)
     pixels = _quantise(rgb, 8)
     image = Image.fromarray(pixels, "RGB")
     if keep_alpha:

@@ -8,8 +8,10 @@ often in a wide-gamut space (ProPhoto, Adobe RGB), and without its profile
 every viewer would show it as sRGB, with wrong colours.
 
 PNG gets both (`iCCP` and `eXIf` chunks). TIFF gets the ICC profile (tag
-34675); its EXIF lives in a sub-IFD whose offsets would all have to be
-relocated, so 16-bit TIFF output does not keep EXIF.
+34675) and the EXIF: the camera's descriptive tags join IFD 0, and the Exif
+and GPS sub-IFDs are re-serialised by Pillow at their new file offsets.
+Pixel-layout tags always stay OpenCV's, so metadata can never make the
+pixels unreadable.
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TIFF_ICC_TAG = 34675
 TIFF_UNDEFINED = 7
 EXIF_HEADER = b"Exif\x00\x00"
+EXIF_SUB_IFD_TAG, GPS_SUB_IFD_TAG, INTEROP_SUB_IFD_TAG = 34665, 34853, 40965
+ORIENTATION_TAG = 274
+# EXIF's IFD-0 tags that describe the photo, not the pixel layout: ImageDescription,
+# Make, Model, Software, DateTime, Artist, Copyright.
+EXIF_IFD0_TAGS = (270, 271, 272, 305, 306, 315, 33432)
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -43,34 +50,86 @@ def png_with_metadata(png: bytes, exif: bytes | None, icc_profile: bytes | None)
     return png[:ihdr_end] + extra + png[ihdr_end:]
 
 
-def tiff_with_icc(tiff: bytes, icc_profile: bytes | None) -> bytes:
-    """`tiff` with `icc_profile` as tag 34675 of its first IFD.
+def _descriptive_tags(parsed) -> dict:
+    """The photo-describing part of a Pillow `Image.Exif`: EXIF_IFD0_TAGS plus the sub-IFDs, as dicts."""
+    tags = {tag: parsed[tag] for tag in EXIF_IFD0_TAGS if tag in parsed}
+    for tag in (EXIF_SUB_IFD_TAG, GPS_SUB_IFD_TAG):
+        if tag in parsed:
+            sub = dict(parsed.get_ifd(tag))
+            if tag == EXIF_SUB_IFD_TAG and INTEROP_SUB_IFD_TAG in sub:
+                sub[INTEROP_SUB_IFD_TAG] = dict(parsed.get_ifd(INTEROP_SUB_IFD_TAG))
+            if sub:
+                tags[tag] = sub
+    return tags
 
-    Nothing existing is moved: the profile and a copy of IFD 0 with the new
-    entry are appended, and the header is pointed at the copy, so every
-    offset in the original file stays valid.
+
+def exif_of_tiff(image) -> bytes | None:
+    """EXIF bytes for an opened TIFF, whose EXIF tags Pillow mixes into the pixel IFD instead of `info["exif"]`."""
+    from PIL import Image
+
+    try:
+        parsed = image.getexif()
+        exif = Image.Exif()
+        for tag, value in _descriptive_tags(parsed).items():
+            exif[tag] = value
+        if ORIENTATION_TAG in parsed:
+            exif[ORIENTATION_TAG] = parsed[ORIENTATION_TAG]
+        return exif.tobytes() if len(exif) else None
+    except Exception:  # malformed tags: the pixels matter more than the metadata
+        return None
+
+
+def _exif_ifd_bytes(header: bytes, exif: bytes, offset: int) -> bytes:
+    """EXIF's descriptive tags and sub-IFDs as one IFD laid out to sit at `offset` of a TIFF with `header`.
+
+    Pillow re-packs every value in the TIFF's byte order and points the
+    sub-IFD entries at absolute offsets, so nothing needs relocating later.
+    Malformed EXIF yields b"" (dropping it beats failing to save the photo).
     """
-    if not icc_profile:
+    from PIL import Image, TiffImagePlugin
+
+    try:
+        parsed = Image.Exif()
+        parsed.load(exif)
+        ifd = TiffImagePlugin.ImageFileDirectory_v2(ifh=header)
+        for tag, value in _descriptive_tags(parsed).items():
+            ifd[tag] = value
+        return ifd.tobytes(offset) if len(ifd) else b""
+    except Exception:
+        return b""
+
+
+def tiff_with_metadata(tiff: bytes, exif: bytes | None, icc_profile: bytes | None) -> bytes:
+    """`tiff` with `icc_profile` (tag 34675) and `exif` added to its first IFD.
+
+    Nothing existing is moved: the profile, the EXIF values and a copy of
+    IFD 0 with the new entries are appended, and the header is pointed at the
+    copy, so every offset in the original file stays valid.
+    """
+    if not (exif or icc_profile):
         return tiff
     order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
     if order is None or struct.unpack(order + "H", tiff[2:4])[0] != 42:
         raise ValueError("not a classic TIFF stream")
     ifd = struct.unpack(order + "I", tiff[4:8])[0]
-    count = struct.unpack(order + "H", tiff[ifd:ifd + 2])[0]
-    entries = {}
-    for index in range(count):
-        raw = tiff[ifd + 2 + 12 * index: ifd + 14 + 12 * index]
-        entries[struct.unpack(order + "H", raw[:2])[0]] = raw
+    entries = _ifd_entries(tiff, ifd, order)
+    count = len(entries)
     next_ifd = tiff[ifd + 2 + 12 * count: ifd + 6 + 12 * count]
 
     out = bytearray(tiff)
-    if len(out) % 2:
-        out += b"\x00"  # TIFF offsets are word-aligned
-    profile_at = len(out)
-    out += icc_profile
-    if len(out) % 2:
-        out += b"\x00"
-    entries[TIFF_ICC_TAG] = struct.pack(order + "HHII", TIFF_ICC_TAG, TIFF_UNDEFINED, len(icc_profile), profile_at)
+    _word_align(out)
+    if icc_profile:
+        entries[TIFF_ICC_TAG] = struct.pack(order + "HHII", TIFF_ICC_TAG, TIFF_UNDEFINED, len(icc_profile), len(out))
+        out += icc_profile
+        _word_align(out)
+    if exif:
+        raw = exif[len(EXIF_HEADER):] if exif.startswith(EXIF_HEADER) else exif
+        block = _exif_ifd_bytes(tiff[:8], raw, len(out))
+        if block:
+            for tag, entry in _ifd_entries(block, 0, order).items():
+                entries.setdefault(tag, entry)  # OpenCV's own tags describe the pixels: they win
+            out += block
+            _word_align(out)
     new_ifd = len(out)
     out += struct.pack(order + "H", len(entries))
     for tag in sorted(entries):  # TIFF requires ascending tag order
@@ -78,3 +137,19 @@ def tiff_with_icc(tiff: bytes, icc_profile: bytes | None) -> bytes:
     out += next_ifd
     out[4:8] = struct.pack(order + "I", new_ifd)
     return bytes(out)
+
+
+def _ifd_entries(data: bytes, at: int, order: str) -> dict[int, bytes]:
+    """The raw 12-byte entries of the IFD at `at` in `data`, by tag."""
+    count = struct.unpack(order + "H", data[at:at + 2])[0]
+    entries = {}
+    for index in range(count):
+        raw = data[at + 2 + 12 * index: at + 14 + 12 * index]
+        entries[struct.unpack(order + "H", raw[:2])[0]] = raw
+    return entries
+
+
+def _word_align(out: bytearray) -> None:
+    """TIFF offsets must be even."""
+    if len(out) % 2:
+        out += b"\x00"
