@@ -434,6 +434,8 @@ def train(
                                                       "few-step sampling queries the model."),
     mean_start: bool = typer.Option(False, "--mean-start", help="Query the last timestep with zeros (the noise's mean) "
                                                                 "instead of a noise draw, in training and sampling."),
+    prior_map_scale: int = typer.Option(1, help="Average the structural prior map over N×N blocks before the "
+                                                 "denoiser's first layer (1 = full resolution)."),
     no_diffusion: bool = typer.Option(False, "--no-diffusion", help="Train the plain U-Net regression baseline instead "
                                                                     "(with --prior none: no prior either)."),
     base_channels: int = typer.Option(24, help="U-Net width at full resolution."),
@@ -456,7 +458,7 @@ def train(
         torch.set_num_threads(threads)
     torch_device = resolve_device(device.value)
     config = ModelConfig(base_channels=base_channels, diffusion=not no_diffusion, use_prior=prior != Prior.none,
-                         mean_start=mean_start and not no_diffusion)
+                         mean_start=mean_start and not no_diffusion, prior_map_scale=prior_map_scale)
     out_console = console()
     prior_fn = make_prior_fn("fallback" if prior == Prior.auto else prior.value, config.max_regions, sam_model.value,
                              sam_checkpoint, device=str(torch_device), notify=out_console.print)

@@ -30,3 +30,24 @@ def test_empty_prior_and_boundary():
     prior = RegionPrior.empty(4, 5)
     assert prior.num_regions == 0 and not prior.labels.any()
     assert boundary_map(np.array([[1, 1, 2]])).tolist() == [[0.0, 1.0, 1.0]]
+
+
+def test_coarse_prior_map_keeps_region_colour_without_sharp_borders():
+    """`prior_map_scale` trades the segmenter's pixel-sharp borders for block-scale region colour."""
+    import torch
+
+    from lowlight_cli.models.prior_encoder import PriorEncoder
+
+    base = torch.zeros(1, 3, 32, 48)
+    base[:, 0, :, 21:] = 1.0  # a red region right of column 21, not on a block border
+    labels = torch.ones(1, 32, 48, dtype=torch.long)
+    labels[:, :, 21:] = 2
+    boundary = torch.zeros(1, 1, 32, 48)
+    scores = torch.ones(1, 4)
+    sharp, _, _ = PriorEncoder(4, 8)(base, labels, scores, boundary)
+    coarse, _, _ = PriorEncoder(4, 8, map_scale=8)(base, labels, scores, boundary)
+    assert sharp.shape == coarse.shape == (1, 5, 32, 48)
+    red_sharp, red_coarse = sharp[0, 0, 0], coarse[0, 0, 0]
+    assert (red_sharp[1:] - red_sharp[:-1]).abs().max() == 1.0
+    assert (red_coarse[1:] - red_coarse[:-1]).abs().max() < 0.3
+    assert red_coarse[:8].max() < 0.05 and red_coarse[-8:].min() > 0.95  # far from the border: the region's colour

@@ -30,6 +30,9 @@ class ModelConfig:
     diffusion: bool = True
     # Query the last timestep with the noise's mean (zeros) instead of a draw: see diffusion/sampling.py.
     mean_start: bool = False
+    # Side of the blocks the structural prior map is averaged over before the stem (1 = full resolution):
+    # region colour at a coarse scale, without the segmenter's jagged borders as false edges.
+    prior_map_scale: int = 1
     num_train_timesteps: int = 1000
     residual_scale: float = 2.0
     target_brightness: float = 0.42
@@ -46,6 +49,8 @@ class ModelConfig:
             problems.append(f"token_dim={self.token_dim} must be divisible by attn_heads={self.attn_heads}")
         if self.max_regions < 1:
             problems.append("max_regions must be >= 1")
+        if self.prior_map_scale < 1:
+            problems.append("prior_map_scale must be >= 1")
         if self.num_train_timesteps < 2:
             problems.append("num_train_timesteps must be >= 2")
         if not 0.05 <= self.target_brightness <= 0.9:

@@ -83,7 +83,7 @@ class PriorGuidedDenoiser(nn.Module):
         emb_dim = 4 * base_ch
         self.time_mlp = nn.Sequential(nn.Linear(base_ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.gain_mlp = nn.Sequential(nn.Linear(1, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
-        self.prior_encoder = PriorEncoder(config.max_regions, config.token_dim)
+        self.prior_encoder = PriorEncoder(config.max_regions, config.token_dim, config.prior_map_scale)
         self.stem = nn.Conv2d(3 + 3 + PRIOR_MAP_CHANNELS, chans[0], 3, padding=1)
 
         self.down_blocks = nn.ModuleList()

@@ -13,6 +13,7 @@ number of regions never changes the network's shape.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 PRIOR_MAP_CHANNELS = 5  # region-mean RGB, boundary, coverage
@@ -45,9 +46,10 @@ def region_stats(image: torch.Tensor, labels: torch.Tensor, num_labels: int) -> 
 class PriorEncoder(nn.Module):
     """Region descriptors → tokens; label map → structural prior map."""
 
-    def __init__(self, max_regions: int, token_dim: int) -> None:
+    def __init__(self, max_regions: int, token_dim: int, map_scale: int = 1) -> None:
         super().__init__()
         self.max_regions = max_regions
+        self.map_scale = map_scale
         self.embed = nn.Sequential(
             nn.Linear(DESCRIPTOR_DIM, token_dim), nn.SiLU(), nn.Linear(token_dim, token_dim)
         )
@@ -79,4 +81,7 @@ class PriorEncoder(nn.Module):
         region_mean_map = torch.gather(mean, 1, labels.reshape(batch, -1, 1).expand(-1, -1, 3))
         region_mean_map = region_mean_map.transpose(1, 2).reshape(batch, 3, height, width) * covered
         prior_map = torch.cat([region_mean_map, boundary, covered], dim=1)
+        if self.map_scale > 1:  # block means, bilinearly spread back: no sharp edge the image does not have
+            coarse = F.avg_pool2d(prior_map, self.map_scale, ceil_mode=True)
+            prior_map = F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
         return prior_map, tokens, absent
