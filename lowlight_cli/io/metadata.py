@@ -113,7 +113,7 @@ def tiff_with_metadata(tiff: bytes, exif: bytes | None, icc_profile: bytes | Non
         raise ValueError("not a classic TIFF stream")
     ifd = struct.unpack(order + "I", tiff[4:8])[0]
     entries = _ifd_entries(tiff, ifd, order)
-    count = len(entries)
+    count = struct.unpack(order + "H", tiff[ifd:ifd + 2])[0]
     next_ifd = tiff[ifd + 2 + 12 * count: ifd + 6 + 12 * count]
 
     out = bytearray(tiff)
