@@ -123,8 +123,7 @@ def tiff_with_metadata(tiff: bytes, exif: bytes | None, icc_profile: bytes | Non
         out += icc_profile
         _word_align(out)
     if exif:
-        raw = exif[len(EXIF_HEADER):] if exif.startswith(EXIF_HEADER) else exif
-        block = _exif_ifd_bytes(tiff[:8], raw, len(out))
+        block = _exif_ifd_bytes(tiff[:8], exif, len(out))  # Pillow's Exif.load skips an "Exif\0\0" header itself
         if block:
             for tag, entry in _ifd_entries(block, 0, order).items():
                 entries.setdefault(tag, entry)  # OpenCV's own tags describe the pixels: they win
