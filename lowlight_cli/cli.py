@@ -9,7 +9,6 @@ exceptions show a traceback only with --verbose.
 from __future__ import annotations
 
 import functools
-import sys
 from enum import Enum
 from pathlib import Path
 from typing import Callable, Optional
@@ -118,7 +117,7 @@ def main(
 # STEPS, WORK_SIZE, DETAIL and SHADOW repeat the pipeline's DEFAULT_* values (a test keeps them equal):
 # importing the pipeline here would import torch for --help.
 STEPS = typer.Option(1, "--steps", help="DDIM sampling steps (1 to 1000). The default 1 scores best on our validation set; more steps add sampled detail at some cost in fidelity and time.")
-SEED = typer.Option(0, "--seed", help="Noise seed: the same seed gives the same result on every device. "
+SEED = typer.Option(0, "--seed", help="Noise seed: the same seed draws the same noise on every device (CUDA computes in 16 bits, so slightly different pixels). "
                     "At 1 step the default model starts from the noise's mean, so only --steps > 1 uses it.")
 DEVICE = typer.Option(Device.auto, "--device", help="auto picks CUDA, then Apple MPS, then CPU.")
 MODEL = typer.Option("default", "--model", help="'default' (bundled) or a .safetensors checkpoint path.")
@@ -262,9 +261,9 @@ def batch(
     Re-running skips finished outputs; the summary lists failures and the exit code is 1 if any failed.
     """
     from lowlight_cli.errors import UsageError
-    from lowlight_cli.jobs import jobs_for_folder
+    from lowlight_cli.jobs import default_folder_output, jobs_for_folder
 
-    output = output or folder.with_name(folder.name + "_enhanced")
+    output = output or default_folder_output(folder)
     if output.resolve() == folder.resolve():
         raise UsageError("-o must differ from the input folder (inputs are never overwritten)")
     jobs = jobs_for_folder(folder, output, recursive, glob, normalise_ext(fmt))
@@ -305,10 +304,11 @@ def video(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from lowlight_cli.io.video import open_sink, open_source
+    from lowlight_cli.jobs import default_folder_output, default_output
     from lowlight_cli.video import enhance_video
 
     with open_source(source, start, end, max_frames) as frames:
-        target = output or source.with_name(f"{source.stem if source.is_file() else source.name}_enhanced.mp4")
+        target = output or (default_folder_output(source, ".mp4") if source.is_dir() else default_output(source, ".mp4"))
         sink = open_sink(target, frames, frame_format, overwrite)
         enhancer = build_enhancer(model, device, prior, sam_model, sam_checkpoint, steps, seed, work_size,
                                   detail_threshold=detail_threshold, shadow_denoise=shadow_denoise)

@@ -38,6 +38,12 @@ def default_output(source: Path, ext: str | None = None) -> Path:
     return source.with_name(f"{source.stem}{SUFFIX}{ext or source.suffix}")
 
 
+def default_folder_output(folder: Path, ext: str = "") -> Path:
+    """`<DIR>_enhanced[ext]` beside DIR, resolved first so that `.` and `..` have a name."""
+    folder = folder.resolve()
+    return folder.with_name(f"{folder.name}{SUFFIX}{ext}")
+
+
 def jobs_for_files(sources: list[Path], output: Path | None, ext: str | None = None) -> list[Job]:
     """`enhance INPUT... [-o OUT]`: OUT is a file for one input, a folder for several."""
     output_is_file = output is not None and output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir()
@@ -52,18 +58,25 @@ def jobs_for_files(sources: list[Path], output: Path | None, ext: str | None = N
         else:
             target = output / default_output(source, ext).name
         jobs.append(Job(source, target))
-    return jobs
+    return checked(jobs)
 
 
-def discover(folder: Path, recursive: bool, pattern: str | None) -> list[Path]:
-    """Images under `folder` (by extension, sorted), skipping our own outputs and hidden files."""
+def discover(folder: Path, recursive: bool, pattern: str | None, exclude: Path | None = None) -> list[Path]:
+    """Images under `folder` (by extension, sorted), skipping our own outputs and hidden files.
+
+    `exclude` is the output folder: when it lies inside `folder`, a re-run
+    must not take the previous run's results for new inputs.
+    """
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder")
     candidates = folder.rglob("*") if recursive else folder.iterdir()
+    skip = exclude.resolve() if exclude is not None else None
     found = []
     for path in candidates:
         rel = path.relative_to(folder)
         if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+            continue
+        if skip is not None and path.resolve().is_relative_to(skip):
             continue
         if path.suffix.lower() not in IMAGE_SUFFIXES or path.stem.endswith(SUFFIX):
             continue
@@ -76,9 +89,25 @@ def discover(folder: Path, recursive: bool, pattern: str | None) -> list[Path]:
 def jobs_for_folder(folder: Path, output: Path, recursive: bool, pattern: str | None, ext: str | None) -> list[Job]:
     """`batch DIR -o OUTDIR`: mirrored relative paths, same file names (the folder says they are enhanced)."""
     jobs = []
-    for source in discover(folder, recursive, pattern):
+    for source in discover(folder, recursive, pattern, exclude=output):
         rel = source.relative_to(folder)
         jobs.append(Job(source, (output / rel).with_suffix(ext or source.suffix)))
+    return checked(jobs)
+
+
+def checked(jobs: list[Job]) -> list[Job]:
+    """`jobs`, after making sure no two of them write the same file.
+
+    `a.jpg a.png --format jpg`, or two inputs with one name from different
+    folders, would otherwise silently keep only the last result.
+    """
+    targets: dict[Path, Job] = {}
+    for job in jobs:
+        target = job.target.resolve()
+        if target in targets:
+            raise OutputError(f"{targets[target].source} and {job.source} would both be written to {job.target}; "
+                              "enhance them separately or with different -o")
+        targets[target] = job
     return jobs
 
 
@@ -93,14 +122,19 @@ def run_jobs(jobs: list[Job], load: Callable[[Job], T], process: Callable[[Job, 
     to atomic writes).
     """
     report = JobReport()
+    inputs = {job.source.resolve() for job in jobs}
     pending = []
     for job in jobs:
         if job.target.exists() and not overwrite:
             report.skipped.append(job)
-            if on_advance:
-                on_advance(job)
+        elif job.target.resolve() in inputs:  # `enhance x.jpg x_enhanced.jpg --overwrite`
+            report.failed.append((job, f"{job.source}: its output {job.target} is one of the inputs; "
+                                       "inputs are never overwritten"))
         else:
             pending.append(job)
+            continue
+        if on_advance:
+            on_advance(job)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
         upcoming = pool.submit(load, pending[0]) if pending else None
         for index, job in enumerate(pending):

@@ -66,8 +66,26 @@ def test_missing_input_is_one_line_error(tmp_path):
 def test_refuses_to_write_over_input(dark_jpeg, tiny_checkpoint):
     before = dark_jpeg.read_bytes()
     result = run("enhance", dark_jpeg, "-o", dark_jpeg, "--model", tiny_checkpoint, "--overwrite", *FAST)
-    assert result.exit_code == 1 and "over the input" in result.output
+    assert result.exit_code == 1 and "one of the inputs" in result.output
     assert dark_jpeg.read_bytes() == before
+
+
+def test_an_input_named_like_another_inputs_output_is_not_replaced(dark_jpeg, tiny_checkpoint):
+    earlier = dark_jpeg.with_name("dark photo_enhanced.jpg")
+    Image.fromarray(dark_array(seed=3)).save(earlier)
+    before = earlier.read_bytes()
+    result = run("enhance", dark_jpeg, earlier, "--model", tiny_checkpoint, "--overwrite", *FAST)
+    assert result.exit_code == 1 and "is one of the inputs" in result.output and "1 enhanced" in result.output
+    assert earlier.read_bytes() == before
+    assert dark_jpeg.with_name("dark photo_enhanced_enhanced.jpg").exists()
+
+
+def test_two_inputs_with_one_output_name_are_refused(tmp_path, dark_jpeg, tiny_checkpoint):
+    twin = dark_jpeg.with_suffix(".png")
+    Image.fromarray(dark_array(seed=1)).save(twin)
+    result = run("enhance", dark_jpeg, twin, "--format", "jpg", "--model", tiny_checkpoint, *FAST)
+    assert result.exit_code == 1 and "would both be written to" in result.output
+    assert not dark_jpeg.with_name("dark photo_enhanced.jpg").exists()
 
 
 def make_folder(root: Path) -> Path:
@@ -93,6 +111,25 @@ def test_batch_outputs_resume_and_failures(tmp_path, tiny_checkpoint):
     assert result.exit_code == 0, result.output
     assert "0 enhanced" in result.output and "2 skipped" in result.output
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.*")} == mtimes
+
+
+def test_batch_into_a_sub_folder_does_not_take_its_outputs_for_inputs(tmp_path, tiny_checkpoint):
+    folder = make_folder(tmp_path)
+    (folder / "broken.jpg").unlink()
+    for _ in range(2):
+        result = run("batch", folder, "-o", folder / "out", "--recursive", "--model", tiny_checkpoint, *FAST)
+        assert result.exit_code == 0, result.output
+    assert "0 enhanced, 2 skipped" in result.output
+    assert not (folder / "out" / "out").exists()
+
+
+def test_batch_of_the_current_folder_writes_beside_it(tmp_path, tiny_checkpoint, monkeypatch):
+    folder = make_folder(tmp_path)
+    (folder / "broken.jpg").unlink()
+    monkeypatch.chdir(folder)
+    result = run("batch", ".", "--model", tiny_checkpoint, *FAST)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "dark_enhanced" / "a.jpg").exists()
 
 
 def test_batch_glob_and_non_recursive(tmp_path, tiny_checkpoint):
