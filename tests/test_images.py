@@ -119,6 +119,27 @@ def test_exif_orientation_is_applied_and_reset_and_icc_kept(tmp_path):
     assert written.info.get("icc_profile") == icc
 
 
+@pytest.mark.parametrize("mode, space", [("CMYK", b"CMYK"), ("L", b"GRAY")])
+def test_a_cmyk_or_gray_profile_is_not_put_on_rgb_pixels(tmp_path, mode, space):
+    from PIL import ImageCms
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    foreign = srgb[:16] + space + srgb[20:]  # the header's data colour space field
+    path = tmp_path / "foreign.jpg"
+    Image.new(mode, (8, 6)).save(path, icc_profile=foreign)
+    assert load_image(path).icc_profile is None
+    Image.new("RGB", (8, 6)).save(path, icc_profile=srgb)
+    assert load_image(path).icc_profile == srgb
+
+
+def test_floating_point_tiff_in_0_1_keeps_its_levels(tmp_path):
+    values = np.linspace(0.0, 1.0, 48, dtype=np.float32).reshape(6, 8)
+    path = tmp_path / "float.tif"
+    Image.fromarray(values, "F").save(path)
+    loaded = load_image(path)
+    assert np.allclose(loaded.rgb[:, :, 1], values, atol=1e-6)
+
+
 def test_alpha_is_kept_on_png(tmp_path):
     rgba = np.dstack([dark_array(10, 10), np.linspace(0, 255, 100).reshape(10, 10).astype(np.uint8)])
     path = tmp_path / "a.png"

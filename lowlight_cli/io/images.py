@@ -14,7 +14,7 @@ import io
 import os
 import tempfile
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +36,6 @@ class LoadedImage:
     bit_depth: int = 8
     exif: bytes | None = None
     icc_profile: bytes | None = None
-    source_format: str = ""
-    info: dict = field(default_factory=dict)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -81,13 +79,13 @@ def load_image(path: str | Path) -> LoadedImage:
         raise InputError(f"{path}: declares more than {MAX_PIXELS // 1_000_000} MP; refusing to decode it") from None
     except UnidentifiedImageError:
         raise InputError(f"{path}: not a supported image (supported: {supported_formats()})") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path}: corrupt or truncated image ({exc})") from None
     if image.format and f".{image.format.lower()}" not in IMAGE_SUFFIXES | {".mpo"} and image.format not in {"JPEG", "TIFF"}:
         raise InputError(f"{path}: {image.format} images are not supported (supported: {supported_formats()})")
 
     exif = image.info.get("exif")
-    icc = image.info.get("icc_profile")
+    icc = rgb_profile(image.info.get("icc_profile"))
     source_format = image.format or ""
     if exif is None and source_format == "TIFF":
         exif = exif_of_tiff(image)
@@ -102,9 +100,23 @@ def load_image(path: str | Path) -> LoadedImage:
         rgb, alpha = _to_rgb_float(image)
         bit_depth = 8
     if orientation != 1 and exif:
-        exif = _reset_orientation(image, exif)
-    return LoadedImage(rgb=rgb, alpha=alpha, bit_depth=bit_depth, exif=exif, icc_profile=icc,
-                       source_format=source_format)
+        exif = _reset_orientation(exif)
+    return LoadedImage(rgb=rgb, alpha=alpha, bit_depth=bit_depth, exif=exif, icc_profile=icc)
+
+
+NON_RGB_ICC_SPACES = {b"CMYK", b"CMY ", b"GRAY", b"Lab ", b"XYZ ", b"YCbr"}  # ICC header bytes 16–20
+
+
+def rgb_profile(icc: bytes | None) -> bytes | None:
+    """`icc` if it may describe RGB pixels, else None.
+
+    A CMYK or grayscale photo's profile describes its source pixels; on the
+    RGB output it would make colour-managed viewers misread every pixel, so
+    the output is left untagged (viewers then assume sRGB).
+    """
+    if icc and len(icc) >= 20 and icc[16:20] in NON_RGB_ICC_SPACES:
+        return None
+    return icc
 
 
 def _to_rgb_float(image) -> tuple[np.ndarray, np.ndarray | None]:
@@ -117,7 +129,11 @@ def _to_rgb_float(image) -> tuple[np.ndarray, np.ndarray | None]:
         return np.asarray(rgba.convert("RGB")).astype(np.float32) / 255.0, alpha
     if mode in {"I", "I;16", "I;16B", "I;16L", "F"}:
         values = np.asarray(image).astype(np.float32)
-        scale = 65535.0 if values.max(initial=0) > 255 or mode.startswith("I;16") else 255.0
+        peak = values.max(initial=0)
+        if mode == "F" and peak <= 1.0:  # floating-point TIFFs usually hold 0–1 already
+            scale = 1.0
+        else:
+            scale = 65535.0 if peak > 255 or mode.startswith("I;16") else 255.0
         gray = np.clip(values / scale, 0.0, 1.0)
         return np.repeat(gray[:, :, None], 3, axis=2), None
     return np.asarray(image.convert("RGB")).astype(np.float32) / 255.0, None
@@ -159,7 +175,7 @@ def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def _reset_orientation(image, exif: bytes) -> bytes:
+def _reset_orientation(exif: bytes) -> bytes:
     """EXIF with Orientation = 1, since the pixels are already upright."""
     from PIL import Image
 
