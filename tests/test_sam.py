@@ -323,8 +323,12 @@ def test_producer_returns_a_cached_region_prior(tmp_path):
     assert PriorCache.key(image, producer.identity, (48, 64)) != PriorCache.key(image, producer.identity, (24, 32))
     assert PriorCache.key(image, producer.identity, (48, 64)) != PriorCache.key(image, "fallback", (48, 64))
     key = PriorCache.key(image, producer.identity, (48, 64))
-    cache.path(key).write_bytes(b"garbage")
-    assert cache.get(key) is None
+    stored = cache.path(key).read_bytes()
+    flipped = bytearray(stored)
+    flipped[len(stored) // 3] ^= 0xFF  # inside the compressed labels: zlib or zip CRC error
+    for damaged in (b"garbage", stored[: len(stored) // 2], bytes(flipped)):
+        cache.path(key).write_bytes(damaged)
+        assert cache.get(key) is None
 
 
 def test_paint_masks_keeps_small_masks_on_top():

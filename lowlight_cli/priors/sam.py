@@ -2,8 +2,8 @@
 
 SAM (ViT-B) at its native 1024-px input with the stock 32×32 point grid costs
 minutes per image on a CPU (about 390 s on one busy core in
-benchmarks/bench_sam.py, against about 13 s for this producer's defaults);
-a region prior for a 512-px working copy needs far less. The producer therefore
+benchmarks/bench_sam.py, against about 8 s for this producer's defaults);
+a region prior for a 384-px working copy needs far less. The producer therefore
 
 * runs the image encoder at `encoder_size` (512 by default): the ViT's
   absolute position table is resampled bicubically to the smaller token
@@ -25,9 +25,11 @@ import hashlib
 import os
 import tempfile
 import time
+import zipfile
+import zlib
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -142,7 +144,7 @@ class PriorCache:
                 scores = stored["scores"].astype(np.float32, copy=False)
                 boundary = stored["boundary"].astype(np.float32, copy=False)
                 source = str(stored["source"])
-        except (OSError, KeyError, ValueError, EOFError):
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error):
             self.misses += 1
             return None
         if labels.ndim != 2 or boundary.shape != labels.shape or scores.ndim != 1 \
@@ -197,15 +199,6 @@ class PriorCache:
             total -= size
             if total <= 0.9 * self.max_bytes:
                 break
-
-    def get_or_compute(self, data: bytes | np.ndarray, producer: str, size: tuple[int, int],
-                       compute: Callable[[], RegionPrior]) -> RegionPrior:
-        key = self.key(data, producer, size)
-        prior = self.get(key)
-        if prior is None:
-            prior = compute()
-            self.put(key, prior)
-        return prior
 
 
 # --------------------------------------------------------------------------------------------
