@@ -46,6 +46,15 @@ def test_mean_start_one_step_ignores_the_seed_and_more_steps_use_it():
     assert not torch.allclose(two[0], two[1])
 
 
+def test_every_step_count_gives_exactly_that_many_distinct_timesteps():
+    scheduler = DDIMScheduler(1000)
+    for steps in range(1, 1001):
+        scheduler.set_timesteps(steps)
+        timesteps = scheduler.timesteps.tolist()
+        assert len(timesteps) == steps and timesteps[0] == 999 and timesteps[-1] >= 0
+        assert all(a > b for a, b in zip(timesteps, timesteps[1:]))
+
+
 @pytest.mark.parametrize("steps", [0, -1, 51])
 def test_invalid_step_counts_are_refused(steps):
     scheduler = DDIMScheduler(50)

@@ -26,9 +26,10 @@ def cosine_alphas_cumprod(num_steps: int, s: float = 0.008) -> torch.Tensor:
 class DDIMScheduler:
     """DDIM (η=0) over a cosine schedule, with "trailing" timestep spacing.
 
-    Trailing spacing starts sampling at the last training timestep, i.e. from
-    pure noise; with the few steps we run (4–20) leading spacing would start
-    from a partially clean state the model never saw at inference.
+    Trailing spacing starts sampling at the last training timestep (pure
+    noise, or its mean for a mean-start model); with the few steps we run
+    (1 by default) leading spacing would start from a partially clean state
+    the model never saw there.
     """
 
     def __init__(self, num_train_timesteps: int = 1000) -> None:
@@ -43,8 +44,9 @@ class DDIMScheduler:
                 f"--steps must be between 1 and {self.num_train_timesteps}, got {num_inference_steps}"
             )
         ratio = self.num_train_timesteps / num_inference_steps
-        steps = torch.round(torch.arange(self.num_train_timesteps, 0, -ratio, dtype=torch.float64)) - 1
-        self.timesteps = steps.clamp(min=0).to(torch.long)
+        # Indexed, not a float `arange`: its rounding gives n + 1 values for some n (61, 103, …).
+        steps = [round(self.num_train_timesteps - index * ratio) - 1 for index in range(num_inference_steps)]
+        self.timesteps = torch.tensor(steps, dtype=torch.long).clamp(min=0)
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
         """Forward process q(x_t | x_0), for training."""
