@@ -46,10 +46,33 @@ def fit_colour_transform(guide: np.ndarray, target: np.ndarray, radius: int = 2,
     return a, b
 
 
+FLAT_SIGMA = 1e-4  # under 1/40 of an 8-bit level: a synthetic flat area (letterbox, clipped sky), not noise
+
+
 def estimate_noise(detail: np.ndarray) -> float:
     """Robust noise sigma of a zero-mean detail layer (median absolute deviation)."""
     sample = detail[:: max(1, detail.shape[0] // 512), :: max(1, detail.shape[1] // 512)]
     return float(np.median(np.abs(sample)) / 0.6745) + 1e-6
+
+
+def photo_noise(full_input: np.ndarray, work_input: np.ndarray, band: int = 64, bands: int = 8) -> float:
+    """Noise sigma of the photo's detail layer (full input minus upsampled work input).
+
+    Measured in `bands` row bands spread over the height, and the median taken
+    over the bands that show any noise at all, so a black or clipped top
+    (letterbox, night sky) does not switch the threshold off for the whole
+    photo. A photo of at most `band * bands` rows is measured whole.
+    """
+    height, width = full_input.shape[:2]
+    if height <= band * bands:
+        band, tops = height, [0]
+    else:
+        tops = np.linspace(0, height - band, bands).round().astype(int).tolist()
+    work_input = work_input.astype(np.float32)
+    sigmas = [estimate_noise(full_input[top:top + band].astype(np.float32) - upsample_rows(work_input, height, width, top, top + band))
+              for top in tops]
+    noisy = [sigma for sigma in sigmas if sigma > FLAT_SIGMA]
+    return float(np.median(noisy or sigmas))
 
 
 def soft_threshold(values: np.ndarray, threshold: float) -> np.ndarray:
@@ -69,7 +92,7 @@ def reconstruct(full_input: np.ndarray, work_input: np.ndarray, work_output: np.
     a, b = fit_colour_transform(work_input, work_output)
     work_h, work_w = work_input.shape[:2]
     coeffs = np.concatenate([a.reshape(work_h, work_w, 9), b, work_input], axis=2).astype(np.float32)
-    sigma = None
+    sigma = photo_noise(full_input, work_input)
     out = np.empty((height, width, 3), np.float32)
     for top in range(0, height, rows_per_chunk):
         bottom = min(height, top + rows_per_chunk)
@@ -78,8 +101,6 @@ def reconstruct(full_input: np.ndarray, work_input: np.ndarray, work_output: np.
         b_s = strip[..., 9:12]
         low = strip[..., 12:15]
         detail = full_input[top:bottom].astype(np.float32) - low
-        if sigma is None:
-            sigma = estimate_noise(detail)
         guide = low + soft_threshold(detail, noise_threshold * sigma)
         out[top:bottom] = np.einsum("hwij,hwj->hwi", a_s, guide) + b_s
     return np.clip(out, 0.0, 1.0)

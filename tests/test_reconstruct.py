@@ -1,9 +1,10 @@
 """Guided reconstruction: faithful to the working result, no noise amplification."""
 
 import numpy as np
+import pytest
 
 from lowlight_cli.prepare import resize
-from lowlight_cli.reconstruct import fit_colour_transform, reconstruct
+from lowlight_cli.reconstruct import fit_colour_transform, photo_noise, reconstruct
 
 
 def smooth_scene(height, width):
@@ -43,3 +44,15 @@ def test_noise_is_not_amplified_by_the_gain():
 def test_same_size_returns_the_working_output():
     image = smooth_scene(30, 30)
     assert np.allclose(reconstruct(image, image, image * 0.5), image * 0.5)
+
+
+
+def test_a_black_top_does_not_set_the_noise_level_for_the_whole_photo():
+    """A letterbox or black sky filling the first strip must not switch the noise threshold off."""
+    rng = np.random.default_rng(0)
+    clean = smooth_scene(1200, 96) * 0.1
+    noisy = clean + rng.normal(0, 0.01, clean.shape).astype(np.float32)
+    noisy[:560] = 0.0
+    work = resize(noisy, 300, 24)
+    assert 0.005 < photo_noise(noisy, work) < 0.015
+    assert photo_noise(noisy[600:], resize(noisy[600:], 150, 24)) == pytest.approx(0.01, rel=0.25)
