@@ -88,3 +88,27 @@ def test_regression_checkpoint_is_one_forward_pass():
     model.register_forward_hook(lambda *a: calls.append(1))
     sample_residual(model, conditioning(), 10, seed=0, device=torch.device("cpu"))
     assert len(calls) == 1
+
+
+def test_a_half_precision_model_samples_like_the_float32_one():
+    """The CUDA path casts the model and its inputs to bf16; the same cast on the CPU must run and agree."""
+    model = tiny_model()
+    cond = conditioning(64, 64)
+    full = sample_residual(model, cond, 1, seed=0, device=torch.device("cpu"))
+    half = sample_residual(model.to(torch.bfloat16), cond, 1, seed=0, device=torch.device("cpu"), dtype=torch.bfloat16)
+    assert half.dtype == torch.float32 or half.dtype == torch.bfloat16
+    assert torch.allclose(half.float(), full, atol=0.05)
+
+
+def test_region_sums_are_accumulated_in_float32_for_half_precision_inputs():
+    """On a GPU a bf16 running count would stop at 256 (256 + 1 rounds to 256); the pooling must not depend on it."""
+    from lowlight_cli.models.prior_encoder import region_pool, region_stats
+
+    image = torch.full((1, 3, 200, 200), 0.5, dtype=torch.bfloat16)
+    labels = torch.zeros(1, 200, 200, dtype=torch.long)
+    labels[:, :, 100:] = 1
+    sums, counts = region_pool(image, labels, 2)
+    assert sums.dtype == counts.dtype == torch.float32
+    assert counts[0, :, 0].tolist() == [20000.0, 20000.0]  # not representable in bf16
+    mean, std, _ = region_stats(image, labels, 2)
+    assert mean.dtype == torch.bfloat16 and torch.allclose(mean.float(), torch.full_like(mean.float(), 0.5))

@@ -45,6 +45,8 @@ class ModelConfig:
             problems.append(f"base_channels={self.base_channels} must be >=4 and divisible by attn_heads")
         if not self.channel_mults or any(m < 1 for m in self.channel_mults):
             problems.append(f"channel_mults={self.channel_mults} must be positive")
+        elif any(self.base_channels * m % min(8, self.base_channels * m) for m in self.channel_mults):
+            problems.append(f"base_channels={self.base_channels} must be a multiple of 8 (group normalisation)")
         if self.token_dim % self.attn_heads:
             problems.append(f"token_dim={self.token_dim} must be divisible by attn_heads={self.attn_heads}")
         if self.max_regions < 1:

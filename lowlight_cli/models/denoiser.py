@@ -118,7 +118,7 @@ class PriorGuidedDenoiser(nn.Module):
 
         Spatial sides must be multiples of `config.downsample_factor`.
         """
-        emb = self.time_mlp(timestep_embedding(timesteps, self.config.base_channels))
+        emb = self.time_mlp(timestep_embedding(timesteps, self.config.base_channels).to(base.dtype))
         emb = emb + self.gain_mlp(log_gain.view(-1, 1).to(emb.dtype))
         prior_map, tokens, absent = self.prior_encoder(base, labels, scores, boundary)
         h = self.stem(torch.cat([x_t, base, prior_map], dim=1))

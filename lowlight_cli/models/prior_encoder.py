@@ -23,24 +23,30 @@ DESCRIPTOR_DIM = 10  # mean RGB, std RGB, area, centroid y/x, score
 def region_pool(values: torch.Tensor, labels: torch.Tensor, num_labels: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-label sums of `values` (B,C,H,W) and pixel counts, over labels (B,H,W) in [0, num_labels).
 
-    Returns sums (B,num_labels,C) and counts (B,num_labels,1).
+    Returns sums (B,num_labels,C) and counts (B,num_labels,1), in float32
+    whatever the input's dtype: in bf16 a running count stops at 256 (256 + 1
+    rounds back to 256), so half-precision sums would be wrong on a GPU.
     """
     batch, channels = values.shape[:2]
     index = labels.reshape(batch, -1, 1)
-    flat = values.reshape(batch, channels, -1).transpose(1, 2)
+    flat = values.reshape(batch, channels, -1).transpose(1, 2).float()
     sums = flat.new_zeros(batch, num_labels, channels).scatter_add_(1, index.expand(-1, -1, channels), flat)
     counts = flat.new_zeros(batch, num_labels, 1).scatter_add_(1, index, torch.ones_like(flat[..., :1]))
     return sums, counts
 
 
 def region_stats(image: torch.Tensor, labels: torch.Tensor, num_labels: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-region mean, std (B,num_labels,C) and pixel count (B,num_labels,1) of `image`."""
-    sums, counts = region_pool(torch.cat([image, image * image], dim=1), labels, num_labels)
+    """Per-region mean, std (B,num_labels,C) and pixel count (B,num_labels,1) of `image`, in its dtype.
+
+    Accumulated in float32 (see `region_pool`), only the results are rounded.
+    """
+    image32 = image.float()
+    sums, counts = region_pool(torch.cat([image32, image32 * image32], dim=1), labels, num_labels)
     channels = image.shape[1]
     safe = counts.clamp_min(1.0)
     mean = sums[..., :channels] / safe
     var = (sums[..., channels:] / safe - mean * mean).clamp_min(0.0)
-    return mean, torch.sqrt(var + 1e-6), counts
+    return mean.to(image.dtype), torch.sqrt(var + 1e-6).to(image.dtype), counts.to(image.dtype)
 
 
 class PriorEncoder(nn.Module):
@@ -67,8 +73,8 @@ class PriorEncoder(nn.Module):
         mean, std, counts = region_stats(base, labels, num_labels)
         ys = torch.linspace(0, 1, height, device=base.device, dtype=base.dtype).view(1, 1, height, 1).expand(batch, 1, height, width)
         xs = torch.linspace(0, 1, width, device=base.device, dtype=base.dtype).view(1, 1, 1, width).expand(batch, 1, height, width)
-        centroid_sums, _ = region_pool(torch.cat([ys, xs], dim=1), labels, num_labels)
-        centroid = centroid_sums / counts.clamp_min(1.0)
+        centroid_sums, exact_counts = region_pool(torch.cat([ys, xs], dim=1), labels, num_labels)
+        centroid = (centroid_sums / exact_counts.clamp_min(1.0)).to(base.dtype)
         area = counts / float(height * width)
         score = torch.cat([scores.new_zeros(batch, 1), scores], dim=1).unsqueeze(-1)
         descriptors = torch.cat([mean, std, area.sqrt(), centroid, score], dim=-1)
