@@ -448,12 +448,29 @@ def train(
     import torch
 
     from lowlight_cli.devices import resolve_device
+    from lowlight_cli.errors import OutputError, UsageError
     from lowlight_cli.models.config import ModelConfig
     from lowlight_cli.priors.factory import make_prior_fn
     from lowlight_cli.training.data import TrainingData
     from lowlight_cli.training.trainer import TrainOptions
     from lowlight_cli.training.trainer import train as run_training
 
+    checks = [(steps >= 1, f"--steps must be at least 1, got {steps}"),
+              (stop_at is None or stop_at >= 1, f"--stop-at must be at least 1, got {stop_at}"),
+              (batch_size >= 1, f"--batch-size must be at least 1, got {batch_size}"),
+              (crop >= 16 and crop % 8 == 0, f"--crop must be a multiple of 8 and at least 16, got {crop}"),
+              (lr > 0, f"--lr must be positive, got {lr}"),
+              (semantic_weight >= 0, f"--semantic-weight must be at least 0, got {semantic_weight}"),
+              (0 <= final_step_share <= 1, f"--final-step-share must be in [0, 1], got {final_step_share}"),
+              (save_every >= 1, f"--save-every must be at least 1, got {save_every}"),
+              (threads >= 0, f"--threads must be at least 0, got {threads}")]
+    for ok, message in checks:
+        if not ok:
+            raise UsageError(message)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{out.parent}: cannot create the output folder ({exc.strerror or exc})") from None
     if threads:
         torch.set_num_threads(threads)
     torch_device = resolve_device(device.value)

@@ -220,7 +220,7 @@ def test_eval_and_train_on_a_tiny_paired_folder(tmp_path, tiny_checkpoint):
     result = run("eval", "--data", tmp_path / "pairs", "--method", "gamma")
     assert result.exit_code == 0 and "gamma on 2 pairs" in result.output
 
-    out = tmp_path / "m.safetensors"
+    out = tmp_path / "new" / "folder" / "m.safetensors"  # created by train, not lost at the first save
     args = ["train", "--data", tmp_path / "pairs", "--out", out, "--steps", "2", "--batch-size", "2", "--crop", "32",
             "--base-channels", "8", "--save-every", "1", "--device", "cpu"]
     result = run(*args)
@@ -236,6 +236,20 @@ def test_eval_and_train_on_a_tiny_paired_folder(tmp_path, tiny_checkpoint):
     assert read_provenance(out)["steps"] == 4
     result = run("enhance", tmp_path / "pairs" / "low" / "0.png", "-o", tmp_path / "e.png", "--model", out, *FAST)
     assert result.exit_code == 0, result.output
+    args[args.index("--steps") + 1] = "6"
+    result = run(*args, "--no-diffusion")  # another recipe must not continue this run's state
+    assert result.exit_code == 2 and "other model options (diffusion differ)" in result.output, result.output
+    assert read_provenance(out)["steps"] == 4
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--batch-size", "0", "--batch-size must be at least 1"), ("--crop", "20", "--crop must be a multiple of 8"),
+    ("--steps", "0", "--steps must be at least 1"), ("--save-every", "0", "--save-every must be at least 1"),
+    ("--stop-at", "0", "--stop-at must be at least 1"), ("--base-channels", "20", "must be a multiple of 8"),
+])
+def test_train_options_are_checked_before_any_work(tmp_path, option, value, message):
+    result = run("train", "--data", tmp_path, "--out", tmp_path / "m.safetensors", option, value, "--device", "cpu")
+    assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
 
 
 @pytest.mark.parametrize("error", [MemoryError(), RuntimeError("DefaultCPUAllocator: can't allocate memory: 9 GB")])

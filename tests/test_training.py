@@ -46,3 +46,24 @@ def test_mean_start_zeroes_only_the_last_timestep_inputs():
     assert 0 < int(last.sum()) < 64
     assert torch.all(inputs["x_t"][last] == 0)
     assert torch.all(inputs["x_t"][~last].abs().flatten(1).amax(dim=1) > 0)
+
+
+def test_a_failing_batch_sampler_stops_training_instead_of_hanging(monkeypatch):
+    import threading
+
+    from lowlight_cli.training.data import TrainingData
+
+    data = TrainingData.__new__(TrainingData)
+    monkeypatch.setattr(TrainingData, "sample", lambda self, rng, max_regions: 1 / 0)
+    raised = []
+
+    def first_batch() -> None:
+        try:
+            next(data.batches(batch_size=2, max_regions=4, seed=0))
+        except ZeroDivisionError as exc:
+            raised.append(exc)
+
+    waiter = threading.Thread(target=first_batch, daemon=True)
+    waiter.start()
+    waiter.join(timeout=20)
+    assert raised, "the training loop would wait forever on a dead sampler"

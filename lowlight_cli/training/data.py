@@ -176,15 +176,25 @@ class TrainingData:
         }
 
     def batches(self, batch_size: int, max_regions: int, seed: int) -> Iterator[dict[str, torch.Tensor]]:
-        """Endless batches, assembled in a background thread so the model never waits on numpy."""
+        """Endless batches, assembled in a background thread so the model never waits on numpy.
+
+        An exception in that thread is passed through the queue and raised
+        here, so a failing sampler stops training instead of hanging it.
+        """
         buffer: queue.Queue = queue.Queue(maxsize=4)
 
         def produce() -> None:
             rng = np.random.default_rng(seed)
-            while True:
-                items = [self.sample(rng, max_regions) for _ in range(batch_size)]
-                buffer.put({k: torch.stack([it[k] for it in items]) for k in items[0]})
+            try:
+                while True:
+                    items = [self.sample(rng, max_regions) for _ in range(batch_size)]
+                    buffer.put({k: torch.stack([it[k] for it in items]) for k in items[0]})
+            except Exception as exc:  # handed to the training loop
+                buffer.put(exc)
 
         threading.Thread(target=produce, daemon=True).start()
         while True:
-            yield buffer.get()
+            batch = buffer.get()
+            if isinstance(batch, Exception):
+                raise batch
+            yield batch

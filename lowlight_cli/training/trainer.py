@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from lowlight_cli.checkpoint import read_metadata, save_checkpoint
 from lowlight_cli.condition import brighten
 from lowlight_cli.diffusion.ddim import DDIMScheduler
+from lowlight_cli.errors import UsageError
 from lowlight_cli.models.config import ModelConfig
 from lowlight_cli.models.denoiser import PriorGuidedDenoiser
 from lowlight_cli.training.data import TrainingData
@@ -65,15 +66,17 @@ def make_model_inputs(batch: dict[str, torch.Tensor], config: ModelConfig, sched
     x0 = (batch["high"] - base) * config.residual_scale
     size = x0.shape[0]
     if config.diffusion:
+        # Drawn on the CPU generator (the same draws on any device), then moved to the batch's device.
         timesteps = torch.randint(0, config.num_train_timesteps, (size,), generator=generator)
         final = torch.rand(size, generator=generator) < final_step_share
         timesteps = torch.where(final, torch.full_like(timesteps, config.num_train_timesteps - 1), timesteps)
-        noise = torch.randn(x0.shape, generator=generator)
+        timesteps = timesteps.to(x0.device)
+        noise = torch.randn(x0.shape, generator=generator).to(x0.device)
         x_t = scheduler.add_noise(x0, noise, timesteps)
         if config.mean_start:  # the sampler queries the last timestep with zeros
             x_t = torch.where((timesteps == config.num_train_timesteps - 1).view(-1, 1, 1, 1), 0.0, x_t)
     else:  # the regression baseline: same network, no noise, one fixed timestep
-        timesteps = torch.zeros(size, dtype=torch.long)
+        timesteps = torch.zeros(size, dtype=torch.long, device=x0.device)
         x_t = torch.zeros_like(x0)
     inputs = dict(x_t=x_t, timesteps=timesteps, base=base, log_gain=log_gain,
                   labels=batch["labels"], scores=batch["scores"], boundary=batch["boundary"])
@@ -94,7 +97,14 @@ def save_state(path: Path, model: torch.nn.Module, ema: torch.nn.Module, optimiz
     os.replace(tmp, path)
 
 
-def load_state(path: Path, model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
+def load_state(path: Path, model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.optim.Optimizer,
+               config: ModelConfig) -> int:
+    """Restore a run from its state file, which must be for the same model configuration."""
+    stored = ModelConfig.from_json(read_metadata(path).get("config", "{}"))
+    if stored != config:
+        changed = sorted(k for k, v in asdict(config).items() if asdict(stored).get(k) != v)
+        raise UsageError(f"{path} is a run with other model options ({', '.join(changed)} differ): "
+                         "resume with the same options, or write to another --out")
     tensors = load_file(str(path))
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
@@ -132,7 +142,7 @@ def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, flo
     state_file = state_path(options.out)
     step = 0
     if options.resume and state_file.exists():
-        step = load_state(state_file, model, ema, optimizer)
+        step = load_state(state_file, model, ema, optimizer, config)
     generator = torch.Generator().manual_seed(options.seed + step)
     batches = data.batches(options.batch_size, config.max_regions, seed=options.seed + step)
     started = time.time()
@@ -143,7 +153,7 @@ def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, flo
         "data": [str(p) for p in options.data],
         "data_summary": repr(data),
     }
-    end = min(options.steps, options.stop_at or options.steps)
+    end = options.steps if options.stop_at is None else min(options.steps, options.stop_at)
     model.train()
     while step < end:
         batch = {k: v.to(options.device) for k, v in next(batches).items()}
