@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 
 from lowlight_cli.baselines import BASELINES
-from lowlight_cli.errors import UsageError
+from lowlight_cli.errors import InputError, UsageError
 from lowlight_cli.io.images import load_image
 from lowlight_cli.metrics import gt_mean_scaled, psnr, ssim
 from lowlight_cli.training.data import paired_rows
@@ -54,6 +54,8 @@ def evaluate_pairs(data: Path, split: str, method: str, enhancer=None, limit: in
         raise UsageError(f"unknown --method '{method}' (choose from model, {', '.join(BASELINES)})")
     if split not in {"val", "train", "all"}:
         raise UsageError(f"unknown --split '{split}' (choose from val, train, all)")
+    if limit < 0:
+        raise UsageError(f"--limit must be at least 0 (0 = all pairs), got {limit}")
     rows_in = paired_rows(data, split)
     if not rows_in:
         raise UsageError(f"{data}: no pairs found (expected pairs.csv or low/ + high/ folders)")
@@ -62,6 +64,9 @@ def evaluate_pairs(data: Path, split: str, method: str, enhancer=None, limit: in
     rows = []
     for low_path, high_path, _ in rows_in:
         low, high = load_image(low_path).rgb, load_image(high_path).rgb
+        if low.shape != high.shape:
+            raise InputError(f"{low_path} is {low.shape[1]}x{low.shape[0]} but its target {high_path} is "
+                             f"{high.shape[1]}x{high.shape[0]}: pairs must be aligned")
         start = time.perf_counter()
         out = enhancer.enhance(low).rgb if method == "model" else BASELINES[method](low)
         seconds = time.perf_counter() - start

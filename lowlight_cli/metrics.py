@@ -32,6 +32,11 @@ def ssim(pred: np.ndarray, target: np.ndarray) -> float:
 
 
 def gt_mean_scaled(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """`pred` scaled so its mean grey level equals the target's (the "GT-mean" protocol)."""
+    """`pred` scaled so its mean over all pixels and channels equals the target's ("GT-mean").
+
+    Some papers' code (LLFlow, Retinexformer) matches the mean of the grey
+    image instead; the two agree unless the output's cast differs from the
+    target's, so compare GT-mean figures across tools with that in mind.
+    """
     scale = float(target.mean()) / max(float(pred.mean()), 1e-6)
     return np.clip(pred * scale, 0.0, 1.0)

@@ -219,6 +219,15 @@ def test_eval_and_train_on_a_tiny_paired_folder(tmp_path, tiny_checkpoint):
     assert "PSNR" in result.output and "on 2 pairs" in result.output
     result = run("eval", "--data", tmp_path / "pairs", "--method", "gamma")
     assert result.exit_code == 0 and "gamma on 2 pairs" in result.output
+    result = run("eval", "--data", tmp_path / "pairs", "--method", "gamma", "--limit", "-1")
+    assert result.exit_code == 2 and "--limit must be at least 0" in result.output
+
+    Image.fromarray(dark_array(40, 40, seed=5)).save(tmp_path / "pairs" / "low" / "2.png")
+    Image.fromarray(dark_array(40, 48, seed=5)).save(tmp_path / "pairs" / "high" / "2.png")
+    result = run("eval", "--data", tmp_path / "pairs", "--method", "gamma")
+    assert result.exit_code == 1 and "pairs must be aligned" in result.output and "Traceback" not in result.output
+    for sub in ("low", "high"):
+        (tmp_path / "pairs" / sub / "2.png").unlink()
 
     out = tmp_path / "new" / "folder" / "m.safetensors"  # created by train, not lost at the first save
     args = ["train", "--data", tmp_path / "pairs", "--out", out, "--steps", "2", "--batch-size", "2", "--crop", "32",
