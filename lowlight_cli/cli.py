@@ -290,6 +290,8 @@ def video(
     max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Stop after this many frames (try a clip first)."),
     smoothing: float = typer.Option(0.8, "--smoothing", help="Temporal smoothing of static areas, 0 (off) to <1."),
     frame_format: str = typer.Option("png", "--frame-format", help="png or jpg, for a frames-folder output."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of a frames-folder input (default 30). "
+                                                            "A video file keeps its own."),
     steps: int = STEPS, seed: int = SEED, device: Device = DEVICE, model: str = MODEL, prior: Prior = PRIOR,
     sam_model: SamModel = SAM_MODEL, sam_checkpoint: Optional[Path] = SAM_CKPT, work_size: int = WORK_SIZE,
     detail_threshold: float = DETAIL, shadow_denoise: float = SHADOW,
@@ -303,11 +305,17 @@ def video(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from lowlight_cli.io.video import open_sink, open_source
+    from fractions import Fraction
+
+    from lowlight_cli.errors import UsageError
+    from lowlight_cli.io.video import FOLDER_FPS, open_sink, open_source
     from lowlight_cli.jobs import default_folder_output, default_output
     from lowlight_cli.video import enhance_video
 
-    with open_source(source, start, end, max_frames) as frames:
+    if fps is not None and source.is_file():
+        raise UsageError(f"--fps is for a frames folder; {source} keeps its own frame rate")
+    folder_fps = FOLDER_FPS if fps is None else Fraction(fps).limit_denominator(1001)
+    with open_source(source, start, end, max_frames, folder_fps) as frames:
         target = output or (default_folder_output(source, ".mp4") if source.is_dir() else default_output(source, ".mp4"))
         sink = open_sink(target, frames, frame_format, overwrite)
         enhancer = build_enhancer(model, device, prior, sam_model, sam_checkpoint, steps, seed, work_size,

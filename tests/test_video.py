@@ -249,3 +249,50 @@ def test_cli_video(clip, tmp_path, tiny_checkpoint):
                                       "--prior", "fallback", "--steps", "2", "--work-size", "64"])
     assert result.exit_code == 0, result.output
     assert len(frames_of(out)) == 12 and audio_codec(out) == "aac"
+
+
+def test_an_audio_track_that_cannot_be_set_up_is_a_one_line_error_and_leaves_nothing(clip, tmp_path, monkeypatch):
+    """PyAV can raise plain Python errors for unusual audio: no traceback, no open input, no temporary file."""
+    import lowlight_cli.io.video as video_io
+
+    class Unreadable:
+        def __contains__(self, codec):
+            raise AttributeError("'NoneType' object has no attribute 'name'")
+
+    opened = []
+    real_open = av.open
+    monkeypatch.setattr(av, "open", lambda *args, **kwargs: opened.append(real_open(*args, **kwargs)) or opened[-1])
+    monkeypatch.setattr(video_io, "PORTABLE_AUDIO", Unreadable())
+    target = tmp_path / "out.mp4"
+    with open_source(clip) as source:
+        sink = VideoSink(target, source.fps, source.size, (clip, 0.0))
+        with pytest.raises(OutputError, match="cannot start writing"):
+            sink.write(0, next(iter(source))[1])
+    inputs = [container for container in opened if isinstance(container, av.container.InputContainer)]
+    assert inputs
+    for container in inputs:
+        with pytest.raises(AssertionError, match="not open"):
+            next(container.demux())
+    assert list(tmp_path.iterdir()) == [clip]  # no temporary file beside the target
+
+
+def test_cli_video_from_a_frames_folder_at_a_given_frame_rate(tmp_path, tiny_checkpoint):
+    from fractions import Fraction
+
+    from typer.testing import CliRunner
+
+    from lowlight_cli.cli import app
+
+    folder = tmp_path / "frames"
+    sink = FolderSink(folder)
+    for index, pixels in enumerate(noisy_frames(3, 64, 48)):
+        sink.write(index, pixels / 255.0)
+    options = ["--model", str(tiny_checkpoint), "--prior", "fallback", "--work-size", "64"]
+    result = CliRunner().invoke(app, ["video", str(folder), "--fps", "24", *options])
+    assert result.exit_code == 0, result.output
+    with av.open(str(tmp_path / "frames_enhanced.mp4")) as container:
+        assert container.streams.video[0].average_rate == Fraction(24)
+    result = CliRunner().invoke(app, ["video", str(make_clip(tmp_path / "c.mp4", frames=2)), "--fps", "24", *options])
+    assert result.exit_code == 2 and "--fps is for a frames folder" in result.output
+    result = CliRunner().invoke(app, ["video", str(folder), "--fps", "0", *options])
+    assert result.exit_code == 2 and "frame rate of a frames folder must be positive" in result.output

@@ -331,7 +331,7 @@ class VideoSink(FrameSink):
             self.video = _add_video_stream(self.container, self.fps, self.size)
             if self.audio_from is not None:
                 self.audio = AudioTrack(*self.audio_from, self.container)
-        except (av.FFmpegError, OSError) as exc:
+        except Exception as exc:  # ffmpeg, the disk, or an audio stream PyAV cannot describe
             self.abort()
             raise OutputError(f"{self.target}: cannot start writing ({_reason(exc)})") from None
 
@@ -444,16 +444,20 @@ class AudioTrack:
         av = _av()
         self.start = start
         self.input = av.open(str(source))
-        self.stream = self.input.streams.audio[0]
-        codec = self.stream.codec_context.name
-        self.copy = codec in output.supported_codecs and (codec in PORTABLE_AUDIO or output.format.name == "matroska")
-        if self.copy:
-            self.output = output.add_stream_from_template(self.stream)
-        else:
-            self.output = output.add_stream("aac", rate=self.stream.codec_context.sample_rate or 48000)
-            self.output.layout = self.stream.codec_context.layout
-        if start > 0:
-            self.input.seek(int(start * 1_000_000))  # AV_TIME_BASE units; audio packets are all key packets
+        try:
+            self.stream = self.input.streams.audio[0]
+            codec = self.stream.codec_context.name
+            self.copy = codec in output.supported_codecs and (codec in PORTABLE_AUDIO or output.format.name == "matroska")
+            if self.copy:
+                self.output = output.add_stream_from_template(self.stream)
+            else:
+                self.output = output.add_stream("aac", rate=self.stream.codec_context.sample_rate or 48000)
+                self.output.layout = self.stream.codec_context.layout
+            if start > 0:
+                self.input.seek(int(start * 1_000_000))  # AV_TIME_BASE units; audio packets are all key packets
+        except BaseException:
+            self.input.close()  # the caller never gets this object, so nobody else would
+            raise
         self.pending = self._timed_packets()
         self.next: tuple[float, object] | None = None
 
