@@ -303,9 +303,9 @@ def video(
     Every frame shares one noise seed, priors are reused within a shot, and static areas are smoothed over time.
     A video is written to a temporary file and moved into place when complete; a frames folder resumes where it stopped.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
     from fractions import Fraction
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from lowlight_cli.errors import UsageError
     from lowlight_cli.io.video import FOLDER_FPS, open_sink, open_source
