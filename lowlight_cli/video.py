@@ -80,7 +80,7 @@ def enhance_video(enhancer: Enhancer, source: FrameSource, sink: FrameSink,
                 state = None  # the next missing frame starts a fresh shot
             else:
                 out, state, new_prior = enhance_frame(enhancer, rgb, state, smoothing, scene_cut)
-                sink.write(index, out)
+                sink.write(index, out, source.time_of(index))
                 report.done += 1
                 report.priors += new_prior
             if on_frame is not None:

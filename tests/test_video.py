@@ -7,6 +7,7 @@ check the machinery (counts, audio, temporal consistency), not quality.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -42,11 +43,14 @@ def noisy_frames(count: int, width: int, height: int, cut_at: int | None = None,
 
 
 def make_clip(path: Path, frames: int = 12, size: tuple[int, int] = (96, 72), audio: str | None = "aac",
-              rotation: int = 0) -> Path:
+              rotation: int = 0, times: list[float] | None = None) -> Path:
+    """A test clip; `times` (seconds, one per frame) makes it variable-rate, as phones record in low light."""
     width, height = size
     with av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=FPS, options={"crf": "18"})
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        if times is not None:
+            video.codec_context.time_base = Fraction(1, 60000)
         if rotation:
             video.set_display_rotation(rotation)
         sound = None
@@ -55,11 +59,14 @@ def make_clip(path: Path, frames: int = 12, size: tuple[int, int] = (96, 72), au
             sound.layout = "mono"
         for index, pixels in enumerate(noisy_frames(frames, width, height)):
             frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-            frame.pts = index
+            if times is None:
+                frame.pts = index
+            else:
+                frame.pts, frame.time_base = round(times[index] * 60000), Fraction(1, 60000)
             out.mux(video.encode(frame))
         out.mux(video.encode(None))
         if sound is not None:
-            write_sine(out, sound, frames / FPS)
+            write_sine(out, sound, frames / FPS if times is None else times[-1] + 1 / FPS)
     return path
 
 
@@ -296,3 +303,25 @@ def test_cli_video_from_a_frames_folder_at_a_given_frame_rate(tmp_path, tiny_che
     assert result.exit_code == 2 and "--fps is for a frames folder" in result.output
     result = CliRunner().invoke(app, ["video", str(folder), "--fps", "0", *options])
     assert result.exit_code == 2 and "frame rate of a frames folder must be positive" in result.output
+
+
+def test_variable_frame_rate_keeps_frame_times_and_audio_in_step(enhancer, tmp_path):
+    """Phones drop their frame rate in the dark: frames must keep their times, not be spread evenly."""
+    times = [0.0, 1 / 12, 2 / 12, 5 / 12, 6 / 12, 9 / 12, 10 / 12, 13 / 12]
+    clip = make_clip(tmp_path / "phone.mp4", frames=len(times), size=(64, 48), times=times)
+    target = tmp_path / "out.mp4"
+    enhance(enhancer, clip, target)
+
+    def timeline(path: Path) -> tuple[list[float], float]:
+        with av.open(str(path)) as container:
+            video = [float(frame.time) for frame in container.decode(container.streams.video[0])]
+        with av.open(str(path)) as container:
+            audio = [float(frame.time) + frame.samples / frame.sample_rate
+                     for frame in container.decode(container.streams.audio[0])]
+        return [t - video[0] for t in video], max(audio)
+
+    source_times, _ = timeline(clip)
+    output_times, audio_end = timeline(target)
+    assert output_times == pytest.approx(source_times, abs=1e-3)
+    assert output_times == pytest.approx(times, abs=1e-3)
+    assert audio_end == pytest.approx(times[-1] + 1 / 12, abs=0.15)  # audio runs to the end of the last frame

@@ -29,6 +29,8 @@ from lowlight_cli.io.images import IMAGE_SUFFIXES, load_image, same_file, save_i
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv"}
 FRAME_FORMATS = {"png", "jpg"}
 FOLDER_FPS = Fraction(30)
+# Output video clock: exact for 23.976/24/25/29.97/30/50/59.94/60 fps, and within MPEG-4 Part 2's 65535 limit.
+VIDEO_TICKS = 60000
 # Audio codecs players handle in MP4/MOV; other codecs are re-encoded to AAC (Matroska takes anything).
 PORTABLE_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "flac"}
 
@@ -65,6 +67,10 @@ class FrameSource(ABC):
 
     @abstractmethod
     def __iter__(self) -> Iterator[Frame]: ...
+
+    def time_of(self, index: int) -> float:
+        """Seconds from the first frame to frame `index`, once it has been read (constant rate here)."""
+        return index / float(self.fps)
 
     def close(self) -> None:
         """Release the decoder (idempotent)."""
@@ -145,6 +151,7 @@ class VideoFileSource(FrameSource):
             raise InputError(f"{self.path}: no frames in the selected time range")
         self._first = first
         self.start_time = first.time if first.time is not None else self._start
+        self._times: list[float] = []  # per frame read, seconds from the first: phones record at variable rates
         sideways = round(first.rotation / 90) % 2
         self.size = (first.height, first.width) if sideways else (first.width, first.height)
         self.frame_count = self._estimate_count(start, end)
@@ -191,9 +198,13 @@ class VideoFileSource(FrameSource):
         try:
             for index, frame in enumerate(itertools.islice(itertools.chain([self._first], self._frames),
                                                            self.max_frames)):
+                self._times.append(index / float(self.fps) if frame.time is None else frame.time - self.start_time)
                 yield index, self._rgb(frame)
         except av.FFmpegError as exc:
             raise InputError(f"{self.path}: corrupt video near frame {index + 1} ({_reason(exc)})") from None
+
+    def time_of(self, index: int) -> float:
+        return self._times[index] if index < len(self._times) else super().time_of(index)
 
     def close(self) -> None:
         container = getattr(self, "container", None)
@@ -249,7 +260,8 @@ class FrameSink(ABC):
         return False
 
     @abstractmethod
-    def write(self, index: int, rgb: np.ndarray) -> None: ...
+    def write(self, index: int, rgb: np.ndarray, time: float | None = None) -> None:
+        """Store frame `index`, shown `time` seconds after the first (None: at the constant frame rate)."""
 
     def commit(self) -> None:
         """Make the output final."""
@@ -303,7 +315,7 @@ class FolderSink(FrameSink):
     def done(self, index: int) -> bool:
         return self.resume and self.path_for(index).exists()
 
-    def write(self, index: int, rgb: np.ndarray) -> None:
+    def write(self, index: int, rgb: np.ndarray, time: float | None = None) -> None:
         save_image(self.path_for(index), rgb)
 
 
@@ -321,6 +333,8 @@ class VideoSink(FrameSink):
                  audio: tuple[Path, float] | None = None) -> None:
         self.target, self.fps, self.size, self.audio_from = Path(target), Fraction(fps), size, audio
         self.frames_written = 0
+        self.end = 0.0  # seconds of video written: the last frame's time plus one frame
+        self.last_pts = -1
         self.tmp = self.container = self.video = self.audio = None
 
     def _start(self) -> None:
@@ -335,8 +349,12 @@ class VideoSink(FrameSink):
             self.abort()
             raise OutputError(f"{self.target}: cannot start writing ({_reason(exc)})") from None
 
-    def write(self, index: int, rgb: np.ndarray) -> None:
-        """Append a frame: frames must come in order (`index` is only for the folder sink's names)."""
+    def write(self, index: int, rgb: np.ndarray, time: float | None = None) -> None:
+        """Append a frame: frames must come in order (`index` is only for the folder sink's names).
+
+        Frames keep their source times, so a variable-rate clip stays in step
+        with its audio; without times they follow the constant frame rate.
+        """
         av = _av()
         from av.video.reformatter import ColorRange, Colorspace
 
@@ -347,11 +365,14 @@ class VideoSink(FrameSink):
         pixels = np.pad(pixels, ((0, height - pixels.shape[0]), (0, width - pixels.shape[1]), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(pixels, format="rgb24").reformat(
             format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG)
-        frame.pts = self.frames_written
+        seconds = self.frames_written / self.fps if time is None else time
+        frame.pts = self.last_pts = max(round(seconds * VIDEO_TICKS), self.last_pts + 1)
+        frame.time_base = Fraction(1, VIDEO_TICKS)
         self._mux(self.video.encode(frame))
         self.frames_written += 1
+        self.end = frame.pts / VIDEO_TICKS + 1 / self.fps
         if self.audio is not None:
-            self._mux(self.audio.packets_until(self.frames_written / self.fps))
+            self._mux(self.audio.packets_until(self.end))
 
     def _mux(self, packets: Iterable) -> None:
         """Mux, reporting ffmpeg failures (including lazily decoded audio's) as one line."""
@@ -368,7 +389,7 @@ class VideoSink(FrameSink):
         try:
             self._mux(self.video.encode(None))
             if self.audio is not None:
-                self._mux(self.audio.last_packets(self.frames_written / self.fps))
+                self._mux(self.audio.last_packets(self.end))
                 self.audio.close()
             self.container.close()
             self.container = None
@@ -426,6 +447,7 @@ def _add_video_stream(container, fps: Fraction, size: tuple[int, int]):
         stream.bit_rate = int(width * height * float(fps) * 0.3)
     stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
     context = stream.codec_context
+    context.time_base = Fraction(1, VIDEO_TICKS)  # frame times, not frame numbers: variable rates survive
     # Say what the pixels are, so players do not guess BT.601 for SD and BT.709 for HD.
     context.colorspace = context.color_primaries = context.color_trc = 1  # BT.709
     context.color_range = 1  # limited ("MPEG") range
