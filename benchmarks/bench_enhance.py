@@ -30,14 +30,17 @@ if args["threads"]:
 from lowlight_cli.io.images import load_image, save_image
 from lowlight_cli.pipeline import Enhancer
 t0 = time.perf_counter()
-enhancer = Enhancer(model=args["model"], device=args["device"], prior=args["prior"], steps=args["steps"],
-                    work_size=args["work_size"], full_res=args["full_res"])
+# With random SAM weights, build without a prior (`sam` would look for real weights) and attach the random SAM.
+enhancer = Enhancer(model=args["model"], device=args["device"], prior="none" if args["sam_random"] else args["prior"],
+                    steps=args["steps"], work_size=args["work_size"], full_res=args["full_res"])
 load = time.perf_counter() - t0
-if args.get("sam_random"):
+if args["sam_random"]:
     from segment_anything import sam_model_registry
     from lowlight_cli.priors.sam import SamPriorProducer
     enhancer.prior_fn = SamPriorProducer.from_model(sam_model_registry[args["sam_random"]](checkpoint=None),
                                                     sam_model=args["sam_random"], device=str(enhancer.device))
+if getattr(enhancer.prior_fn, "cache", None) is not None:
+    enhancer.prior_fn.cache = None  # time SAM itself, not the prior cache (and keep benchmark priors out of it)
 def once():
     if enhancer.device.type == "cuda":
         torch.cuda.synchronize()
@@ -53,7 +56,7 @@ if args["warmup"]:
 seconds, result = once()
 peak_gpu = torch.cuda.max_memory_allocated() / 2**30 if enhancer.device.type == "cuda" else 0.0
 print(json.dumps({"seconds": seconds, "load": load, "timings": result.timings,
-                  "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+                  "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**30 if sys.platform == "darwin" else 2**20),
                   "peak_gpu_gib": peak_gpu, "regions": result.prior.num_regions}))
 """
 
@@ -85,16 +88,20 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--work-size", type=int, default=384)
     parser.add_argument("--full-res", action="store_true", help="sample at full resolution in tiles")
-    parser.add_argument("--prior-sam-random", default="", help="use SAM of this size with random weights (cost only)")
+    parser.add_argument("--prior-sam-random", default="", help="add a 'sam' prior row: SAM of this size with random "
+                                                                  "weights (cost only, no download)")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--warmup", action="store_true", help="run once before timing (GPU kernels, caches)")
     args = parser.parse_args()
+    priors = args.priors.split(",")
+    if args.prior_sam_random and "sam" not in priors:
+        priors.append("sam")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for mp in [float(s) for s in args.sizes.split(",")]:
             photo = make_photo(mp, folder)
-            for prior in args.priors.split(","):
+            for prior in priors:
                 for steps in [int(s) for s in args.steps.split(",")]:
                     child = dict(model=args.model, device=args.device, prior=prior, steps=steps,
                                  work_size=args.work_size, full_res=args.full_res, photo=str(photo),

@@ -148,7 +148,7 @@ def main() -> None:
 
     print(f"\nSAM ViT-B (random weights), {args.width}×{args.height} image, {args.threads} thread(s), "
           f"{platform.processor() or platform.machine()}, torch CPU\n")
-    print("| encoder | points/side | prompts (per batch) | encoder s | decoder s | total s | CPU s | masks | "
+    print("| encoder | points/side | prompts (per batch) | encoder s | decoder + post-processing s | total s | CPU s | masks | "
           "regions | peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import os
+import torch
 
-# MPS lacks some ops segment-anything uses; this must be set before torch is imported.
-os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")
-
-import torch  # noqa: E402
-
-from lowlight_cli.errors import DeviceError, UsageError  # noqa: E402
+from lowlight_cli.errors import DeviceError, UsageError
 
 DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
 
@@ -36,5 +31,8 @@ def resolve_device(name: str) -> torch.device:
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
     """Half precision where it is fast and safe: bf16 on CUDA that supports it, else fp16 on CUDA; none on CPU/MPS."""
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        # bf16 is native from compute capability 8 (Ampere) and on ROCm; torch emulates it, slowly, on
+        # older cards such as T4 and V100 (and `is_bf16_supported()` says yes there), so those get fp16.
+        native_bf16 = torch.version.hip is not None or torch.cuda.get_device_capability(device)[0] >= 8
+        return torch.bfloat16 if native_bf16 else torch.float16
     return None

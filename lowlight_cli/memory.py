@@ -17,12 +17,16 @@ import torch
 from lowlight_cli.models.config import ModelConfig
 
 ACTIVATION_BYTES_PER_PIXEL = 1000  # fp32 U-Net activations at inference, measured on the default model
+# While sampling in tiles, image-sized tensors stay on the device: conditioning, noise, x_t, x_0, the
+# blend's running sum and weights, and their quotient (values in the compute dtype), plus int64 labels.
+TILED_VALUES_PER_PIXEL = 24
 
 
 def free_bytes(device: torch.device) -> int | None:
     """Bytes the device can still allocate, or None where that is unknown (MPS, non-Linux CPU)."""
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type == "cuda":  # what the caching allocator holds but does not use is free to torch too
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return int(torch.cuda.mem_get_info(device)[0]) + int(cached)
     if device.type == "cpu":
         try:
             for line in Path("/proc/meminfo").read_text().splitlines():
@@ -34,11 +38,14 @@ def free_bytes(device: torch.device) -> int | None:
 
 
 def sampling_bytes(height: int, width: int, config: ModelConfig, dtype: torch.dtype, tile: int | None = None) -> int:
-    """Peak bytes of one denoiser pass over an image (or one tile): activations plus bottleneck self-attention."""
-    if tile:
-        height, width = min(height, tile), min(width, tile)
+    """Peak bytes of one denoiser pass: activations plus bottleneck self-attention of the image or one tile,
+    and with tiles, the image-sized tensors that stay on the device meanwhile."""
     itemsize = torch.finfo(dtype).bits // 8
+    held = 0
+    if tile and (height > tile or width > tile):
+        held = height * width * (TILED_VALUES_PER_PIXEL * itemsize + 8)
+        height, width = min(height, tile), min(width, tile)
     tokens = (height // config.downsample_factor) * (width // config.downsample_factor)
     activations = ACTIVATION_BYTES_PER_PIXEL * height * width * itemsize // 4
     attention = config.attn_heads * tokens * tokens * itemsize
-    return activations + attention
+    return activations + attention + held

@@ -156,8 +156,8 @@ class Enhancer:
                                        tile=self.tile if self.full_res else None)
         except (torch.OutOfMemoryError, MemoryError) as exc:
             raise self.out_of_memory() from exc
-        except RuntimeError as exc:  # torch's CPU allocator reports exhaustion as a RuntimeError
-            if "can't allocate memory" not in str(exc):
+        except RuntimeError as exc:  # the CPU and MPS allocators report exhaustion as a plain RuntimeError
+            if not any(sign in str(exc) for sign in ("can't allocate memory", "out of memory")):
                 raise
             raise self.out_of_memory() from exc
         work_output = np.clip(working.base + residual[0].permute(1, 2, 0).numpy(), 0.0, 1.0)

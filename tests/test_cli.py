@@ -261,7 +261,8 @@ def test_train_options_are_checked_before_any_work(tmp_path, option, value, mess
     assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("error", [MemoryError(), RuntimeError("DefaultCPUAllocator: can't allocate memory: 9 GB")])
+@pytest.mark.parametrize("error", [MemoryError(), RuntimeError("DefaultCPUAllocator: can't allocate memory: 9 GB"),
+                                   RuntimeError("MPS backend out of memory (MPS allocated: 17.00 GB)")])
 def test_out_of_memory_names_the_option_that_fixes_it(dark_jpeg, tiny_checkpoint, monkeypatch, error):
     import lowlight_cli.pipeline as pipeline
 

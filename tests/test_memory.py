@@ -15,7 +15,11 @@ def test_sampling_estimate_covers_attention_and_shrinks_with_half_precision_and_
     big = sampling_bytes(768, 1152, config, torch.float32)
     assert big > 6 * small  # bottleneck self-attention grows with the square of the pixel count
     assert sampling_bytes(768, 1152, config, torch.float16) * 2 == big
-    assert sampling_bytes(4000, 6000, config, torch.float32, tile=512) == sampling_bytes(512, 512, config, torch.float32)
+    one_tile = sampling_bytes(512, 512, config, torch.float32)
+    tiled = sampling_bytes(4000, 6000, config, torch.float32, tile=512)
+    assert tiled >= one_tile + 4000 * 6000 * 100  # the image-sized tensors kept while tiling (~100 B/px in fp32)
+    assert tiled < sampling_bytes(4000, 6000, config, torch.float32) / 10
+    assert sampling_bytes(400, 500, config, torch.float32, tile=512) == sampling_bytes(400, 500, config, torch.float32)
 
 
 def test_free_memory_is_known_on_this_cpu():
