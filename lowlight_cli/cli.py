@@ -506,7 +506,7 @@ def train(
             if STATE["verbose"] and step % 50 == 0:
                 progress.console.print(f"step {step} loss {loss:.4f} {seconds_per_step:.2f}s/step")
 
-        run_training(options, training_data, on_step)
+        run_training(options, training_data, on_step, notify=lambda m: progress.console.print(f"[yellow]note:[/] {m}"))
     out_console.print(f"wrote {out}")
 
 

@@ -245,10 +245,15 @@ def test_eval_and_train_on_a_tiny_paired_folder(tmp_path, tiny_checkpoint):
     assert read_provenance(out)["steps"] == 4
     result = run("enhance", tmp_path / "pairs" / "low" / "0.png", "-o", tmp_path / "e.png", "--model", out, *FAST)
     assert result.exit_code == 0, result.output
+    args[args.index("--base-channels") + 1] = "16"
     args[args.index("--steps") + 1] = "6"
-    result = run(*args, "--no-diffusion")  # another recipe must not continue this run's state
-    assert result.exit_code == 2 and "other model options (diffusion differ)" in result.output, result.output
+    result = run(*args)  # another architecture cannot continue this run's state
+    assert result.exit_code == 2 and "another architecture (base_channels differ)" in result.output, result.output
     assert read_provenance(out)["steps"] == 4
+    args[args.index("--base-channels") + 1] = "8"
+    result = run(*args, "--mean-start")  # another recipe can: that is how a second phase is trained
+    assert result.exit_code == 0 and "mean_start False → True" in result.output, result.output
+    assert read_provenance(out)["steps"] == 6
 
 
 @pytest.mark.parametrize("option, value, message", [

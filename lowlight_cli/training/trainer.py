@@ -97,14 +97,27 @@ def save_state(path: Path, model: torch.nn.Module, ema: torch.nn.Module, optimiz
     os.replace(tmp, path)
 
 
+# Config fields that set tensor shapes: a state with other values cannot be continued.
+ARCHITECTURE_FIELDS = ("base_channels", "channel_mults", "token_dim", "attn_heads", "max_regions")
+
+
 def load_state(path: Path, model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.optim.Optimizer,
-               config: ModelConfig) -> int:
-    """Restore a run from its state file, which must be for the same model configuration."""
-    stored = ModelConfig.from_json(read_metadata(path).get("config", "{}"))
-    if stored != config:
-        changed = sorted(k for k, v in asdict(config).items() if asdict(stored).get(k) != v)
-        raise UsageError(f"{path} is a run with other model options ({', '.join(changed)} differ): "
+               config: ModelConfig, notify: Callable[[str], None] = print) -> int:
+    """Restore a run from its state file; returns its step.
+
+    The architecture must match. Recipe options (mean start, prior map scale,
+    diffusion or regression, ...) may change: continuing a state under a new
+    recipe is how a second training phase is made, so that is said, not refused.
+    """
+    stored, current = asdict(ModelConfig.from_json(read_metadata(path).get("config", "{}"))), asdict(config)
+    changed = [key for key in current if stored.get(key) != current[key]]
+    shape = [key for key in changed if key in ARCHITECTURE_FIELDS]
+    if shape:
+        raise UsageError(f"{path} is a run of another architecture ({', '.join(shape)} differ): "
                          "resume with the same options, or write to another --out")
+    if changed:
+        notify(f"continuing {path.name} with changed options: "
+               + ", ".join(f"{key} {stored.get(key)} → {current[key]}" for key in changed))
     tensors = load_file(str(path))
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
@@ -126,7 +139,8 @@ def learning_rate(step: int, options: TrainOptions) -> float:
     return options.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, float, float], None] | None = None) -> Path:
+def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, float, float], None] | None = None,
+          notify: Callable[[str], None] = print) -> Path:
     """Train until `options.steps` (or `stop_at`), resuming from the state file if present.
 
     Returns the checkpoint path.
@@ -142,7 +156,7 @@ def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, flo
     state_file = state_path(options.out)
     step = 0
     if options.resume and state_file.exists():
-        step = load_state(state_file, model, ema, optimizer, config)
+        step = load_state(state_file, model, ema, optimizer, config, notify)
     generator = torch.Generator().manual_seed(options.seed + step)
     batches = data.batches(options.batch_size, config.max_regions, seed=options.seed + step)
     started = time.time()
