@@ -69,8 +69,10 @@ def photo_noise(full_input: np.ndarray, work_input: np.ndarray, band: int = 64, 
     else:
         tops = np.linspace(0, height - band, bands).round().astype(int).tolist()
     work_input = work_input.astype(np.float32)
-    sigmas = [estimate_noise(full_input[top:top + band].astype(np.float32) - upsample_rows(work_input, height, width, top, top + band))
-              for top in tops]
+    sigmas = []
+    for top in tops:
+        low = upsample_rows(work_input, height, width, top, top + band)
+        sigmas.append(estimate_noise(full_input[top:top + band].astype(np.float32) - low))
     noisy = [sigma for sigma in sigmas if sigma > FLAT_SIGMA]
     return float(np.median(noisy or sigmas))
 

@@ -69,7 +69,7 @@ class FrameSource(ABC):
     def __iter__(self) -> Iterator[Frame]: ...
 
     def time_of(self, index: int) -> float:
-        """Seconds from the first frame to frame `index`, once it has been read (constant rate here)."""
+        """Seconds from the first frame to frame `index`, the frame just read (constant rate here)."""
         return index / float(self.fps)
 
     def close(self) -> None:
@@ -151,7 +151,7 @@ class VideoFileSource(FrameSource):
             raise InputError(f"{self.path}: no frames in the selected time range")
         self._first = first
         self.start_time = first.time if first.time is not None else self._start
-        self._times: list[float] = []  # per frame read, seconds from the first: phones record at variable rates
+        self._latest: tuple[int, float] = (-1, 0.0)  # (index, seconds from the first) of the frame just read
         sideways = round(first.rotation / 90) % 2
         self.size = (first.height, first.width) if sideways else (first.width, first.height)
         self.frame_count = self._estimate_count(start, end)
@@ -198,13 +198,14 @@ class VideoFileSource(FrameSource):
         try:
             for index, frame in enumerate(itertools.islice(itertools.chain([self._first], self._frames),
                                                            self.max_frames)):
-                self._times.append(index / float(self.fps) if frame.time is None else frame.time - self.start_time)
+                if frame.time is not None:  # phones record at variable rates: keep each frame's own time
+                    self._latest = (index, frame.time - self.start_time)
                 yield index, self._rgb(frame)
         except av.FFmpegError as exc:
             raise InputError(f"{self.path}: corrupt video near frame {index + 1} ({_reason(exc)})") from None
 
     def time_of(self, index: int) -> float:
-        return self._times[index] if index < len(self._times) else super().time_of(index)
+        return self._latest[1] if self._latest[0] == index else super().time_of(index)
 
     def close(self) -> None:
         container = getattr(self, "container", None)
