@@ -109,15 +109,16 @@ def load_state(path: Path, model: torch.nn.Module, ema: torch.nn.Module, optimiz
     diffusion or regression, ...) may change: continuing a state under a new
     recipe is how a second training phase is made, so that is said, not refused.
     """
-    stored, current = asdict(ModelConfig.from_json(read_metadata(path).get("config", "{}"))), asdict(config)
-    changed = [key for key in current if stored.get(key) != current[key]]
+    meta = read_metadata(path)
+    stored, current = asdict(ModelConfig.from_json(meta.get("config", "{}"))), asdict(config)
+    changed = [key for key in current if stored[key] != current[key]]
     shape = [key for key in changed if key in ARCHITECTURE_FIELDS]
     if shape:
         raise UsageError(f"{path} is a run of another architecture ({', '.join(shape)} differ): "
                          "resume with the same options, or write to another --out")
     if changed:
         notify(f"continuing {path.name} with changed options: "
-               + ", ".join(f"{key} {stored.get(key)} → {current[key]}" for key in changed))
+               + ", ".join(f"{key} {stored[key]} → {current[key]}" for key in changed))
     tensors = load_file(str(path))
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
@@ -127,7 +128,7 @@ def load_state(path: Path, model: torch.nn.Module, ema: torch.nn.Module, optimiz
             _, index, name = key.split(".", 2)
             state["state"].setdefault(int(index), {})[name] = value.reshape(()) if name == "step" else value
     optimizer.load_state_dict(state)
-    return int(read_metadata(path)["step"])
+    return int(meta["step"])
 
 
 def learning_rate(step: int, options: TrainOptions) -> float:
