@@ -9,6 +9,7 @@ exceptions show a traceback only with --verbose.
 from __future__ import annotations
 
 import functools
+import os
 from enum import Enum
 from pathlib import Path
 from typing import Callable, Optional
@@ -450,6 +451,8 @@ def train(
     seed: int = typer.Option(0, help="Random seed."),
     save_every: int = typer.Option(200, help="Write checkpoint + state every N steps."),
     threads: int = typer.Option(0, help="CPU threads for torch (0 = torch's default)."),
+    workers: Optional[int] = typer.Option(None, help="Processes that load the data and make batches (0 = one "
+                                                     "background thread; default: 0 on the CPU, up to 8 on a GPU)."),
     device: Device = typer.Option(Device.auto, help="Compute device."),
 ) -> None:
     """Train a denoiser on paired and/or synthetic data (resumes automatically)."""
@@ -471,7 +474,8 @@ def train(
               (semantic_weight >= 0, f"--semantic-weight must be at least 0, got {semantic_weight}"),
               (0 <= final_step_share <= 1, f"--final-step-share must be in [0, 1], got {final_step_share}"),
               (save_every >= 1, f"--save-every must be at least 1, got {save_every}"),
-              (threads >= 0, f"--threads must be at least 0, got {threads}")]
+              (threads >= 0, f"--threads must be at least 0, got {threads}"),
+              (workers is None or workers >= 0, f"--workers must be at least 0, got {workers}")]
     for ok, message in checks:
         if not ok:
             raise UsageError(message)
@@ -482,18 +486,22 @@ def train(
     if threads:
         torch.set_num_threads(threads)
     torch_device = resolve_device(device.value)
+    if workers is None:  # on a GPU the numpy synthesis sets the pace; on a CPU it would take the model's cores
+        workers = 0 if torch_device.type == "cpu" else min(8, max(0, (os.cpu_count() or 1) - 1))
     config = ModelConfig(base_channels=base_channels, diffusion=not no_diffusion, use_prior=prior != Prior.none,
                          mean_start=mean_start and not no_diffusion, prior_map_scale=prior_map_scale)
     out_console = console()
     prior_fn = make_prior_fn("fallback" if prior == Prior.auto else prior.value, config.max_regions, sam_model.value,
                              sam_checkpoint, device=str(torch_device), notify=out_console.print)
     folders = [Path(p) for p in data.split(",") if p]
-    training_data = TrainingData(folders, prior_fn, config.target_brightness, crop, log=out_console.print)
+    # SAM may sit on the GPU, which forked processes cannot share: its priors are made in this process.
+    training_data = TrainingData(folders, prior_fn, config.target_brightness, crop, log=out_console.print,
+                                 workers=0 if prior == Prior.sam else workers)
     out_console.print(repr(training_data))
     options = TrainOptions(data=folders, out=out, steps=steps, batch_size=batch_size, crop=crop, lr=lr,
                            semantic_weight=semantic_weight, final_step_share=final_step_share, prior=prior.value,
                            seed=seed, save_every=save_every, stop_at=stop_at,
-                           device=str(torch_device), config=config)
+                           device=str(torch_device), workers=workers, config=config)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     with Progress(TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total}"),

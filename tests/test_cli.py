@@ -260,6 +260,7 @@ def test_eval_and_train_on_a_tiny_paired_folder(tmp_path, tiny_checkpoint):
     ("--batch-size", "0", "--batch-size must be at least 1"), ("--crop", "20", "--crop must be a multiple of 8"),
     ("--steps", "0", "--steps must be at least 1"), ("--save-every", "0", "--save-every must be at least 1"),
     ("--stop-at", "0", "--stop-at must be at least 1"), ("--base-channels", "20", "must be a multiple of 8"),
+    ("--workers", "-1", "--workers must be at least 0"),
 ])
 def test_train_options_are_checked_before_any_work(tmp_path, option, value, message):
     result = run("train", "--data", tmp_path, "--out", tmp_path / "m.safetensors", option, value, "--device", "cpu")

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
+import numpy as np
+import pytest
 import torch
+from PIL import Image
 
 from lowlight_cli.diffusion.ddim import DDIMScheduler
 from lowlight_cli.models.config import ModelConfig
@@ -67,3 +71,58 @@ def test_a_failing_batch_sampler_stops_training_instead_of_hanging(monkeypatch):
     waiter.start()
     waiter.join(timeout=20)
     assert raised, "the training loop would wait forever on a dead sampler"
+
+
+def photo_folders(root: Path) -> list[Path]:
+    """A `low/`+`high/` pair folder and a folder of photos for synthesis, all small."""
+    rng = np.random.default_rng(0)
+    for sub in ("pairs/low", "pairs/high", "photos"):
+        (root / sub).mkdir(parents=True)
+    for i in range(3):
+        high = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+        Image.fromarray(high).save(root / "photos" / f"{i}.png")
+        Image.fromarray(high).save(root / "pairs/high" / f"{i}.png")
+        Image.fromarray(high // 6).save(root / "pairs/low" / f"{i}.png")
+    return [root / "pairs", root / "photos"]
+
+
+@pytest.fixture
+def fallback_prior():
+    from lowlight_cli.priors.factory import make_prior_fn
+
+    return make_prior_fn("fallback", 8, "vit_b", None, device="cpu", notify=print)
+
+
+def test_forked_start_up_loads_the_same_images_and_priors_as_one_process(tmp_path, fallback_prior):
+    from lowlight_cli.training.data import TrainingData
+
+    folders = photo_folders(tmp_path)
+    serial, forked = (TrainingData(folders, fallback_prior, 0.42, crop=32, log=lambda m: None, workers=n)
+                      for n in (0, 2))
+    assert repr(serial) == repr(forked) == "TrainingData(3 real pairs in 3 scenes, 3 photos for synthesis)"
+    for a, b in zip(serial.normal, forked.normal):
+        assert np.array_equal(a.high, b.high) and np.array_equal(a.labels, b.labels)
+    for key in serial.groups:
+        assert np.array_equal(serial.paired[key][0].labels, forked.paired[key][0].labels)
+    assert any(len(np.unique(item.labels)) > 1 for item in serial.normal)  # real regions, not empty maps
+
+
+def test_worker_batches_are_seeded_and_shaped_like_the_threads(tmp_path, fallback_prior):
+    from lowlight_cli.training.data import TrainingData
+
+    data = TrainingData(photo_folders(tmp_path), fallback_prior, 0.42, crop=32, log=lambda m: None)
+    first = [next(data.batches(batch_size=3, max_regions=8, seed=7, workers=2)) for _ in range(2)]
+    threaded = next(data.batches(batch_size=3, max_regions=8, seed=7))
+    for key, value in first[0].items():
+        assert value.shape == threaded[key].shape and value.dtype == threaded[key].dtype
+        assert torch.equal(value, first[1][key])  # same seed, same batch
+    assert first[0]["low"].shape == (3, 3, 32, 32)
+
+
+def test_a_failing_worker_stops_training(tmp_path, monkeypatch):
+    from lowlight_cli.training.data import TrainingData
+
+    data = TrainingData(photo_folders(tmp_path), None, 0.42, crop=32, log=lambda m: None)
+    monkeypatch.setattr(TrainingData, "sample", lambda self, rng, max_regions: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        next(data.batches(batch_size=2, max_regions=4, seed=0, workers=1))

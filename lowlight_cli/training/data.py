@@ -5,11 +5,16 @@ resolution, downscaled to a random working scale, cropped, with its region
 prior. Priors are computed once per source image (on the brightened input,
 as at inference) and cropped/resized with the image, because running a
 segmenter per crop would cost more than the training step itself.
+
+On a GPU the numpy synthesis, not the network, sets the pace, so both the
+start-up (one prior per image) and the crop sampler can run in forked worker
+processes (`workers`); with none they run in-process, as on a small CPU.
 """
 
 from __future__ import annotations
 
 import csv
+import multiprocessing
 import queue
 import threading
 from dataclasses import dataclass
@@ -92,36 +97,66 @@ def load_rgb8(path: Path) -> np.ndarray:
     return to_uint8(load_image(path).rgb)
 
 
+# What a forked start-up worker needs; set just before the fork and inherited, since closures do not pickle.
+_LOADER: dict[str, object] = {}
+
+
+def load_item(job: tuple) -> PairedImage | NormalImage | None:
+    """One training image with its prior labels; a paired job of mismatched sizes gives None.
+
+    A photo for synthesis is labelled on its own seeded darkening, so the labels
+    do not depend on how many workers share the start-up.
+    """
+    prior_fn, brightness = _LOADER["prior_fn"], _LOADER["brightness"]
+    label = (lambda low: prior_labels(low, prior_fn, brightness)) if prior_fn else (
+        lambda image: np.zeros(image.shape[:2], np.int32))
+    if job[0] == "pair":
+        _, low_path, high_path, group = job
+        low, high = load_rgb8(low_path), load_rgb8(high_path)
+        return PairedImage(low, high, label(low), group) if low.shape == high.shape else None
+    _, path, index = job
+    high = load_rgb8(path)
+    rng = np.random.default_rng((0, index))
+    return NormalImage(high, label(darken(high.astype(np.float32) / 255.0, DarkeningParams.sample(rng), rng)))
+
+
+def load_all(jobs: list[tuple], prior_fn: PriorFn | None, brightness: float, workers: int) -> list:
+    """`load_item` over all jobs, in order, in `workers` forked processes when there are several."""
+    _LOADER.update(prior_fn=prior_fn, brightness=brightness)
+    try:
+        if workers <= 1:
+            return [load_item(job) for job in jobs]
+        with multiprocessing.get_context("fork").Pool(workers, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
+            return pool.map(load_item, jobs, chunksize=4)
+    finally:
+        _LOADER.clear()
+
+
 class TrainingData:
     """All training images in memory, with priors, and a crop sampler."""
 
     def __init__(self, folders: list[Path], prior_fn: PriorFn | None, target_brightness: float,
                  crop: int, real_fraction: float = 0.5, prior_dropout: float = 0.15,
-                 log: Callable[[str], None] = print) -> None:
+                 log: Callable[[str], None] = print, workers: int = 0) -> None:
         self.crop = crop
         self.target_brightness = target_brightness
         self.prior_dropout = prior_dropout if prior_fn is not None else 1.0
         self.paired: dict[str, list[PairedImage]] = {}
         self.normal: list[NormalImage] = []
-        empty = lambda image: np.zeros(image.shape[:2], np.int32)  # noqa: E731
-        label = (lambda low: prior_labels(low, prior_fn, target_brightness)) if prior_fn else empty
-        rng = np.random.default_rng(0)
         for folder in folders:
             if not folder.is_dir():
                 raise UsageError(f"training data folder not found: {folder}")
             rows = paired_rows(folder)
             if rows:
-                for low_path, high_path, group in rows:
-                    low, high = load_rgb8(low_path), load_rgb8(high_path)
-                    if low.shape != high.shape:
-                        continue
-                    self.paired.setdefault(f"{folder}:{group}", []).append(PairedImage(low, high, label(low), group))
+                jobs = [("pair", low, high, group) for low, high, group in rows]
             else:
-                for path in sorted(folder.iterdir()):
-                    if path.suffix.lower() in IMAGE_SUFFIXES:
-                        high = load_rgb8(path)
-                        dark = darken(high.astype(np.float32) / 255.0, DarkeningParams.sample(rng), rng)
-                        self.normal.append(NormalImage(high, label(dark)))
+                photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+                jobs = [("photo", path, len(self.normal) + i) for i, path in enumerate(photos)]
+            for job, item in zip(jobs, load_all(jobs, prior_fn, target_brightness, workers)):
+                if isinstance(item, PairedImage):
+                    self.paired.setdefault(f"{folder}:{job[3]}", []).append(item)
+                elif isinstance(item, NormalImage):
+                    self.normal.append(item)
             log(f"loaded {folder}: {len(rows) or 'synthetic'} pairs")
         if not self.paired and not self.normal:
             raise UsageError("no training images found in " + ", ".join(map(str, folders)))
@@ -175,20 +210,34 @@ class TrainingData:
             "boundary": torch.from_numpy(prior.boundary)[None],
         }
 
-    def batches(self, batch_size: int, max_regions: int, seed: int) -> Iterator[dict[str, torch.Tensor]]:
-        """Endless batches, assembled in a background thread so the model never waits on numpy.
+    def batch(self, rng: np.random.Generator, batch_size: int, max_regions: int) -> dict[str, torch.Tensor]:
+        items = [self.sample(rng, max_regions) for _ in range(batch_size)]
+        return {k: torch.stack([it[k] for it in items]) for k in items[0]}
 
-        An exception in that thread is passed through the queue and raised
-        here, so a failing sampler stops training instead of hanging it.
+    def batches(self, batch_size: int, max_regions: int, seed: int, workers: int = 0
+                ) -> Iterator[dict[str, torch.Tensor]]:
+        """Endless batches, made ahead of the model so it never waits on numpy.
+
+        With `workers` > 0, forked processes each draw whole batches from their
+        own seeded generator (a worker's error is re-raised here by torch's
+        DataLoader); otherwise one background thread does, and an exception in
+        it is passed through the queue and raised here, so a failing sampler
+        stops training instead of hanging it.
         """
+        if workers > 0:
+            loader = torch.utils.data.DataLoader(
+                _BatchStream(self, batch_size, max_regions, seed), batch_size=None, num_workers=workers,
+                prefetch_factor=4, persistent_workers=True, worker_init_fn=lambda _: cv2.setNumThreads(1),
+                multiprocessing_context="fork", pin_memory=torch.cuda.is_available())
+            yield from loader
+            return
         buffer: queue.Queue = queue.Queue(maxsize=4)
 
         def produce() -> None:
             rng = np.random.default_rng(seed)
             try:
                 while True:
-                    items = [self.sample(rng, max_regions) for _ in range(batch_size)]
-                    buffer.put({k: torch.stack([it[k] for it in items]) for k in items[0]})
+                    buffer.put(self.batch(rng, batch_size, max_regions))
             except Exception as exc:  # handed to the training loop
                 buffer.put(exc)
 
@@ -198,3 +247,16 @@ class TrainingData:
             if isinstance(batch, Exception):
                 raise batch
             yield batch
+
+
+class _BatchStream(torch.utils.data.IterableDataset):
+    """Endless batches for one DataLoader worker, from a generator seeded by (seed, worker id)."""
+
+    def __init__(self, data: TrainingData, batch_size: int, max_regions: int, seed: int) -> None:
+        self.data, self.batch_size, self.max_regions, self.seed = data, batch_size, max_regions, seed
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        info = torch.utils.data.get_worker_info()
+        rng = np.random.default_rng((self.seed, info.id if info else 0))
+        while True:
+            yield self.data.batch(rng, self.batch_size, self.max_regions)

@@ -45,6 +45,7 @@ class TrainOptions:
     save_every: int = 200
     stop_at: int | None = None  # end this run early; the LR schedule still follows `steps`
     device: str = "cpu"
+    workers: int = 0  # forked batch-making processes (0: one background thread)
     resume: bool = True
     config: ModelConfig = field(default_factory=ModelConfig)
 
@@ -147,6 +148,8 @@ def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, flo
     Returns the checkpoint path.
     """
     torch.manual_seed(options.seed)
+    if options.device.startswith("cuda"):  # fixed crop size: let cuDNN pick its fastest kernels once
+        torch.backends.cudnn.benchmark = True
     config = options.config
     model = PriorGuidedDenoiser(config).to(options.device)
     ema = copy.deepcopy(model).eval()
@@ -159,7 +162,7 @@ def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, flo
     if options.resume and state_file.exists():
         step = load_state(state_file, model, ema, optimizer, config, notify)
     generator = torch.Generator().manual_seed(options.seed + step)
-    batches = data.batches(options.batch_size, config.max_regions, seed=options.seed + step)
+    batches = data.batches(options.batch_size, config.max_regions, seed=options.seed + step, workers=options.workers)
     started = time.time()
     first_step = step
     provenance = {
@@ -171,7 +174,7 @@ def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, flo
     end = options.steps if options.stop_at is None else min(options.steps, options.stop_at)
     model.train()
     while step < end:
-        batch = {k: v.to(options.device) for k, v in next(batches).items()}
+        batch = {k: v.to(options.device, non_blocking=True) for k, v in next(batches).items()}
         inputs, x0, base = make_model_inputs(batch, config, scheduler, generator, options.final_step_share)
         x0_pred = model(**inputs)
         loss = diffusion_loss(x0_pred, x0)
