@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Start the four equal-budget GPU training runs behind the shipped model (weights/README.md):
+# diffusion + prior and the plain regression baseline, seeds 0 and 1, side by side on one GPU.
+#
+#   bash scripts/gpu_train.sh STEPS [SEEDS]     # on the GPU machine, from the repository root
+#
+# Data is read from .data/ (a git-ignored copy of ../shared/data/sice and ../shared/data/normal), and
+# segment-anything from a wheel in .whl/, since that machine has no network. Each run starts in its
+# own session (setsid), so it outlives the call that started it; logs and checkpoints go to /tmp/runs.
+# Running the script again resumes every run from its last saved state (every 250 steps).
+set -u
+REPO=$PWD
+STEPS=${1:?usage: gpu_train.sh STEPS [SEEDS]}
+SEEDS=${2:-"0 1"}
+python3 -m pip install -q --no-index --no-deps --no-compile --no-build-isolation --target /tmp/site .whl/*.whl "$REPO" \
+    >/tmp/pip.log 2>&1 || { cat /tmp/pip.log; exit 1; }
+export PYTHONPATH=/tmp/site OMP_NUM_THREADS=2 PYTHONUNBUFFERED=1
+mkdir -p /tmp/runs && cd /tmp/runs || exit 1
+# 16 CPU cores: 4 runs × (3 batch-making workers + the training process).
+COMMON="--data $REPO/.data/sice,$REPO/.data/normal --steps $STEPS --batch-size 16 --crop 128 --save-every 250 --workers 3 --threads 2"
+for seed in $SEEDS; do
+  setsid nohup python3 -m lowlight_cli -v train $COMMON --seed "$seed" --mean-start --prior-map-scale 8 \
+      --out "/tmp/runs/dp$seed/lowlight-default.safetensors" >>"/tmp/runs/dp$seed.log" 2>&1 </dev/null &
+  setsid nohup python3 -m lowlight_cli -v train $COMMON --seed "$seed" --no-diffusion --prior none \
+      --out "/tmp/runs/rg$seed/regression.safetensors" >>"/tmp/runs/rg$seed.log" 2>&1 </dev/null &
+done
