@@ -179,7 +179,7 @@ class Enhancer:
     def reconstruct(self, rgb: np.ndarray, working: WorkingCopy, work_output: np.ndarray) -> np.ndarray:
         """Quiet the noise the gain lifted out of the shadows, then carry the result to full resolution."""
         work_output = suppress_shadow_noise(working.low, work_output, self.shadow_denoise)
-        return reconstruct(rgb, working.low, work_output, noise_threshold=self.detail_threshold)
+        return reconstruct(rgb, working.low, work_output, noise_threshold=self.detail_threshold, device=self.device)
 
     def out_of_memory(self) -> DeviceError:
         hint = "a smaller --tile" if self.full_res else "a smaller --work-size"

@@ -56,3 +56,28 @@ def test_a_black_top_does_not_set_the_noise_level_for_the_whole_photo():
     work = resize(noisy, 300, 24)
     assert 0.005 < photo_noise(noisy, work) < 0.015
     assert photo_noise(noisy[600:], resize(noisy[600:], 150, 24)) == pytest.approx(0.01, rel=0.25)
+
+
+
+def test_the_gpu_strip_loop_computes_what_the_cpu_one_does(monkeypatch):
+    """The torch path (computed on the CPU here) matches numpy, edges and strip borders included."""
+    import torch
+
+    import lowlight_cli.reconstruct as module
+
+    rng = np.random.default_rng(3)
+    full = np.clip(smooth_scene(203, 317) * 0.2 + rng.normal(0, 0.01, (203, 317, 3)), 0, 1).astype(np.float32)
+    work = resize(full, 51, 80)
+    work_out = np.clip(work * 2.5 + rng.normal(0, 0.02, work.shape), 0, 1).astype(np.float32)
+    expected = reconstruct(full, work, work_out, rows_per_chunk=64)
+    on_device = module.apply_on_device
+    calls = []
+
+    def on_cpu(full_input, coeffs, threshold, device, rows_per_chunk):
+        calls.append(device.type)
+        return on_device(full_input, coeffs, threshold, torch.device("cpu"), 50)  # 50: strips end mid-photo
+
+    monkeypatch.setattr(module, "apply_on_device", on_cpu)
+    got = reconstruct(full, work, work_out, rows_per_chunk=64, device=torch.device("meta"))
+    assert calls == ["meta"], "a device other than the CPU must take the torch path"
+    assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-4
