@@ -452,10 +452,12 @@ def train(
     save_every: int = typer.Option(200, help="Write checkpoint + state every N steps."),
     threads: int = typer.Option(0, help="CPU threads for torch (0 = torch's default)."),
     workers: Optional[int] = typer.Option(None, help="Processes that load the data and make batches (0 = one "
-                                                     "background thread; default: 0 on the CPU, up to 8 on a GPU)."),
+                                                     "background thread; default: up to 8 on CUDA, else 0)."),
     device: Device = typer.Option(Device.auto, help="Compute device."),
 ) -> None:
     """Train a denoiser on paired and/or synthetic data (resumes automatically)."""
+    import multiprocessing
+
     import torch
 
     from lowlight_cli.devices import resolve_device
@@ -486,8 +488,11 @@ def train(
     if threads:
         torch.set_num_threads(threads)
     torch_device = resolve_device(device.value)
+    can_fork = "fork" in multiprocessing.get_all_start_methods()
     if workers is None:  # on a GPU the numpy synthesis sets the pace; on a CPU it would take the model's cores
-        workers = 0 if torch_device.type == "cpu" else min(8, max(0, (os.cpu_count() or 1) - 1))
+        workers = min(8, max(0, (os.cpu_count() or 1) - 1)) if torch_device.type == "cuda" and can_fork else 0
+    if workers and not can_fork:
+        raise UsageError("--workers needs processes started by fork, which this platform lacks: use --workers 0")
     config = ModelConfig(base_channels=base_channels, diffusion=not no_diffusion, use_prior=prior != Prior.none,
                          mean_start=mean_start and not no_diffusion, prior_map_scale=prior_map_scale)
     out_console = console()
