@@ -126,3 +126,27 @@ def test_a_failing_worker_stops_training(tmp_path, monkeypatch):
     monkeypatch.setattr(TrainingData, "sample", lambda self, rng, max_regions: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         next(data.batches(batch_size=2, max_regions=4, seed=0, workers=1))
+
+
+def test_forking_after_opencv_has_used_its_threads_does_not_hang(tmp_path):
+    """Training forks after the parent has run OpenCV's thread pool (as the test suite and SAM set-up do).
+
+    Run in a subprocess, so a hang fails this test at its timeout instead of stopping the suite.
+    """
+    import subprocess
+    import sys
+
+    folders = photo_folders(tmp_path)
+    script = f"""
+import cv2, numpy as np
+cv2.GaussianBlur(np.random.rand(1500, 1500, 3).astype(np.float32), (21, 21), 5)  # spins up OpenCV's pool
+from pathlib import Path
+from lowlight_cli.priors.factory import make_prior_fn
+from lowlight_cli.training.data import TrainingData
+prior = make_prior_fn("fallback", 8, "vit_b", None, device="cpu", notify=print)
+data = TrainingData([Path(p) for p in {[str(f) for f in folders]}], prior, 0.42, crop=32, log=print, workers=2)
+batch = next(data.batches(batch_size=2, max_regions=8, seed=0, workers=2))
+print("ok", tuple(batch["low"].shape))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "ok (2, 3, 32, 32)" in done.stdout, done.stderr[-2000:]

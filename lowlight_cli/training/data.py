@@ -13,6 +13,7 @@ processes (`workers`); with none they run in-process, as on a small CPU.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import multiprocessing
 import queue
@@ -101,6 +102,22 @@ def load_rgb8(path: Path) -> np.ndarray:
 _LOADER: dict[str, object] = {}
 
 
+@contextlib.contextmanager
+def single_threaded_opencv() -> Iterator[None]:
+    """Fork inside this block, so the children inherit OpenCV at one thread.
+
+    A child must not change OpenCV's thread count itself: once the parent's
+    pool has run, that waits for threads the child does not have, forever.
+    One thread each is also what many workers on shared cores want.
+    """
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(previous)
+
+
 def load_item(job: tuple) -> PairedImage | NormalImage | None:
     """One training image with its prior labels; a paired job of mismatched sizes gives None.
 
@@ -126,7 +143,9 @@ def load_all(jobs: list[tuple], prior_fn: PriorFn | None, brightness: float, wor
     try:
         if workers <= 1:
             return [load_item(job) for job in jobs]
-        with multiprocessing.get_context("fork").Pool(workers, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
+        with single_threaded_opencv():
+            pool = multiprocessing.get_context("fork").Pool(workers)
+        with pool:
             return pool.map(load_item, jobs, chunksize=4)
     finally:
         _LOADER.clear()
@@ -227,9 +246,11 @@ class TrainingData:
         if workers > 0:
             loader = torch.utils.data.DataLoader(
                 _BatchStream(self, batch_size, max_regions, seed), batch_size=None, num_workers=workers,
-                prefetch_factor=4, persistent_workers=True, worker_init_fn=lambda _: cv2.setNumThreads(1),
-                multiprocessing_context="fork", pin_memory=torch.cuda.is_available())
-            yield from loader
+                prefetch_factor=4, persistent_workers=True, multiprocessing_context="fork",
+                pin_memory=torch.cuda.is_available())
+            with single_threaded_opencv():
+                stream = iter(loader)  # the workers are forked here
+            yield from stream
             return
         buffer: queue.Queue = queue.Queue(maxsize=4)
 
