@@ -231,7 +231,7 @@ def test_eval_and_train_on_a_tiny_paired_folder(tmp_path, tiny_checkpoint):
 
     out = tmp_path / "new" / "folder" / "m.safetensors"  # created by train, not lost at the first save
     args = ["train", "--data", tmp_path / "pairs", "--out", out, "--steps", "2", "--batch-size", "2", "--crop", "32",
-            "--base-channels", "8", "--save-every", "1", "--device", "cpu"]
+            "--base-channels", "8", "--save-every", "1", "--device", "cpu", "--no-mean-start"]
     result = run(*args)
     assert result.exit_code == 0, result.output
     args[args.index("--steps") + 1] = "4"
@@ -251,7 +251,8 @@ def test_eval_and_train_on_a_tiny_paired_folder(tmp_path, tiny_checkpoint):
     assert result.exit_code == 2 and "another architecture (base_channels differ)" in result.output, result.output
     assert read_provenance(out)["steps"] == 4
     args[args.index("--base-channels") + 1] = "8"
-    result = run(*args, "--mean-start")  # another recipe can: that is how a second phase is trained
+    args[args.index("--no-mean-start")] = "--mean-start"
+    result = run(*args)  # another recipe can: that is how a second phase is trained
     assert result.exit_code == 0 and "mean_start False → True" in result.output, result.output
     assert read_provenance(out)["steps"] == 6
 

@@ -33,9 +33,9 @@ from lowlight_cli.training.losses import diffusion_loss, semantic_context_loss
 class TrainOptions:
     data: list[Path]
     out: Path
-    steps: int = 4000
-    batch_size: int = 8
-    crop: int = 96
+    steps: int = 8000
+    batch_size: int = 16
+    crop: int = 128
     lr: float = 2e-4
     ema_decay: float = 0.999
     semantic_weight: float = 0.5
