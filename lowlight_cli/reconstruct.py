@@ -15,8 +15,8 @@ noise level before the transform: edges survive, grain does not.
 
 The fit and the noise estimate run at working size in numpy. The per-pixel
 part (upsampling the coefficients, thresholding, applying the transform) runs
-in numpy strips on the CPU, and in torch strips on a GPU (`device`), where it
-would otherwise be most of a 12 MP photo's time.
+in numpy strips on the CPU, and in torch strips on a CUDA GPU (`device`),
+where it would otherwise be most of a 12 MP photo's time.
 """
 
 from __future__ import annotations
@@ -94,8 +94,8 @@ def reconstruct(full_input: np.ndarray, work_input: np.ndarray, work_output: np.
     """Full-resolution result from the full input and the working-resolution (input, output) pair.
 
     Processed in horizontal strips of `rows_per_chunk` rows so peak memory
-    stays a small multiple of the photo's own size; on a non-CPU `device`
-    the strips are computed there.
+    stays a small multiple of the photo's own size; on a CUDA `device` the
+    strips are computed there, and in host memory if the GPU runs short.
     """
     height, width = full_input.shape[:2]
     if (height, width) == work_input.shape[:2]:
@@ -104,8 +104,11 @@ def reconstruct(full_input: np.ndarray, work_input: np.ndarray, work_output: np.
     work_h, work_w = work_input.shape[:2]
     coeffs = np.concatenate([a.reshape(work_h, work_w, 9), b, work_input], axis=2).astype(np.float32)
     sigma = photo_noise(full_input, work_input)
-    if device is not None and device.type != "cpu":
-        return apply_on_device(full_input, coeffs, noise_threshold * sigma, device, 4 * rows_per_chunk)
+    if device is not None and device.type == "cuda":  # MPS lacks border padding in older torch
+        try:
+            return apply_on_device(full_input, coeffs, noise_threshold * sigma, device, 4 * rows_per_chunk)
+        except torch.OutOfMemoryError:  # the numpy loop below gives the same pixels in host memory
+            torch.cuda.empty_cache()
     out = np.empty((height, width, 3), np.float32)
     for top in range(0, height, rows_per_chunk):
         bottom = min(height, top + rows_per_chunk)

@@ -16,11 +16,15 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-build-isolation
     >/tmp/pip.log 2>&1 || { cat /tmp/pip.log; exit 1; }
 export PYTHONPATH=/tmp/site OMP_NUM_THREADS=2 PYTHONUNBUFFERED=1
 mkdir -p /tmp/runs && cd /tmp/runs || exit 1
-# 16 CPU cores: 4 runs × (3 batch-making workers + the training process).
-COMMON="--data $REPO/.data/sice,$REPO/.data/normal --steps $STEPS --batch-size 16 --crop 128 --save-every 250 --workers 3 --threads 2"
+# 16 CPU cores: 4 runs, each 3 batch-making workers (one thread each) plus a training process (2 threads).
+COMMON=(--data "$REPO/.data/sice,$REPO/.data/normal" --steps "$STEPS" --batch-size 16 --crop 128 --save-every 250
+        --workers 3 --threads 2)
+start() {  # NAME ARGS...: start one run unless it is still running (a second one would share its state file)
+  local name=$1; shift
+  if pgrep -f -- "--out /tmp/runs/$name/" >/dev/null; then echo "$name is still running"; return; fi
+  setsid nohup python3 -m lowlight_cli -v train "${COMMON[@]}" "$@" >>"/tmp/runs/$name.log" 2>&1 </dev/null &
+}
 for seed in $SEEDS; do
-  setsid nohup python3 -m lowlight_cli -v train $COMMON --seed "$seed" --mean-start --prior-map-scale 8 \
-      --out "/tmp/runs/dp$seed/lowlight-default.safetensors" >>"/tmp/runs/dp$seed.log" 2>&1 </dev/null &
-  setsid nohup python3 -m lowlight_cli -v train $COMMON --seed "$seed" --no-diffusion --prior none \
-      --out "/tmp/runs/rg$seed/regression.safetensors" >>"/tmp/runs/rg$seed.log" 2>&1 </dev/null &
+  start "dp$seed" --seed "$seed" --mean-start --prior-map-scale 8 --out "/tmp/runs/dp$seed/lowlight-default.safetensors"
+  start "rg$seed" --seed "$seed" --no-diffusion --prior none --out "/tmp/runs/rg$seed/regression.safetensors"
 done

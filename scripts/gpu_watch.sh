@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # After N seconds, print each GPU run's progress and copy its latest checkpoint to $OUT.
 #   bash scripts/gpu_watch.sh [SECONDS]
+: "${OUT:?set OUT to the folder that comes back from the device machine}"
+shopt -s nullglob
 sleep "${1:-0}"
 for log in /tmp/runs/*.log; do
   echo "== $log"; tr '\r' '\n' < "$log" | grep -E "step|rror|note|wrote|loaded|TrainingData" | tail -3

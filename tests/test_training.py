@@ -73,12 +73,16 @@ def test_a_failing_batch_sampler_stops_training_instead_of_hanging(monkeypatch):
     assert raised, "the training loop would wait forever on a dead sampler"
 
 
-def photo_folders(root: Path) -> list[Path]:
+needs_fork = pytest.mark.skipif("fork" not in __import__("multiprocessing").get_all_start_methods(),
+                                reason="training workers are forked")
+
+
+def photo_folders(root: Path, count: int = 3) -> list[Path]:
     """A `low/`+`high/` pair folder and a folder of photos for synthesis, all small."""
     rng = np.random.default_rng(0)
     for sub in ("pairs/low", "pairs/high", "photos"):
         (root / sub).mkdir(parents=True)
-    for i in range(3):
+    for i in range(count):
         high = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
         Image.fromarray(high).save(root / "photos" / f"{i}.png")
         Image.fromarray(high).save(root / "pairs/high" / f"{i}.png")
@@ -93,13 +97,14 @@ def fallback_prior():
     return make_prior_fn("fallback", 8, "vit_b", None, device="cpu", notify=print)
 
 
+@needs_fork
 def test_forked_start_up_loads_the_same_images_and_priors_as_one_process(tmp_path, fallback_prior):
     from lowlight_cli.training.data import TrainingData
 
-    folders = photo_folders(tmp_path)
+    folders = photo_folders(tmp_path, count=10)  # > 2 workers × 4 jobs a chunk: both workers load some
     serial, forked = (TrainingData(folders, fallback_prior, 0.42, crop=32, log=lambda m: None, workers=n)
                       for n in (0, 2))
-    assert repr(serial) == repr(forked) == "TrainingData(3 real pairs in 3 scenes, 3 photos for synthesis)"
+    assert repr(serial) == repr(forked) == "TrainingData(10 real pairs in 10 scenes, 10 photos for synthesis)"
     for a, b in zip(serial.normal, forked.normal):
         assert np.array_equal(a.high, b.high) and np.array_equal(a.labels, b.labels)
     for key in serial.groups:
@@ -107,27 +112,45 @@ def test_forked_start_up_loads_the_same_images_and_priors_as_one_process(tmp_pat
     assert any(len(np.unique(item.labels)) > 1 for item in serial.normal)  # real regions, not empty maps
 
 
+@needs_fork
 def test_worker_batches_are_seeded_and_shaped_like_the_threads(tmp_path, fallback_prior):
+    import itertools
+
     from lowlight_cli.training.data import TrainingData
 
     data = TrainingData(photo_folders(tmp_path), fallback_prior, 0.42, crop=32, log=lambda m: None)
-    first = [next(data.batches(batch_size=3, max_regions=8, seed=7, workers=2)) for _ in range(2)]
+    runs = [list(itertools.islice(data.batches(batch_size=3, max_regions=8, seed=7, workers=2), 2)) for _ in range(2)]
     threaded = next(data.batches(batch_size=3, max_regions=8, seed=7))
-    for key, value in first[0].items():
+    for key, value in runs[0][0].items():
         assert value.shape == threaded[key].shape and value.dtype == threaded[key].dtype
-        assert torch.equal(value, first[1][key])  # same seed, same batch
-    assert first[0]["low"].shape == (3, 3, 32, 32)
+        assert torch.equal(value, runs[1][0][key]) and torch.equal(runs[0][1][key], runs[1][1][key])  # same seed
+    assert not torch.equal(runs[0][0]["low"], runs[0][1]["low"]), "the two workers must draw different crops"
+    assert runs[0][0]["low"].shape == (3, 3, 32, 32)
 
 
+@needs_fork
 def test_a_failing_worker_stops_training(tmp_path, monkeypatch):
+    import threading
+
     from lowlight_cli.training.data import TrainingData
 
     data = TrainingData(photo_folders(tmp_path), None, 0.42, crop=32, log=lambda m: None)
     monkeypatch.setattr(TrainingData, "sample", lambda self, rng, max_regions: 1 / 0)
-    with pytest.raises(ZeroDivisionError):
-        next(data.batches(batch_size=2, max_regions=4, seed=0, workers=1))
+    raised = []
+
+    def first_batch() -> None:
+        try:
+            next(data.batches(batch_size=2, max_regions=4, seed=0, workers=1))
+        except ZeroDivisionError as exc:
+            raised.append(exc)
+
+    waiter = threading.Thread(target=first_batch, daemon=True)
+    waiter.start()
+    waiter.join(timeout=60)
+    assert raised, "the training loop would wait forever on a dead worker"
 
 
+@needs_fork
 def test_forking_after_opencv_has_used_its_threads_does_not_hang(tmp_path):
     """Training forks after the parent has run OpenCV's thread pool (as the test suite and SAM set-up do).
 

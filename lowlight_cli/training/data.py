@@ -18,6 +18,7 @@ import csv
 import multiprocessing
 import queue
 import threading
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -143,10 +144,11 @@ def load_all(jobs: list[tuple], prior_fn: PriorFn | None, brightness: float, wor
     try:
         if workers <= 1:
             return [load_item(job) for job in jobs]
-        with single_threaded_opencv():
-            pool = multiprocessing.get_context("fork").Pool(workers)
-        with pool:
-            return pool.map(load_item, jobs, chunksize=4)
+        # The executor forks as it goes, so all of it runs inside the block; a worker that dies
+        # raises BrokenProcessPool here instead of leaving the map waiting for it.
+        fork = multiprocessing.get_context("fork")
+        with single_threaded_opencv(), ProcessPoolExecutor(workers, mp_context=fork) as pool:
+            return list(pool.map(load_item, jobs, chunksize=4))
     finally:
         _LOADER.clear()
 
@@ -233,21 +235,22 @@ class TrainingData:
         items = [self.sample(rng, max_regions) for _ in range(batch_size)]
         return {k: torch.stack([it[k] for it in items]) for k in items[0]}
 
-    def batches(self, batch_size: int, max_regions: int, seed: int, workers: int = 0
+    def batches(self, batch_size: int, max_regions: int, seed: int, workers: int = 0, pin_memory: bool = False
                 ) -> Iterator[dict[str, torch.Tensor]]:
         """Endless batches, made ahead of the model so it never waits on numpy.
 
         With `workers` > 0, forked processes each draw whole batches from their
-        own seeded generator (a worker's error is re-raised here by torch's
-        DataLoader); otherwise one background thread does, and an exception in
-        it is passed through the queue and raised here, so a failing sampler
-        stops training instead of hanging it.
+        own generator, seeded by (seed, worker id), so the stream depends on the
+        worker count; a worker's error is re-raised here by torch's DataLoader.
+        Otherwise one background thread draws them, and an exception in it is
+        passed through the queue and raised here, so a failing sampler stops
+        training instead of hanging it. Two batches in flight per worker keep
+        the shared memory they pass through small (containers often have 64 MB).
         """
         if workers > 0:
             loader = torch.utils.data.DataLoader(
                 _BatchStream(self, batch_size, max_regions, seed), batch_size=None, num_workers=workers,
-                prefetch_factor=4, persistent_workers=True, multiprocessing_context="fork",
-                pin_memory=torch.cuda.is_available())
+                prefetch_factor=2, persistent_workers=True, multiprocessing_context="fork", pin_memory=pin_memory)
             with single_threaded_opencv():
                 stream = iter(loader)  # the workers are forked here
             yield from stream

@@ -162,7 +162,8 @@ def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, flo
     if options.resume and state_file.exists():
         step = load_state(state_file, model, ema, optimizer, config, notify)
     generator = torch.Generator().manual_seed(options.seed + step)
-    batches = data.batches(options.batch_size, config.max_regions, seed=options.seed + step, workers=options.workers)
+    batches = data.batches(options.batch_size, config.max_regions, seed=options.seed + step, workers=options.workers,
+                           pin_memory=options.device.startswith("cuda"))
     started = time.time()
     first_step = step
     provenance = {
