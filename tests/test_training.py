@@ -152,3 +152,23 @@ print("ok", tuple(batch["low"].shape))
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "ok (2, 3, 32, 32)" in done.stdout, done.stderr[-2000:]
+
+
+def test_degrading_a_window_gives_the_pixels_of_the_degraded_whole_image():
+    """The sampler degrades only a margin around its crop; for local steps that is the same crop."""
+    import cv2
+
+    from lowlight_cli.training.data import DEGRADE_MARGIN, TrainingData, degrade_window
+
+    rng = np.random.default_rng(0)
+    image = rng.random((120, 150, 3)).astype(np.float32)
+    blur = lambda im: cv2.GaussianBlur(im, (0, 0), 3)  # noqa: E731 - the widest step of the synthesis
+    whole = blur(image)
+    data = TrainingData.__new__(TrainingData)
+    data.crop = 32
+    for _ in range(50):
+        rows, cols = data._window(120, 150, rng)
+        assert 0 <= rows.start < rows.stop <= 120 and 0 <= cols.start < cols.stop <= 150
+        assert 32 <= rows.stop - rows.start <= 107 and abs((rows.stop - rows.start) - (cols.stop - cols.start)) <= 2
+        np.testing.assert_allclose(degrade_window(image, (rows, cols), blur), whole[rows, cols], atol=1e-5)
+    assert DEGRADE_MARGIN >= 12

@@ -153,6 +153,23 @@ def load_all(jobs: list[tuple], prior_fn: PriorFn | None, brightness: float, wor
         _LOADER.clear()
 
 
+# Pixels degraded around a crop window and then cut off: wider than any local step of the
+# degradation (demosaicing, chroma blur of sigma up to 3), so the window's own pixels come out as
+# they would from degrading the whole image.
+DEGRADE_MARGIN = 12
+
+
+def degrade_window(image: np.ndarray, window: tuple[slice, slice], degrade: Callable[[np.ndarray], np.ndarray]
+                   ) -> np.ndarray:
+    """`degrade` applied to `image[window]` plus a margin, returning the window's pixels."""
+    rows, cols = window
+    top, left = max(0, rows.start - DEGRADE_MARGIN), max(0, cols.start - DEGRADE_MARGIN)
+    bottom = min(image.shape[0], rows.stop + DEGRADE_MARGIN)
+    right = min(image.shape[1], cols.stop + DEGRADE_MARGIN)
+    out = degrade(image[top:bottom, left:right])
+    return out[rows.start - top:rows.stop - top, cols.start - left:cols.stop - left]
+
+
 class TrainingData:
     """All training images in memory, with priors, and a crop sampler."""
 
@@ -188,19 +205,29 @@ class TrainingData:
         pairs = sum(len(v) for v in self.paired.values())
         return f"TrainingData({pairs} real pairs in {len(self.groups)} scenes, {len(self.normal)} photos for synthesis)"
 
-    def _scale_crop(self, images: list[np.ndarray], labels: np.ndarray, rng: np.random.Generator
-                    ) -> tuple[list[np.ndarray], np.ndarray]:
-        height, width = labels.shape
+    def _window(self, height: int, width: int, rng: np.random.Generator) -> tuple[slice, slice]:
+        """A random crop window in source pixels: the crop×crop window of the image scaled by a random factor.
+
+        Drawing the window first lets the degradation run on that window alone:
+        it is all local (per-pixel noise, demosaicing, blur, JPEG blocks), so
+        the crop has the same distribution as a crop of a degraded whole image,
+        at a fraction of the cost.
+        """
         min_scale = self.crop / min(height, width)
         scale = float(rng.uniform(max(min_scale, 0.3), 1.0)) if min_scale < 1.0 else min_scale
         new_w, new_h = max(self.crop, round(width * scale)), max(self.crop, round(height * scale))
-        images = [cv2.resize(im, (new_w, new_h), interpolation=cv2.INTER_AREA) for im in images]
-        labels = cv2.resize(labels, (new_w, new_h), interpolation=cv2.INTER_NEAREST)
         y = int(rng.integers(0, new_h - self.crop + 1))
         x = int(rng.integers(0, new_w - self.crop + 1))
-        window = (slice(y, y + self.crop), slice(x, x + self.crop))
-        images = [im[window] for im in images]
-        labels = labels[window]
+        rows = slice(int(y * height / new_h), min(height, round((y + self.crop) * height / new_h)))
+        cols = slice(int(x * width / new_w), min(width, round((x + self.crop) * width / new_w)))
+        return rows, cols
+
+    def _fit(self, images: list[np.ndarray], labels: np.ndarray, rng: np.random.Generator
+             ) -> tuple[list[np.ndarray], np.ndarray]:
+        """Source windows resized to the crop, flipped at random."""
+        size = (self.crop, self.crop)
+        images = [cv2.resize(im, size, interpolation=cv2.INTER_AREA) for im in images]
+        labels = cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST)
         if rng.random() < 0.5:
             images = [im[:, ::-1] for im in images]
             labels = labels[:, ::-1]
@@ -211,12 +238,14 @@ class TrainingData:
         if rng.random() < self.real_fraction:
             group = self.paired[self.groups[int(rng.integers(len(self.groups)))]]
             item = group[int(rng.integers(len(group)))]
-            low = recast(item.low, rng) if rng.random() < 0.5 else item.low
-            (low, high), labels = self._scale_crop([low, item.high], item.labels, rng)
+            window = self._window(*item.labels.shape, rng)
+            low = degrade_window(item.low, window, lambda im: recast(im, rng) if rng.random() < 0.5 else im)
         else:
             item = self.normal[int(rng.integers(len(self.normal)))]
-            low = darken(item.high.astype(np.float32) / 255.0, DarkeningParams.sample(rng), rng)
-            (low, high), labels = self._scale_crop([low, item.high], item.labels, rng)
+            window = self._window(*item.labels.shape, rng)
+            params = DarkeningParams.sample(rng)
+            low = degrade_window(item.high, window, lambda im: darken(im.astype(np.float32) / 255.0, params, rng))
+        (low, high), labels = self._fit([low, item.high[window]], item.labels[window], rng)
         if rng.random() < self.prior_dropout:
             prior = RegionPrior.empty(*labels.shape)
         else:
