@@ -153,19 +153,24 @@ def load_all(jobs: list[tuple], prior_fn: PriorFn | None, brightness: float, wor
         _LOADER.clear()
 
 
-# Pixels degraded around a crop window and then cut off: wider than any local step of the
-# degradation (demosaicing, chroma blur of sigma up to 3), so the window's own pixels come out as
-# they would from degrading the whole image.
-DEGRADE_MARGIN = 12
+# Pixels degraded around a crop window and then cut off: more than the reach of any step of the
+# degradation (the chroma blur, sigma up to 3, reaches 12 px; JPEG's decoder reads neighbouring
+# blocks, and a 16-px margin still left 2-level differences where 32 px leaves none).
+DEGRADE_MARGIN = 32
+# Windows start and end on this grid, counted from the image's corner, so the JPEG blocks (8 px,
+# 16 px for colour) and the Bayer mosaic sit on the crop as they would on the whole image.
+DEGRADE_GRID = 16
 
 
 def degrade_window(image: np.ndarray, window: tuple[slice, slice], degrade: Callable[[np.ndarray], np.ndarray]
                    ) -> np.ndarray:
-    """`degrade` applied to `image[window]` plus a margin, returning the window's pixels."""
+    """`degrade` applied to `image[window]` plus a grid-aligned margin, returning the window's pixels."""
     rows, cols = window
-    top, left = max(0, rows.start - DEGRADE_MARGIN), max(0, cols.start - DEGRADE_MARGIN)
-    bottom = min(image.shape[0], rows.stop + DEGRADE_MARGIN)
-    right = min(image.shape[1], cols.stop + DEGRADE_MARGIN)
+    grid = DEGRADE_GRID
+    top = max(0, (rows.start - DEGRADE_MARGIN) // grid * grid)
+    left = max(0, (cols.start - DEGRADE_MARGIN) // grid * grid)
+    bottom = min(image.shape[0], -(-(rows.stop + DEGRADE_MARGIN) // grid) * grid)
+    right = min(image.shape[1], -(-(cols.stop + DEGRADE_MARGIN) // grid) * grid)
     out = degrade(image[top:bottom, left:right])
     return out[rows.start - top:rows.stop - top, cols.start - left:cols.stop - left]
 
@@ -208,10 +213,10 @@ class TrainingData:
     def _window(self, height: int, width: int, rng: np.random.Generator) -> tuple[slice, slice]:
         """A random crop window in source pixels: the crop×crop window of the image scaled by a random factor.
 
-        Drawing the window first lets the degradation run on that window alone:
-        it is all local (per-pixel noise, demosaicing, blur, JPEG blocks), so
-        the crop has the same distribution as a crop of a degraded whole image,
-        at a fraction of the cost.
+        Drawing the window first lets the degradation run on that window (and
+        a grid-aligned margin) alone: each step is local (per-pixel noise,
+        demosaicing, blur, JPEG blocks), so without noise the crop's pixels are
+        those of the degraded whole image, at a fraction of the cost.
         """
         min_scale = self.crop / min(height, width)
         scale = float(rng.uniform(max(min_scale, 0.3), 1.0)) if min_scale < 1.0 else min_scale
