@@ -244,7 +244,8 @@ class TrainingData:
             group = self.paired[self.groups[int(rng.integers(len(self.groups)))]]
             item = group[int(rng.integers(len(group)))]
             window = self._window(*item.labels.shape, rng)
-            low = degrade_window(item.low, window, lambda im: recast(im, rng) if rng.random() < 0.5 else im)
+            recast_it = rng.random() < 0.5
+            low = degrade_window(item.low, window, lambda im: recast(im, rng)) if recast_it else item.low[window]
         else:
             item = self.normal[int(rng.integers(len(self.normal)))]
             window = self._window(*item.labels.shape, rng)
