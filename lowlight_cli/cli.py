@@ -458,7 +458,7 @@ def train(
 ) -> None:
     """Train a denoiser on paired and/or synthetic data (resumes automatically).
 
-    The defaults are the shipped model's recipe (weights/README.md): about 19 minutes on one H100.
+    The defaults are the shipped model's recipe (weights/README.md): about 19 minutes on an H100 shared by four runs.
     On a CPU expect seconds per step; --batch-size 8 --crop 96 costs a quarter as much.
     """
     import multiprocessing
