@@ -195,9 +195,9 @@ class TrainingData:
             else:
                 photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
                 jobs = [("photo", path, len(self.normal) + i) for i, path in enumerate(photos)]
-            for job, item in zip(jobs, load_all(jobs, prior_fn, target_brightness, workers)):
+            for item in load_all(jobs, prior_fn, target_brightness, workers):
                 if isinstance(item, PairedImage):
-                    self.paired.setdefault(f"{folder}:{job[3]}", []).append(item)
+                    self.paired.setdefault(f"{folder}:{item.group}", []).append(item)
                 elif isinstance(item, NormalImage):
                     self.normal.append(item)
             log(f"loaded {folder}: {len(rows) or 'synthetic'} pairs")
