@@ -441,6 +441,10 @@ def train(
     semantic_weight: float = typer.Option(0.5, help="Weight of the semantic-context regularisation loss."),
     final_step_share: float = typer.Option(0.5, help="Share of diffusion samples at the last timestep, where "
                                                       "few-step sampling queries the model."),
+    refine_share: float = typer.Option(0.0, help="Share of diffusion samples at the 2-step sampler's second "
+                                                  "timestep, noised around the model's own first estimate, so that "
+                                                  "a second step corrects the first (costs one more forward pass "
+                                                  "for those samples)."),
     mean_start: bool = typer.Option(True, "--mean-start/--no-mean-start",
                                     help="Query the last timestep with zeros (the noise's mean) instead of a noise "
                                          "draw, in training and sampling."),
@@ -450,6 +454,9 @@ def train(
                                                                     "(with --prior none: no prior either)."),
     base_channels: int = typer.Option(24, help="U-Net width at full resolution."),
     seed: int = typer.Option(0, help="Random seed."),
+    init: Optional[Path] = typer.Option(None, help="Fine-tune: start from this checkpoint's weights ('default' = the "
+                                                   "shipped model) with a fresh optimiser and schedule. Ignored when "
+                                                   "--out already has a state to resume."),
     save_every: int = typer.Option(200, help="Write checkpoint + state every N steps."),
     threads: int = typer.Option(0, help="CPU threads for torch (0 = torch's default)."),
     workers: Optional[int] = typer.Option(None, help="Processes that load the data and make batches (0 = one "
@@ -468,6 +475,7 @@ def train(
     from lowlight_cli.devices import resolve_device
     from lowlight_cli.errors import OutputError, UsageError
     from lowlight_cli.models.config import ModelConfig
+    from lowlight_cli.pipeline import resolve_model_path
     from lowlight_cli.priors.factory import make_prior_fn
     from lowlight_cli.training.data import TrainingData
     from lowlight_cli.training.trainer import TrainOptions
@@ -480,6 +488,9 @@ def train(
               (lr > 0, f"--lr must be positive, got {lr}"),
               (semantic_weight >= 0, f"--semantic-weight must be at least 0, got {semantic_weight}"),
               (0 <= final_step_share <= 1, f"--final-step-share must be in [0, 1], got {final_step_share}"),
+              (0 <= refine_share <= 1 - final_step_share,
+               f"--refine-share must be in [0, 1 - --final-step-share], got {refine_share}"),
+              (not (refine_share and no_diffusion), "--refine-share needs a diffusion model (not --no-diffusion)"),
               (save_every >= 1, f"--save-every must be at least 1, got {save_every}"),
               (threads >= 0, f"--threads must be at least 0, got {threads}"),
               (workers is None or workers >= 0, f"--workers must be at least 0, got {workers}")]
@@ -490,6 +501,7 @@ def train(
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{out.parent}: cannot create the output folder ({exc.strerror or exc})") from None
+    init_path = None if init is None else resolve_model_path(init)
     if threads:
         torch.set_num_threads(threads)
     torch_device = resolve_device(device.value)
@@ -510,7 +522,8 @@ def train(
                                  workers=0 if prior == Prior.sam else workers)
     out_console.print(repr(training_data))
     options = TrainOptions(data=folders, out=out, steps=steps, batch_size=batch_size, crop=crop, lr=lr,
-                           semantic_weight=semantic_weight, final_step_share=final_step_share, prior=prior.value,
+                           semantic_weight=semantic_weight, final_step_share=final_step_share,
+                           refine_share=refine_share, prior=prior.value, init=init_path,
                            seed=seed, save_every=save_every, stop_at=stop_at,
                            device=str(torch_device), workers=workers, config=config)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn

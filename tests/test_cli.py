@@ -256,12 +256,30 @@ def test_eval_and_train_on_a_tiny_paired_folder(tmp_path, tiny_checkpoint):
     assert result.exit_code == 0 and "mean_start False → True" in result.output, result.output
     assert read_provenance(out)["steps"] == 6
 
+    tuned = tmp_path / "tuned.safetensors"  # fine-tuning starts from a model's weights, with its own schedule
+    args[args.index("--out") + 1] = tuned
+    result = run(*args, "--init", out, "--refine-share", "0.3", "--lr", "1e-12")
+    assert result.exit_code == 0, result.output
+    assert read_provenance(tuned)["steps"] == 6
+    import torch
+
+    from lowlight_cli.checkpoint import load_checkpoint
+
+    before, after = load_checkpoint(out).state_dict(), load_checkpoint(tuned).state_dict()
+    assert all(torch.allclose(before[k], after[k], atol=1e-3) for k in before)  # a learning rate of ~0 kept them
+    args[args.index("--base-channels") + 1] = "16"
+    result = run(*args[:args.index("--out") + 1], tmp_path / "other.safetensors", *args[args.index("--out") + 2:],
+                 "--init", out)
+    assert result.exit_code == 2 and "another architecture" in result.output and "Traceback" not in result.output
+
 
 @pytest.mark.parametrize("option, value, message", [
     ("--batch-size", "0", "--batch-size must be at least 1"), ("--crop", "20", "--crop must be a multiple of 8"),
     ("--steps", "0", "--steps must be at least 1"), ("--save-every", "0", "--save-every must be at least 1"),
     ("--stop-at", "0", "--stop-at must be at least 1"), ("--base-channels", "20", "must be a multiple of 8"),
     ("--workers", "-1", "--workers must be at least 0"),
+    ("--refine-share", "0.6", "--refine-share must be in [0, 1 - --final-step-share]"),
+    ("--init", "missing.safetensors", "no such checkpoint file"),
 ])
 def test_train_options_are_checked_before_any_work(tmp_path, option, value, message):
     result = run("train", "--data", tmp_path, "--out", tmp_path / "m.safetensors", option, value, "--device", "cpu")

@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 from safetensors.torch import load_file, save_file
 
-from lowlight_cli.checkpoint import read_metadata, save_checkpoint
+from lowlight_cli.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from lowlight_cli.condition import brighten
 from lowlight_cli.diffusion.ddim import DDIMScheduler
 from lowlight_cli.errors import UsageError
@@ -40,6 +40,7 @@ class TrainOptions:
     ema_decay: float = 0.999
     semantic_weight: float = 0.5
     final_step_share: float = 0.5  # share of diffusion samples drawn at the 1-step sampler's timestep
+    refine_share: float = 0.0  # share at the 2-step sampler's second timestep, around the model's own estimate
     prior: str = "fallback"  # fallback | sam | none
     seed: int = 0
     save_every: int = 200
@@ -47,6 +48,7 @@ class TrainOptions:
     device: str = "cpu"
     workers: int = 0  # forked batch-making processes (0: one background thread)
     resume: bool = True
+    init: Path | None = None  # start a new run from this checkpoint's weights (fine-tuning)
     config: ModelConfig = field(default_factory=ModelConfig)
 
 
@@ -54,34 +56,70 @@ def state_path(out: Path) -> Path:
     return out.with_name(out.name + ".state.safetensors")
 
 
+def refine_timestep(config: ModelConfig) -> int:
+    """The timestep of the 2-step sampler's second query."""
+    scheduler = DDIMScheduler(config.num_train_timesteps)
+    scheduler.set_timesteps(2)
+    return int(scheduler.timesteps[1])
+
+
 def make_model_inputs(batch: dict[str, torch.Tensor], config: ModelConfig, scheduler: DDIMScheduler,
-                      generator: torch.Generator, final_step_share: float = 0.0
+                      generator: torch.Generator, final_step_share: float = 0.0, refine_share: float = 0.0,
+                      estimate: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None
                       ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
     """Noisy model inputs for a batch, the x_0 target, and the brightened base.
 
     Timesteps are uniform, except that `final_step_share` of the samples sit at
     the last timestep, where the default 1-step sampler queries the model: with
     uniform sampling only ~1/1000 of the training signal would land there.
+
+    `refine_share` of the samples sit at the 2-step sampler's second timestep
+    and, like there, are noised around the model's own first estimate (from
+    `estimate`, the model without gradient) rather than around the target: the
+    second step then learns to correct the first instead of trusting it.
     """
     base, log_gain = brighten(batch["low"], config.target_brightness)
     x0 = (batch["high"] - base) * config.residual_scale
     size = x0.shape[0]
     if config.diffusion:
         # Drawn on the CPU generator (the same draws on any device), then moved to the batch's device.
+        last = config.num_train_timesteps - 1
         timesteps = torch.randint(0, config.num_train_timesteps, (size,), generator=generator)
-        final = torch.rand(size, generator=generator) < final_step_share
-        timesteps = torch.where(final, torch.full_like(timesteps, config.num_train_timesteps - 1), timesteps)
+        draw = torch.rand(size, generator=generator)
+        final = draw < final_step_share
+        refine = (draw >= final_step_share) & (draw < final_step_share + refine_share)
+        timesteps = torch.where(final, torch.full_like(timesteps, last), timesteps)
+        if refine.any():
+            timesteps = torch.where(refine, torch.full_like(timesteps, refine_timestep(config)), timesteps)
         timesteps = timesteps.to(x0.device)
         noise = torch.randn(x0.shape, generator=generator).to(x0.device)
         x_t = scheduler.add_noise(x0, noise, timesteps)
         if config.mean_start:  # the sampler queries the last timestep with zeros
-            x_t = torch.where((timesteps == config.num_train_timesteps - 1).view(-1, 1, 1, 1), 0.0, x_t)
+            x_t = torch.where((timesteps == last).view(-1, 1, 1, 1), 0.0, x_t)
     else:  # the regression baseline: same network, no noise, one fixed timestep
         timesteps = torch.zeros(size, dtype=torch.long, device=x0.device)
         x_t = torch.zeros_like(x0)
     inputs = dict(x_t=x_t, timesteps=timesteps, base=base, log_gain=log_gain,
                   labels=batch["labels"], scores=batch["scores"], boundary=batch["boundary"])
+    if config.diffusion and refine.any():
+        if estimate is None:
+            raise ValueError("refine_share needs `estimate`, the model's own first estimate")
+        rows = refine.to(x0.device)
+        inputs["x_t"] = x_t.clone()
+        inputs["x_t"][rows] = first_transition({k: v[rows] for k, v in inputs.items()}, noise[rows], config, estimate)
     return inputs, x0, base
+
+
+def first_transition(inputs: dict[str, torch.Tensor], noise: torch.Tensor, config: ModelConfig,
+                     estimate: Callable[[dict[str, torch.Tensor]], torch.Tensor]) -> torch.Tensor:
+    """x at the 2-step sampler's second timestep, exactly as `sample_residual` reaches it from `noise`."""
+    scheduler = DDIMScheduler(config.num_train_timesteps)
+    scheduler.set_timesteps(2)
+    start = int(scheduler.timesteps[0])
+    x_start = torch.zeros_like(noise) if config.mean_start else noise
+    with torch.no_grad():
+        first = estimate({**inputs, "x_t": x_start, "timesteps": torch.full_like(inputs["timesteps"], start)})
+    return scheduler.step(first, start, x_start, eps=noise if config.mean_start else None)
 
 
 def save_state(path: Path, model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -102,6 +140,19 @@ def save_state(path: Path, model: torch.nn.Module, ema: torch.nn.Module, optimiz
 ARCHITECTURE_FIELDS = ("base_channels", "channel_mults", "token_dim", "attn_heads", "max_regions")
 
 
+def check_continuation(stored: ModelConfig, config: ModelConfig, path: Path, notify: Callable[[str], None],
+                       remedy: str) -> None:
+    """Refuse weights of another architecture; say which recipe options change."""
+    stored_fields, current = asdict(stored), asdict(config)
+    changed = [key for key in current if stored_fields[key] != current[key]]
+    shape = [key for key in changed if key in ARCHITECTURE_FIELDS]
+    if shape:
+        raise UsageError(f"{path} is a model of another architecture ({', '.join(shape)} differ): {remedy}")
+    if changed:
+        notify(f"continuing {path.name} with changed options: "
+               + ", ".join(f"{key} {stored_fields[key]} → {current[key]}" for key in changed))
+
+
 def load_state(path: Path, model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.optim.Optimizer,
                config: ModelConfig, notify: Callable[[str], None] = print) -> int:
     """Restore a run from its state file; returns its step.
@@ -111,15 +162,8 @@ def load_state(path: Path, model: torch.nn.Module, ema: torch.nn.Module, optimiz
     recipe is how a second training phase is made, so that is said, not refused.
     """
     meta = read_metadata(path)
-    stored, current = asdict(ModelConfig.from_json(meta.get("config", "{}"))), asdict(config)
-    changed = [key for key in current if stored[key] != current[key]]
-    shape = [key for key in changed if key in ARCHITECTURE_FIELDS]
-    if shape:
-        raise UsageError(f"{path} is a run of another architecture ({', '.join(shape)} differ): "
-                         "resume with the same options, or write to another --out")
-    if changed:
-        notify(f"continuing {path.name} with changed options: "
-               + ", ".join(f"{key} {stored[key]} → {current[key]}" for key in changed))
+    check_continuation(ModelConfig.from_json(meta.get("config", "{}")), config, path, notify,
+                       "resume with the same options, or write to another --out")
     tensors = load_file(str(path))
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
@@ -161,6 +205,11 @@ def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, flo
     step = 0
     if options.resume and state_file.exists():
         step = load_state(state_file, model, ema, optimizer, config, notify)
+    elif options.init is not None:  # fine-tuning: the weights of a finished model, a fresh optimiser and schedule
+        start_from = load_checkpoint(options.init)
+        check_continuation(start_from.config, config, options.init, notify, "use the same --base-channels")
+        model.load_state_dict(start_from.state_dict())
+        ema.load_state_dict(start_from.state_dict())
     generator = torch.Generator().manual_seed(options.seed + step)
     batches = data.batches(options.batch_size, config.max_regions, seed=options.seed + step, workers=options.workers,
                            pin_memory=options.device.startswith("cuda"))
@@ -176,7 +225,8 @@ def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, flo
     model.train()
     while step < end:
         batch = {k: v.to(options.device, non_blocking=True) for k, v in next(batches).items()}
-        inputs, x0, base = make_model_inputs(batch, config, scheduler, generator, options.final_step_share)
+        inputs, x0, base = make_model_inputs(batch, config, scheduler, generator, options.final_step_share,
+                                             options.refine_share, estimate=lambda kwargs: model(**kwargs))
         x0_pred = model(**inputs)
         loss = diffusion_loss(x0_pred, x0)
         if options.semantic_weight > 0 and bool((batch["labels"] > 0).any()):
