@@ -1,0 +1,82 @@
+"""Inference-time averages that only a diffusion + prior model can make, against its plain output.
+
+    python benchmarks/ensembles.py --model default [--data ../shared/data/sice --split val]
+    python benchmarks/ensembles.py --model default --data runs/robust --split all   # after benchmarks/robustness.py
+
+Issue 4 asks whether the diffusion and the prior earn their cost. A regression
+model has one output per photo; a diffusion model can average several samples
+(an estimate of the posterior mean, which is what PSNR rewards), and a model
+trained with prior dropout can average its outputs with and without the prior.
+Rows, each averaged at working resolution before the reconstruction:
+
+- `plain`: the default output (1 step);
+- `samples`: the mean of 4 two-step samples (seeds 0-3);
+- `prior+none`: the mean of the outputs with the built-in prior and with none;
+- `mirror`: the mean of the outputs for the photo and its mirror image (any model can do this).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from lowlight_cli.evaluation import evaluate_pairs
+from lowlight_cli.pipeline import EnhanceResult, Enhancer
+
+VARIANTS = ("plain", "samples", "prior+none", "mirror")
+
+
+class Averaged:
+    """Quacks like `Enhancer` for `evaluate_pairs`: averages working-size outputs, then reconstructs once."""
+
+    def __init__(self, model: str, variant: str) -> None:
+        self.variant = variant
+        self.with_prior = Enhancer(model=model, device="auto", prior="fallback")
+        self.without_prior = Enhancer(model=model, device="auto", prior="none")
+        self.steps = self.with_prior.steps
+
+    def outputs(self, rgb: np.ndarray) -> list[np.ndarray]:
+        enhancer = self.with_prior
+        if self.variant == "samples":
+            results = []
+            for seed in range(4):
+                enhancer.steps, enhancer.seed = 2, seed
+                results.append(enhancer.enhance_working(rgb)[1])
+            enhancer.steps, enhancer.seed = self.steps, 0
+            return results
+        plain = enhancer.enhance_working(rgb)[1]
+        if self.variant == "prior+none":
+            return [plain, self.without_prior.enhance_working(rgb)[1]]
+        if self.variant == "mirror":
+            return [plain, enhancer.enhance_working(np.ascontiguousarray(rgb[:, ::-1]))[1][:, ::-1]]
+        return [plain]
+
+    def enhance(self, rgb: np.ndarray) -> EnhanceResult:
+        working = self.with_prior.working_copy(rgb)
+        mean = np.mean(self.outputs(rgb), axis=0, dtype=np.float32)
+        return EnhanceResult(rgb=self.with_prior.reconstruct(rgb, working, mean), prior=None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/sice"))
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated: {', '.join(VARIANTS)}")
+    args = parser.parse_args()
+    lines = ["| average | PSNR dB | SSIM | PSNR GT-mean dB | s/image |", "|---|---|---|---|---|"]
+    for variant in args.variants.split(","):
+        if variant not in VARIANTS:
+            parser.error(f"unknown variant {variant!r} (choose from {', '.join(VARIANTS)})")
+        summary = evaluate_pairs(args.data, args.split, "model", Averaged(args.model, variant))
+        lines.append(f"| {variant} | {summary.psnr:.2f} | {summary.ssim:.4f} | {summary.psnr_gt_mean:.2f} | "
+                     f"{summary.seconds:.2f} |")
+        print(lines[-1], flush=True)
+    print(f"\n{args.model} on {args.data} [{args.split}]")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
