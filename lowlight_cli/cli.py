@@ -501,7 +501,7 @@ def train(
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{out.parent}: cannot create the output folder ({exc.strerror or exc})") from None
-    init_path = None if init is None else resolve_model_path(init)
+    init_path = None if init is None else resolve_model_path(init, "--init")
     if threads:
         torch.set_num_threads(threads)
     torch_device = resolve_device(device.value)

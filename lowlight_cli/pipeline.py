@@ -48,8 +48,11 @@ def default_model_path() -> Path:
         return Path(__file__).resolve().parent.parent / "weights" / filename
 
 
-def resolve_model_path(model: str | Path) -> Path:
-    """`default`/`lowlight-default` → the bundled file; anything else must be a .safetensors path."""
+def resolve_model_path(model: str | Path, option: str = "--model") -> Path:
+    """`default`/`lowlight-default` → the bundled file; anything else must be a .safetensors path.
+
+    `option` names the command-line option the path came from, for the error message.
+    """
     if str(model) in {"default", DEFAULT_MODEL}:
         path = default_model_path()
         if not path.exists():
@@ -58,7 +61,7 @@ def resolve_model_path(model: str | Path) -> Path:
         return path
     path = Path(model)
     if not path.exists():
-        raise WeightsError(f"--model {model}: no such checkpoint file (use 'default' or a .safetensors path)")
+        raise WeightsError(f"{option} {model}: no such checkpoint file (use 'default' or a .safetensors path)")
     return path
 
 
