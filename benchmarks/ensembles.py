@@ -39,16 +39,17 @@ class Averaged:
 
     def outputs(self, rgb: np.ndarray) -> list[np.ndarray]:
         enhancer = self.with_prior
-        if self.variant == "samples":
+        working = enhancer.working_copy(rgb)
+        _, plain, prior, _ = enhancer.enhance_working(rgb, working=working)
+        if self.variant == "samples":  # the prior is made once; only the sampling repeats
             results = []
             for seed in range(4):
                 enhancer.steps, enhancer.seed = 2, seed
-                results.append(enhancer.enhance_working(rgb)[1])
+                results.append(enhancer.enhance_working(rgb, prior=prior, working=working)[1])
             enhancer.steps, enhancer.seed = self.steps, 0
             return results
-        plain = enhancer.enhance_working(rgb)[1]
         if self.variant == "prior+none":
-            return [plain, self.without_prior.enhance_working(rgb)[1]]
+            return [plain, self.without_prior.enhance_working(rgb, working=working)[1]]
         if self.variant == "mirror":
             return [plain, enhancer.enhance_working(np.ascontiguousarray(rgb[:, ::-1]))[1][:, ::-1]]
         return [plain]

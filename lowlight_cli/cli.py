@@ -478,7 +478,8 @@ def train(
     from lowlight_cli.pipeline import resolve_model_path
     from lowlight_cli.priors.factory import make_prior_fn
     from lowlight_cli.training.data import TrainingData
-    from lowlight_cli.training.trainer import TrainOptions
+    from lowlight_cli.checkpoint import load_checkpoint
+    from lowlight_cli.training.trainer import INIT_REMEDY, TrainOptions, check_continuation, state_path
     from lowlight_cli.training.trainer import train as run_training
 
     checks = [(steps >= 1, f"--steps must be at least 1, got {steps}"),
@@ -501,7 +502,12 @@ def train(
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{out.parent}: cannot create the output folder ({exc.strerror or exc})") from None
-    init_path = None if init is None else resolve_model_path(init, "--init")
+    config = ModelConfig(base_channels=base_channels, diffusion=not no_diffusion, use_prior=prior != Prior.none,
+                         mean_start=mean_start and not no_diffusion, prior_map_scale=prior_map_scale)
+    init_path = init  # a run that resumes its state ignores --init (the trainer says so)
+    if init is not None and not state_path(out).exists():  # checked now, not after minutes of priors
+        init_path = resolve_model_path(init, "--init")
+        check_continuation(load_checkpoint(init_path).config, config, init_path, lambda message: None, INIT_REMEDY)
     if threads:
         torch.set_num_threads(threads)
     torch_device = resolve_device(device.value)
@@ -511,8 +517,6 @@ def train(
         workers = min(8, max(0, cores - 1)) if torch_device.type == "cuda" and can_fork else 0
     if workers and not can_fork:
         raise UsageError("--workers needs processes started by fork, which this platform lacks: use --workers 0")
-    config = ModelConfig(base_channels=base_channels, diffusion=not no_diffusion, use_prior=prior != Prior.none,
-                         mean_start=mean_start and not no_diffusion, prior_map_scale=prior_map_scale)
     out_console = console()
     prior_fn = make_prior_fn("fallback" if prior == Prior.auto else prior.value, config.max_regions, sam_model.value,
                              sam_checkpoint, device=str(torch_device), notify=out_console.print)

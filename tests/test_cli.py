@@ -258,7 +258,7 @@ def test_eval_and_train_on_a_tiny_paired_folder(tmp_path, tiny_checkpoint):
 
     tuned = tmp_path / "tuned.safetensors"  # fine-tuning starts from a model's weights, with its own schedule
     args[args.index("--out") + 1] = tuned
-    result = run(*args, "--init", out, "--refine-share", "0.3", "--lr", "1e-12")
+    result = run(*args, "--init", out, "--refine-share", "0.3", "--lr", "1e-2")
     assert result.exit_code == 0, result.output
     assert read_provenance(tuned)["steps"] == 6
     import torch
@@ -266,7 +266,8 @@ def test_eval_and_train_on_a_tiny_paired_folder(tmp_path, tiny_checkpoint):
     from lowlight_cli.checkpoint import load_checkpoint
 
     before, after = load_checkpoint(out).state_dict(), load_checkpoint(tuned).state_dict()
-    assert all(torch.allclose(before[k], after[k], atol=1e-3) for k in before)  # a learning rate of ~0 kept them
+    # The exported EMA averages from the first step (no warm-up), so 6 big steps barely move the trained weights.
+    assert all(torch.allclose(before[k], after[k], atol=1e-3) for k in before)
     args[args.index("--base-channels") + 1] = "16"
     result = run(*args[:args.index("--out") + 1], tmp_path / "other.safetensors", *args[args.index("--out") + 2:],
                  "--init", out)

@@ -52,13 +52,14 @@ def test_mean_start_zeroes_only_the_last_timestep_inputs():
     assert torch.all(inputs["x_t"][~last].abs().flatten(1).amax(dim=1) > 0)
 
 
-def test_refine_samples_are_what_two_step_sampling_feeds_the_model_at_its_second_step():
+@pytest.mark.parametrize("mean_start", [True, False])
+def test_refine_samples_are_what_two_step_sampling_feeds_the_model_at_its_second_step(mean_start):
     """`--refine-share` trains the second query on exactly the input the 2-step sampler gives it."""
     from lowlight_cli.diffusion.sampling import Conditioning, initial_noise, sample_residual
     from lowlight_cli.training.trainer import first_transition, refine_timestep
     from tests.conftest import tiny_model
 
-    model = tiny_model(mean_start=True)
+    model = tiny_model(mean_start=mean_start)
     config = model.config
     data = batch(1)
     base = torch.rand(1, 3, 8, 8)

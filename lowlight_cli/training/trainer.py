@@ -89,7 +89,7 @@ def make_model_inputs(batch: dict[str, torch.Tensor], config: ModelConfig, sched
         final = draw < final_step_share
         refine = (draw >= final_step_share) & (draw < final_step_share + refine_share)
         timesteps = torch.where(final, torch.full_like(timesteps, last), timesteps)
-        if refine.any():
+        if refine.any():  # (skips building the 2-step schedule when there is nothing to refine)
             timesteps = torch.where(refine, torch.full_like(timesteps, refine_timestep(config)), timesteps)
         timesteps = timesteps.to(x0.device)
         noise = torch.randn(x0.shape, generator=generator).to(x0.device)
@@ -153,6 +153,9 @@ def check_continuation(stored: ModelConfig, config: ModelConfig, path: Path, not
                + ", ".join(f"{key} {stored_fields[key]} → {current[key]}" for key in changed))
 
 
+INIT_REMEDY = "--init needs a checkpoint of the architecture the options describe (--base-channels)"
+
+
 def load_state(path: Path, model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.optim.Optimizer,
                config: ModelConfig, notify: Callable[[str], None] = print) -> int:
     """Restore a run from its state file; returns its step.
@@ -207,9 +210,14 @@ def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, flo
         step = load_state(state_file, model, ema, optimizer, config, notify)
     elif options.init is not None:  # fine-tuning: the weights of a finished model, a fresh optimiser and schedule
         start_from = load_checkpoint(options.init)
-        check_continuation(start_from.config, config, options.init, notify, "use the same --base-channels")
+        check_continuation(start_from.config, config, options.init, notify, INIT_REMEDY)
         model.load_state_dict(start_from.state_dict())
         ema.load_state_dict(start_from.state_dict())
+    if options.init is not None and step > 0:
+        notify(f"resuming {state_file.name} at step {step}: --init applies to a new run only")
+    # The EMA of a fine-tune starts from trained weights: averaging in from the start keeps them, where the
+    # warm-up of a run from scratch would let the first noisy steps replace them.
+    warm_up_ema = options.init is None
     generator = torch.Generator().manual_seed(options.seed + step)
     batches = data.batches(options.batch_size, config.max_regions, seed=options.seed + step, workers=options.workers,
                            pin_memory=options.device.startswith("cuda"))
@@ -239,7 +247,7 @@ def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, flo
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        decay = min(options.ema_decay, (1 + step) / (10 + step))
+        decay = min(options.ema_decay, (1 + step) / (10 + step)) if warm_up_ema else options.ema_decay
         with torch.no_grad():
             for e, p in zip(ema.parameters(), model.parameters()):
                 e.lerp_(p, 1 - decay)
