@@ -24,6 +24,7 @@ import numpy as np
 
 from lowlight_cli.evaluation import evaluate_pairs
 from lowlight_cli.pipeline import EnhanceResult, Enhancer
+from lowlight_cli.prepare import WorkingCopy
 
 VARIANTS = ("plain", "samples", "prior+none", "mirror")
 
@@ -37,9 +38,8 @@ class Averaged:
         self.without_prior = Enhancer(model=model, device="auto", prior="none")
         self.steps = self.with_prior.steps
 
-    def outputs(self, rgb: np.ndarray) -> list[np.ndarray]:
+    def outputs(self, rgb: np.ndarray, working: WorkingCopy) -> list[np.ndarray]:
         enhancer = self.with_prior
-        working = enhancer.working_copy(rgb)
         _, plain, prior, _ = enhancer.enhance_working(rgb, working=working)
         if self.variant == "samples":  # the prior is made once; only the sampling repeats
             results = []
@@ -56,7 +56,7 @@ class Averaged:
 
     def enhance(self, rgb: np.ndarray) -> EnhanceResult:
         working = self.with_prior.working_copy(rgb)
-        mean = np.mean(self.outputs(rgb), axis=0, dtype=np.float32)
+        mean = np.mean(self.outputs(rgb, working), axis=0, dtype=np.float32)
         return EnhanceResult(rgb=self.with_prior.reconstruct(rgb, working, mean), prior=None)
 
 

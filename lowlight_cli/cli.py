@@ -472,13 +472,13 @@ def train(
 
     import torch
 
+    from lowlight_cli.checkpoint import load_checkpoint
     from lowlight_cli.devices import resolve_device
     from lowlight_cli.errors import OutputError, UsageError
     from lowlight_cli.models.config import ModelConfig
     from lowlight_cli.pipeline import resolve_model_path
     from lowlight_cli.priors.factory import make_prior_fn
     from lowlight_cli.training.data import TrainingData
-    from lowlight_cli.checkpoint import load_checkpoint
     from lowlight_cli.training.trainer import INIT_REMEDY, TrainOptions, check_continuation, state_path
     from lowlight_cli.training.trainer import train as run_training
 

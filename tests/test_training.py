@@ -56,7 +56,7 @@ def test_mean_start_zeroes_only_the_last_timestep_inputs():
 def test_refine_samples_are_what_two_step_sampling_feeds_the_model_at_its_second_step(mean_start):
     """`--refine-share` trains the second query on exactly the input the 2-step sampler gives it."""
     from lowlight_cli.diffusion.sampling import Conditioning, initial_noise, sample_residual
-    from lowlight_cli.training.trainer import first_transition, refine_timestep
+    from lowlight_cli.training.trainer import first_transition, two_step_sampler
     from tests.conftest import tiny_model
 
     model = tiny_model(mean_start=mean_start)
@@ -68,18 +68,20 @@ def test_refine_samples_are_what_two_step_sampling_feeds_the_model_at_its_second
     hook = model.register_forward_pre_hook(lambda module, args: seen.append((args[0].clone(), int(args[1][0]))))
     sample_residual(model, cond, steps=2, seed=3, device=torch.device("cpu"))
     hook.remove()
-    assert [t for _, t in seen] == [config.num_train_timesteps - 1, refine_timestep(config)]
+    assert [t for _, t in seen] == [config.num_train_timesteps - 1, int(two_step_sampler(config).timesteps[1])]
     inputs = dict(x_t=torch.zeros(1, 3, 8, 8), timesteps=torch.zeros(1, dtype=torch.long), base=base,
                   log_gain=torch.zeros(1), labels=data["labels"], scores=torch.zeros(1, 8), boundary=data["boundary"])
     with torch.no_grad():
-        trained_on = first_transition(inputs, initial_noise((1, 3, 8, 8), 3), config, lambda kw: model(**kw))
+        trained_on = first_transition(inputs, initial_noise((1, 3, 8, 8), 3), config.mean_start,
+                                      two_step_sampler(config), lambda kw: model(**kw))
     torch.testing.assert_close(trained_on, seen[1][0])
 
 
 def test_refine_share_puts_that_share_at_the_second_timestep_around_the_models_estimate():
-    from lowlight_cli.training.trainer import refine_timestep
+    from lowlight_cli.training.trainer import two_step_sampler
 
     config = dataclasses.replace(ModelConfig(), mean_start=True)
+    second = int(two_step_sampler(config).timesteps[1])
     calls = []
 
     def estimate(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -88,11 +90,11 @@ def test_refine_share_puts_that_share_at_the_second_timestep_around_the_models_e
 
     inputs, x0, _ = make_model_inputs(batch(2000), config, DDIMScheduler(config.num_train_timesteps),
                                       torch.Generator().manual_seed(0), 0.5, 0.3, estimate=estimate)
-    refine = inputs["timesteps"] == refine_timestep(config)
+    refine = inputs["timesteps"] == second
     assert 0.25 < float(refine.float().mean()) < 0.35
     assert len(calls) == 1 and torch.all(calls[0]["x_t"] == 0)  # queried as the sampler's first step is
     assert torch.all(calls[0]["timesteps"] == config.num_train_timesteps - 1)
-    abar = float(DDIMScheduler(config.num_train_timesteps).alphas_cumprod[refine_timestep(config)])
+    abar = float(DDIMScheduler(config.num_train_timesteps).alphas_cumprod[second])
     assert abs(float(inputs["x_t"][refine].mean()) - 5.0 * abar ** 0.5) < 0.05  # noised around the estimate
     assert float(inputs["x_t"][~refine & (inputs["timesteps"] > 0)].mean()) < 1.0  # the rest around the target
     with pytest.raises(ValueError, match="estimate"):

@@ -40,6 +40,16 @@ def initial_noise(shape: tuple[int, ...], seed: int) -> torch.Tensor:
     return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
 
 
+def start_of_sampling(noise: torch.Tensor, mean_start: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """x at the last timestep, and the noise direction of the first DDIM transition.
+
+    A mean-start model sees zeros (the noise's mean) there and gets the noise
+    draw at its first transition; otherwise x starts as the draw itself and the
+    transition infers its noise from it.
+    """
+    return (torch.zeros_like(noise), noise) if mean_start else (noise, None)
+
+
 def pad_to_multiple(cond: Conditioning, noise: torch.Tensor, multiple: int) -> tuple[Conditioning, torch.Tensor]:
     """Replicate-pad on the bottom/right so both sides divide by `multiple` (works even for 1×1)."""
     height, width = cond.base.shape[-2:]
@@ -119,11 +129,10 @@ def sample_residual(model: PriorGuidedDenoiser, cond: Conditioning, steps: int, 
     else:
         scheduler.set_timesteps(steps)
         noise = noise.to(device, dtype)
-        # A mean-start model sees zeros at the last timestep and gets the noise
-        # draw at the first transition: the 1-step output is then deterministic.
-        x = torch.zeros_like(noise) if config.mean_start else noise
+        # With mean start the 1-step output does not depend on the noise draw.
+        x, first_eps = start_of_sampling(noise, config.mean_start)
         x0 = x
         for index, timestep in enumerate(scheduler.timesteps.tolist()):
             x0 = predict_x0(model, x, timestep, cond, tile, overlap)
-            x = scheduler.step(x0, timestep, x, eps=noise if config.mean_start and index == 0 else None)
+            x = scheduler.step(x0, timestep, x, eps=first_eps if index == 0 else None)
     return (x0[..., :height, :width].float() / config.residual_scale).cpu()

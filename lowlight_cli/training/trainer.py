@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from lowlight_cli.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from lowlight_cli.condition import brighten
 from lowlight_cli.diffusion.ddim import DDIMScheduler
+from lowlight_cli.diffusion.sampling import start_of_sampling
 from lowlight_cli.errors import UsageError
 from lowlight_cli.models.config import ModelConfig
 from lowlight_cli.models.denoiser import PriorGuidedDenoiser
@@ -56,11 +57,11 @@ def state_path(out: Path) -> Path:
     return out.with_name(out.name + ".state.safetensors")
 
 
-def refine_timestep(config: ModelConfig) -> int:
-    """The timestep of the 2-step sampler's second query."""
+def two_step_sampler(config: ModelConfig) -> DDIMScheduler:
+    """The schedule of 2-step sampling, whose second query `refine_share` trains."""
     scheduler = DDIMScheduler(config.num_train_timesteps)
     scheduler.set_timesteps(2)
-    return int(scheduler.timesteps[1])
+    return scheduler
 
 
 def make_model_inputs(batch: dict[str, torch.Tensor], config: ModelConfig, scheduler: DDIMScheduler,
@@ -89,8 +90,9 @@ def make_model_inputs(batch: dict[str, torch.Tensor], config: ModelConfig, sched
         final = draw < final_step_share
         refine = (draw >= final_step_share) & (draw < final_step_share + refine_share)
         timesteps = torch.where(final, torch.full_like(timesteps, last), timesteps)
-        if refine.any():  # (skips building the 2-step schedule when there is nothing to refine)
-            timesteps = torch.where(refine, torch.full_like(timesteps, refine_timestep(config)), timesteps)
+        sampler = two_step_sampler(config) if refine.any() else None
+        if sampler is not None:
+            timesteps = torch.where(refine, torch.full_like(timesteps, int(sampler.timesteps[1])), timesteps)
         timesteps = timesteps.to(x0.device)
         noise = torch.randn(x0.shape, generator=generator).to(x0.device)
         x_t = scheduler.add_noise(x0, noise, timesteps)
@@ -101,25 +103,24 @@ def make_model_inputs(batch: dict[str, torch.Tensor], config: ModelConfig, sched
         x_t = torch.zeros_like(x0)
     inputs = dict(x_t=x_t, timesteps=timesteps, base=base, log_gain=log_gain,
                   labels=batch["labels"], scores=batch["scores"], boundary=batch["boundary"])
-    if config.diffusion and refine.any():
+    if config.diffusion and sampler is not None:
         if estimate is None:
             raise ValueError("refine_share needs `estimate`, the model's own first estimate")
         rows = refine.to(x0.device)
         inputs["x_t"] = x_t.clone()
-        inputs["x_t"][rows] = first_transition({k: v[rows] for k, v in inputs.items()}, noise[rows], config, estimate)
+        inputs["x_t"][rows] = first_transition({k: v[rows] for k, v in inputs.items()}, noise[rows], config.mean_start,
+                                               sampler, estimate)
     return inputs, x0, base
 
 
-def first_transition(inputs: dict[str, torch.Tensor], noise: torch.Tensor, config: ModelConfig,
+def first_transition(inputs: dict[str, torch.Tensor], noise: torch.Tensor, mean_start: bool, sampler: DDIMScheduler,
                      estimate: Callable[[dict[str, torch.Tensor]], torch.Tensor]) -> torch.Tensor:
     """x at the 2-step sampler's second timestep, exactly as `sample_residual` reaches it from `noise`."""
-    scheduler = DDIMScheduler(config.num_train_timesteps)
-    scheduler.set_timesteps(2)
-    start = int(scheduler.timesteps[0])
-    x_start = torch.zeros_like(noise) if config.mean_start else noise
+    start = int(sampler.timesteps[0])
+    x_start, eps = start_of_sampling(noise, mean_start)
     with torch.no_grad():
         first = estimate({**inputs, "x_t": x_start, "timesteps": torch.full_like(inputs["timesteps"], start)})
-    return scheduler.step(first, start, x_start, eps=noise if config.mean_start else None)
+    return sampler.step(first, start, x_start, eps=eps)
 
 
 def save_state(path: Path, model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.optim.Optimizer,
