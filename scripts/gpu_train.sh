@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Start the four equal-budget GPU training runs behind the shipped model (weights/README.md):
-# diffusion + prior and the plain regression baseline, seeds 0 and 1, side by side on one GPU.
+# Start the equal-budget GPU training runs behind the shipped model (weights/README.md) side by side on one
+# GPU: by default diffusion + prior (dp) and the plain regression baseline (rg), seeds 0 and 1.
 #
-#   bash scripts/gpu_train.sh STEPS [SEEDS]     # on the GPU machine, from the repository root
+#   bash scripts/gpu_train.sh STEPS [SEEDS] [ARMS]     # on the GPU machine, from the repository root
+#
+# ARMS (default "dp rg") may add rf: diffusion + prior with a self-refining second step (--refine-share),
+# the from-scratch test of docs/EXPERIMENTS.md. The machine's 16 cores fit four runs at full pace.
 #
 # Data is read from .data/ (a git-ignored copy of ../shared/data/sice and ../shared/data/normal), and
 # segment-anything from a wheel in .whl/, since that machine has no network. Each run starts in its
@@ -10,8 +13,9 @@
 # Running the script again resumes every run from its last saved state (every 250 steps).
 set -u
 REPO=$PWD
-STEPS=${1:?usage: gpu_train.sh STEPS [SEEDS]}
+STEPS=${1:?usage: gpu_train.sh STEPS [SEEDS] [ARMS]}
 SEEDS=${2:-"0 1"}
+ARMS=${3:-"dp rg"}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-build-isolation --target /tmp/site .whl/*.whl "$REPO" \
     >/tmp/pip.log 2>&1 || { cat /tmp/pip.log; exit 1; }
 export PYTHONPATH=/tmp/site OMP_NUM_THREADS=2 PYTHONUNBUFFERED=1
@@ -25,6 +29,13 @@ start() {  # NAME ARGS...: start one run unless it is still running (a second on
   setsid nohup python3 -m lowlight_cli -v train "${COMMON[@]}" "$@" >>"/tmp/runs/$name.log" 2>&1 </dev/null &
 }
 for seed in $SEEDS; do
-  start "dp$seed" --seed "$seed" --mean-start --prior-map-scale 8 --out "/tmp/runs/dp$seed/lowlight-default.safetensors"
-  start "rg$seed" --seed "$seed" --no-diffusion --prior none --out "/tmp/runs/rg$seed/regression.safetensors"
+  for arm in $ARMS; do
+    case $arm in
+      dp) start "dp$seed" --seed "$seed" --mean-start --prior-map-scale 8 --out "/tmp/runs/dp$seed/lowlight-default.safetensors";;
+      rg) start "rg$seed" --seed "$seed" --no-diffusion --prior none --out "/tmp/runs/rg$seed/regression.safetensors";;
+      rf) start "rf$seed" --seed "$seed" --mean-start --prior-map-scale 8 --final-step-share 0.4 --refine-share 0.4 \
+            --out "/tmp/runs/rf$seed/refine.safetensors";;
+      *) echo "unknown arm $arm (dp, rg or rf)"; exit 2;;
+    esac
+  done
 done

@@ -1,5 +1,7 @@
 """Region priors: the built-in producer and label-map normalisation."""
 
+from pathlib import Path
+
 import numpy as np
 
 from lowlight_cli.priors.fallback import fallback_prior
@@ -15,6 +17,18 @@ def test_fallback_prior_regions_follow_the_image():
     assert 2 <= prior.num_regions <= 16
     assert prior.labels[5, 5] != prior.labels[5, 90]
     assert prior.boundary[:, 47:49].any()
+
+
+def test_fallback_prior_coarseness_merges_regions():
+    """The coarser segmentation `benchmarks/ensembles.py` compares: fewer, larger regions of the same photo."""
+    from lowlight_cli.io.images import load_image
+    from lowlight_cli.prepare import make_working_copy
+
+    photo = load_image(Path(__file__).parents[1] / "examples" / "kodim03_dark_warm.jpg").rgb
+    base = make_working_copy(photo, 384, 0.42).base
+    fine, coarse = fallback_prior(base), fallback_prior(base, coarseness=2.0)
+    assert coarse.num_regions < 0.7 * fine.num_regions
+    assert fallback_prior(base, coarseness=1.0).labels.tolist() == fine.labels.tolist()
 
 
 def test_from_labels_orders_by_area_and_caps():
