@@ -45,6 +45,11 @@ class Averaged:
 
     def outputs(self, rgb: np.ndarray, working: WorkingCopy) -> list[np.ndarray]:
         enhancer = self.with_prior
+        if self.variant in {"coarse", "scales"}:
+            coarse = fallback_prior(working.base, enhancer.config.max_regions, coarseness=COARSENESS)
+            coarse_output = enhancer.enhance_working(rgb, prior=coarse, working=working)[1]
+            if self.variant == "coarse":
+                return [coarse_output]
         _, plain, prior, _ = enhancer.enhance_working(rgb, working=working)
         if self.variant == "samples":  # the prior is made once; only the sampling repeats
             results = []
@@ -57,10 +62,8 @@ class Averaged:
             return [plain, self.without_prior.enhance_working(rgb, working=working)[1]]
         if self.variant == "mirror":
             return [plain, enhancer.enhance_working(np.ascontiguousarray(rgb[:, ::-1]))[1][:, ::-1]]
-        if self.variant in {"coarse", "scales"}:
-            coarse = fallback_prior(working.base, enhancer.config.max_regions, coarseness=COARSENESS)
-            coarse_output = enhancer.enhance_working(rgb, prior=coarse, working=working)[1]
-            return [coarse_output] if self.variant == "coarse" else [plain, coarse_output]
+        if self.variant == "scales":
+            return [plain, coarse_output]
         return [plain]
 
     def enhance(self, rgb: np.ndarray) -> EnhanceResult:

@@ -4,8 +4,10 @@
 #
 #   bash scripts/gpu_train.sh STEPS [SEEDS] [ARMS]     # on the GPU machine, from the repository root
 #
-# ARMS (default "dp rg") may add rf: diffusion + prior with a self-refining second step (--refine-share),
-# the from-scratch test of docs/EXPERIMENTS.md. The machine's 16 cores fit four runs at full pace.
+# ARMS (default "dp rg") may add rf: diffusion + prior with a self-refining second step, the from-scratch
+# test of docs/EXPERIMENTS.md, with the eighth session's shares (--final-step-share 0.4 --refine-share 0.4,
+# where dp has 0.5 and 0). The machine's 16 cores fit four runs at full pace, so add rf with one seed:
+#   bash scripts/gpu_train.sh 8000 0 "dp rg rf"
 #
 # Data is read from .data/ (a git-ignored copy of ../shared/data/sice and ../shared/data/normal), and
 # segment-anything from a wheel in .whl/, since that machine has no network. Each run starts in its
@@ -16,6 +18,9 @@ REPO=$PWD
 STEPS=${1:?usage: gpu_train.sh STEPS [SEEDS] [ARMS]}
 SEEDS=${2:-"0 1"}
 ARMS=${3:-"dp rg"}
+for arm in $ARMS; do  # checked before anything starts, so a typo leaves no run half-launched
+  case $arm in dp|rg|rf) ;; *) echo "unknown arm $arm (dp, rg or rf)" >&2; exit 2;; esac
+done
 python3 -m pip install -q --no-index --no-deps --no-compile --no-build-isolation --target /tmp/site .whl/*.whl "$REPO" \
     >/tmp/pip.log 2>&1 || { cat /tmp/pip.log; exit 1; }
 export PYTHONPATH=/tmp/site OMP_NUM_THREADS=2 PYTHONUNBUFFERED=1
@@ -35,7 +40,6 @@ for seed in $SEEDS; do
       rg) start "rg$seed" --seed "$seed" --no-diffusion --prior none --out "/tmp/runs/rg$seed/regression.safetensors";;
       rf) start "rf$seed" --seed "$seed" --mean-start --prior-map-scale 8 --final-step-share 0.4 --refine-share 0.4 \
             --out "/tmp/runs/rf$seed/refine.safetensors";;
-      *) echo "unknown arm $arm (dp, rg or rf)"; exit 2;;
     esac
   done
 done

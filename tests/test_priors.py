@@ -4,6 +4,9 @@ from pathlib import Path
 
 import numpy as np
 
+from lowlight_cli.io.images import load_image
+from lowlight_cli.models.config import ModelConfig
+from lowlight_cli.prepare import make_working_copy
 from lowlight_cli.priors.fallback import fallback_prior
 from lowlight_cli.priors.region_prior import RegionPrior, boundary_map
 
@@ -20,15 +23,11 @@ def test_fallback_prior_regions_follow_the_image():
 
 
 def test_fallback_prior_coarseness_merges_regions():
-    """The coarser segmentation `benchmarks/ensembles.py` compares: fewer, larger regions of the same photo."""
-    from lowlight_cli.io.images import load_image
-    from lowlight_cli.prepare import make_working_copy
-
-    photo = load_image(Path(__file__).parents[1] / "examples" / "kodim03_dark_warm.jpg").rgb
-    base = make_working_copy(photo, 384, 0.42).base
+    """The coarser segmentation `benchmarks/ensembles.py` compares: fewer, larger regions, yet still several."""
+    photo = load_image(Path(__file__).parents[1] / "examples" / "kodim15_dark_cool.jpg").rgb
+    base = make_working_copy(photo, 384, ModelConfig().target_brightness).base
     fine, coarse = fallback_prior(base), fallback_prior(base, coarseness=2.0)
-    assert coarse.num_regions < 0.7 * fine.num_regions
-    assert fallback_prior(base, coarseness=1.0).labels.tolist() == fine.labels.tolist()
+    assert 1 < coarse.num_regions < 0.7 * fine.num_regions
 
 
 def test_from_labels_orders_by_area_and_caps():

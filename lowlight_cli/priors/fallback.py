@@ -23,9 +23,10 @@ def prepare_for_segmentation(base_rgb: np.ndarray) -> np.ndarray:
 def fallback_prior(base_rgb: np.ndarray, max_regions: int = 64, coarseness: float = 1.0) -> RegionPrior:
     """Felzenszwalb regions of `base_rgb` (H×W×3 float in [0,1], already brightened).
 
-    `coarseness` multiplies the merge threshold and the minimum region size:
-    2 gives SICE's validation photos at 384 px a median of 12 regions instead
-    of 27, close to what a 128-px training crop holds; inference keeps 1
+    `coarseness` (> 0) multiplies the merge threshold and the minimum region
+    size: 2 gives SICE's validation photos at 384 px a median of 12 regions
+    instead of 27, close to what a 128-px training crop holds. Inference
+    keeps 1, because 2 trades SICE val for casts and noise
     (`benchmarks/ensembles.py` compares the two).
     """
     from skimage.segmentation import felzenszwalb
