@@ -82,6 +82,7 @@ def make_model_inputs(batch: dict[str, torch.Tensor], config: ModelConfig, sched
     base, log_gain = brighten(batch["low"], config.target_brightness)
     x0 = (batch["high"] - base) * config.residual_scale
     size = x0.shape[0]
+    sampler = None  # the 2-step schedule, only when this batch has refine samples
     if config.diffusion:
         # Drawn on the CPU generator (the same draws on any device), then moved to the batch's device.
         last = config.num_train_timesteps - 1
@@ -103,13 +104,12 @@ def make_model_inputs(batch: dict[str, torch.Tensor], config: ModelConfig, sched
         x_t = torch.zeros_like(x0)
     inputs = dict(x_t=x_t, timesteps=timesteps, base=base, log_gain=log_gain,
                   labels=batch["labels"], scores=batch["scores"], boundary=batch["boundary"])
-    if config.diffusion and sampler is not None:
+    if sampler is not None:
         if estimate is None:
             raise ValueError("refine_share needs `estimate`, the model's own first estimate")
         rows = refine.to(x0.device)
-        inputs["x_t"] = x_t.clone()
-        inputs["x_t"][rows] = first_transition({k: v[rows] for k, v in inputs.items()}, noise[rows], config.mean_start,
-                                               sampler, estimate)
+        x_t[rows] = first_transition({k: v[rows] for k, v in inputs.items()}, noise[rows], config.mean_start,
+                                     sampler, estimate)
     return inputs, x0, base
 
 
