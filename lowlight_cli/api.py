@@ -1,0 +1,184 @@
+"""The public Python API: `enhance(image)` for one call, `Enhancer` to load once and enhance many.
+
+A thin layer over `lowlight_cli.pipeline.Enhancer`, which works on float32
+H×W×3 arrays in [0, 1] only. This layer takes what users actually hold — a
+file path, a PIL image, a uint8/uint16/float numpy array, colour or gray —
+converts it, and gives the result back as the same kind of object, so that
+`enhance(np.asarray(photo))` does what it looks like it does (the pipeline
+itself would read a uint8 array as values far outside [0, 1]).
+
+Kinds in → out:
+
+* numpy array → numpy array of the same dtype and shape (H×W gray stays H×W);
+* PIL image → PIL image (RGB, RGBA when the input has transparency, L for gray);
+* path (str or `os.PathLike`) → PIL image. Nothing is written: the CLI is
+  the tool for files (it keeps EXIF, ICC, 16-bit depth and writes atomically).
+
+Options are the CLI's, as keyword arguments (`--work-size 512` →
+`work_size=512`). Invalid values raise `ValueError`, unusable inputs
+`TypeError` or `ValueError`; a missing or unreadable file raises the
+package's `InputError` (a `LowlightError`) with a one-line message.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+
+import numpy as np
+
+from lowlight_cli.errors import UsageError
+from lowlight_cli.pipeline import (DEFAULT_DETAIL_THRESHOLD, DEFAULT_SHADOW_DENOISE, DEFAULT_STEPS,
+                                   DEFAULT_WORK_SIZE)
+from lowlight_cli.pipeline import Enhancer as PipelineEnhancer
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
+ImageLike = Union[str, "os.PathLike[str]", "PILImage", np.ndarray]
+
+log = logging.getLogger("lowlight_cli")
+
+# Rec. 709 luma: how a gray input's colour result is turned back into one channel.
+LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
+ACCEPTED = "a file path (str or Path), a PIL image, or a numpy array (uint8, uint16 or float in [0, 1])"
+
+
+def pipeline_enhancer(exposure: float = 0.0, **options: Any) -> PipelineEnhancer:
+    """A `pipeline.Enhancer` with the CLI's options; shared by the CLI and this API.
+
+    `exposure` is passed on only when the pipeline takes it, or when it is
+    non-zero (then a pipeline without it fails with a clear message instead
+    of quietly ignoring the request).
+    """
+    if "exposure" in inspect.signature(PipelineEnhancer.__init__).parameters:
+        options["exposure"] = exposure
+    elif exposure:
+        raise UsageError("--exposure needs a newer lowlight-cli pipeline than the one installed")
+    return PipelineEnhancer(**options)
+
+
+class Enhancer:
+    """Load the model and the region prior once, then `enhance()` any number of images.
+
+    >>> enhancer = Enhancer(steps=1, device="cpu")
+    >>> brighter = [enhancer.enhance(photo) for photo in photos]
+
+    Keyword arguments are the CLI's options; `pipeline` is the underlying
+    `lowlight_cli.pipeline.Enhancer` (float arrays in [0, 1] only) for video
+    or custom code that needs its finer steps.
+    """
+
+    def __init__(self, model: str | os.PathLike[str] = "default", *, device: str = "auto", prior: str = "auto",
+                 sam_model: str = "vit_b", sam_checkpoint: str | os.PathLike[str] | None = None,
+                 steps: int = DEFAULT_STEPS, work_size: int = DEFAULT_WORK_SIZE, seed: int = 0,
+                 full_res: bool = False, tile: int = 512, detail_threshold: float = DEFAULT_DETAIL_THRESHOLD,
+                 shadow_denoise: float = DEFAULT_SHADOW_DENOISE, exposure: float = 0.0) -> None:
+        try:
+            self.pipeline = pipeline_enhancer(
+                model=model, device=device, prior=prior, sam_model=sam_model,
+                sam_checkpoint=None if sam_checkpoint is None else Path(sam_checkpoint), steps=steps,
+                work_size=work_size, seed=seed, full_res=full_res, tile=tile, detail_threshold=detail_threshold,
+                shadow_denoise=shadow_denoise, exposure=exposure, notify=log.info)
+        except UsageError as exc:  # Python callers expect ValueError for a bad argument value
+            raise ValueError(str(exc)) from None
+
+    def enhance(self, image: ImageLike) -> Any:
+        """Enhance `image` and return the result as the same kind of object (see the module docstring)."""
+        rgb, alpha, restore = to_float_rgb(image)
+        return restore(self.pipeline.enhance(rgb).rgb, alpha)
+
+
+def enhance(image: ImageLike, **options: Any) -> Any:
+    """Enhance one image in one call: `enhance(photo, steps=1, exposure=0.5)`.
+
+    Loads the model on every call; use `Enhancer` for more than a few images.
+    """
+    return Enhancer(**options).enhance(image)
+
+
+def to_float_rgb(image: Any):
+    """(float32 H×W×3 in [0,1], alpha or None, function turning a float result back into `image`'s kind)."""
+    if isinstance(image, (str, os.PathLike)):
+        return _from_path(Path(image))
+    if isinstance(image, np.ndarray):
+        return _from_array(image)
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - Pillow is a dependency
+        Image = None
+    if Image is not None and isinstance(image, Image.Image):
+        return _from_pil(image)
+    raise TypeError(f"cannot enhance a {type(image).__module__}.{type(image).__qualname__}: pass {ACCEPTED}")
+
+
+def _from_path(path: Path):
+    from lowlight_cli.io.images import load_image
+
+    loaded = load_image(path)  # EXIF rotation applied, 16-bit kept until the result is made 8-bit
+    return loaded.rgb, loaded.alpha, _to_pil_rgb
+
+
+def _from_array(array: np.ndarray):
+    if array.dtype == np.uint8:
+        values, peak = array.astype(np.float32) / 255.0, 255
+    elif array.dtype == np.uint16:
+        values, peak = array.astype(np.float32) / 65535.0, 65535
+    elif np.issubdtype(array.dtype, np.floating):
+        values, peak = array.astype(np.float32), None
+        if values.size and not np.isfinite(values).all():
+            raise ValueError("the float array holds NaN or infinity; values must be finite and in [0, 1]")
+        if values.size and (values.min() < 0.0 or values.max() > 1.0):
+            raise ValueError(f"float arrays must hold values in [0, 1], got {values.min():g}..{values.max():g} "
+                             "(divide 8-bit values by 255)")
+    else:
+        raise TypeError(f"numpy arrays of dtype {array.dtype} are not supported: use uint8, uint16 or "
+                        "float in [0, 1]")
+    gray = array.ndim == 2
+    if not (gray or (array.ndim == 3 and array.shape[2] == 3)) or 0 in array.shape:
+        raise ValueError(f"expected an H×W×3 colour or H×W gray array, got shape {array.shape}")
+    rgb = np.repeat(values[:, :, None], 3, axis=2) if gray else values
+
+    def restore(result: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+        out = result @ LUMA if gray else result
+        out = np.clip(out, 0.0, 1.0)
+        if peak is None:
+            return out.astype(array.dtype)
+        return (out * peak + 0.5).astype(array.dtype)
+
+    return np.ascontiguousarray(rgb), None, restore
+
+
+def _from_pil(image: "PILImage"):
+    from PIL import Image
+
+    if image.mode in {"I;16", "I;16L", "I;16B", "I"}:  # 16-bit gray: Pillow's convert("RGB") would clip it
+        values = np.asarray(image)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise ValueError(f"a mode-{image.mode} image must hold values in 0..65535")
+        rgb, _, restore = _from_array(values.astype(np.uint16))
+        return rgb, None, lambda result, alpha: Image.fromarray(restore(result, None))
+    if image.mode == "F":
+        rgb, _, restore = _from_array(np.asarray(image, np.float32))
+        return rgb, None, lambda result, alpha: Image.fromarray(restore(result, None))
+    transparent = image.mode in {"RGBA", "LA", "PA", "La", "RGBa"} or "transparency" in image.info
+    if transparent:
+        rgba = np.asarray(image.convert("RGBA"), np.float32) / 255.0
+        return np.ascontiguousarray(rgba[:, :, :3]), rgba[:, :, 3], _to_pil_rgb
+    if image.mode in {"L", "1"}:
+        rgb, _, restore = _from_array(np.asarray(image.convert("L")))
+        return rgb, None, lambda result, alpha: Image.fromarray(restore(result, None))
+    return np.asarray(image.convert("RGB"), np.float32) / 255.0, None, _to_pil_rgb
+
+
+def _to_pil_rgb(result: np.ndarray, alpha: np.ndarray | None) -> "PILImage":
+    """8-bit RGB, or RGBA with the input's own transparency."""
+    from PIL import Image
+
+    pixels = (np.clip(result, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    if alpha is None:
+        return Image.fromarray(pixels)
+    return Image.fromarray(np.dstack([pixels, (np.clip(alpha, 0, 1) * 255.0 + 0.5).astype(np.uint8)]))
