@@ -138,21 +138,26 @@ SHADOW = typer.Option(0.5, "--shadow-denoise", min=0.0,
                            "strength in units of the expected noise. 0 turns it off; above 1 also flattens texture.")
 OVERWRITE = typer.Option(False, "--overwrite", help="Replace outputs that already exist (inputs are never replaced).")
 FORMAT = typer.Option(None, "--format", help="Output extension, e.g. png or jpg (default: same as the input).")
+EXPOSURE = typer.Option(0.0, "--exposure", min=-3.0, max=3.0, metavar="EV",  # ±pipeline.MAX_EXPOSURE (a test checks)
+                        help="Brightness bias in EV around the model's own choice, about -2..+2; applied through the "
+                             "model's tone conditioning, 0 = the model's choice.")
 
 
 def build_enhancer(model: str, device: Device, prior: Prior, sam_model: SamModel, sam_checkpoint: Optional[Path],
                    steps: int, seed: int, work_size: int, full_res: bool = False, tile: int = 512,
-                   detail_threshold: float = DETAIL.default, shadow_denoise: float = SHADOW.default):
-    from lowlight_cli.pipeline import Enhancer
+                   detail_threshold: float = DETAIL.default, shadow_denoise: float = SHADOW.default,
+                   exposure: float = 0.0):
+    from lowlight_cli.api import pipeline_enhancer
 
     out = console()
-    enhancer = Enhancer(model=model, device=device.value, prior=prior.value, sam_model=sam_model.value,
-                        sam_checkpoint=sam_checkpoint, steps=steps, work_size=work_size, seed=seed,
-                        full_res=full_res, tile=tile, detail_threshold=detail_threshold,
-                        shadow_denoise=shadow_denoise, notify=lambda m: out.print(f"[yellow]note:[/] {m}"))
+    enhancer = pipeline_enhancer(model=model, device=device.value, prior=prior.value, sam_model=sam_model.value,
+                                 sam_checkpoint=sam_checkpoint, steps=steps, work_size=work_size, seed=seed,
+                                 full_res=full_res, tile=tile, detail_threshold=detail_threshold,
+                                 shadow_denoise=shadow_denoise, exposure=exposure,
+                                 notify=lambda m: out.print(f"[yellow]note:[/] {m}"))
     if STATE["verbose"]:
         out.print(f"model: {model} on {enhancer.device} ({str(enhancer.dtype).replace('torch.', '')}), "
-                  f"{steps} steps, work size {work_size}, prior {prior.value}")
+                  f"{steps} steps, work size {work_size}, prior {prior.value}, exposure {exposure:+g} EV")
     return enhancer
 
 
@@ -208,7 +213,7 @@ def enhance(
                                                                        "Default: {stem}_enhanced.{ext} beside each input."),
     steps: int = STEPS, seed: int = SEED, device: Device = DEVICE, model: str = MODEL, prior: Prior = PRIOR,
     sam_model: SamModel = SAM_MODEL, sam_checkpoint: Optional[Path] = SAM_CKPT, work_size: int = WORK_SIZE,
-    detail_threshold: float = DETAIL, shadow_denoise: float = SHADOW,
+    detail_threshold: float = DETAIL, shadow_denoise: float = SHADOW, exposure: float = EXPOSURE,
     full_res: bool = FULL_RES, tile: int = TILE, overwrite: bool = OVERWRITE, fmt: Optional[str] = FORMAT,
 ) -> None:
     """Enhance one or more dark photos.
@@ -223,7 +228,7 @@ def enhance(
             raise InputError(f"{path}: file not found")
     jobs = jobs_for_files(inputs, output, ext=normalise_ext(fmt))
     enhancer = build_enhancer(model, device, prior, sam_model, sam_checkpoint, steps, seed, work_size, full_res, tile,
-                              detail_threshold=detail_threshold, shadow_denoise=shadow_denoise)
+                              detail_threshold=detail_threshold, shadow_denoise=shadow_denoise, exposure=exposure)
     report = run_with_progress(jobs, enhancer, overwrite, "enhancing")
     for job in report.done:
         if not STATE["quiet"]:
@@ -253,7 +258,7 @@ def batch(
     glob: Optional[str] = typer.Option(None, "--glob", help="Only files matching this pattern, e.g. '*.png'."),
     steps: int = STEPS, seed: int = SEED, device: Device = DEVICE, model: str = MODEL, prior: Prior = PRIOR,
     sam_model: SamModel = SAM_MODEL, sam_checkpoint: Optional[Path] = SAM_CKPT, work_size: int = WORK_SIZE,
-    detail_threshold: float = DETAIL, shadow_denoise: float = SHADOW,
+    detail_threshold: float = DETAIL, shadow_denoise: float = SHADOW, exposure: float = EXPOSURE,
     full_res: bool = FULL_RES, tile: int = TILE, overwrite: bool = OVERWRITE, fmt: Optional[str] = FORMAT,
 ) -> None:
     """Enhance every photo in a folder: resumable, keeps going past bad files.
@@ -276,7 +281,7 @@ def batch(
         summarise(run_with_progress(jobs, None, overwrite, "batch"))
         return
     enhancer = build_enhancer(model, device, prior, sam_model, sam_checkpoint, steps, seed, work_size, full_res, tile,
-                              detail_threshold=detail_threshold, shadow_denoise=shadow_denoise)
+                              detail_threshold=detail_threshold, shadow_denoise=shadow_denoise, exposure=exposure)
     summarise(run_with_progress(jobs, enhancer, overwrite, "batch"))
 
 
@@ -295,7 +300,7 @@ def video(
                                                             "A video file keeps its own."),
     steps: int = STEPS, seed: int = SEED, device: Device = DEVICE, model: str = MODEL, prior: Prior = PRIOR,
     sam_model: SamModel = SAM_MODEL, sam_checkpoint: Optional[Path] = SAM_CKPT, work_size: int = WORK_SIZE,
-    detail_threshold: float = DETAIL, shadow_denoise: float = SHADOW,
+    detail_threshold: float = DETAIL, shadow_denoise: float = SHADOW, exposure: float = EXPOSURE,
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Enhance a video or a folder of frames without flicker; audio and frame rate are kept.
@@ -320,7 +325,7 @@ def video(
         target = output or (default_folder_output(source, ".mp4") if source.is_dir() else default_output(source, ".mp4"))
         sink = open_sink(target, frames, frame_format, overwrite)
         enhancer = build_enhancer(model, device, prior, sam_model, sam_checkpoint, steps, seed, work_size,
-                                  detail_threshold=detail_threshold, shadow_denoise=shadow_denoise)
+                                  detail_threshold=detail_threshold, shadow_denoise=shadow_denoise, exposure=exposure)
         total = frames.frame_count if max_frames is None else min(max_frames, frames.frame_count or max_frames)
         with Progress(TextColumn("video"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
                       TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console()) as progress:
@@ -341,7 +346,7 @@ def evaluate(
     method: str = typer.Option("model", help="model, or a classical reference: gamma (auto-gamma), clahe (CLAHE on L)."),
     steps: int = STEPS, seed: int = SEED, device: Device = DEVICE, model: str = MODEL, prior: Prior = PRIOR,
     sam_model: SamModel = SAM_MODEL, sam_checkpoint: Optional[Path] = SAM_CKPT, work_size: int = WORK_SIZE,
-    detail_threshold: float = DETAIL, shadow_denoise: float = SHADOW,
+    detail_threshold: float = DETAIL, shadow_denoise: float = SHADOW, exposure: float = EXPOSURE,
     full_res: bool = FULL_RES, tile: int = TILE,
     limit: int = typer.Option(0, help="Evaluate only the first N pairs (0 = all)."),
     per_image: bool = typer.Option(False, "--per-image", help="Print a row per image."),
@@ -352,7 +357,7 @@ def evaluate(
     enhancer = None
     if method == "model":
         enhancer = build_enhancer(model, device, prior, sam_model, sam_checkpoint, steps, seed, work_size, full_res, tile,
-                                  detail_threshold=detail_threshold, shadow_denoise=shadow_denoise)
+                                  detail_threshold=detail_threshold, shadow_denoise=shadow_denoise, exposure=exposure)
     summary = evaluate_pairs(data, split, method, enhancer, limit=limit,
                              on_row=(lambda row: typer.echo(row.format())) if per_image else None)
     typer.echo(summary.format())

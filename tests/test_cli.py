@@ -310,6 +310,7 @@ def test_cli_defaults_match_the_library():
     assert cli.WORK_SIZE.default == pipeline.DEFAULT_WORK_SIZE
     assert cli.DETAIL.default == pipeline.DEFAULT_DETAIL_THRESHOLD
     assert cli.SHADOW.default == pipeline.DEFAULT_SHADOW_DENOISE
+    assert -cli.EXPOSURE.min == cli.EXPOSURE.max == pipeline.MAX_EXPOSURE
 
 
 def test_detail_threshold_trades_grain_for_texture(tmp_path, tiny_checkpoint):
@@ -328,3 +329,36 @@ def test_detail_threshold_trades_grain_for_texture(tmp_path, tiny_checkpoint):
     result = run("enhance", source, "-o", tmp_path / "bad.png", "--model", tiny_checkpoint, *FAST,
                  "--detail-threshold", "-1")
     assert result.exit_code == 2 and not (tmp_path / "bad.png").exists()
+
+
+def test_exposure_biases_brightness_through_the_tone_branch(tmp_path, dark_jpeg, tiny_checkpoint):
+    import inspect
+
+    from lowlight_cli.checkpoint import save_checkpoint
+    from lowlight_cli.pipeline import Enhancer
+    from tests.conftest import tiny_model
+
+    if "exposure" not in inspect.signature(Enhancer.__init__).parameters:
+        pytest.skip("this pipeline has no exposure keyword yet")
+    toned = tmp_path / "toned.safetensors"
+    save_checkpoint(tiny_model(tone_curve=True), toned)
+    means = {}
+    for ev in ("-1", "0", "1"):
+        out = tmp_path / f"ev{ev}.png"
+        result = run("enhance", dark_jpeg, "-o", out, "--model", toned, *FAST, "--exposure", ev)
+        assert result.exit_code == 0, result.output
+        means[ev] = np.asarray(Image.open(out), np.float32).mean()
+    assert means["-1"] < 0.9 * means["0"] and means["1"] > 1.1 * means["0"], means
+    # A model without a tone branch runs at 0 as before, and refuses a bias in one line.
+    result = run("enhance", dark_jpeg, "-o", tmp_path / "plain.png", "--model", tiny_checkpoint, *FAST,
+                 "--exposure", "0.5")
+    assert result.exit_code == 2 and "needs a model with a tone branch" in result.output
+    assert not (tmp_path / "plain.png").exists()
+    result = run("enhance", dark_jpeg, "--exposure", "5")
+    assert result.exit_code == 2 and "--exposure" in result.output
+
+
+@pytest.mark.parametrize("command", ["enhance", "batch", "video", "eval"])
+def test_every_enhancing_command_takes_exposure(command):
+    result = run(command, "--help")
+    assert result.exit_code == 0 and "--exposure" in result.output and "EV" in result.output
