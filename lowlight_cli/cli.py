@@ -12,20 +12,133 @@ import functools
 import os
 from enum import Enum
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import typer
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from lowlight_cli import __version__
 
+
+class PlainOption(TyperOption):
+    """An option whose help shows a metavar (INTEGER, PATH, auto|cpu), never a Python type, and none for a flag.
+
+    Typer prints `<bool>` beside flags, which reads as if `--overwrite true`
+    were valid, and Python annotations such as `<list[Path]>` elsewhere.
+    """
+
+    def display_type_rich(self, ctx: Any) -> Optional[str]:
+        if self.is_flag:
+            return None
+        if self.metavar is not None:
+            return self.metavar
+        described = self.type_descriptor
+        if described.is_choice:
+            return self.display_type(ctx).strip("<>")  # auto|cuda|mps|cpu
+        if described.is_path:
+            return "PATH"
+        return {int: "INTEGER", float: "NUMBER"}.get(described.annotation, "TEXT")
+
+
+class PlainArgument(TyperArgument):
+    """An argument shown by its metavar (PHOTO...), not as `{inputs}...` with a `<list[Path]>` type."""
+
+    def display_type_rich(self, ctx: Any) -> Optional[str]:
+        return None
+
+    def _usage_display_name(self) -> str:
+        name = (self.metavar or self.name.upper()) + ("..." if self.nargs != 1 else "")
+        return name if self.required else f"[{name}]"
+
+
+def plain_params(command: Any, panels: dict[str, list[str]]) -> None:
+    """Give `command`'s parameters plain metavars, and each option listed in `panels` its help panel."""
+    for param in command.params:
+        param.__class__ = PlainArgument if isinstance(param, TyperArgument) else PlainOption
+        if isinstance(param, TyperOption) and param.rich_help_panel is None:
+            param.rich_help_panel = next((panel for panel, names in panels.items() if param.name in names), None)
+
+
+def plain_options(params: list[Any]) -> list[Any]:
+    """`params` with typer's own options (--help, completion) shown without a `<bool>` type too."""
+    for param in params:
+        if isinstance(param, TyperOption):
+            param.__class__ = PlainOption
+    return params
+
+
+class LowlightCommand(TyperCommand):
+    """Every `lowlight` subcommand: help in panels with plain metavars, and a one-line
+    hint for a file whose name starts with '-' (rather than click's boxed "No such option")."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        plain_params(self, TRAIN_PANELS if self.name == "train" else PANELS)
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return plain_options(super().get_params(ctx))
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        from typer._click.exceptions import NoSuchOption
+
+        given = list(args)  # the parser consumes `args`
+        try:
+            return super().parse_args(ctx, args)
+        except NoSuchOption:
+            known = {name for param in self.get_params(ctx) for name in param.opts + param.secondary_opts}
+            end = given.index("--") if "--" in given else len(given)
+            for arg in given[:end]:
+                looks_like_a_file = "." in arg or "/" in arg or Path(arg).exists()
+                if arg.startswith("-") and arg != "-" and arg.split("=")[0] not in known and looks_like_a_file:
+                    fail(f"{arg}: a name starting with '-' is read as an option; write ./{arg} or put -- before it", 2)
+            raise
+
+
+LOGGING_FLAGS = {"-v", "--verbose", "-q", "--quiet"}
+
+
+class LowlightGroup(TyperGroup):
+    """The root command: -v/-q are taken anywhere before `--`, so `lowlight enhance x.jpg -v` works too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        plain_params(self, {})
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return plain_options(super().get_params(ctx))
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        end = args.index("--") if "--" in args else len(args)
+        flags = [arg for arg in args[:end] if arg in LOGGING_FLAGS]
+        rest = [arg for arg in args[:end] if arg not in LOGGING_FLAGS]
+        return super().parse_args(ctx, flags + rest + args[end:])
+
+
+# Help panels: which option of the enhancing commands (and of train) is listed where; the rest under "Options".
+PANELS = {
+    "Output": ["output", "fmt", "quality", "overwrite", "frame_format"],
+    "Input": ["recursive", "glob", "start", "end", "max_frames", "fps"],
+    "Look": ["exposure", "detail_threshold", "shadow_denoise", "smoothing"],
+    "Model and prior": ["model", "prior", "sam_model", "sam_checkpoint"],
+    "Quality and speed": ["steps", "work_size", "full_res", "tile", "seed", "device"],
+}
+TRAIN_PANELS = {
+    "Data and output": ["data", "out", "init", "save_every", "stop_at"],
+    "Schedule": ["steps", "tone_steps", "batch_size", "crop", "lr", "seed"],
+    "Model": ["base_channels", "tone", "no_diffusion", "mean_start", "prior_map_scale"],
+    "Losses": ["ssim_weight", "colour_weight", "semantic_weight", "final_step_share", "refine_share"],
+    "Region prior": ["prior", "sam_model", "sam_checkpoint"],
+    "Hardware": ["device", "threads", "workers"],
+}
+
 app = typer.Typer(
     name="lowlight",
+    cls=LowlightGroup,
     help="Enhance dark photos and videos with a SAM prior-guided diffusion model.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
-models_app = typer.Typer(help="List, download and locate model weights.", no_args_is_help=True)
+models_app = typer.Typer(cls=LowlightGroup, help="List, download and locate model weights.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
 
@@ -117,27 +230,31 @@ def main(
 # Options shared by every command that enhances.
 # STEPS, WORK_SIZE, DETAIL and SHADOW repeat the pipeline's DEFAULT_* values (a test keeps them equal):
 # importing the pipeline here would import torch for --help.
-STEPS = typer.Option(1, "--steps", help="DDIM sampling steps (1 to 1000). The default 1 has the best SSIM on our validation set; more steps add sampled detail at some cost in fidelity and time.")
-SEED = typer.Option(0, "--seed", help="Noise seed: the same seed draws the same noise on every device (CUDA computes in 16 bits, so slightly different pixels). "
+STEPS = typer.Option(1, "--steps", metavar="N", help="DDIM sampling steps (1 to 1000). The default 1 has the best SSIM on our validation set; more steps add sampled detail at some cost in fidelity and time.")
+SEED = typer.Option(0, "--seed", metavar="N", help="Noise seed: the same seed draws the same noise on every device (CUDA computes in 16 bits, so slightly different pixels). "
                     "At 1 step the default model starts from the noise's mean, so only --steps > 1 uses it.")
 DEVICE = typer.Option(Device.auto, "--device", help="auto picks CUDA, then Apple MPS, then CPU.")
-MODEL = typer.Option("default", "--model", help="'default' (bundled) or a .safetensors checkpoint path.")
+MODEL = typer.Option("default", "--model", metavar="default|PATH", help="'default' (bundled) or a .safetensors checkpoint path.")
 PRIOR = typer.Option(Prior.auto, "--prior", help="Region prior: auto (SAM if its weights are present, else the "
                                                   "built-in one), sam, fallback (built-in), or none.")
 SAM_MODEL = typer.Option(SamModel.vit_b, "--sam-model", help="SAM size for --prior sam/auto.")
 SAM_CKPT = typer.Option(None, "--sam-checkpoint", help="Local SAM .safetensors (Hugging Face or segment-anything names).")
-WORK_SIZE = typer.Option(384, "--work-size", help="Long side (px) at which the diffusion model runs; the result is "
+WORK_SIZE = typer.Option(384, "--work-size", metavar="PX", help="Long side (px) at which the diffusion model runs; the result is "
                                                    "carried to full resolution by guided reconstruction.")
 FULL_RES = typer.Option(False, "--full-res", help="Sample at full resolution in blended tiles instead (slow; GPU advised).")
-TILE = typer.Option(512, "--tile", help="Tile side for --full-res.")
-DETAIL = typer.Option(2.0, "--detail-threshold", min=0.0,
+TILE = typer.Option(512, "--tile", metavar="PX", help="Tile side for --full-res.")
+DETAIL = typer.Option(2.0, "--detail-threshold", min=0.0, metavar="SIGMAS",
                       help="Keep the photo's own fine detail above this many noise sigmas when carrying the result "
                            "to full resolution. Lower keeps more texture and more grain; 0 keeps all of it.")
-SHADOW = typer.Option(0.5, "--shadow-denoise", min=0.0,
+SHADOW = typer.Option(0.5, "--shadow-denoise", min=0.0, metavar="K",
                       help="Smooth noise the brightening lifts out of near-black areas (night skies, deep shadow): "
                            "strength in units of the expected noise. 0 turns it off; above 1 also flattens texture.")
 OVERWRITE = typer.Option(False, "--overwrite", help="Replace outputs that already exist (inputs are never replaced).")
-FORMAT = typer.Option(None, "--format", help="Output extension, e.g. png or jpg (default: same as the input).")
+FORMAT = typer.Option(None, "--format", metavar="EXT",
+                      help="Output extension, e.g. png or jpg (default: same as the input).")
+QUALITY = typer.Option(None, "--quality", min=1, max=100, metavar="N",
+                       help="JPEG/WebP quality of the output (default: the input JPEG's own quality where it can be "
+                            "read, else 95).")
 EXPOSURE = typer.Option(0.0, "--exposure", min=-3.0, max=3.0, metavar="EV",  # ±pipeline.MAX_EXPOSURE (a test checks)
                         help="Brightness bias in EV around the model's own choice, about -2..+2; applied through the "
                              "model's tone conditioning, 0 = the model's choice.")
@@ -158,15 +275,52 @@ def build_enhancer(model: str, device: Device, prior: Prior, sam_model: SamModel
     if STATE["verbose"]:
         out.print(f"model: {model} on {enhancer.device} ({str(enhancer.dtype).replace('torch.', '')}), "
                   f"{steps} steps, work size {work_size}, prior {prior.value}, exposure {exposure:+g} EV")
+    enhancer.model_name = model  # named by errors about the model's output (jobs.check_finite)
     return enhancer
 
 
-def enhance_one(enhancer, job, image) -> None:
-    """Enhance and save one decoded file (the unit of work of `enhance` and `batch`)."""
+STDIO = Path("-")  # as an input: standard input; as -o: standard output
+DEFAULT_QUALITY = 95  # JPEG/WebP quality when the input's own cannot be read
+# The IJG (libjpeg) luminance table at quality 50: other qualities scale it, which is how a file's quality is read back.
+IJG_LUMINANCE = (16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+                 14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+                 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99)
+
+
+def jpeg_quality(path: Path) -> Optional[int]:
+    """The quality a JPEG was saved at, estimated from its luminance table; None for other files.
+
+    Re-encoding at the input's own quality keeps the output about as large
+    and as faithful as the input, where a fixed 95 would bloat a q75 photo
+    and a fixed 75 would degrade a q98 one. Reads the header only.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            tables = image.quantization if image.format == "JPEG" else None
+    except (OSError, UnidentifiedImageError, AttributeError):
+        return None
+    if not tables or 0 not in tables or len(tables[0]) != 64:
+        return None
+    scale = 100.0 * sum(tables[0]) / sum(IJG_LUMINANCE)  # libjpeg's percentage scaling of the base table
+    quality = (200.0 - scale) / 2.0 if scale <= 100.0 else 5000.0 / scale
+    return int(min(100, max(1, round(quality))))
+
+
+def enhance_one(enhancer, job, image, quality: Optional[int] = None) -> None:
+    """Enhance and save one decoded file (the unit of work of `enhance` and `batch`).
+
+    `quality` (JPEG/WebP) defaults to the input's own where it can be read, else 95.
+    """
     from lowlight_cli.io.images import save_image
 
+    from lowlight_cli.jobs import check_finite
+
     result = enhancer.enhance(image.rgb)
-    save_image(job.target, result.rgb, like=image, protect=[job.source])
+    check_finite(result.rgb, getattr(enhancer, "model_name", "in use"))  # a broken checkpoint must not write black
+    save_image(job.target, result.rgb, like=image, protect=[job.source],
+               quality=quality or jpeg_quality(job.source) or DEFAULT_QUALITY)
     if STATE["verbose"]:
         t = result.timings
         console().print(
@@ -175,7 +329,7 @@ def enhance_one(enhancer, job, image) -> None:
             f"reconstruction {t['reconstruct']:.2f}s")
 
 
-def run_with_progress(jobs, enhancer, overwrite: bool, label: str):
+def run_with_progress(jobs, enhancer, overwrite: bool, label: str, quality: Optional[int] = None):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from lowlight_cli.io.images import load_image
@@ -184,7 +338,8 @@ def run_with_progress(jobs, enhancer, overwrite: bool, label: str):
     with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("eta"), TimeRemainingColumn(), console=console(), transient=False) as progress:
         task = progress.add_task(label, total=len(jobs))
-        return run_jobs(jobs, lambda job: load_image(job.source), lambda job, image: enhance_one(enhancer, job, image),
+        return run_jobs(jobs, lambda job: load_image(job.source),
+                        lambda job, image: enhance_one(enhancer, job, image, quality),
                         overwrite, on_advance=lambda job: progress.advance(task))
 
 
@@ -198,6 +353,10 @@ def summarise(report) -> None:
     parts = [f"{len(report.done)} enhanced"]
     if report.skipped:
         parts.append(f"{len(report.skipped)} skipped (output exists; --overwrite to redo)")
+    if getattr(report, "unsupported", None):
+        from lowlight_cli.jobs import describe_unsupported
+
+        parts.append(escape(describe_unsupported(report.unsupported)))
     if report.failed:
         parts.append(f"[red]{len(report.failed)} failed[/]")
     out.print(", ".join(parts))
@@ -205,53 +364,107 @@ def summarise(report) -> None:
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(cls=LowlightCommand)
 @handle_errors
 def enhance(
-    inputs: list[Path] = typer.Argument(..., help="Photo(s) to enhance.", show_default=False),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file (one input) or folder (several). "
-                                                                       "Default: {stem}_enhanced.{ext} beside each input."),
+    inputs: list[Path] = typer.Argument(..., metavar="PHOTO", show_default=False,
+                                        help="Photo(s) to enhance; - reads one from standard input."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file (one input) or folder (several); "
+                                          "- writes to standard output. Default: {stem}_enhanced.{ext} beside each "
+                                          "input (standard output for standard input)."),
     steps: int = STEPS, seed: int = SEED, device: Device = DEVICE, model: str = MODEL, prior: Prior = PRIOR,
     sam_model: SamModel = SAM_MODEL, sam_checkpoint: Optional[Path] = SAM_CKPT, work_size: int = WORK_SIZE,
     detail_threshold: float = DETAIL, shadow_denoise: float = SHADOW, exposure: float = EXPOSURE,
     full_res: bool = FULL_RES, tile: int = TILE, overwrite: bool = OVERWRITE, fmt: Optional[str] = FORMAT,
+    quality: Optional[int] = QUALITY,
 ) -> None:
     """Enhance one or more dark photos.
 
     Example: lowlight enhance photo.jpg            (writes photo_enhanced.jpg)
+    In a pipeline: cat dark.jpg | lowlight enhance - --format png > bright.png
     """
-    from lowlight_cli.errors import InputError
+    import tempfile
+
+    from lowlight_cli.errors import InputError, UsageError
     from lowlight_cli.jobs import jobs_for_files
 
+    reads_stdin, writes_stdout = STDIO in inputs, output == STDIO or (STDIO in inputs and output is None)
+    if (reads_stdin or writes_stdout) and len(inputs) > 1:
+        raise UsageError("- (standard input or output) works with a single input")
     for path in inputs:
-        if not path.exists():
+        if path != STDIO and not path.exists():
             raise InputError(f"{path}: file not found")
-    jobs = jobs_for_files(inputs, output, ext=normalise_ext(fmt))
-    enhancer = build_enhancer(model, device, prior, sam_model, sam_checkpoint, steps, seed, work_size, full_res, tile,
-                              detail_threshold=detail_threshold, shadow_denoise=shadow_denoise, exposure=exposure)
-    report = run_with_progress(jobs, enhancer, overwrite, "enhancing")
-    for job in report.done:
-        if not STATE["quiet"]:
-            typer.echo(str(job.target))
-    summarise(report)
+    ext = normalise_ext(fmt)
+    with tempfile.TemporaryDirectory(prefix="lowlight-") as scratch:
+        if reads_stdin:
+            inputs = [read_stdin(Path(scratch))]
+        if writes_stdout:
+            output = Path(scratch) / f"stdout{ext or inputs[0].suffix.lower()}"
+        jobs = jobs_for_files(inputs, output, ext=ext)
+        enhancer = build_enhancer(model, device, prior, sam_model, sam_checkpoint, steps, seed, work_size, full_res,
+                                  tile, detail_threshold=detail_threshold, shadow_denoise=shadow_denoise,
+                                  exposure=exposure)
+        report = run_with_progress(jobs, enhancer, overwrite, "enhancing", quality)
+        if writes_stdout:
+            if report.done:
+                binary_stream("stdout").write(jobs[0].target.read_bytes())
+        elif not STATE["quiet"]:
+            for job in report.done:
+                typer.echo(str(job.target))
+        summarise(report)
+
+
+def binary_stream(name: str) -> Any:
+    """sys.stdin/sys.stdout as bytes (also under test runners that replace them)."""
+    import sys
+
+    stream = getattr(sys, name)
+    return getattr(stream, "buffer", stream)
+
+
+def read_stdin(folder: Path) -> Path:
+    """Standard input saved as a file in `folder`, named for the format it holds: the pipeline reads files."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    from lowlight_cli.errors import InputError, UsageError
+    from lowlight_cli.io.images import supported_formats
+
+    stream = binary_stream("stdin")
+    if stream.isatty():
+        raise UsageError("- reads a photo from standard input, which is a terminal here: pipe one in "
+                         "(lowlight enhance - < photo.jpg)")
+    data = stream.read()
+    if not data:
+        raise InputError("standard input: no image data")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            kind = image.format or ""
+    except (UnidentifiedImageError, OSError):
+        raise InputError(f"standard input: not a supported image (supported: {supported_formats()})") from None
+    suffix = {"JPEG": "jpg", "TIFF": "tif"}.get(kind, kind.lower())
+    path = folder / f"stdin.{suffix}"
+    path.write_bytes(data)
+    return path
 
 
 def normalise_ext(fmt: Optional[str]) -> Optional[str]:
     from lowlight_cli.errors import UsageError
-    from lowlight_cli.io.images import IMAGE_SUFFIXES, supported_formats
+    from lowlight_cli.io.images import writable_formats, writable_suffixes
 
     if fmt is None:
         return None
     ext = "." + fmt.lower().lstrip(".")
-    if ext not in IMAGE_SUFFIXES:
-        raise UsageError(f"--format {fmt}: not supported (choose from {supported_formats()})")
+    if ext not in writable_suffixes():
+        raise UsageError(f"--format {fmt}: cannot be written (choose from {writable_formats()})")
     return ext
 
 
-@app.command()
+@app.command(cls=LowlightCommand)
 @handle_errors
 def batch(
-    folder: Path = typer.Argument(..., help="Folder of photos."),
+    folder: Path = typer.Argument(..., metavar="DIR", help="Folder of photos."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder (default: <DIR>_enhanced beside DIR). "
                                                                        "Sub-folders are mirrored."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Include sub-folders."),
@@ -260,6 +473,7 @@ def batch(
     sam_model: SamModel = SAM_MODEL, sam_checkpoint: Optional[Path] = SAM_CKPT, work_size: int = WORK_SIZE,
     detail_threshold: float = DETAIL, shadow_denoise: float = SHADOW, exposure: float = EXPOSURE,
     full_res: bool = FULL_RES, tile: int = TILE, overwrite: bool = OVERWRITE, fmt: Optional[str] = FORMAT,
+    quality: Optional[int] = QUALITY,
 ) -> None:
     """Enhance every photo in a folder: resumable, keeps going past bad files.
 
@@ -273,22 +487,32 @@ def batch(
     if output.resolve() == folder.resolve():
         raise UsageError("-o must differ from the input folder (inputs are never overwritten)")
     jobs = jobs_for_folder(folder, output, recursive, glob, normalise_ext(fmt))
+    from lowlight_cli.errors import InputError
+    from lowlight_cli.jobs import no_images_message, unsupported_images
+
+    unsupported = unsupported_images(folder, recursive, glob, exclude=output)  # listed, never skipped silently
     if not jobs:
-        console().print(f"no images found in {folder}" + ("" if recursive else " (use --recursive for sub-folders)"))
+        if unsupported:
+            raise InputError(no_images_message(folder, recursive, unsupported))
+        console().print(no_images_message(folder, recursive, unsupported))
         return
     pending = [j for j in jobs if overwrite or not j.target.exists()]
     if not pending:
-        summarise(run_with_progress(jobs, None, overwrite, "batch"))
+        report = run_with_progress(jobs, None, overwrite, "batch")
+        report.unsupported = unsupported
+        summarise(report)
         return
     enhancer = build_enhancer(model, device, prior, sam_model, sam_checkpoint, steps, seed, work_size, full_res, tile,
                               detail_threshold=detail_threshold, shadow_denoise=shadow_denoise, exposure=exposure)
-    summarise(run_with_progress(jobs, enhancer, overwrite, "batch"))
+    report = run_with_progress(jobs, enhancer, overwrite, "batch", quality)
+    report.unsupported = unsupported
+    summarise(report)
 
 
-@app.command()
+@app.command(cls=LowlightCommand)
 @handle_errors
 def video(
-    source: Path = typer.Argument(..., help="Video file (mp4/mov/mkv/avi…) or a folder of frames."),
+    source: Path = typer.Argument(..., metavar="INPUT", help="Video file (mp4/mov/mkv/avi…) or a folder of frames."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Video file (.mp4/.m4v/.mov/.mkv) or a folder "
                                                                        "for frames. Default: {stem}_enhanced.mp4 beside INPUT."),
     start: Optional[float] = typer.Option(None, "--start", help="Start time in seconds."),
@@ -316,7 +540,6 @@ def video(
     from lowlight_cli.errors import UsageError
     from lowlight_cli.io.video import FOLDER_FPS, open_sink, open_source
     from lowlight_cli.jobs import default_folder_output, default_output
-    from lowlight_cli.video import enhance_video
 
     if fps is not None and source.is_file():
         raise UsageError(f"--fps is for a frames folder; {source} keeps its own frame rate")
@@ -324,6 +547,8 @@ def video(
     with open_source(source, start, end, max_frames, folder_fps) as frames:
         target = output or (default_folder_output(source, ".mp4") if source.is_dir() else default_output(source, ".mp4"))
         sink = open_sink(target, frames, frame_format, overwrite)
+        from lowlight_cli.video import enhance_video  # torch: only once the input and output are known to be usable
+
         enhancer = build_enhancer(model, device, prior, sam_model, sam_checkpoint, steps, seed, work_size,
                                   detail_threshold=detail_threshold, shadow_denoise=shadow_denoise, exposure=exposure)
         total = frames.frame_count if max_frames is None else min(max_frames, frames.frame_count or max_frames)
@@ -338,7 +563,7 @@ def video(
         typer.echo(str(target))
 
 
-@app.command("eval")
+@app.command("eval", cls=LowlightCommand)
 @handle_errors
 def evaluate(
     data: Path = typer.Option(..., "--data", help="Paired folder: SICE layout (pairs.csv + val_scenes.txt) or low/ + high/."),
@@ -352,6 +577,10 @@ def evaluate(
     per_image: bool = typer.Option(False, "--per-image", help="Print a row per image."),
 ) -> None:
     """PSNR / SSIM (and GT-mean PSNR, labelled) on paired data, with time per image."""
+    from lowlight_cli.errors import InputError
+
+    if not data.is_dir():  # before the imports below load torch
+        raise InputError(f"--data {data}: no such folder")
     from lowlight_cli.evaluation import evaluate_pairs
 
     enhancer = None
@@ -363,7 +592,7 @@ def evaluate(
     typer.echo(summary.format())
 
 
-@app.command()
+@app.command(cls=LowlightCommand)
 @handle_errors
 def info() -> None:
     """Versions, devices found, cache folder and which weights are present."""
@@ -388,22 +617,29 @@ def info() -> None:
     typer.echo("\n".join(lines))
 
 
-@models_app.command("list")
+@models_app.command("list", cls=LowlightCommand)
 @handle_errors
 def models_list() -> None:
     """Known checkpoints: the bundled denoiser and the SAM models."""
+    from rich.console import Console
+    from rich.table import Column, Table
+
     from lowlight_cli.pipeline import DEFAULT_MODEL, default_model_path
     from lowlight_cli.weights import REGISTRY, find_cached
 
-    typer.echo(f"{DEFAULT_MODEL:<18} denoiser  bundled    {'present' if default_model_path().exists() else 'missing'}")
+    table = Table("name", "kind", Column("source", overflow="fold"), "state", "description", box=None,
+                  header_style="bold")
+    table.add_row(DEFAULT_MODEL, "denoiser", "bundled", "present" if default_model_path().exists() else "MISSING",
+                  "the shipped diffusion model (weights/README.md)")
     for name, entry in REGISTRY.items():
-        state = "cached" if find_cached(name) else "not downloaded"
-        typer.echo(f"{name:<18} {entry.kind:<9} {entry.repo_id}@{entry.revision[:8]}  {state}  {entry.description}")
+        table.add_row(name, entry.kind, f"{entry.repo_id}@{entry.revision[:8]}",
+                      "cached" if find_cached(name) else "not downloaded", entry.description)
+    Console(soft_wrap=False).print(table)
 
 
-@models_app.command("download")
+@models_app.command("download", cls=LowlightCommand)
 @handle_errors
-def models_download(names: list[str] = typer.Argument(..., help="Checkpoint names from `lowlight models list`.")) -> None:
+def models_download(names: list[str] = typer.Argument(..., metavar="NAME", help="Checkpoint names from `lowlight models list`.")) -> None:
     """Download checkpoints into the Hugging Face cache (pinned revision, sha256-checked)."""
     from lowlight_cli.weights import fetch_checkpoint
 
@@ -411,9 +647,9 @@ def models_download(names: list[str] = typer.Argument(..., help="Checkpoint name
         typer.echo(str(fetch_checkpoint(name, progress=not STATE["quiet"])))
 
 
-@models_app.command("path")
+@models_app.command("path", cls=LowlightCommand)
 @handle_errors
-def models_path(name: str = typer.Argument(..., help="Checkpoint name.")) -> None:
+def models_path(name: str = typer.Argument(..., metavar="NAME", help="Checkpoint name.")) -> None:
     """Print the local path of a checkpoint (error if it is not downloaded)."""
     from lowlight_cli.errors import WeightsError
     from lowlight_cli.pipeline import DEFAULT_MODEL, default_model_path
@@ -428,7 +664,7 @@ def models_path(name: str = typer.Argument(..., help="Checkpoint name.")) -> Non
     typer.echo(str(path))
 
 
-@app.command()
+@app.command(cls=LowlightCommand)
 @handle_errors
 def train(
     data: str = typer.Option(..., help="Comma-separated folders: SICE layout (pairs.csv), low/+high/ pairs, "
@@ -440,7 +676,9 @@ def train(
     batch_size: int = typer.Option(16, help="Crops per step."),
     crop: int = typer.Option(128, help="Crop side in pixels (a multiple of 8)."),
     lr: float = typer.Option(2e-4, help="Peak learning rate (AdamW, cosine decay)."),
-    prior: Prior = typer.Option(Prior.fallback, help="Region prior for training: fallback (built-in), sam, or none."),
+    prior: Prior = typer.Option(Prior.fallback, help="Region prior for training: fallback (built-in), sam, none, or "
+                                                     "auto, which trains on the built-in prior like fallback (it "
+                                                     "never downloads SAM; choose sam for SAM priors)."),
     sam_model: SamModel = typer.Option(SamModel.vit_b, help="SAM size when --prior sam."),
     sam_checkpoint: Optional[Path] = typer.Option(None, help="Local SAM checkpoint (.safetensors)."),
     semantic_weight: float = typer.Option(0.5, help="Weight of the semantic-context regularisation loss."),

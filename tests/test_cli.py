@@ -147,11 +147,11 @@ def test_ctrl_c_stops_with_130_and_keeps_finished_outputs(tmp_path, tiny_checkpo
     real = cli.enhance_one
     calls = []
 
-    def interrupt_second(enhancer, job, image):
+    def interrupt_second(enhancer, job, image, quality=None):
         calls.append(job)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        real(enhancer, job, image)
+        real(enhancer, job, image, quality)
 
     monkeypatch.setattr(cli, "enhance_one", interrupt_second)
     result = run("batch", folder, "-o", tmp_path / "o", "--recursive", "--model", tiny_checkpoint, *FAST)
@@ -201,6 +201,10 @@ def test_wrong_checkpoint_is_refused(dark_jpeg, tmp_path):
 def test_models_list_path_and_info():
     result = run("models", "list")
     assert result.exit_code == 0 and "sam-vit-b" in result.output and "lowlight-default" in result.output
+    header, first = result.output.splitlines()[:2]
+    assert header.split() == ["name", "kind", "source", "state", "description"]
+    assert first.split()[:3] == ["lowlight-default", "denoiser", "bundled"]
+    assert first.index("denoiser") == header.index("kind")  # aligned columns
     result = run("models", "path", "sam-vit-h")
     assert result.exit_code == 1 and "not downloaded" in result.output
     result = run("info")
@@ -231,7 +235,8 @@ def test_eval_and_train_on_a_tiny_paired_folder(tmp_path, tiny_checkpoint):
 
     out = tmp_path / "new" / "folder" / "m.safetensors"  # created by train, not lost at the first save
     args = ["train", "--data", tmp_path / "pairs", "--out", out, "--steps", "2", "--batch-size", "2", "--crop", "32",
-            "--base-channels", "8", "--save-every", "1", "--device", "cpu", "--no-mean-start"]
+            "--base-channels", "8", "--save-every", "1", "--device", "cpu", "--no-mean-start", "--no-tone",
+            "--tone-steps", "0"]
     result = run(*args)
     assert result.exit_code == 0, result.output
     args[args.index("--steps") + 1] = "4"
@@ -315,7 +320,8 @@ def test_cli_defaults_match_the_library():
 
 def test_detail_threshold_trades_grain_for_texture(tmp_path, tiny_checkpoint):
     rng = np.random.default_rng(0)
-    noisy = np.clip(40 + rng.normal(0, 12, (96, 128, 3)), 0, 255).astype(np.uint8)  # dark, grainy, flat
+    # Dark, grainy, flat, and longer than the size up to which photos are sampled directly (no reconstruction).
+    noisy = np.clip(40 + rng.normal(0, 12, (64, 704, 3)), 0, 255).astype(np.uint8)
     source = tmp_path / "grain.png"
     Image.fromarray(noisy).save(source)
     detail = {}
@@ -362,3 +368,104 @@ def test_exposure_biases_brightness_through_the_tone_branch(tmp_path, dark_jpeg,
 def test_every_enhancing_command_takes_exposure(command):
     result = run(command, "--help")
     assert result.exit_code == 0 and "--exposure" in result.output and "EV" in result.output
+
+
+def test_verbose_and_quiet_are_accepted_after_the_subcommand(dark_jpeg, tiny_checkpoint):
+    result = run("enhance", dark_jpeg, "--model", tiny_checkpoint, *FAST, "-v")
+    assert result.exit_code == 0, result.output
+    assert "model: " in result.output and "regions in" in result.output
+    result = run("enhance", dark_jpeg, "--model", tiny_checkpoint, *FAST, "--overwrite", "-q")
+    assert result.exit_code == 0 and result.output == ""
+    result = run("models", "list", "--quiet")
+    assert result.exit_code == 0 and "lowlight-default" in result.output
+
+
+@pytest.mark.parametrize("command", [["enhance"], ["batch"], ["video"], ["eval"], ["train"], ["models", "download"]])
+def test_help_is_in_panels_without_python_type_names(command):
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    for python_name in ("<bool>", "<int>", "<float", "<str>", "<path>", "list[", "{inputs", "{folder", "{source"):
+        assert python_name not in result.output, python_name
+    if command[0] in {"enhance", "batch", "video", "eval"}:
+        for panel in ("Output" if command[0] != "eval" else "Look", "Model and prior", "Quality and speed", "Look"):
+            assert f"─ {panel} ─" in result.output, panel
+    if command == ["enhance"]:
+        assert "Usage: lowlight enhance [OPTIONS] PHOTO..." in result.output
+        flag = next(line for line in result.output.splitlines() if "--overwrite" in line)
+        assert flag.split()[1:3] == ["--overwrite", "Replace"]  # a flag: no placeholder after it
+    if command == ["train"]:
+        assert "─ Schedule ─" in result.output and "auto, which trains on the built-in prior" in result.output
+
+
+def test_shell_completion_does_not_import_torch():
+    code = ("import sys; from typer.testing import CliRunner; from lowlight_cli.cli import app; "
+            "r = CliRunner().invoke(app, ['--show-completion', 'bash']); assert r.exit_code == 0, r.output; "
+            "assert '_LOWLIGHT_COMPLETE' in r.output, r.output; "
+            "r = CliRunner().invoke(app, [], prog_name='lowlight', env={'_LOWLIGHT_COMPLETE': 'complete_bash', "
+            "'COMP_WORDS': 'lowlight ba', 'COMP_CWORD': '1'}); assert r.output.split() == ['batch'], r.output; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("args", [["enhance", "missing.jpg"], ["batch", "missing"], ["video", "missing.mp4"],
+                                  ["eval", "--data", "missing"]])
+def test_missing_inputs_fail_before_torch_is_imported(tmp_path, args):
+    code = ("import sys; from typer.testing import CliRunner; from lowlight_cli.cli import app; "
+            f"r = CliRunner().invoke(app, {args!r}); assert r.exit_code == 1, r.output; "
+            "assert 'missing' in r.output and len(r.output.strip().splitlines()) == 1, r.output; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
+
+
+def test_quality_keeps_the_inputs_or_takes_the_option(tmp_path, tiny_checkpoint):
+    from lowlight_cli.cli import jpeg_quality
+
+    source = tmp_path / "q70.jpg"
+    Image.fromarray(dark_array()).save(source, quality=70)
+    png = tmp_path / "lossless.png"
+    Image.fromarray(dark_array()).save(png)
+    assert jpeg_quality(source) == 70 and jpeg_quality(png) is None
+    for extra, name, expected in ([], "kept.jpg", 70), (["--quality", "40"], "forty.jpg", 40):
+        result = run("enhance", source, "-o", tmp_path / name, "--model", tiny_checkpoint, *FAST, *extra)
+        assert result.exit_code == 0, result.output
+        assert jpeg_quality(tmp_path / name) == expected
+    result = run("enhance", png, "--format", "jpg", "--model", tiny_checkpoint, *FAST)
+    assert result.exit_code == 0, result.output
+    assert jpeg_quality(tmp_path / "lossless_enhanced.jpg") == 95
+    result = run("enhance", source, "--quality", "0")
+    assert result.exit_code == 2 and "--quality" in result.output
+
+
+def test_dash_reads_stdin_and_writes_stdout(tmp_path, dark_jpeg, tiny_checkpoint):
+    import io
+
+    png = io.BytesIO()
+    Image.fromarray(dark_array()).save(png, format="PNG")
+    result = runner.invoke(app, ["enhance", "-", "--model", str(tiny_checkpoint), *FAST], input=png.getvalue())
+    assert result.exit_code == 0, result.output
+    out = Image.open(io.BytesIO(result.stdout_bytes))
+    assert out.format == "PNG" and out.size == (64, 48)  # the input's format when --format is not given
+    assert np.asarray(out).mean() > 2 * dark_array().mean()
+    result = runner.invoke(app, ["enhance", str(dark_jpeg), "-o", "-", "--format", "webp", "--model",
+                                 str(tiny_checkpoint), *FAST])
+    assert result.exit_code == 0, result.output
+    assert Image.open(io.BytesIO(result.stdout_bytes)).format == "WEBP"
+    assert sorted(p.name for p in dark_jpeg.parent.iterdir()) == [dark_jpeg.name]  # nothing written beside it
+    result = runner.invoke(app, ["enhance", "-"], input=b"not an image")
+    assert result.exit_code == 1 and "standard input: not a supported image" in result.output
+    result = run("enhance", "-", dark_jpeg)
+    assert result.exit_code == 2 and "single input" in result.output
+
+
+def test_a_file_named_like_an_option_gets_a_one_line_hint(tmp_path, tiny_checkpoint, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(dark_array()).save("-dark.png")
+    result = run("enhance", "-dark.png")
+    assert result.exit_code == 2
+    assert result.output.strip() == ("error: -dark.png: a name starting with '-' is read as an option; "
+                                     "write ./-dark.png or put -- before it")
+    result = run("enhance", "--model", tiny_checkpoint, *FAST, "--", "-dark.png")
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "-dark_enhanced.png").size == (64, 48)
+    result = run("enhance", "--bogus", "x.jpg")
+    assert result.exit_code == 2 and "No such option: --bogus" in result.output
