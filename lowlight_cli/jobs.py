@@ -3,7 +3,10 @@
 Conventions follow rembg / Real-ESRGAN: `{stem}_enhanced{ext}` beside the
 input by default, mirrored sub-folders under an output folder, finished
 outputs skipped on re-run unless `--overwrite`, and one failing file never
-stops the others.
+stops the others. Nothing is passed over silently: pictures in a format we
+cannot read are listed by `batch`, an `-o` naming a format we cannot write
+is an error (not a folder of that name), and a model whose output is not
+finite fails with its name instead of writing black images.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from lowlight_cli.errors import InputError, LowlightError, OutputError
-from lowlight_cli.io.images import IMAGE_SUFFIXES
+import numpy as np
+
+from lowlight_cli.errors import InputError, LowlightError, OutputError, WeightsError
+from lowlight_cli.io.images import IMAGE_SUFFIXES, check_writable, default_suffix, is_image_name, supported_formats
 
 SUFFIX = "_enhanced"
 T = TypeVar("T")
@@ -32,10 +37,12 @@ class JobReport:
     done: list[Job] = field(default_factory=list)
     skipped: list[Job] = field(default_factory=list)
     failed: list[tuple[Job, str]] = field(default_factory=list)
+    unsupported: list[str] = field(default_factory=list)  # pictures `batch` could not read, listed in its summary
 
 
 def default_output(source: Path, ext: str | None = None) -> Path:
-    return source.with_name(f"{source.stem}{SUFFIX}{ext or source.suffix}")
+    """`{stem}_enhanced{ext}`; without `ext`, the input's extension (16-bit `.tif` for camera RAW)."""
+    return source.with_name(f"{source.stem}{SUFFIX}{ext or default_suffix(source)}")
 
 
 def default_folder_output(folder: Path, ext: str = "") -> Path:
@@ -45,8 +52,15 @@ def default_folder_output(folder: Path, ext: str = "") -> Path:
 
 
 def jobs_for_files(sources: list[Path], output: Path | None, ext: str | None = None) -> list[Job]:
-    """`enhance INPUT... [-o OUT]`: OUT is a file for one input, a folder for several."""
-    output_is_file = output is not None and output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir()
+    """`enhance INPUT... [-o OUT]`: OUT is a file for one input, a folder for several.
+
+    An OUT whose extension names a picture format (`photo.heic`, `x.gif`) is
+    a file: if we cannot write that format it is an error, never a folder
+    created under that name.
+    """
+    output_is_file = output is not None and is_image_name(output) and not output.is_dir()
+    if output_is_file:
+        check_writable(output)
     if output_is_file and len(sources) > 1:
         raise OutputError(f"-o {output}: with {len(sources)} inputs, -o must be a folder")
     jobs = []
@@ -61,12 +75,8 @@ def jobs_for_files(sources: list[Path], output: Path | None, ext: str | None = N
     return checked(jobs)
 
 
-def discover(folder: Path, recursive: bool, pattern: str | None, exclude: Path | None = None) -> list[Path]:
-    """Images under `folder` (by extension, sorted), skipping our own outputs and hidden files.
-
-    `exclude` is the output folder: when it lies inside `folder`, a re-run
-    must not take the previous run's results for new inputs.
-    """
+def _candidates(folder: Path, recursive: bool, pattern: str | None, exclude: Path | None) -> list[Path]:
+    """Files under `folder` that `batch` considers: not hidden, not our outputs, not in `exclude`, matching `pattern`."""
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder")
     candidates = folder.rglob("*") if recursive else folder.iterdir()
@@ -78,7 +88,7 @@ def discover(folder: Path, recursive: bool, pattern: str | None, exclude: Path |
             continue
         if skip is not None and path.resolve().is_relative_to(skip):
             continue
-        if path.suffix.lower() not in IMAGE_SUFFIXES or path.stem.endswith(SUFFIX):
+        if path.stem.endswith(SUFFIX):
             continue
         if pattern and not fnmatch.fnmatch(rel.as_posix(), pattern) and not fnmatch.fnmatch(path.name, pattern):
             continue
@@ -86,12 +96,52 @@ def discover(folder: Path, recursive: bool, pattern: str | None, exclude: Path |
     return sorted(found)
 
 
+def discover(folder: Path, recursive: bool, pattern: str | None, exclude: Path | None = None) -> list[Path]:
+    """Images under `folder` (by extension, sorted), skipping our own outputs and hidden files.
+
+    `exclude` is the output folder: when it lies inside `folder`, a re-run
+    must not take the previous run's results for new inputs.
+    """
+    return [path for path in _candidates(folder, recursive, pattern, exclude) if path.suffix.lower() in IMAGE_SUFFIXES]
+
+
+def unsupported_images(folder: Path, recursive: bool, pattern: str | None, exclude: Path | None = None) -> list[str]:
+    """Pictures `discover` passes over because we cannot read their format (GIF, JPEG XL…), relative to `folder`.
+
+    `batch` lists them; files that are not pictures at all (sidecars, notes) are not listed.
+    """
+    return [path.relative_to(folder).as_posix() for path in _candidates(folder, recursive, pattern, exclude)
+            if path.suffix.lower() not in IMAGE_SUFFIXES and is_image_name(path)]
+
+
+def describe_unsupported(names: list[str], shown: int = 5) -> str:
+    """'2 unsupported files skipped: a.gif, b/c.jxl' (the first `shown` names)."""
+    listed = ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+    return f"{len(names)} unsupported file{'s' if len(names) != 1 else ''} skipped: {listed}"
+
+
+def no_images_message(folder: Path, recursive: bool, unsupported: list[str]) -> str:
+    """What `batch` says when it finds nothing to enhance: names what it skipped, if anything."""
+    if unsupported:
+        return f"{folder}: no supported images; {describe_unsupported(unsupported)} (supported: {supported_formats()})"
+    return f"no images found in {folder}" + ("" if recursive else " (use --recursive for sub-folders)")
+
+
+def check_finite(rgb: np.ndarray, model: str | Path) -> None:
+    """Fail with the model's name when its result holds NaN/Inf, which would otherwise be saved as black."""
+    finite = np.isfinite(rgb)
+    if not finite.all():
+        share = 100.0 * float(np.count_nonzero(~finite)) / finite.size
+        raise WeightsError(f"model {model} produced NaN or infinite values ({share:.3g}% of the output); "
+                           "the checkpoint is broken or incompatible, nothing was written")
+
+
 def jobs_for_folder(folder: Path, output: Path, recursive: bool, pattern: str | None, ext: str | None) -> list[Job]:
     """`batch DIR -o OUTDIR`: mirrored relative paths, same file names (the folder says they are enhanced)."""
     jobs = []
     for source in discover(folder, recursive, pattern, exclude=output):
         rel = source.relative_to(folder)
-        jobs.append(Job(source, (output / rel).with_suffix(ext or source.suffix)))
+        jobs.append(Job(source, (output / rel).with_suffix(ext or default_suffix(source))))
     return checked(jobs)
 
 
@@ -125,7 +175,10 @@ def run_jobs(jobs: list[Job], load: Callable[[Job], T], process: Callable[[Job, 
     inputs = {job.source.resolve() for job in jobs}
     pending = []
     for job in jobs:
-        if job.target.exists() and not overwrite:
+        if job.target.resolve() == job.source.resolve():  # `enhance x.jpg -o x.jpg`, with or without --overwrite
+            report.failed.append((job, f"{job.source}: refusing to write over the input (its output {job.target} "
+                                       "is one of the inputs; choose another -o)"))
+        elif job.target.exists() and not overwrite:
             report.skipped.append(job)
         elif job.target.resolve() in inputs:  # `enhance x.jpg x_enhanced.jpg --overwrite`
             report.failed.append((job, f"{job.source}: its output {job.target} is one of the inputs; "

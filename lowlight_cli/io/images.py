@@ -2,16 +2,25 @@
 
 Loading normalises everything to RGB float32 in [0,1] (EXIF rotation applied,
 alpha split off, 16-bit precision kept) and remembers what is needed to write
-the result back faithfully: bit depth, alpha, EXIF and ICC profile (16-bit
-outputs get theirs spliced in by `metadata.py`). Saving is
+the result back faithfully: bit depth, alpha, EXIF, ICC profile, XMP and PNG
+text chunks (16-bit outputs get theirs spliced in by `metadata.py`). Saving is
 atomic (temporary file + rename) so an interrupted or failed write never
 leaves a partial file, and it refuses to write over the input.
+
+Beyond what Pillow reads itself: HEIC/HEIF through pillow-heif (AVIF is
+Pillow's own), camera RAW through rawpy/LibRaw (demosaiced to 16-bit sRGB
+with the camera's white balance) and floating-point TIFF through tifffile.
+Nothing is dropped silently: a multi-page TIFF or an animated image is
+refused, since only one picture would be enhanced.
 """
 
 from __future__ import annotations
 
+import functools
 import io
+import mimetypes
 import os
+import re
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -20,11 +29,27 @@ from pathlib import Path
 import numpy as np
 
 from lowlight_cli.errors import InputError, OutputError
-from lowlight_cli.io.metadata import exif_of_tiff, png_with_metadata, tiff_with_metadata
+from lowlight_cli.io.metadata import (exif_of_tiff, exif_of_tiff_bytes, png_with_metadata, png_text_chunks,
+                                      tiff_with_metadata)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
+BASE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
+HEIF_SUFFIXES = {".heic", ".heif", ".hif"}
+AVIF_SUFFIXES = {".avif"}
+# Camera RAW that LibRaw demosaics; never written (a RAW output would claim sensor data it is not).
+RAW_SUFFIXES = {".dng", ".cr2", ".cr3", ".nef", ".nrw", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw"}
+IMAGE_SUFFIXES = BASE_SUFFIXES | HEIF_SUFFIXES | AVIF_SUFFIXES | RAW_SUFFIXES  # what `load_image` reads
 SIXTEEN_BIT_SUFFIXES = {".png", ".tif", ".tiff"}
+FLOAT_SUFFIXES = {".tif", ".tiff"}
+# Extensions that name pictures we cannot read: listed as skipped by `batch`, refused as `-o` targets.
+OTHER_IMAGE_SUFFIXES = {".gif", ".apng", ".jxl", ".jp2", ".j2k", ".jpx", ".jpe", ".jfif", ".ico", ".icns", ".psd",
+                        ".psb", ".xcf", ".kra", ".exr", ".hdr", ".svg", ".tga", ".pbm", ".pgm", ".ppm", ".pnm",
+                        ".pcx", ".dds", ".qoi", ".dib", ".eps", ".crw", ".mrw", ".x3f", ".3fr", ".iiq", ".mos",
+                        ".kdc", ".erf", ".sr2", ".srf"}
+PILLOW_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP",
+                  ".bmp": "BMP", ".heic": "HEIF", ".heif": "HEIF", ".hif": "HEIF", ".avif": "AVIF"}
+READABLE_FORMATS = {"JPEG", "MPO", "PNG", "TIFF", "WEBP", "BMP", "HEIF", "AVIF"}
 MAX_PIXELS = 200_000_000  # 200 MP: past this, decoding alone would need > 2 GB
+FLOAT_TOLERANCE = 1.01  # float pixels up to this are rounding overshoot, clipped to 1; more is HDR
 
 
 @dataclass
@@ -36,6 +61,9 @@ class LoadedImage:
     bit_depth: int = 8
     exif: bytes | None = None
     icc_profile: bytes | None = None
+    xmp: bytes | None = None
+    text: dict[str, str] | None = None  # PNG tEXt/zTXt/iTXt chunks (Author, Comment, XMP…), kept for PNG outputs
+    raw: bool = False  # decoded from camera RAW: written as 16-bit TIFF unless asked otherwise
 
     @property
     def size(self) -> tuple[int, int]:
@@ -44,7 +72,68 @@ class LoadedImage:
 
 
 def supported_formats() -> str:
-    return ", ".join(sorted(s.lstrip(".") for s in IMAGE_SUFFIXES))
+    """Readable extensions, for error messages (RAW grouped, to keep the line short)."""
+    plain = ", ".join(sorted(s.lstrip(".") for s in IMAGE_SUFFIXES - RAW_SUFFIXES))
+    return f"{plain}, camera RAW ({', '.join(sorted(s.lstrip('.') for s in RAW_SUFFIXES))})"
+
+
+@functools.lru_cache(maxsize=None)
+def _heif_plugin():
+    """pillow_heif with its Pillow opener registered, or None when it is not installed."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return None
+    pillow_heif.register_heif_opener()
+    return pillow_heif
+
+
+@functools.lru_cache(maxsize=None)
+def writable_suffixes() -> frozenset[str]:
+    """Extensions `encode_image` can write here: HEIC needs pillow-heif's encoder, AVIF a Pillow built with libavif."""
+    from PIL import features
+
+    suffixes = set(BASE_SUFFIXES)
+    plugin = _heif_plugin()
+    if plugin is not None and plugin.libheif_info().get("encoders", {}).get("x265"):
+        suffixes |= HEIF_SUFFIXES
+    if features.check("avif"):
+        suffixes |= AVIF_SUFFIXES
+    return frozenset(suffixes)
+
+
+def writable_formats() -> str:
+    """Writable extensions, for error messages."""
+    return ", ".join(sorted(s.lstrip(".") for s in writable_suffixes()))
+
+
+def is_image_name(path: Path) -> bool:
+    """Whether `path`'s extension names a picture, readable or not (`photo.gif`, `x.heic`, `y.jxl`)."""
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES | OTHER_IMAGE_SUFFIXES:
+        return True
+    guessed = mimetypes.guess_type(f"x{suffix}")[0] if suffix else None
+    return bool(guessed and guessed.startswith("image/"))
+
+
+def check_writable(path: Path) -> None:
+    """Raise `OutputError` when `path` names a picture format we cannot write (so it is not taken for a folder)."""
+    suffix = path.suffix.lower()
+    if suffix in writable_suffixes():
+        return
+    if suffix in RAW_SUFFIXES:
+        raise OutputError(f"{path}: camera RAW ({suffix}) cannot be written; choose one of {writable_formats()} "
+                          "(RAW photos default to 16-bit .tif)")
+    if is_image_name(path):
+        raise OutputError(f"{path}: cannot write {suffix} files (writable: {writable_formats()})")
+
+
+def default_suffix(source: Path) -> str:
+    """The output extension when none is asked for: the input's, 16-bit TIFF for RAW, PNG if we cannot write it."""
+    suffix = source.suffix.lower()
+    if suffix in RAW_SUFFIXES:
+        return ".tif"
+    return source.suffix if suffix in writable_suffixes() else ".png"
 
 
 def load_image(path: str | Path) -> LoadedImage:
@@ -62,6 +151,14 @@ def load_image(path: str | Path) -> LoadedImage:
         raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if not data:
         raise InputError(f"{path}: file is empty")
+    if path.suffix.lower() in RAW_SUFFIXES:
+        return _load_raw(path, data)
+    if data[:4] in TIFF_MAGIC:
+        tiff = _load_tiff_specials(path, data)
+        if tiff is not None:
+            return tiff
+    if data[4:8] == b"ftyp":  # ISO base media: HEIC/HEIF (pillow-heif) or AVIF (Pillow itself)
+        _heif_plugin()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -78,14 +175,21 @@ def load_image(path: str | Path) -> LoadedImage:
     except Image.DecompressionBombError:
         raise InputError(f"{path}: declares more than {MAX_PIXELS // 1_000_000} MP; refusing to decode it") from None
     except UnidentifiedImageError:
-        raise InputError(f"{path}: not a supported image (supported: {supported_formats()})") from None
+        hint = " (HEIC needs pillow-heif: pip install pillow-heif)" if _is_heif_brand(data) and not _heif_plugin() else ""
+        raise InputError(f"{path}: not a supported image{hint} (supported: {supported_formats()})") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path}: corrupt or truncated image ({exc})") from None
-    if image.format and f".{image.format.lower()}" not in IMAGE_SUFFIXES | {".mpo"} and image.format not in {"JPEG", "TIFF"}:
+    if image.format and image.format not in READABLE_FORMATS:
         raise InputError(f"{path}: {image.format} images are not supported (supported: {supported_formats()})")
+    frames = getattr(image, "n_frames", 1) if image.format in {"PNG", "WEBP", "HEIF", "AVIF"} else 1
+    if frames > 1:
+        raise InputError(f"{path}: holds {frames} images (animated or a burst); only single-image files are "
+                         "enhanced, so nothing would be silently dropped: extract the frames first")
 
     exif = image.info.get("exif")
     icc = rgb_profile(image.info.get("icc_profile"))
+    xmp = _as_bytes(image.info.get("xmp"))
+    text = _png_text(image) if image.format == "PNG" else None
     source_format = image.format or ""
     if exif is None and source_format == "TIFF":
         exif = exif_of_tiff(image)
@@ -99,9 +203,142 @@ def load_image(path: str | Path) -> LoadedImage:
         image = ImageOps.exif_transpose(image) or image
         rgb, alpha = _to_rgb_float(image)
         bit_depth = 8
-    if orientation != 1 and exif:
-        exif = _reset_orientation(exif)
-    return LoadedImage(rgb=rgb, alpha=alpha, bit_depth=bit_depth, exif=exif, icc_profile=icc)
+    if orientation != 1:
+        exif = _reset_orientation(exif) if exif else exif
+        xmp = _reset_xmp_orientation(xmp)
+        if text:
+            text = {key: _reset_xmp_orientation(value) if key == XMP_KEY else value for key, value in text.items()
+                    if key not in STALE_EXIF_TEXT}
+    return LoadedImage(rgb=rgb, alpha=alpha, bit_depth=bit_depth, exif=exif, icc_profile=icc, xmp=xmp, text=text)
+
+
+TIFF_MAGIC = {b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"}
+XMP_KEY = "XML:com.adobe.xmp"
+STALE_EXIF_TEXT = {"Raw profile type exif", "Raw profile type APP1"}  # ImageMagick's EXIF copies, orientation and all
+
+
+def _as_bytes(value) -> bytes | None:
+    if not value:
+        return None
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+
+
+def _is_heif_brand(data: bytes) -> bool:
+    return data[4:8] == b"ftyp" and data[8:12] in {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1",
+                                                      b"msf1"}
+
+
+def _png_text(image) -> dict[str, str] | None:
+    """A PNG's text chunks, keeping iTXt's language and translated key (Pillow's `iTXt` str subclass)."""
+    try:
+        text = dict(image.text)
+    except Exception:  # a malformed text chunk: the pixels matter more
+        return None
+    return text or None
+
+
+def _reset_xmp_orientation(xmp):
+    """XMP (bytes or str) with tiff:Orientation = 1, since the pixels were turned upright."""
+    if not xmp:
+        return xmp
+    is_str = isinstance(xmp, str)
+    data = xmp.encode("utf-8") if is_str else xmp
+    data = re.sub(rb'(tiff:Orientation=")[2-8](")', rb"\g<1>1\g<2>", data)
+    data = re.sub(rb"(<tiff:Orientation>)[2-8](</tiff:Orientation>)", rb"\g<1>1\g<2>", data)
+    if not is_str:
+        return data
+    from PIL.PngImagePlugin import iTXt
+
+    decoded = data.decode("utf-8")
+    return iTXt(decoded, xmp.lang, xmp.tkey) if isinstance(xmp, iTXt) else decoded
+
+
+def _load_raw(path: Path, data: bytes) -> LoadedImage:
+    """Camera RAW via LibRaw: demosaic with the camera's white balance to 16-bit sRGB, as exposed.
+
+    LibRaw's auto-brightening is off: the photo stays as dark as it was shot,
+    so that the model (not the RAW converter) decides how to brighten it.
+    The sRGB transfer curve (2.4, 12.92) matches what the model was trained on.
+    """
+    try:
+        import rawpy
+    except ImportError:
+        raise InputError(f"{path}: camera RAW needs rawpy (pip install rawpy)") from None
+    try:
+        with rawpy.imread(io.BytesIO(data)) as raw:
+            width, height = raw.sizes.width, raw.sizes.height
+            if width * height > MAX_PIXELS:
+                raise InputError(f"{path}: {width}x{height} is {width * height / 1e6:.0f} MP, more than "
+                                 f"{MAX_PIXELS // 1_000_000} MP; refusing to decode it")
+            pixels = raw.postprocess(use_camera_wb=True, output_color=rawpy.ColorSpace.sRGB, output_bps=16,
+                                     no_auto_bright=True, gamma=(2.4, 12.92))
+    except InputError:
+        raise
+    except (rawpy.LibRawError, OSError, ValueError) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise InputError(f"{path}: not a camera RAW file LibRaw can read ({reason})") from None
+    exif = exif_of_tiff_bytes(data, orientation=False)  # LibRaw has turned the pixels upright already
+    return LoadedImage(rgb=pixels.astype(np.float32) / 65535.0, bit_depth=16, exif=exif, raw=True)
+
+
+def _load_tiff_specials(path: Path, data: bytes) -> LoadedImage | None:
+    """Refuse multi-page TIFFs, decode floating-point ones; None for a TIFF that Pillow should decode.
+
+    Reduced-resolution pages (previews, NewSubfileType bit 0) are not pages of the photo and do not count.
+    """
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            pages = [page for page in tif.pages if not (getattr(page, "subfiletype", 0) or 0) & 1]
+            if len(pages) > 1:
+                raise InputError(f"{path}: multi-page TIFF ({len(pages)} pages); only single-page TIFFs are "
+                                 "enhanced, so nothing would be silently dropped: split it first "
+                                 "(e.g. `tiffsplit` or `magick in.tif page_%d.tif`)")
+            if not pages or pages[0].dtype is None or pages[0].dtype.kind != "f":
+                return None
+            page = pages[0]
+            if page.shape and page.shape[0] * (page.shape[1] if len(page.shape) > 1 else 1) > MAX_PIXELS:
+                raise InputError(f"{path}: more than {MAX_PIXELS // 1_000_000} MP; refusing to decode it")
+            values = page.asarray()
+            photometric, planar = int(page.photometric), int(page.planarconfig)
+            orientation = int(page.tags[274].value) if 274 in page.tags else 1
+            icc = bytes(page.tags[34675].value) if 34675 in page.tags else None
+            xmp = bytes(page.tags[700].value) if 700 in page.tags else None
+    except InputError:
+        raise
+    except Exception:  # not parseable by tifffile: Pillow says why
+        return None
+    return _float_tiff(path, data, values, photometric, planar, orientation, icc, xmp)
+
+
+def _float_tiff(path: Path, data: bytes, values: np.ndarray, photometric: int, planar: int, orientation: int,
+                icc: bytes | None, xmp: bytes | None) -> LoadedImage:
+    """Floating-point TIFF pixels, read as-is: values in [0, 1] are the display-referred levels (not linearised)."""
+    if values.ndim == 3 and planar == 2:
+        values = np.moveaxis(values, 0, -1)
+    if values.ndim == 2:
+        values = values[:, :, None]
+    channels = values.shape[2] if values.ndim == 3 else 0
+    if photometric not in {1, 2} or values.ndim != 3 or channels not in {1, 2, 3, 4}:
+        raise InputError(f"{path}: floating-point TIFF with photometric {photometric} and {channels} samples per pixel "
+                         "is not supported (floating-point TIFF must be gray or RGB, optionally with alpha)")
+    values = values.astype(np.float32)
+    if not np.isfinite(values).all():
+        raise InputError(f"{path}: floating-point TIFF holds NaN or infinite pixels")
+    colour = values[:, :, :3] if channels >= 3 else np.repeat(values[:, :, :1], 3, axis=2)
+    peak = float(colour.max(initial=0.0))
+    if peak > FLOAT_TOLERANCE or float(colour.min(initial=0.0)) < -0.01:
+        raise InputError(f"{path}: floating-point TIFF with values from {colour.min():g} to {peak:g}; only values "
+                         "in [0, 1] (display-referred) are supported, not HDR or scene-linear data above 1")
+    alpha = values[:, :, -1] if channels in {2, 4} else None
+    rgb = _apply_orientation(np.clip(colour, 0.0, 1.0), orientation)
+    alpha = None if alpha is None else _apply_orientation(np.clip(alpha, 0.0, 1.0), orientation)
+    exif = exif_of_tiff_bytes(data, orientation=False)
+    if orientation != 1:
+        xmp = _reset_xmp_orientation(xmp)
+    return LoadedImage(rgb=np.ascontiguousarray(rgb), alpha=alpha, bit_depth=32, exif=exif,
+                       icc_profile=rgb_profile(icc), xmp=xmp)
 
 
 NON_RGB_ICC_SPACES = {b"CMYK", b"CMY ", b"GRAY", b"Lab ", b"XYZ ", b"YCbr"}  # ICC header bytes 16–20
@@ -194,15 +431,26 @@ def _quantise(values: np.ndarray, bits: int) -> np.ndarray:
 
 
 def encode_image(rgb: np.ndarray, suffix: str, alpha: np.ndarray | None = None, bit_depth: int = 8,
-                 exif: bytes | None = None, icc_profile: bytes | None = None, quality: int = 95) -> bytes:
-    """Encode RGB float [0,1] to the format `suffix` names, keeping what that format can hold."""
+                 exif: bytes | None = None, icc_profile: bytes | None = None, quality: int = 95,
+                 xmp: bytes | None = None, text: dict[str, str] | None = None) -> bytes:
+    """Encode RGB float [0,1] to the format `suffix` names, keeping what that format can hold.
+
+    `bit_depth` 16 gives 16-bit PNG/TIFF, 32 (a floating-point input) a
+    float32 TIFF, or 16-bit PNG; other formats are 8-bit. Non-finite pixels
+    are refused: they would be written as black.
+    """
     from PIL import Image
 
     suffix = suffix.lower()
-    if suffix not in IMAGE_SUFFIXES:
-        raise OutputError(f"cannot write '{suffix}' files (supported: {supported_formats()})")
-    keep_alpha = alpha is not None and suffix in {".png", ".tif", ".tiff", ".webp"}
-    if bit_depth == 16 and suffix in SIXTEEN_BIT_SUFFIXES:
+    if suffix not in writable_suffixes():
+        raise OutputError(f"cannot write '{suffix}' files (writable: {writable_formats()})")
+    if not np.isfinite(rgb).all():
+        raise OutputError(f"the result holds NaN or infinite values (of {rgb.size}, {np.count_nonzero(~np.isfinite(rgb))}); "
+                          "nothing was written")
+    keep_alpha = alpha is not None and suffix in {".png", ".tif", ".tiff", ".webp", ".avif", ".heic", ".heif", ".hif"}
+    if bit_depth == 32 and suffix in FLOAT_SUFFIXES:
+        return tiff_with_metadata(_float_tiff_bytes(rgb, alpha if keep_alpha else None), exif, icc_profile, xmp)
+    if bit_depth >= 16 and suffix in SIXTEEN_BIT_SUFFIXES:
         import cv2
 
         channels = [_quantise(rgb[:, :, 2], 16), _quantise(rgb[:, :, 1], 16), _quantise(rgb[:, :, 0], 16)]
@@ -212,8 +460,8 @@ def encode_image(rgb: np.ndarray, suffix: str, alpha: np.ndarray | None = None, 
         if not ok:
             raise OutputError(f"OpenCV could not encode a 16-bit {suffix} file")
         if suffix == ".png":
-            return png_with_metadata(buffer.tobytes(), exif, icc_profile)
-        return tiff_with_metadata(buffer.tobytes(), exif, icc_profile)
+            return png_with_metadata(buffer.tobytes(), exif, icc_profile, text=_text_with_xmp(text, xmp))
+        return tiff_with_metadata(buffer.tobytes(), exif, icc_profile, xmp)
     pixels = _quantise(rgb, 8)
     image = Image.fromarray(pixels, "RGB")
     if keep_alpha:
@@ -221,17 +469,61 @@ def encode_image(rgb: np.ndarray, suffix: str, alpha: np.ndarray | None = None, 
     options: dict = {}
     if icc_profile:
         options["icc_profile"] = icc_profile
-    if exif and suffix in {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff"}:
+    if exif and suffix != ".bmp":
         options["exif"] = exif
+    if xmp and suffix in {".jpg", ".jpeg", ".webp", ".avif", ".heic", ".heif", ".hif"}:
+        options["xmp"] = xmp
     if suffix in {".jpg", ".jpeg"}:
         options.update(quality=quality, subsampling=0 if quality >= 90 else 2)
-    elif suffix == ".webp":
+    elif suffix in {".webp", ".avif", ".heic", ".heif", ".hif"}:
         options.update(quality=quality)
-    format_name = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF",
-                   ".webp": "WEBP", ".bmp": "BMP"}[suffix]
+    elif suffix == ".png":
+        info = _png_info(_text_with_xmp(text, xmp))
+        if info is not None:
+            options["pnginfo"] = info
     buffer = io.BytesIO()
-    image.save(buffer, format=format_name, **options)
+    image.save(buffer, format=PILLOW_FORMATS[suffix], **options)
+    data = buffer.getvalue()
+    if suffix in {".tif", ".tiff"} and xmp:
+        data = tiff_with_metadata(data, None, None, xmp)
+    return data
+
+
+def _float_tiff_bytes(rgb: np.ndarray, alpha: np.ndarray | None) -> bytes:
+    """A float32 RGB(A) TIFF, for results of floating-point inputs (no quantisation at all)."""
+    import tifffile
+
+    pixels = np.clip(rgb, 0.0, 1.0).astype(np.float32)
+    extra = {}
+    if alpha is not None:
+        pixels = np.dstack([pixels, np.clip(alpha, 0.0, 1.0).astype(np.float32)])
+        extra["extrasamples"] = [2]  # unassociated alpha
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, pixels, photometric="rgb", metadata=None, compression="zlib", **extra)
     return buffer.getvalue()
+
+
+def _text_with_xmp(text: dict[str, str] | None, xmp: bytes | None) -> dict[str, str] | None:
+    """PNG text chunks, with the XMP packet added as iTXt when it came from another format."""
+    if xmp and XMP_KEY not in (text or {}):
+        return {**(text or {}), XMP_KEY: xmp.decode("utf-8", "replace")}
+    return text
+
+
+def _png_info(text: dict[str, str] | None):
+    """Pillow `PngInfo` for `text`: iTXt where the value needs it (or was iTXt), zTXt for long values."""
+    if not text:
+        return None
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    for key, value, kind in png_text_chunks(text):
+        if kind == "iTXt":
+            info.add_itxt(key, value, getattr(value, "lang", "") or "", getattr(value, "tkey", "") or "",
+                          zip=len(value) > 1024)
+        else:
+            info.add_text(key, value, zip=kind == "zTXt")
+    return info
 
 
 def same_file(a: Path, b: Path) -> bool:
@@ -278,10 +570,15 @@ def atomic_write(path: Path, data: bytes, protect: list[Path] | None = None) -> 
 
 def save_image(path: str | Path, rgb: np.ndarray, like: LoadedImage | None = None,
                protect: list[Path] | None = None, quality: int = 95) -> None:
-    """Encode by extension and write atomically, keeping alpha/bit depth/EXIF/ICC of `like`."""
+    """Encode by extension and write atomically, keeping alpha/bit depth/EXIF/ICC/XMP/text of `like`."""
     path = Path(path)
-    data = encode_image(
-        rgb, path.suffix, alpha=like.alpha if like else None, bit_depth=like.bit_depth if like else 8,
-        exif=like.exif if like else None, icc_profile=like.icc_profile if like else None, quality=quality,
-    )
+    check_writable(path)
+    try:
+        data = encode_image(
+            rgb, path.suffix, alpha=like.alpha if like else None, bit_depth=like.bit_depth if like else 8,
+            exif=like.exif if like else None, icc_profile=like.icc_profile if like else None, quality=quality,
+            xmp=like.xmp if like else None, text=like.text if like else None,
+        )
+    except OutputError as exc:
+        raise OutputError(f"{path}: {exc}") from None
     atomic_write(path, data, protect)

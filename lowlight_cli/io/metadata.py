@@ -7,8 +7,9 @@ ICC profile would be the worse loss: a 16-bit photo from a raw converter is
 often in a wide-gamut space (ProPhoto, Adobe RGB), and without its profile
 every viewer would show it as sRGB, with wrong colours.
 
-PNG gets both (`iCCP` and `eXIf` chunks). TIFF gets the ICC profile (tag
-34675) and the EXIF: the camera's descriptive tags join IFD 0, and the Exif
+PNG gets both (`iCCP` and `eXIf` chunks) and its text chunks (tEXt, zTXt,
+iTXt: Author, Comment, XMP…). TIFF gets the ICC profile (tag 34675), the XMP
+packet (tag 700) and the EXIF: the camera's descriptive tags join IFD 0, and the Exif
 and GPS sub-IFDs are re-serialised by Pillow at their new file offsets.
 Pixel-layout tags always stay OpenCV's, so metadata can never make the
 pixels unreadable.
@@ -21,7 +22,8 @@ import zlib
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TIFF_ICC_TAG = 34675
-TIFF_UNDEFINED = 7
+TIFF_XMP_TAG = 700
+TIFF_BYTE, TIFF_UNDEFINED = 1, 7
 EXIF_HEADER = b"Exif\x00\x00"
 EXIF_SUB_IFD_TAG, GPS_SUB_IFD_TAG, INTEROP_SUB_IFD_TAG = 34665, 34853, 40965
 ORIENTATION_TAG = 274
@@ -34,9 +36,52 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
-def png_with_metadata(png: bytes, exif: bytes | None, icc_profile: bytes | None) -> bytes:
-    """`png` with iCCP/eXIf chunks right after IHDR (both must precede IDAT)."""
-    if not (exif or icc_profile):
+def png_text_chunks(text: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(key, value, chunk type) for each text entry: iTXt for Pillow `iTXt` values or non-Latin-1 text, zTXt past 1 KB.
+
+    Keys must be 1–79 Latin-1 characters (the PNG rule); others are dropped,
+    since no chunk can hold them.
+    """
+    chunks = []
+    for key, value in text.items():
+        try:
+            if not 1 <= len(key) <= 79:
+                continue
+            key.encode("latin-1")
+        except UnicodeEncodeError:
+            continue
+        value = value if isinstance(value, str) else str(value)
+        try:
+            value.encode("latin-1")
+            latin = True
+        except UnicodeEncodeError:
+            latin = False
+        if hasattr(value, "lang") or not latin or key == "XML:com.adobe.xmp":
+            chunks.append((key, value, "iTXt"))
+        else:
+            chunks.append((key, value, "zTXt" if len(value) > 1024 else "tEXt"))
+    return chunks
+
+
+def _text_chunk(key: str, value: str, kind: str) -> bytes:
+    name = key.encode("latin-1")
+    if kind == "tEXt":
+        return _png_chunk(b"tEXt", name + b"\x00" + value.encode("latin-1"))
+    if kind == "zTXt":
+        return _png_chunk(b"zTXt", name + b"\x00\x00" + zlib.compress(value.encode("latin-1")))
+    lang = (getattr(value, "lang", "") or "").encode("latin-1", "replace")
+    tkey = (getattr(value, "tkey", "") or "").encode("utf-8")
+    payload = value.encode("utf-8")
+    compressed = len(payload) > 1024
+    if compressed:
+        payload = zlib.compress(payload)
+    return _png_chunk(b"iTXt", name + b"\x00" + bytes([int(compressed), 0]) + lang + b"\x00" + tkey + b"\x00" + payload)
+
+
+def png_with_metadata(png: bytes, exif: bytes | None, icc_profile: bytes | None,
+                      text: dict[str, str] | None = None) -> bytes:
+    """`png` with iCCP/eXIf (and text) chunks right after IHDR (iCCP and eXIf must precede IDAT)."""
+    if not (exif or icc_profile or text):
         return png
     if not png.startswith(PNG_SIGNATURE) or png[12:16] != b"IHDR":
         raise ValueError("not a PNG stream")
@@ -47,6 +92,8 @@ def png_with_metadata(png: bytes, exif: bytes | None, icc_profile: bytes | None)
     if exif:
         raw = exif[len(EXIF_HEADER):] if exif.startswith(EXIF_HEADER) else exif
         extra += _png_chunk(b"eXIf", raw)
+    for key, value, kind in png_text_chunks(text or {}):
+        extra += _text_chunk(key, value, kind)
     return png[:ihdr_end] + extra + png[ihdr_end:]
 
 
@@ -79,6 +126,30 @@ def exif_of_tiff(image) -> bytes | None:
         return None
 
 
+def exif_of_tiff_bytes(data: bytes, orientation: bool = True) -> bytes | None:
+    """EXIF bytes from a whole TIFF-structured file (DNG, CR2, NEF, ARW, float TIFF): its IFD 0 is an EXIF block.
+
+    Only the photo-describing tags are kept (`_descriptive_tags`), plus the
+    orientation when `orientation`; None for other layouts (CR3, RAF, ORF's
+    own header) or malformed tags.
+    """
+    from PIL import Image
+
+    if data[:4] not in {b"II*\x00", b"MM\x00*"}:
+        return None
+    try:
+        parsed = Image.Exif()
+        parsed.load(data)
+        exif = Image.Exif()
+        for tag, value in _descriptive_tags(parsed).items():
+            exif[tag] = value
+        if orientation and ORIENTATION_TAG in parsed:
+            exif[ORIENTATION_TAG] = parsed[ORIENTATION_TAG]
+        return exif.tobytes() if len(exif) else None
+    except Exception:  # malformed tags: the pixels matter more than the metadata
+        return None
+
+
 def _exif_ifd_bytes(header: bytes, exif: bytes, offset: int) -> bytes:
     """EXIF's descriptive tags and sub-IFDs as one IFD laid out to sit at `offset` of a TIFF with `header`.
 
@@ -99,14 +170,14 @@ def _exif_ifd_bytes(header: bytes, exif: bytes, offset: int) -> bytes:
         return b""
 
 
-def tiff_with_metadata(tiff: bytes, exif: bytes | None, icc_profile: bytes | None) -> bytes:
-    """`tiff` with `icc_profile` (tag 34675) and `exif` added to its first IFD.
+def tiff_with_metadata(tiff: bytes, exif: bytes | None, icc_profile: bytes | None, xmp: bytes | None = None) -> bytes:
+    """`tiff` with `icc_profile` (tag 34675), `xmp` (tag 700) and `exif` added to its first IFD.
 
     Nothing existing is moved: the profile, the EXIF values and a copy of
     IFD 0 with the new entries are appended, and the header is pointed at the
     copy, so every offset in the original file stays valid.
     """
-    if not (exif or icc_profile):
+    if not (exif or icc_profile or xmp):
         return tiff
     order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
     if order is None or struct.unpack(order + "H", tiff[2:4])[0] != 42:
@@ -121,6 +192,10 @@ def tiff_with_metadata(tiff: bytes, exif: bytes | None, icc_profile: bytes | Non
     if icc_profile:
         entries[TIFF_ICC_TAG] = struct.pack(order + "HHII", TIFF_ICC_TAG, TIFF_UNDEFINED, len(icc_profile), len(out))
         out += icc_profile
+        _word_align(out)
+    if xmp and len(xmp) > 4:  # values of 4 bytes or less would sit inside the entry
+        entries[TIFF_XMP_TAG] = struct.pack(order + "HHII", TIFF_XMP_TAG, TIFF_BYTE, len(xmp), len(out))
+        out += xmp
         _word_align(out)
     if exif:
         block = _exif_ifd_bytes(tiff[:8], exif, len(out))  # Pillow's Exif.load skips an "Exif\0\0" header itself
