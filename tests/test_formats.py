@@ -281,14 +281,32 @@ def test_png_text_chunks_are_kept(tmp_path, tiny_checkpoint, sixteen):
         assert cv2.imread(str(tmp_path / "tagged_enhanced.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint16
 
 
-def test_png_xmp_reaches_a_jpeg_output(tmp_path):
+@pytest.mark.parametrize("suffix, bit_depth", [(".jpg", 8), (".webp", 8), (".tif", 8), (".tif", 16), (".tif", 32)])
+def test_png_xmp_reaches_other_outputs(tmp_path, suffix, bit_depth):
     info = PngImagePlugin.PngInfo()
     info.add_itxt("XML:com.adobe.xmp", XMP.decode())
     source = tmp_path / "x.png"
     Image.fromarray(dark_array(8, 8)).save(source, pnginfo=info)
     loaded = load_image(source)
-    images.save_image(tmp_path / "x.jpg", loaded.rgb, like=loaded)
-    assert Image.open(tmp_path / "x.jpg").info["xmp"] == XMP
+    loaded.bit_depth = bit_depth
+    out = tmp_path / f"x{suffix}"
+    images.save_image(out, loaded.rgb, like=loaded)
+    if bit_depth != 32:  # Pillow cannot open a float RGB TIFF; load_image reads it with tifffile
+        assert Image.open(out).info["xmp"] == XMP
+    assert load_image(out).xmp == XMP
+
+
+def test_a_float_tiff_whose_codec_is_missing_names_it(tmp_path, monkeypatch):
+    path = tmp_path / "lzw.tif"
+    tifffile.imwrite(path, np.full((4, 4, 3), 0.5, np.float32), photometric="rgb", compression="zlib")
+
+    def no_codec(self, *args, **kwargs):
+        raise ValueError("<COMPRESSION.LZW: 5> requires the 'imagecodecs' package")
+
+    monkeypatch.setattr(tifffile.TiffPage, "asarray", no_codec)
+    with pytest.raises(InputError, match=r"floating-point TIFF with ADOBE_DEFLATE compression cannot be decoded "
+                                         r"here \(requires the 'imagecodecs' package; pip install imagecodecs\)"):
+        load_image(path)
 
 
 # --- batch, -o and the input --------------------------------------------------------------------------------------

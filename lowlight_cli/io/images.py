@@ -300,7 +300,14 @@ def _load_tiff_specials(path: Path, data: bytes) -> LoadedImage | None:
             page = pages[0]
             if page.shape and page.shape[0] * (page.shape[1] if len(page.shape) > 1 else 1) > MAX_PIXELS:
                 raise InputError(f"{path}: more than {MAX_PIXELS // 1_000_000} MP; refusing to decode it")
-            values = page.asarray()
+            try:
+                values = page.asarray()
+            except Exception as exc:  # e.g. LZW or JPEG-XR without imagecodecs
+                if page.samplesperpixel == 1:
+                    return None  # Pillow (libtiff) decodes single-channel float itself
+                reason = re.sub(r"<[^>]*>\s*", "", str(exc)).strip() or type(exc).__name__
+                raise InputError(f"{path}: floating-point TIFF with {page.compression.name} compression cannot be "
+                                 f"decoded here ({reason}; pip install imagecodecs)") from None
             photometric, planar = int(page.photometric), int(page.planarconfig)
             orientation = int(page.tags[274].value) if 274 in page.tags else 1
             icc = bytes(page.tags[34675].value) if 34675 in page.tags else None
