@@ -518,8 +518,12 @@ def video(
     start: Optional[float] = typer.Option(None, "--start", help="Start time in seconds."),
     end: Optional[float] = typer.Option(None, "--end", help="End time in seconds."),
     max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Stop after this many frames (try a clip first)."),
-    smoothing: float = typer.Option(0.8, "--smoothing", help="Temporal smoothing of static areas, 0 (off) to <1."),
-    frame_format: str = typer.Option("png", "--frame-format", help="png or jpg, for a frames-folder output."),
+    smoothing: float = typer.Option(0.8, "--smoothing", metavar="W",
+                                    help="Weight of the past in the temporal smoothing, 0 (off) to <1. The past is "
+                                         "aligned to each frame first and left out where the picture moved."),
+    frame_format: Optional[str] = typer.Option(None, "--frame-format", metavar="png|jpg",
+                                               help="Format of a frames-folder output (default: frames from a "
+                                                    "folder keep their names and formats; from a video, png)."),
     fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of a frames-folder input (default 30). "
                                                             "A video file keeps its own."),
     steps: int = STEPS, seed: int = SEED, device: Device = DEVICE, model: str = MODEL, prior: Prior = PRIOR,
@@ -555,12 +559,33 @@ def video(
         with Progress(TextColumn("video"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
                       TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console()) as progress:
             task = progress.add_task("video", total=total)
-            report = enhance_video(enhancer, frames, sink, on_frame=lambda index: progress.advance(task),
-                                   smoothing=smoothing)
+            finished = []  # frames written or found done: what a frames folder holds if Ctrl-C comes
+
+            def advance(index: int) -> None:
+                progress.advance(task)
+                finished.append(index)
+
+            try:
+                report = enhance_video(enhancer, frames, sink, on_frame=advance, smoothing=smoothing)
+            except KeyboardInterrupt:
+                progress.stop()
+                raise typer.Exit(interrupted_video(sink, target, len(finished)))
     console().print(f"{report.done} frames enhanced, {report.skipped} already done, {report.priors} prior(s) computed, "
                     f"{report.fps:.2f} frames/s")
     if not STATE["quiet"]:
         typer.echo(str(target))
+
+
+def interrupted_video(sink, target: Path, frames_done: int) -> int:
+    """Say what Ctrl-C left behind, which differs between a video file and a frames folder; exit code 130."""
+    from lowlight_cli.io.video import FolderSink
+
+    if isinstance(sink, FolderSink):
+        message = f"{frames_done} frame(s) are in {target}; re-run the same command to resume from there"
+    else:
+        message = f"{target} was not written (a video is only moved into place once complete); re-run to start again"
+    console().print(f"[yellow]interrupted[/]: {message}", highlight=False)
+    return 130
 
 
 @app.command("eval", cls=LowlightCommand)

@@ -11,10 +11,14 @@ move both. Within a shot, three things keep consecutive frames consistent:
   `reconstruct` carries to full resolution, is averaged over time
   (exponentially) and reset on cuts.
 
-Averaging where the picture moves would leave trails behind moving
-subjects, so the average skips the parts of the frame that changed as much
-as a whole frame does at a cut; static parts, where flicker shows most,
-keep the full average.
+Averaging where the picture moves would double edges on a camera pan and
+leave trails behind moving subjects. So the past is first aligned to the
+current frame (the global shift between the two, by phase correlation),
+and the average then takes each pixel only as far as the aligned past
+agrees with the present there: where a subject moves against the
+background, or where the alignment fails, the weight falls to zero and
+the frame is its own. Static parts, where flicker shows most, keep the
+full average.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+import cv2
 import numpy as np
 
 from lowlight_cli.errors import UsageError
@@ -31,7 +36,9 @@ from lowlight_cli.pipeline import Enhancer
 from lowlight_cli.prepare import resize, working_size
 from lowlight_cli.priors.region_prior import RegionPrior
 
-THUMBNAIL = 16  # long side (px) at which frames are compared for cuts and motion
+THUMBNAIL = 16  # long side (px) at which frames are compared for cuts
+COMPARE_SIGMA = 1.5  # px at working size: blur that averages sensor noise out before pixels are compared
+MIN_ALIGNMENT = 0.05  # phase-correlation response below which no global shift is trusted
 
 
 @dataclass
@@ -96,12 +103,58 @@ def enhance_frame(enhancer: Enhancer, rgb: np.ndarray, state: ShotState | None, 
     changes = None if state is None else change_map(state.low, working.low)
     same_shot = changes is not None and float(changes.mean()) < scene_cut
     working, work_output, prior, _ = enhancer.enhance_working(rgb, state.prior if same_shot else None, working)
-    if same_shot:
-        still = resize((changes < scene_cut).astype(np.float32), *work_output.shape[:2])[..., None]
-        weight = smoothing * still
-        work_output = weight * state.output + (1.0 - weight) * work_output
+    if same_shot and smoothing > 0:
+        shift = global_shift(state.low, working.low)
+        past_low, inside = translate(state.low, shift)
+        past_output, _ = translate(state.output, shift)
+        weight = smoothing * inside * agreement(past_low, working.low, scene_cut)
+        work_output = weight * past_output + (1.0 - weight) * work_output
     out = enhancer.reconstruct(rgb, working, work_output)
     return out, ShotState(low=working.low, prior=prior, output=work_output), not same_shot
+
+
+def global_shift(previous: np.ndarray, current: np.ndarray) -> tuple[float, float]:
+    """(dx, dy) in pixels by which the picture moved from `previous` to `current` (a camera pan).
+
+    Phase correlation of the luma; (0, 0) when the match is too weak to trust
+    (a flat or noisy frame), in which case `agreement` alone keeps the average
+    off what moved.
+    """
+    a, b = previous.mean(axis=2).astype(np.float32), current.mean(axis=2).astype(np.float32)
+    if min(a.shape) < 8:
+        return 0.0, 0.0
+    (dx, dy), response = cv2.phaseCorrelate(a, b, cv2.createHanningWindow(a.shape[::-1], cv2.CV_32F))
+    # Whole pixels: a sub-pixel warp would blur the past a little more each frame, and the estimate's
+    # fraction is not reliable anyway; what the rounding leaves misaligned, `agreement` keeps out.
+    return (float(round(dx)), float(round(dy))) if response >= MIN_ALIGNMENT else (0.0, 0.0)
+
+
+def translate(image: np.ndarray, shift: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """`image` moved by `shift` pixels, and an H×W×1 mask of where it has content."""
+    height, width = image.shape[:2]
+    if shift == (0.0, 0.0):
+        return image, np.ones((height, width, 1), np.float32)
+    matrix = np.float32([[1, 0, shift[0]], [0, 1, shift[1]]])
+    moved = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+    inside = cv2.warpAffine(np.ones((height, width), np.float32), matrix, (width, height), flags=cv2.INTER_NEAREST,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return moved, inside[..., None]
+
+
+def agreement(past: np.ndarray, current: np.ndarray, threshold: float) -> np.ndarray:
+    """Per pixel, 1 where the aligned past matches the present and 0 where it differs by `threshold` or more.
+
+    The difference is relative to the frames' mean brightness, as in
+    `change_map`, and taken after a small blur so that sensor noise does not
+    count as change; between half the threshold and the threshold the weight
+    ramps down, so that the average fades out at a moving edge instead of
+    switching abruptly.
+    """
+    a = cv2.GaussianBlur(past, (0, 0), COMPARE_SIGMA)
+    b = cv2.GaussianBlur(current, (0, 0), COMPARE_SIGMA)
+    brightness = max(float(a.mean() + b.mean()) / 2.0, 1e-3)
+    difference = np.abs(a - b).mean(axis=2) / brightness
+    return np.clip(2.0 - 2.0 * difference / threshold, 0.0, 1.0)[..., None]
 
 
 def change_map(previous: np.ndarray, current: np.ndarray) -> np.ndarray:

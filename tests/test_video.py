@@ -189,7 +189,7 @@ def test_interrupted_video_write_leaves_nothing(enhancer, clip, tmp_path):
     assert list(target.parent.iterdir()) == []
 
 
-def test_audio_reencoded_when_container_needs_it_and_odd_sizes_padded(tmp_path):
+def test_audio_reencoded_when_container_needs_it_and_odd_sizes_kept(tmp_path):
     clip = make_clip(tmp_path / "pcm.mov", frames=3, size=(62, 46), audio="pcm_s16le")
     frames = frames_of(clip)
     folder = tmp_path / "odd"
@@ -200,17 +200,17 @@ def test_audio_reencoded_when_container_needs_it_and_odd_sizes_padded(tmp_path):
         for index, rgb in source:  # 61×45 frames, with the .mov's PCM track
             video.write(index, rgb)
     assert audio_codec(tmp_path / "out.mp4") == "aac"
-    assert frames_of(tmp_path / "out.mp4")[0].shape == (46, 62, 3)
+    assert frames_of(tmp_path / "out.mp4")[0].shape == (45, 61, 3)
 
 
 def test_mpeg4_when_ffmpeg_has_no_libx264(tmp_path, monkeypatch):
     monkeypatch.setattr(av, "codecs_available", av.codecs_available - {"libx264"})
-    with VideoSink(tmp_path / "plain.mp4", FPS, (64, 48)) as sink:
-        for index, pixels in enumerate(noisy_frames(3, 64, 48)):
+    with VideoSink(tmp_path / "plain.mp4", FPS, (63, 47)) as sink:
+        for index, pixels in enumerate(noisy_frames(3, 63, 47)):
             sink.write(index, pixels / 255.0)
     with av.open(str(tmp_path / "plain.mp4")) as container:
         assert container.streams.video[0].codec_context.name == "mpeg4"
-    assert len(frames_of(tmp_path / "plain.mp4")) == 3
+    assert [frame.shape for frame in frames_of(tmp_path / "plain.mp4")] == [(47, 63, 3)] * 3
 
 
 def test_rotated_video_is_read_upright(tmp_path):
@@ -325,3 +325,92 @@ def test_variable_frame_rate_keeps_frame_times_and_audio_in_step(enhancer, tmp_p
     assert output_times == pytest.approx(source_times, abs=1e-3)
     assert output_times == pytest.approx(times, abs=1e-3)
     assert audio_end == pytest.approx(times[-1] + 1 / 12, abs=0.15)  # audio runs to the end of the last frame
+
+
+def panning_frames(count: int, width: int = 96, height: int = 72, speed: int = 4) -> list[np.ndarray]:
+    """A dark textured scene seen by a camera panning `speed` px per frame (content moves left)."""
+    rng = np.random.default_rng(3)
+    import cv2
+
+    texture = cv2.GaussianBlur(rng.random((height, width + speed * count)).astype(np.float32), (0, 0), 1.2)
+    scene = np.repeat(texture[:, :, None], 3, axis=2) * np.array([0.12, 0.09, 0.06], np.float32)
+    return [np.ascontiguousarray(scene[:, speed * index:speed * index + width]) for index in range(count)]
+
+
+def test_smoothing_does_not_ghost_a_camera_pan(enhancer, monkeypatch):
+    """A 4 px/frame pan: with the default smoothing the last frame is as sharp as without any."""
+    sample = enhancer.enhance_working
+    monkeypatch.setattr(enhancer, "enhance_working", lambda rgb, prior=None, working=None: (  # a trained model's tone curve
+        lambda w, out, p, t: (w, np.clip(w.low * 6, 0, 1), p, t))(*sample(rgb, prior, working)))
+    frames = panning_frames(8)
+    outputs = {}
+    for smoothing in (0.0, 0.8):
+        state = None
+        for frame in frames:
+            out, state, new_prior = enhance_frame(enhancer, frame, state, smoothing=smoothing, scene_cut=0.12)
+        assert not new_prior  # the pan is one shot, not a cut every frame
+        outputs[smoothing] = out
+
+    def sharpness(image: np.ndarray) -> float:
+        return float(np.abs(np.diff(image, axis=1)).mean() + np.abs(np.diff(image, axis=0)).mean())
+
+    assert sharpness(outputs[0.8]) >= 0.97 * sharpness(outputs[0.0])
+    assert np.abs(outputs[0.8] - outputs[0.0]).mean() < 0.01  # no doubled edges or streaks
+
+
+def test_odd_frame_sizes_come_back_exactly(enhancer, tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    for index, pixels in enumerate(noisy_frames(2, 321, 241)):
+        Image.fromarray(pixels).save(folder / f"{index}.png")
+    enhance(enhancer, folder, tmp_path / "odd.mp4")
+    assert [frame.shape for frame in frames_of(tmp_path / "odd.mp4")] == [(241, 321, 3)] * 2
+
+
+def test_frames_folder_to_folder_keeps_the_names(enhancer, tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "shot"
+    folder.mkdir()
+    names = ["take2_0009.png", "take2_0010.jpg", "take2_0011.png"]
+    for name, pixels in zip(names, noisy_frames(3, 64, 48)):
+        Image.fromarray(pixels).save(folder / name)
+    assert enhance(enhancer, folder, tmp_path / "out").done == 3
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == names
+    assert Image.open(tmp_path / "out" / "take2_0010.jpg").format == "JPEG"
+    with open_source(folder) as source:
+        sink = open_sink(tmp_path / "as_png", source, frame_format="png")
+        assert enhance_video(enhancer, source, sink).done == 3
+    assert sorted(p.name for p in (tmp_path / "as_png").iterdir()) == [n[:-4] + ".png" for n in names]
+    (folder / "take2_0009.jpg").write_bytes((folder / "take2_0010.jpg").read_bytes())
+    with open_source(folder) as source, pytest.raises(OutputError, match="take2_0009"):
+        open_sink(tmp_path / "clash", source, frame_format="png")
+
+
+@pytest.mark.parametrize("target, message", [
+    ("bright.mp4", "bright.mp4 was not written (a video is only moved into place once complete)"),
+    ("frames", "2 frame(s) are in"),
+])
+def test_ctrl_c_on_one_video_says_what_was_kept(clip, tmp_path, tiny_checkpoint, monkeypatch, target, message):
+    from typer.testing import CliRunner
+
+    import lowlight_cli.video as video
+    from lowlight_cli.cli import app
+
+    real, calls = video.enhance_frame, []
+
+    def interrupt_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(video, "enhance_frame", interrupt_third)
+    result = CliRunner().invoke(app, ["video", str(clip), "-o", str(tmp_path / target), "--model",
+                                      str(tiny_checkpoint), "--prior", "fallback", "--work-size", "64"])
+    assert result.exit_code == 130
+    assert message in result.output and "finished outputs are kept" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != clip.name) == (
+        [] if target.endswith(".mp4") else ["frames"])

@@ -56,6 +56,7 @@ class FrameSource(ABC):
     frame_count: how many frames iteration will give, estimated; None if unknown
     has_audio:   whether `path` has an audio track worth carrying to the output
     start_time:  seconds on the source's own timeline of the first frame (where the audio is cut)
+    names:       file name of each frame, for a frames folder (a folder output keeps them); None for a video
     """
 
     path: Path
@@ -64,6 +65,7 @@ class FrameSource(ABC):
     frame_count: int | None
     has_audio: bool = False
     start_time: float = 0.0
+    names: list[str] | None = None
 
     @abstractmethod
     def __iter__(self) -> Iterator[Frame]: ...
@@ -233,6 +235,7 @@ class FolderSource(FrameSource):
             raise InputError(f"{folder}: no frames in the selected time range ({len(files)} frames in all)")
         height, width = load_image(self.files[0]).rgb.shape[:2]
         self.size, self.frame_count = (width, height), len(self.files)
+        self.names = [path.name for path in self.files]
 
     def __iter__(self) -> Iterator[Frame]:
         for index, path in enumerate(self.files):
@@ -280,8 +283,12 @@ class FrameSink(ABC):
             self.abort()
 
 
-def open_sink(target: Path, source: FrameSource, frame_format: str = "png", overwrite: bool = False) -> FrameSink:
-    """A video file for a video extension, otherwise a folder of `frame_000001.<frame_format>` files.
+def open_sink(target: Path, source: FrameSource, frame_format: str | None = None, overwrite: bool = False
+              ) -> FrameSink:
+    """A video file for a video extension, otherwise a folder of frames.
+
+    Frames from a frames folder keep their names (and, without `frame_format`,
+    their formats); frames from a video are `frame_000001.<frame_format or png>`.
 
     Without `overwrite`, an existing video is an error and a folder resumes
     (its existing frames are kept); with it, both are written afresh.
@@ -298,20 +305,41 @@ def open_sink(target: Path, source: FrameSource, frame_format: str = "png", over
         raise OutputError(f"-o {target}: name a video ({video_formats()}) or a folder for frames")
     if target.resolve() == source.path.resolve():
         raise OutputError(f"-o {target}: must differ from the input folder (inputs are never overwritten)")
-    return FolderSink(target, frame_format, resume=not overwrite)
+    return FolderSink(target, frame_format, resume=not overwrite, names=source.names)
 
 
 class FolderSink(FrameSink):
-    """Numbered frames, each written atomically: with `resume`, an existing file is a finished frame."""
+    """Frames each written atomically: with `resume`, an existing file is a finished frame.
 
-    def __init__(self, folder: Path, frame_format: str = "png", resume: bool = True) -> None:
-        frame_format = frame_format.lower().lstrip(".")
-        if frame_format not in FRAME_FORMATS:
-            raise UsageError(f"frame format {frame_format}: choose from {', '.join(sorted(FRAME_FORMATS))}")
-        self.folder, self.suffix, self.resume = Path(folder), f".{frame_format}", resume
+    With `names` (the input frames' file names) frame i is written as
+    names[i], or as its stem plus `.frame_format` when that is given, so that
+    a sequence keeps the names other tools (editors, compositors) expect;
+    without, frames are numbered `frame_000001.png`.
+    """
+
+    def __init__(self, folder: Path, frame_format: str | None = "png", resume: bool = True,
+                 names: list[str] | None = None) -> None:
+        suffix = None
+        if frame_format is not None:
+            frame_format = frame_format.lower().lstrip(".")
+            if frame_format not in FRAME_FORMATS:
+                raise UsageError(f"frame format {frame_format}: choose from {', '.join(sorted(FRAME_FORMATS))}")
+            suffix = f".{frame_format}"
+        elif names is None:
+            suffix = ".png"
+        if names is not None and suffix is not None:
+            stems = [Path(name).stem for name in names]
+            clash = next((stem for stem in stems if stems.count(stem) > 1), None)
+            if clash is not None:
+                raise OutputError(f"frames named {clash}.* in several formats would be written to one "
+                                  f"{clash}{suffix}: leave out --frame-format to keep each frame's own")
+        self.folder, self.suffix, self.resume, self.names = Path(folder), suffix, resume, names
 
     def path_for(self, index: int) -> Path:
-        return self.folder / f"frame_{index + 1:06d}{self.suffix}"
+        if self.names is None:
+            return self.folder / f"frame_{index + 1:06d}{self.suffix}"
+        name = self.names[index]
+        return self.folder / (name if self.suffix is None else Path(name).stem + self.suffix)
 
     def done(self, index: int) -> bool:
         return self.resume and self.path_for(index).exists()
@@ -325,9 +353,10 @@ class VideoSink(FrameSink):
     temporary file beside `target` and renamed into place by `commit`.
 
     `audio` is (file to take the audio track from, second of that file's timeline where the
-    first frame sits). yuv420p needs even sides, so an odd width or height is padded by
-    repeating the last column or row rather than cropping away picture. Nothing touches
-    the disk before the first frame, so a sink that is never written leaves nothing behind.
+    first frame sits). Frames keep their exact size: H.264 in yuv420p needs even sides, so
+    an odd width or height is encoded in yuv444p (full-resolution chroma) instead, which
+    software players decode but some hardware decoders do not. Nothing touches the disk
+    before the first frame, so a sink that is never written leaves nothing behind.
     """
 
     def __init__(self, target: Path, fps: Fraction, size: tuple[int, int],
@@ -362,10 +391,8 @@ class VideoSink(FrameSink):
         if self.container is None:
             self._start()
         pixels = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-        width, height = self.video.codec_context.width, self.video.codec_context.height
-        pixels = np.pad(pixels, ((0, height - pixels.shape[0]), (0, width - pixels.shape[1]), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(pixels, format="rgb24").reformat(
-            format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG)
+            format=self.video.pix_fmt, dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG)
         seconds = self.frames_written / self.fps if time is None else time
         frame.pts = self.last_pts = max(round(seconds * VIDEO_TICKS), self.last_pts + 1)
         frame.time_base = Fraction(1, VIDEO_TICKS)
@@ -438,15 +465,21 @@ def _fsync(path: Path) -> None:
 
 
 def _add_video_stream(container, fps: Fraction, size: tuple[int, int]):
-    """libx264 at visually lossless quality if this ffmpeg has it, else MPEG-4 at a generous bit rate."""
+    """libx264 at visually lossless quality if this ffmpeg has it, else MPEG-4 at a generous bit rate.
+
+    At the frames' exact size: MPEG-4 codes odd sides in yuv420p, H.264 needs yuv444p for them.
+    """
     av = _av()
-    width, height = size[0] + size[0] % 2, size[1] + size[1] % 2
+    width, height = size
+    pixel_format = "yuv420p"
     if "libx264" in av.codecs_available:
         stream = container.add_stream("libx264", rate=fps, options={"crf": "18"})
+        if width % 2 or height % 2:
+            pixel_format = "yuv444p"
     else:  # an ffmpeg built without GPL parts
         stream = container.add_stream("mpeg4", rate=fps)
         stream.bit_rate = int(width * height * float(fps) * 0.3)
-    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    stream.width, stream.height, stream.pix_fmt = width, height, pixel_format
     context = stream.codec_context
     context.time_base = Fraction(1, VIDEO_TICKS)  # frame times, not frame numbers: variable rates survive
     # Say what the pixels are, so players do not guess BT.601 for SD and BT.709 for HD.
