@@ -84,6 +84,12 @@ def test_heic_and_avif_in_and_out_keep_exif_and_icc(tmp_path, tiny_checkpoint, s
     reference = Image.open(io.BytesIO(encode_image(expected, suffix, quality=95)))
     assert np.abs(np.asarray(written.convert("RGB"), np.int16) - np.asarray(reference.convert("RGB"))).max() <= 1
 
+    # `-o out/photo.heic` is a file in a new folder, not a folder named photo.heic.
+    target = tmp_path / "out" / f"photo{suffix}"
+    result = run("enhance", source, "-o", target, "--model", tiny_checkpoint, *FAST)
+    assert result.exit_code == 0, result.output
+    assert target.is_file() and target.read_bytes() == out.read_bytes()
+
     # Lossless output of the same input: exactly the library's pixels.
     result = run("enhance", source, "-o", tmp_path / "lossless.png", "--model", tiny_checkpoint, *FAST)
     assert result.exit_code == 0, result.output

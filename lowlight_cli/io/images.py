@@ -25,6 +25,8 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -48,6 +50,10 @@ OTHER_IMAGE_SUFFIXES = {".gif", ".apng", ".jxl", ".jp2", ".j2k", ".jpx", ".jpe",
 PILLOW_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP",
                   ".bmp": "BMP", ".heic": "HEIF", ".heif": "HEIF", ".hif": "HEIF", ".avif": "AVIF"}
 READABLE_FORMATS = {"JPEG", "MPO", "PNG", "TIFF", "WEBP", "BMP", "HEIF", "AVIF"}
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
+XmpLike = TypeVar("XmpLike", bytes, str, None)  # an XMP packet as bytes, or as a PNG text value
 MAX_PIXELS = 200_000_000  # 200 MP: past this, decoding alone would need > 2 GB
 FLOAT_TOLERANCE = 1.01  # float pixels up to this are rounding overshoot, clipped to 1; more is HDR
 
@@ -78,7 +84,7 @@ def supported_formats() -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def _heif_plugin():
+def _heif_plugin() -> ModuleType | None:
     """pillow_heif with its Pillow opener registered, or None when it is not installed."""
     try:
         import pillow_heif
@@ -217,7 +223,7 @@ XMP_KEY = "XML:com.adobe.xmp"
 STALE_EXIF_TEXT = {"Raw profile type exif", "Raw profile type APP1"}  # ImageMagick's EXIF copies, orientation and all
 
 
-def _as_bytes(value) -> bytes | None:
+def _as_bytes(value: str | bytes | None) -> bytes | None:
     if not value:
         return None
     return value.encode("utf-8") if isinstance(value, str) else bytes(value)
@@ -228,7 +234,7 @@ def _is_heif_brand(data: bytes) -> bool:
                                                       b"msf1"}
 
 
-def _png_text(image) -> dict[str, str] | None:
+def _png_text(image: PILImage) -> dict[str, str] | None:
     """A PNG's text chunks, keeping iTXt's language and translated key (Pillow's `iTXt` str subclass)."""
     try:
         text = dict(image.text)
@@ -237,7 +243,7 @@ def _png_text(image) -> dict[str, str] | None:
     return text or None
 
 
-def _reset_xmp_orientation(xmp):
+def _reset_xmp_orientation(xmp: XmpLike) -> XmpLike:
     """XMP (bytes or str) with tiff:Orientation = 1, since the pixels were turned upright."""
     if not xmp:
         return xmp
