@@ -469,3 +469,14 @@ def test_a_file_named_like_an_option_gets_a_one_line_hint(tmp_path, tiny_checkpo
     assert Image.open(tmp_path / "-dark_enhanced.png").size == (64, 48)
     result = run("enhance", "--bogus", "x.jpg")
     assert result.exit_code == 2 and "No such option: --bogus" in result.output
+
+
+def test_readme_setup_is_what_ci_runs():
+    """README's test command is the one .ci/run runs, so following README is what CI checks."""
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    commands = [line for line in readme.splitlines() if line.startswith("python3 -m venv .venv && ")]
+    tested = [command for command in commands if command.endswith("python -m pytest -q")]
+    assert len(tested) == 1
+    ci = [line for line in (root / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
+    assert ci[-1] == tested[0]
