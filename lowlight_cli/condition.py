@@ -1,11 +1,14 @@
 """The conditioning recipe shared by training and inference.
 
 The denoiser never sees the raw dark image alone: it gets a brightened
-"base" (luminance gamma chosen so the mean lands near `target_brightness`,
-chroma kept) and learns only the residual from base to the well-exposed
-image. Brightening is parameter-free and identical in training and
-inference, so the network spends its capacity on what a curve cannot do:
-noise, colour casts and local contrast.
+"base" and learns only the residual from base to the well-exposed image.
+The base is either developed by the model's global tone branch (exposure,
+white balance and tone curve predicted from a thumbnail of the whole photo,
+`models/tone.py`) or, for first-release checkpoints, made by a
+parameter-free luminance auto-gamma (mean near `target_brightness`, chroma
+kept). `develop` is the one place that chooses, for training and inference
+alike, so the network spends its capacity on what a global curve cannot do:
+noise, local contrast and local casts.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import math
 
 import numpy as np
 import torch
+
+from lowlight_cli.models.tone import ToneEstimator, apply_tone
 
 LUMA = (0.299, 0.587, 0.114)
 
@@ -35,6 +40,25 @@ def brighten(low: torch.Tensor, target_brightness: float) -> tuple[torch.Tensor,
     gamma = (math.log(target_brightness) / torch.log(mean)).clamp(0.15, 1.0)
     ratio = lum ** gamma.view(-1, 1, 1, 1) / lum
     base = (low * ratio).clamp(0.0, 1.0)
+    log_gain = torch.log(luminance(base).mean(dim=(1, 2, 3)).clamp_min(1e-4) / mean)
+    return base, log_gain
+
+
+def develop(low: torch.Tensor, tone: ToneEstimator | None, target_brightness: float,
+            thumb: torch.Tensor | None = None, ev: float | torch.Tensor = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The base (B,3,H,W) the denoiser refines, and log(mean gain) per image (B,).
+
+    `thumb` is the whole photo (any size) when `low` is a crop or tile of it:
+    the global judgement must come from the whole frame. `ev` (stops) biases
+    the tone branch's exposure; the auto-gamma base of first-release models has
+    no exposure to bias, so a non-zero `ev` there is an error.
+    """
+    if tone is None:
+        if torch.is_tensor(ev) or ev != 0:
+            raise ValueError("this model has no tone branch: an exposure bias needs a model trained with one")
+        return brighten(low, target_brightness)
+    base = apply_tone(low, tone(low if thumb is None else thumb), ev).to(low.dtype)
+    mean = luminance(low).mean(dim=(1, 2, 3)).clamp(1e-4, 0.99)
     log_gain = torch.log(luminance(base).mean(dim=(1, 2, 3)).clamp_min(1e-4) / mean)
     return base, log_gain
 

@@ -7,6 +7,7 @@ suppression → reconstruction to full resolution. Batch and video reuse one `En
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from lowlight_cli.checkpoint import load_checkpoint
+from lowlight_cli.condition import develop
 from lowlight_cli.devices import autocast_dtype, resolve_device
 from lowlight_cli.diffusion.sampling import Conditioning, sample_residual
 from lowlight_cli.errors import DeviceError, UsageError, WeightsError
@@ -33,6 +35,10 @@ DEFAULT_STEPS = 1
 DEFAULT_WORK_SIZE = 384
 DEFAULT_DETAIL_THRESHOLD = 2.0  # noise sigmas; 0 scores higher on the 512-px eval sets, but in big photos this band is grain (README)
 DEFAULT_SHADOW_DENOISE = 0.5  # x expected noise; neutral on SICE val, +0.07 SSIM on the cast + noise set (README)
+# Photos up to this long side are sampled at their own size: for them the working copy's reconstruction
+# costs more structure (SICE val SSIM) than the few hundred extra pixels cost time.
+DEFAULT_DIRECT_SIZE = 640
+MAX_EXPOSURE = 3.0  # stops either way; the tone branch was trained with biases within ±2
 
 
 def default_model_path() -> Path:
@@ -79,7 +85,8 @@ class Enhancer:
                  prior: str = "auto", sam_model: str = "vit_b", sam_checkpoint: Path | None = None,
                  steps: int = DEFAULT_STEPS, work_size: int = DEFAULT_WORK_SIZE, seed: int = 0,
                  full_res: bool = False, tile: int = 512, detail_threshold: float = DEFAULT_DETAIL_THRESHOLD,
-                 shadow_denoise: float = DEFAULT_SHADOW_DENOISE, notify: Callable[[str], None] = lambda m: None) -> None:
+                 shadow_denoise: float = DEFAULT_SHADOW_DENOISE, exposure: float = 0.0,
+                 direct_size: int = DEFAULT_DIRECT_SIZE, notify: Callable[[str], None] = lambda m: None) -> None:
         if steps < 1:
             raise UsageError(f"--steps must be at least 1, got {steps}")
         if work_size < 16:
@@ -90,19 +97,27 @@ class Enhancer:
             raise UsageError(f"--detail-threshold must be at least 0, got {detail_threshold}")
         if shadow_denoise < 0:
             raise UsageError(f"--shadow-denoise must be at least 0, got {shadow_denoise}")
+        if not -MAX_EXPOSURE <= exposure <= MAX_EXPOSURE:
+            raise UsageError(f"--exposure must be within ±{MAX_EXPOSURE:g} EV, got {exposure:g}")
+        if direct_size < 0:
+            raise UsageError(f"direct_size must be at least 0, got {direct_size}")
         self.device = resolve_device(device)
         self.dtype = autocast_dtype(self.device) or torch.float32
         if isinstance(model, PriorGuidedDenoiser):
             self.model = model.to(self.device).eval()
         else:
             self.model = load_checkpoint(resolve_model_path(model), self.device)
+        # The tone branch sees a 64-px thumbnail: it runs on the CPU in float32 whatever the denoiser's device.
+        self.tone = copy.deepcopy(self.model.tone).float().cpu() if self.model.tone is not None else None
         self.model.to(dtype=self.dtype)
         config = self.model.config
+        if exposure and self.tone is None:
+            raise UsageError("--exposure needs a model with a tone branch; this checkpoint predates it")
         if steps > config.num_train_timesteps:
             raise UsageError(f"--steps must be at most {config.num_train_timesteps} (the schedule length), got {steps}")
         self.steps, self.work_size, self.seed = steps, work_size, seed
         self.full_res, self.tile, self.detail_threshold = full_res, tile, detail_threshold
-        self.shadow_denoise = shadow_denoise
+        self.shadow_denoise, self.exposure, self.direct_size = shadow_denoise, exposure, direct_size
         if not config.use_prior and prior != "none":
             notify("this model was trained without region priors: running it with --prior none")
             prior = "none"
@@ -131,9 +146,14 @@ class Enhancer:
         )
 
     def working_copy(self, rgb: np.ndarray) -> WorkingCopy:
-        """The image at the resolution the denoiser runs at (full size with --full-res)."""
-        work_size = max(rgb.shape[:2]) if self.full_res else self.work_size
-        return make_working_copy(rgb, work_size, self.config.target_brightness)
+        """The image at the resolution the denoiser runs at: full size with --full-res or when small."""
+        long_side = max(rgb.shape[:2])
+        work_size = long_side if self.full_res or long_side <= self.direct_size else self.work_size
+        return make_working_copy(rgb, work_size, self.develop)
+
+    def develop(self, low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The base of a (1,3,H,W) working copy and its log gain, with the user's exposure bias."""
+        return develop(low, self.tone, self.config.target_brightness, ev=self.exposure)
 
     def enhance_working(self, rgb: np.ndarray, prior: RegionPrior | None = None, working: WorkingCopy | None = None
                         ) -> tuple[WorkingCopy, np.ndarray, RegionPrior, dict[str, float]]:

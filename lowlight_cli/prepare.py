@@ -8,12 +8,14 @@ averages away most sensor noise before the model ever sees it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import cv2
 import numpy as np
 import torch
 
-from lowlight_cli.condition import brighten
+# (1,3,H,W) working copy → (base, log gain): `condition.develop` bound to a model.
+Develop = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass
@@ -43,10 +45,12 @@ def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
-def make_working_copy(rgb: np.ndarray, work_size: int, target_brightness: float) -> WorkingCopy:
+def make_working_copy(rgb: np.ndarray, work_size: int, develop: Develop) -> WorkingCopy:
+    """The photo at working size and its base, developed from the whole working copy."""
     height, width = working_size(*rgb.shape[:2], work_size)
     low = np.ascontiguousarray(resize(rgb, height, width), dtype=np.float32)
-    base, log_gain = brighten(to_tensor(low), target_brightness)
+    with torch.no_grad():
+        base, log_gain = develop(to_tensor(low))
     return WorkingCopy(low=low, base=to_numpy(base), log_gain=float(log_gain[0]))
 
 

@@ -33,6 +33,9 @@ class ModelConfig:
     # Side of the blocks the structural prior map is averaged over before the stem (1 = full resolution):
     # region colour at a coarse scale, without the segmenter's jagged borders as false edges.
     prior_map_scale: int = 1
+    # A global tone branch (models/tone.py) develops the base from a thumbnail of the whole photo;
+    # False: the parameter-free luminance auto-gamma of condition.brighten (the first release's base).
+    tone_curve: bool = False
     num_train_timesteps: int = 1000
     residual_scale: float = 2.0
     target_brightness: float = 0.42

@@ -19,6 +19,7 @@ from torch import nn
 
 from lowlight_cli.models.config import ModelConfig
 from lowlight_cli.models.prior_encoder import PRIOR_MAP_CHANNELS, PriorEncoder
+from lowlight_cli.models.tone import ToneEstimator
 
 
 def timestep_embedding(timesteps: torch.Tensor, dim: int) -> torch.Tensor:
@@ -83,6 +84,8 @@ class PriorGuidedDenoiser(nn.Module):
         emb_dim = 4 * base_ch
         self.time_mlp = nn.Sequential(nn.Linear(base_ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.gain_mlp = nn.Sequential(nn.Linear(1, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        # The global branch that develops the base; the U-Net below refines it locally.
+        self.tone = ToneEstimator() if config.tone_curve else None
         self.prior_encoder = PriorEncoder(config.max_regions, config.token_dim, config.prior_map_scale)
         self.stem = nn.Conv2d(3 + 3 + PRIOR_MAP_CHANNELS, chans[0], 3, padding=1)
 

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
+import math
 import multiprocessing
 import queue
 import threading
+import zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,8 +54,16 @@ class NormalImage:
     labels: np.ndarray
 
 
+THUMB = 96  # side of the whole-frame thumbnails the tone branch learns from (it pools them to 64)
+
+
 def to_uint8(image: np.ndarray) -> np.ndarray:
     return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def to_chw(image: np.ndarray) -> torch.Tensor:
+    """uint8 H×W×3 → float (3,H,W) in [0,1]."""
+    return torch.from_numpy(np.ascontiguousarray(image).astype(np.float32) / 255.0).permute(2, 0, 1)
 
 
 def prior_labels(low: np.ndarray, prior_fn: PriorFn, target_brightness: float, work_side: int = 256) -> np.ndarray:
@@ -76,22 +87,38 @@ def read_sice(root: Path, split: str) -> list[tuple[Path, Path, str]]:
     return rows
 
 
-def read_low_high(root: Path) -> list[tuple[Path, Path, str]]:
-    """(input, target, name) triples of a `low/` + `high/` folder pair matched by file stem."""
+def is_held_out(group: str) -> bool:
+    """The fixed validation tenth of a `low/` + `high/` folder's scene groups (a stable hash, not row order)."""
+    return zlib.crc32(group.encode()) % 10 == 0
+
+
+def read_low_high(root: Path, split: str) -> list[tuple[Path, Path, str]]:
+    """(input, target, group) triples of a `low/` + `high/` folder pair matched by file stem.
+
+    With a `pairs.csv` of `name,scene_group` (LOL), pairs are grouped by scene and a
+    tenth of the groups is held out as `val`; without one, every pair is its own
+    group and the folder is used whole for any split (a test set such as LOL eval15).
+    """
     highs = {p.stem: p for p in (root / "high").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    groups: dict[str, str] = {}
+    if (root / "pairs.csv").exists():
+        with open(root / "pairs.csv", newline="") as handle:
+            groups = {Path(row["name"]).stem: row["scene_group"] for row in csv.DictReader(handle)}
     rows = []
     for low in sorted((root / "low").iterdir()):
         if low.suffix.lower() in IMAGE_SUFFIXES and low.stem in highs:
-            rows.append((low, highs[low.stem], low.stem))
+            group = groups.get(low.stem, low.stem)
+            if not groups or split == "all" or (split == "val") == is_held_out(group):
+                rows.append((low, highs[low.stem], group))
     return rows
 
 
 def paired_rows(root: Path, split: str = "train") -> list[tuple[Path, Path, str]]:
     """Paired rows of a folder in either supported layout (empty if it has neither)."""
+    if (root / "low").is_dir() and (root / "high").is_dir():
+        return read_low_high(root, split)
     if (root / "pairs.csv").exists():
         return read_sice(root, split)
-    if (root / "low").is_dir() and (root / "high").is_dir():
-        return read_low_high(root)
     return []
 
 
@@ -180,8 +207,12 @@ class TrainingData:
 
     def __init__(self, folders: list[Path], prior_fn: PriorFn | None, target_brightness: float,
                  crop: int, real_fraction: float = 0.5, prior_dropout: float = 0.15,
-                 log: Callable[[str], None] = print, workers: int = 0) -> None:
+                 log: Callable[[str], None] = print, workers: int = 0, mild_share: float = 0.2,
+                 unchanged_share: float = 0.1) -> None:
         self.crop = crop
+        # Shares of synthetic samples darkened only a little, or not at all: a photo that is already
+        # well exposed must come back nearly as it is.
+        self.mild_share, self.unchanged_share = mild_share, unchanged_share
         self.target_brightness = target_brightness
         self.prior_dropout = prior_dropout if prior_fn is not None else 1.0
         self.paired: dict[str, list[PairedImage]] = {}
@@ -205,6 +236,10 @@ class TrainingData:
             raise UsageError("no training images found in " + ", ".join(map(str, folders)))
         self.real_fraction = real_fraction if self.paired and self.normal else (1.0 if self.paired else 0.0)
         self.groups = sorted(self.paired)
+        by_folder: dict[str, list[str]] = {}
+        for key in self.groups:
+            by_folder.setdefault(key.rsplit(":", 1)[0], []).append(key)
+        self.groups_by_folder = list(by_folder.values())
 
     def __repr__(self) -> str:
         pairs = sum(len(v) for v in self.paired.values())
@@ -227,31 +262,67 @@ class TrainingData:
         cols = slice(int(x * width / new_w), min(width, round((x + self.crop) * width / new_w)))
         return rows, cols
 
-    def _fit(self, images: list[np.ndarray], labels: np.ndarray, rng: np.random.Generator
+    def _fit(self, images: list[np.ndarray], labels: np.ndarray, flip: bool
              ) -> tuple[list[np.ndarray], np.ndarray]:
-        """Source windows resized to the crop, flipped at random."""
+        """Source windows resized to the crop, mirrored when `flip`."""
         size = (self.crop, self.crop)
         images = [cv2.resize(im, size, interpolation=cv2.INTER_AREA) for im in images]
         labels = cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST)
-        if rng.random() < 0.5:
+        if flip:
             images = [im[:, ::-1] for im in images]
             labels = labels[:, ::-1]
         return images, labels
 
+    def _real(self, rng: np.random.Generator) -> PairedImage:
+        """A real pair: a folder (dataset) first, then a scene group in it, so no dataset crowds out the others."""
+        groups = self.groups_by_folder[int(rng.integers(len(self.groups_by_folder)))]
+        group = self.paired[groups[int(rng.integers(len(groups)))]]
+        return group[int(rng.integers(len(group)))]
+
+    def _darkening(self, rng: np.random.Generator) -> DarkeningParams | None:
+        """A synthetic degradation: mostly dark, sometimes mild, sometimes none (None: the photo as it is)."""
+        draw = rng.random()
+        if draw < self.unchanged_share:
+            return None
+        if draw < self.unchanged_share + self.mild_share:
+            return DarkeningParams.sample_mild(rng)
+        return DarkeningParams.sample(rng)
+
+    def _thumbnail(self, image: np.ndarray) -> np.ndarray:
+        return cv2.resize(image, (THUMB, THUMB), interpolation=cv2.INTER_AREA)
+
+    def _synthetic_thumbnail(self, high: np.ndarray, params: DarkeningParams | None,
+                             rng: np.random.Generator) -> np.ndarray:
+        """The whole photo's degradation at thumbnail size: area averaging divides noise variance by the
+        area factor, so the noise is scaled as if the full-size degraded photo had been shrunk."""
+        small = self._thumbnail(high)
+        if params is None:
+            return small
+        area = high.shape[0] * high.shape[1] / THUMB ** 2
+        scaled = dataclasses.replace(params, shot=params.shot / area, read=params.read / math.sqrt(area))
+        return darken(small.astype(np.float32) / 255.0, scaled, rng)
+
     def sample(self, rng: np.random.Generator, max_regions: int) -> dict[str, torch.Tensor]:
-        """One training crop: low, high (3,c,c) float; labels (c,c) long; scores (max_regions,); boundary (1,c,c)."""
+        """One training crop: low, high (3,c,c) float; labels (c,c) long; scores (max_regions,); boundary (1,c,c);
+        thumb (3,96,96): the whole degraded photo, from which the global tone is judged."""
         if rng.random() < self.real_fraction:
-            group = self.paired[self.groups[int(rng.integers(len(self.groups)))]]
-            item = group[int(rng.integers(len(group)))]
+            item = self._real(rng)
             window = self._window(*item.labels.shape, rng)
-            recast_it = rng.random() < 0.5
-            low = degrade_window(item.low, window, lambda im: recast(im, rng)) if recast_it else item.low[window]
+            if rng.random() < 0.5:  # the same cast (seeded) on the crop and on the whole photo
+                cast_seed = int(rng.integers(2 ** 31))
+                low = degrade_window(item.low, window, lambda im: recast(im, np.random.default_rng(cast_seed)))
+                thumb = recast(self._thumbnail(item.low), np.random.default_rng(cast_seed), extra_noise=0.0)
+            else:
+                low, thumb = item.low[window], self._thumbnail(item.low)
         else:
             item = self.normal[int(rng.integers(len(self.normal)))]
             window = self._window(*item.labels.shape, rng)
-            params = DarkeningParams.sample(rng)
-            low = degrade_window(item.high, window, lambda im: darken(im.astype(np.float32) / 255.0, params, rng))
-        (low, high), labels = self._fit([low, item.high[window]], item.labels[window], rng)
+            params = self._darkening(rng)
+            low = item.high[window] if params is None else degrade_window(
+                item.high, window, lambda im: darken(im.astype(np.float32) / 255.0, params, rng))
+            thumb = self._synthetic_thumbnail(item.high, params, rng)
+        flip = rng.random() < 0.5
+        (low, high), labels = self._fit([low, item.high[window]], item.labels[window], flip)
         if rng.random() < self.prior_dropout:
             prior = RegionPrior.empty(*labels.shape)
         else:
@@ -259,19 +330,37 @@ class TrainingData:
         scores = np.zeros(max_regions, np.float32)
         scores[: prior.num_regions] = prior.scores
         return {
-            "low": torch.from_numpy(np.ascontiguousarray(low).astype(np.float32) / 255.0).permute(2, 0, 1),
-            "high": torch.from_numpy(np.ascontiguousarray(high).astype(np.float32) / 255.0).permute(2, 0, 1),
+            "low": to_chw(low),
+            "high": to_chw(high),
+            "thumb": to_chw(thumb[:, ::-1] if flip else thumb),
             "labels": torch.from_numpy(prior.labels.astype(np.int64)),
             "scores": torch.from_numpy(scores),
             "boundary": torch.from_numpy(prior.boundary)[None],
         }
 
-    def batch(self, rng: np.random.Generator, batch_size: int, max_regions: int) -> dict[str, torch.Tensor]:
-        items = [self.sample(rng, max_regions) for _ in range(batch_size)]
+    def frame(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """One whole frame at thumbnail size, low and high (3,96,96): what the global tone branch learns from."""
+        if rng.random() < self.real_fraction:
+            item = self._real(rng)
+            low, high = self._thumbnail(item.low), self._thumbnail(item.high)
+            if rng.random() < 0.5:
+                low = recast(low, rng, extra_noise=0.0)
+        else:
+            item = self.normal[int(rng.integers(len(self.normal)))]
+            high = self._thumbnail(item.high)
+            low = self._synthetic_thumbnail(item.high, self._darkening(rng), rng)
+        if rng.random() < 0.5:
+            low, high = low[:, ::-1], high[:, ::-1]
+        return {"low": to_chw(low), "high": to_chw(high)}
+
+    def batch(self, rng: np.random.Generator, batch_size: int, max_regions: int, frames: bool = False
+              ) -> dict[str, torch.Tensor]:
+        """`batch_size` crops, or whole frames for the tone branch when `frames`."""
+        items = [self.frame(rng) if frames else self.sample(rng, max_regions) for _ in range(batch_size)]
         return {k: torch.stack([it[k] for it in items]) for k in items[0]}
 
-    def batches(self, batch_size: int, max_regions: int, seed: int, workers: int = 0, pin_memory: bool = False
-                ) -> Iterator[dict[str, torch.Tensor]]:
+    def batches(self, batch_size: int, max_regions: int, seed: int, workers: int = 0, pin_memory: bool = False,
+                frames: bool = False) -> Iterator[dict[str, torch.Tensor]]:
         """Endless batches, made ahead of the model so it never waits on numpy.
 
         With `workers` > 0, forked processes each draw whole batches from their
@@ -284,7 +373,7 @@ class TrainingData:
         """
         if workers > 0:
             loader = torch.utils.data.DataLoader(
-                _BatchStream(self, batch_size, max_regions, seed), batch_size=None, num_workers=workers,
+                _BatchStream(self, batch_size, max_regions, seed, frames), batch_size=None, num_workers=workers,
                 prefetch_factor=2, persistent_workers=True, multiprocessing_context="fork", pin_memory=pin_memory)
             with single_threaded_opencv():
                 stream = iter(loader)  # the workers are forked here
@@ -296,7 +385,7 @@ class TrainingData:
             rng = np.random.default_rng(seed)
             try:
                 while True:
-                    buffer.put(self.batch(rng, batch_size, max_regions))
+                    buffer.put(self.batch(rng, batch_size, max_regions, frames))
             except Exception as exc:  # handed to the training loop
                 buffer.put(exc)
 
@@ -311,11 +400,12 @@ class TrainingData:
 class _BatchStream(torch.utils.data.IterableDataset):
     """Endless batches for one DataLoader worker, from a generator seeded by (seed, worker id)."""
 
-    def __init__(self, data: TrainingData, batch_size: int, max_regions: int, seed: int) -> None:
+    def __init__(self, data: TrainingData, batch_size: int, max_regions: int, seed: int, frames: bool) -> None:
         self.data, self.batch_size, self.max_regions, self.seed = data, batch_size, max_regions, seed
+        self.frames = frames
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         info = torch.utils.data.get_worker_info()
         rng = np.random.default_rng((self.seed, info.id if info else 0))
         while True:
-            yield self.data.batch(rng, self.batch_size, self.max_regions)
+            yield self.data.batch(rng, self.batch_size, self.max_regions, self.frames)

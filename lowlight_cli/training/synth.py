@@ -78,6 +78,18 @@ class DarkeningParams:
     chroma_smoothing: float = 0.0  # sigma (px) of in-camera chroma noise reduction; 0 = none
 
     @classmethod
+    def sample_mild(cls, rng: np.random.Generator) -> "DarkeningParams":
+        """A photo that needs little brightening: exposure 1/4–1, any cast, light noise."""
+        return cls(
+            exposure=_log_uniform(rng, 1 / 4, 1.0),
+            wb_gains=sample_cast(rng),
+            shot=_log_uniform(rng, 1e-4, 1e-3),
+            read=_log_uniform(rng, 1e-4, 1e-3),
+            jpeg_quality=int(rng.integers(60, 96)) if rng.random() < 0.5 else None,
+            sensor_gains=sample_sensor_gains(rng),
+        )
+
+    @classmethod
     def sample(cls, rng: np.random.Generator) -> "DarkeningParams":
         quality = int(rng.integers(60, 96)) if rng.random() < 0.5 else None
         return cls(

@@ -17,17 +17,19 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from lowlight_cli.checkpoint import load_checkpoint, read_metadata, save_checkpoint
-from lowlight_cli.condition import brighten
+from lowlight_cli.condition import develop
 from lowlight_cli.diffusion.ddim import DDIMScheduler
 from lowlight_cli.diffusion.sampling import start_of_sampling
 from lowlight_cli.errors import UsageError
 from lowlight_cli.models.config import ModelConfig
 from lowlight_cli.models.denoiser import PriorGuidedDenoiser
 from lowlight_cli.training.data import TrainingData
-from lowlight_cli.training.losses import diffusion_loss, semantic_context_loss
+from lowlight_cli.models.tone import ToneEstimator
+from lowlight_cli.training.losses import diffusion_loss, semantic_context_loss, structure_and_colour
 
 
 @dataclass
@@ -50,6 +52,13 @@ class TrainOptions:
     workers: int = 0  # forked batch-making processes (0: one background thread)
     resume: bool = True
     init: Path | None = None  # start a new run from this checkpoint's weights (fine-tuning)
+    # Phase 1 (models with a tone branch): the global tone branch alone, on whole frames.
+    tone_steps: int = 0
+    tone_batch_size: int = 32
+    tone_lr: float = 1e-3
+    # Structure and colour terms beside L1, in both phases (training/losses.py).
+    ssim_weight: float = 0.2
+    colour_weight: float = 0.1
     config: ModelConfig = field(default_factory=ModelConfig)
 
 
@@ -66,7 +75,8 @@ def two_step_sampler(config: ModelConfig) -> DDIMScheduler:
 
 def make_model_inputs(batch: dict[str, torch.Tensor], config: ModelConfig, scheduler: DDIMScheduler,
                       generator: torch.Generator, final_step_share: float = 0.0, refine_share: float = 0.0,
-                      estimate: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None
+                      estimate: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None,
+                      tone: ToneEstimator | None = None
                       ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
     """Noisy model inputs for a batch, the x_0 target, and the brightened base.
 
@@ -79,7 +89,8 @@ def make_model_inputs(batch: dict[str, torch.Tensor], config: ModelConfig, sched
     `estimate`, the model without gradient) rather than around the target: the
     second step then learns to correct the first instead of trusting it.
     """
-    base, log_gain = brighten(batch["low"], config.target_brightness)
+    with torch.no_grad():  # the tone branch is trained in its own phase, on whole frames
+        base, log_gain = develop(batch["low"], tone, config.target_brightness, thumb=batch.get("thumb"))
     x0 = (batch["high"] - base) * config.residual_scale
     size = x0.shape[0]
     sampler = None  # the 2-step schedule, only when this batch has refine samples
@@ -181,24 +192,39 @@ def load_state(path: Path, model: torch.nn.Module, ema: torch.nn.Module, optimiz
 
 
 def learning_rate(step: int, options: TrainOptions) -> float:
-    """Linear warm-up, then cosine decay to 10%."""
-    warmup = min(200, options.steps // 10)
+    """Per phase: linear warm-up, then cosine decay to 10% (the tone phase first, with its own rate)."""
+    if step < options.tone_steps:
+        peak, length = options.tone_lr, options.tone_steps
+    else:
+        peak, length, step = options.lr, options.steps, step - options.tone_steps
+    warmup = min(200, length // 10)
     if step < warmup:
-        return options.lr * (step + 1) / warmup
-    progress = (step - warmup) / max(1, options.steps - warmup)
-    return options.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, length - warmup)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def tone_loss(tone: ToneEstimator, batch: dict[str, torch.Tensor], options: TrainOptions) -> torch.Tensor:
+    """The tone branch developing whole frames, against their targets."""
+    developed = develop(batch["low"], tone, options.config.target_brightness)[0]
+    return F.l1_loss(developed, batch["high"]) + structure_and_colour(developed, batch["high"], options.ssim_weight,
+                                                                     options.colour_weight)
 
 
 def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, float, float], None] | None = None,
           notify: Callable[[str], None] = print) -> Path:
-    """Train until `options.steps` (or `stop_at`), resuming from the state file if present.
+    """Train until `options.tone_steps + options.steps` (or `stop_at`), resuming from the state file if present.
 
-    Returns the checkpoint path.
+    A model with a tone branch trains in two phases: the branch alone on whole
+    frames (`tone_steps`), then the denoiser on crops, its base developed by
+    the finished branch from each crop's whole photo. Returns the checkpoint path.
     """
     torch.manual_seed(options.seed)
     if options.device.startswith("cuda"):  # fixed crop size: let cuDNN pick its fastest kernels once
         torch.backends.cudnn.benchmark = True
     config = options.config
+    if options.tone_steps and not config.tone_curve:
+        raise UsageError("tone steps need a model with a tone branch (tone_curve)")
     model = PriorGuidedDenoiser(config).to(options.device)
     ema = copy.deepcopy(model).eval()
     for param in ema.parameters():
@@ -212,16 +238,17 @@ def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, flo
     elif options.init is not None:  # fine-tuning: the weights of a finished model, a fresh optimiser and schedule
         start_from = load_checkpoint(options.init)
         check_continuation(start_from.config, config, options.init, notify, INIT_REMEDY)
-        model.load_state_dict(start_from.state_dict())
-        ema.load_state_dict(start_from.state_dict())
+        weights = start_from.state_dict()
+        if start_from.tone is None and model.tone is not None:  # a first-release denoiser gains a new tone branch
+            weights.update({f"tone.{k}": v for k, v in model.tone.state_dict().items()})
+        model.load_state_dict(weights)
+        ema.load_state_dict(weights)
     if options.init is not None and step > 0:
         notify(f"resuming {state_file.name} at step {step}: --init applies to a new run only")
     # The EMA of a fine-tune starts from trained weights: averaging in from the start keeps them, where the
     # warm-up of a run from scratch would let the first noisy steps replace them.
     warm_up_ema = options.init is None
     generator = torch.Generator().manual_seed(options.seed + step)
-    batches = data.batches(options.batch_size, config.max_regions, seed=options.seed + step, workers=options.workers,
-                           pin_memory=options.device.startswith("cuda"))
     started = time.time()
     first_step = step
     provenance = {
@@ -230,35 +257,61 @@ def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, flo
         "data": [str(p) for p in options.data],
         "data_summary": repr(data),
     }
-    end = options.steps if options.stop_at is None else min(options.steps, options.stop_at)
+    total = options.tone_steps + options.steps
+    end = total if options.stop_at is None else min(total, options.stop_at)
+    batches = None
     model.train()
     while step < end:
+        tone_phase = step < options.tone_steps
+        if batches is None or step == options.tone_steps:  # a stream per phase: frames, then crops
+            if not tone_phase and model.tone is not None:  # the denoiser learns on the branch that ships
+                model.tone.load_state_dict(ema.tone.state_dict())
+            batches = data.batches(options.tone_batch_size if tone_phase else options.batch_size, config.max_regions,
+                                   seed=options.seed + step, workers=options.workers,
+                                   pin_memory=options.device.startswith("cuda"), frames=tone_phase)
         batch = {k: v.to(options.device, non_blocking=True) for k, v in next(batches).items()}
-        inputs, x0, base = make_model_inputs(batch, config, scheduler, generator, options.final_step_share,
-                                             options.refine_share, estimate=lambda kwargs: model(**kwargs))
-        x0_pred = model(**inputs)
-        loss = diffusion_loss(x0_pred, x0)
-        if options.semantic_weight > 0 and bool((batch["labels"] > 0).any()):
-            pred_image = base + x0_pred / config.residual_scale
-            loss = loss + options.semantic_weight * semantic_context_loss(
-                pred_image, batch["high"], batch["labels"], config.max_regions + 1)
+        if tone_phase:
+            loss = tone_loss(model.tone, batch, options)
+            trained = list(model.tone.parameters())
+            averaged = zip(ema.tone.parameters(), model.tone.parameters())
+            decay = min(options.ema_decay, (1 + step) / (10 + step))
+        else:
+            loss = denoiser_loss(model, batch, config, scheduler, generator, options)
+            trained = [p for name, p in model.named_parameters() if not name.startswith("tone.")]
+            averaged = ((e, p) for (name, e), p in zip(ema.named_parameters(), model.parameters())
+                        if not name.startswith("tone."))
+            phase_step = step - options.tone_steps
+            decay = min(options.ema_decay, (1 + phase_step) / (10 + phase_step)) if warm_up_ema else options.ema_decay
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, options)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
         optimizer.step()
-        decay = min(options.ema_decay, (1 + step) / (10 + step)) if warm_up_ema else options.ema_decay
         with torch.no_grad():
-            for e, p in zip(ema.parameters(), model.parameters()):
+            for e, p in averaged:
                 e.lerp_(p, 1 - decay)
         step += 1
         if on_step:
             rate = (time.time() - started) / (step - first_step)
             on_step(step, loss.item(), rate)
-        if step % options.save_every == 0 or step == end:
+        if step % options.save_every == 0 or step == end or step == options.tone_steps:
             provenance.update(steps=step, train_seconds_this_run=round(time.time() - started, 1))
             save_checkpoint(ema, options.out, provenance={**provenance, "prior": options.prior})
             save_state(state_file, model, ema, optimizer, step, options)
     return options.out
 
+
+def denoiser_loss(model: PriorGuidedDenoiser, batch: dict[str, torch.Tensor], config: ModelConfig,
+                  scheduler: DDIMScheduler, generator: torch.Generator, options: TrainOptions) -> torch.Tensor:
+    """x_0 L1, plus the semantic-context, structure and colour terms on the predicted clean crop."""
+    inputs, x0, base = make_model_inputs(batch, config, scheduler, generator, options.final_step_share,
+                                         options.refine_share, estimate=lambda kwargs: model(**kwargs),
+                                         tone=model.tone)
+    x0_pred = model(**inputs)
+    loss = diffusion_loss(x0_pred, x0)
+    pred_image = base + x0_pred / config.residual_scale
+    if options.semantic_weight > 0 and bool((batch["labels"] > 0).any()):
+        loss = loss + options.semantic_weight * semantic_context_loss(
+            pred_image, batch["high"], batch["labels"], config.max_regions + 1)
+    return loss + structure_and_colour(pred_image, batch["high"], options.ssim_weight, options.colour_weight)

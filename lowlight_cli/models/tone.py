@@ -1,0 +1,141 @@
+"""The global tone branch: one exposure, white balance, tone curve and saturation per photo.
+
+Exposure, black point, contrast and white balance are judgements about the
+whole frame, and a U-Net trained on crops never sees one. This branch looks
+at a thumbnail of the whole (dark) photo and predicts a handful of global
+parameters; applying them to the photo at any resolution gives the "base"
+the denoiser refines. Because the parameters are global, they are learned
+from whole frames (cheap: thumbnails) and then hold for every crop, tile and
+working size alike.
+
+The curve acts in linear light, the way a camera develops a raw file:
+exposure gain and per-channel white-balance gains multiply linear RGB, then a
+learned monotone curve maps log2 luminance to display (sRGB) luminance, which
+is how highlights are compressed instead of clipped and blacks stay black.
+A user's exposure bias (`ev`) is added to the predicted exposure before the
+curve, so shadows and highlights move together through the same shoulder.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+THUMBNAIL = 64  # side of the (square, aspect-squashed) thumbnail the estimator sees
+KNOTS = torch.linspace(-10.0, 3.0, 27)  # log2 of exposed linear luminance; 0.18 (mid grey) is -2.47
+KEY = 0.18  # the auto-exposure the prediction is relative to: log-average luminance → mid grey
+_LUMA = (0.2126, 0.7152, 0.0722)  # linear-light (Rec.709) luminance
+
+
+def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
+    x = x.clamp(0.0, 1.0)
+    return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
+    x = x.clamp(0.0, 1.0)
+    return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp_min(0.0031308) ** (1 / 2.4) - 0.055)
+
+
+def linear_luminance(linear: torch.Tensor) -> torch.Tensor:
+    return (linear * linear.new_tensor(_LUMA).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
+
+
+def thumbnail(low: torch.Tensor) -> torch.Tensor:
+    """(B,3,H,W) → (B,3,64,64) by area averaging, which also averages noise away."""
+    return F.adaptive_avg_pool2d(low, THUMBNAIL)
+
+
+def log_average(linear: torch.Tensor) -> torch.Tensor:
+    """Log-average (geometric mean) luminance per image, (B,): Reinhard's 'key' of the scene."""
+    return torch.exp(torch.log(linear_luminance(linear).clamp_min(1e-5)).mean(dim=(1, 2, 3)))
+
+
+def default_curve() -> torch.Tensor:
+    """Knot values of the curve the estimator starts from: a filmic (x/(1+x)) shoulder, sRGB-encoded."""
+    x = 2.0 ** KNOTS * 2.0
+    return linear_to_srgb(x / (1.0 + x))
+
+
+@dataclass
+class ToneParams:
+    """Per-image tone parameters of a batch."""
+
+    log_exposure: torch.Tensor  # (B,) natural-log gain on linear light
+    log_wb: torch.Tensor  # (B,3) luminance-neutral white-balance gains
+    curve: torch.Tensor  # (B,K) display luminance at each knot, increasing
+    saturation: torch.Tensor  # (B,) chroma scale around the developed luminance
+
+
+class ToneEstimator(nn.Module):
+    """A small CNN over a thumbnail and its luminance statistics → `ToneParams`."""
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        layers, channels = [], 6
+        for out in (width, width, 2 * width, 2 * width):  # 64 → 32 → 16 → 8 → 4
+            layers += [nn.Conv2d(channels, out, 3, stride=2, padding=1), nn.SiLU()]
+            channels = out
+        self.features = nn.Sequential(*layers)
+        stats = 7  # log key, log mean, five luminance quantiles
+        self.head = nn.Sequential(nn.Linear(2 * channels + stats, 4 * width), nn.SiLU(),
+                                  nn.Linear(4 * width, 1 + 3 + len(KNOTS) + 1))
+        # Start from the plain auto-exposure and the default curve: the zero-initialised last layer
+        # outputs its bias, which encodes exposure 0, neutral white balance, the filmic curve, saturation 1.
+        nn.init.zeros_(self.head[-1].weight)
+        increments = torch.diff(default_curve(), prepend=torch.zeros(1)).clamp_min(1e-4)
+        with torch.no_grad():
+            self.head[-1].bias.zero_()
+            self.head[-1].bias[4:4 + len(KNOTS)] = torch.log(torch.expm1(increments))
+
+    def forward(self, thumb: torch.Tensor) -> ToneParams:
+        """`thumb`: (B,3,h,w) sRGB in [0,1], any size (pooled to 64×64)."""
+        linear = srgb_to_linear(thumbnail(thumb.float()))
+        log_lin = torch.log(linear.clamp_min(1e-4))
+        h = self.features(torch.cat([linear.sqrt(), log_lin / 5.0], dim=1))
+        lum = torch.log(linear_luminance(linear).clamp_min(1e-4)).flatten(1)
+        quantiles = torch.quantile(lum, lum.new_tensor([0.01, 0.1, 0.5, 0.9, 0.99]), dim=1).T
+        stats = torch.cat([lum.mean(dim=1, keepdim=True), torch.log(linear.mean(dim=(1, 2, 3)).clamp_min(1e-4))[:, None],
+                           quantiles], dim=1) / 5.0
+        out = self.head(torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3)), stats], dim=1))
+        log_wb = out[:, 1:4]
+        log_wb = log_wb - (log_wb * log_wb.new_tensor(_LUMA)).sum(dim=1, keepdim=True)  # luminance-neutral
+        return ToneParams(
+            log_exposure=out[:, 0] + math.log(KEY) - torch.log(log_average(linear)),
+            log_wb=log_wb,
+            curve=torch.cumsum(F.softplus(out[:, 4:4 + len(KNOTS)]), dim=1),
+            saturation=torch.exp(0.5 * torch.tanh(out[:, -1])),
+        )
+
+
+def apply_tone(low: torch.Tensor, params: ToneParams, ev: float | torch.Tensor = 0.0) -> torch.Tensor:
+    """Develop (B,3,H,W) sRGB `low` with per-image `params`; `ev` stops of extra exposure.
+
+    Chroma ratios are kept through the curve (as the auto-gamma base did), then
+    scaled by the predicted saturation around the new luminance.
+    """
+    gain = params.log_exposure + torch.as_tensor(ev, dtype=torch.float32, device=low.device) * math.log(2.0)
+    linear = srgb_to_linear(low.float()) * torch.exp(gain.view(-1, 1, 1, 1) + params.log_wb[:, :, None, None])
+    lum = linear_luminance(linear).clamp_min(1e-6)
+    knots = KNOTS.to(low.device)
+    step = float(knots[1] - knots[0])
+    position = ((torch.log2(lum) - float(knots[0])) / step).clamp(0.0, len(knots) - 1.0)
+    index = position.floor().clamp(max=len(knots) - 2).long()
+    frac = position - index
+    curve = params.curve
+    batch = curve.shape[0]
+    flat = index.view(batch, -1)
+    lo = torch.gather(curve, 1, flat).view_as(lum)
+    hi = torch.gather(curve, 1, flat + 1).view_as(lum)
+    display = lo + (hi - lo) * frac
+    # Below the first knot the curve runs linearly to black, so zero stays zero.
+    below = lum < 2.0 ** float(knots[0])
+    display = torch.where(below, curve[:, :1, None, None] * lum / 2.0 ** float(knots[0]), display)
+    out_lum = srgb_to_linear(display.clamp(0.0, 1.0))
+    developed = linear * (out_lum / lum)
+    developed = out_lum + params.saturation.view(-1, 1, 1, 1) * (developed - out_lum)
+    return linear_to_srgb(developed)

@@ -1,0 +1,147 @@
+"""The global tone branch: how it develops a photo, the exposure bias, and how it is trained on whole frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lowlight_cli.condition import develop
+from lowlight_cli.models.tone import ToneEstimator, apply_tone, default_curve, linear_to_srgb, srgb_to_linear
+from tests.conftest import dark_array, tiny_model
+
+SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "lowlight-samples" / "DICM_06.jpg"
+
+
+def photo() -> torch.Tensor:
+    return torch.from_numpy(dark_array(48, 64).astype(np.float32) / 255).permute(2, 0, 1)[None]
+
+
+def test_srgb_round_trip_and_a_fresh_estimator_starts_from_the_default_curve():
+    x = torch.linspace(0, 1, 101)
+    assert torch.allclose(linear_to_srgb(srgb_to_linear(x)), x, atol=1e-5)
+    params = ToneEstimator()(photo())
+    assert torch.allclose(params.curve[0], default_curve(), atol=1e-4)
+    assert torch.allclose(params.log_wb, torch.zeros(1, 3), atol=1e-6) and torch.allclose(params.saturation, torch.ones(1))
+
+
+def test_black_stays_black_and_the_curve_is_monotone_in_brightness():
+    tone = ToneEstimator()
+    low = photo()
+    params = tone(low)
+    assert apply_tone(torch.zeros(1, 3, 4, 4), params).abs().max() < 1e-6
+    ramp = torch.linspace(0, 1, 256).view(1, 1, 1, 256).expand(1, 3, 1, 256)
+    developed = apply_tone(ramp, params)[0, 0, 0]
+    assert bool((developed[1:] >= developed[:-1] - 1e-6).all())
+    assert developed[-1] <= 1.0 and developed[-1] > 0.9  # highlights compressed below white, not clipped early
+
+
+def test_a_crop_developed_from_the_whole_frame_equals_the_crop_of_the_whole_developed_frame():
+    tone = ToneEstimator()
+    low = photo()
+    whole, _ = develop(low, tone, 0.42)
+    crop, _ = develop(low[..., 8:40, 16:48], tone, 0.42, thumb=low)
+    assert torch.allclose(crop, whole[..., 8:40, 16:48], atol=1e-6)
+    alone, _ = develop(low[..., 8:40, 16:48], tone, 0.42)  # judged from the crop alone, the tone differs
+    assert not torch.allclose(alone, crop, atol=1e-3)
+
+
+def test_exposure_bias_brightens_monotonically_and_needs_a_tone_branch():
+    tone = ToneEstimator().requires_grad_(False)
+    low = photo()
+    means = [float(develop(low, tone, 0.42, ev=ev)[0].mean()) for ev in (-2, -1, 0, 1, 2)]
+    assert all(b > a + 0.01 for a, b in zip(means, means[1:])), means
+    with pytest.raises(ValueError, match="no tone branch"):
+        develop(low, None, 0.42, ev=1.0)
+    base, _ = develop(low, None, 0.42)  # the first release's auto-gamma, unchanged
+    assert abs(float(base.mean()) - 0.42) < 0.1
+
+
+@pytest.mark.skipif(not SAMPLE.exists(), reason="needs ../shared/data/lowlight-samples")
+def test_enhancer_exposure_is_monotone_on_a_real_photo_and_zero_is_the_default(tmp_path):
+    from lowlight_cli.io.images import load_image
+    from lowlight_cli.pipeline import Enhancer
+
+    model = tiny_model(tone_curve=True)
+    rgb = load_image(SAMPLE).rgb[::4, ::4]
+    outputs = {ev: Enhancer(model, device="cpu", prior="none", exposure=ev).enhance(rgb).rgb for ev in (-1, 0, 1)}
+    means = [float(outputs[ev].mean()) for ev in (-1, 0, 1)]
+    assert means[0] + 0.02 < means[1] < means[2] - 0.02, means
+    assert np.array_equal(outputs[0], Enhancer(model, device="cpu", prior="none").enhance(rgb).rgb)
+    from lowlight_cli.errors import UsageError
+
+    with pytest.raises(UsageError, match="--exposure needs a model with a tone branch"):
+        Enhancer(tiny_model(), device="cpu", prior="none", exposure=1.0)
+    with pytest.raises(UsageError, match="within ±3 EV"):
+        Enhancer(model, device="cpu", prior="none", exposure=5.0)
+
+
+def lol_like_folder(root: Path, groups: int = 30) -> Path:
+    for sub in ("low", "high"):
+        (root / sub).mkdir(parents=True)
+    lines = ["name,scene_group"]
+    for g in range(groups):
+        for k in range(2):
+            name = f"{g * 2 + k}.png"
+            Image.fromarray(dark_array(32, 40, seed=g)).save(root / "low" / name)
+            Image.fromarray(np.clip(dark_array(32, 40, seed=g).astype(int) * 5, 0, 255).astype(np.uint8)).save(
+                root / "high" / name)
+            lines.append(f"{name},{g}")
+    (root / "pairs.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_low_high_folders_split_by_scene_group_and_a_folder_without_groups_is_used_whole(tmp_path):
+    from lowlight_cli.training.data import paired_rows
+
+    root = lol_like_folder(tmp_path / "lol")
+    train, val, everything = (paired_rows(root, split) for split in ("train", "val", "all"))
+    assert len(train) + len(val) == len(everything) == 60 and val
+    assert not {g for _, _, g in train} & {g for _, _, g in val}  # never split by row
+    (root / "pairs.csv").unlink()  # a test set (LOL eval15): every pair in any split
+    assert len(paired_rows(root, "val")) == len(paired_rows(root, "train")) == 60
+
+
+def test_crops_carry_their_whole_photo_and_unchanged_photos_are_their_own_target(tmp_path):
+    from lowlight_cli.training.data import THUMB, TrainingData
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        Image.fromarray(np.clip(dark_array(64, 80, seed=i).astype(int) * 6, 0, 255).astype(np.uint8)).save(
+            photos / f"{i}.png")
+    data = TrainingData([photos], None, 0.42, crop=32, log=lambda m: None, unchanged_share=1.0, mild_share=0.0)
+    rng = np.random.default_rng(0)
+    sample = data.sample(rng, 8)
+    assert sample["thumb"].shape == (3, THUMB, THUMB)
+    assert torch.equal(sample["low"], sample["high"])  # nothing to brighten: the target is the input
+    frame = data.frame(rng)
+    assert torch.equal(frame["low"], frame["high"]) and frame["low"].shape == (3, THUMB, THUMB)
+    data = TrainingData([photos], None, 0.42, crop=32, log=lambda m: None)
+    frames = data.batch(np.random.default_rng(1), 16, 8, frames=True)
+    assert float(frames["low"].mean()) < float(frames["high"].mean())  # most are darkened
+
+
+def test_the_tone_phase_trains_the_branch_on_frames_and_then_the_denoiser_uses_it(tmp_path):
+    from lowlight_cli.checkpoint import load_checkpoint, read_provenance
+    from lowlight_cli.models.config import ModelConfig
+    from lowlight_cli.training.data import TrainingData
+    from lowlight_cli.training.trainer import TrainOptions, train
+    from tests.conftest import TINY
+
+    root = lol_like_folder(tmp_path / "lol", groups=6)
+    data = TrainingData([root], None, 0.42, crop=32, log=lambda m: None)
+    out = tmp_path / "m.safetensors"
+    options = TrainOptions(data=[root], out=out, steps=2, batch_size=2, crop=32, tone_steps=30, tone_batch_size=8,
+                           tone_lr=3e-3, save_every=100, prior="none",
+                           config=ModelConfig(**{**TINY, "tone_curve": True, "use_prior": False}))
+    train(options, data, notify=lambda m: None)
+    model = load_checkpoint(out)
+    assert read_provenance(out)["steps"] == 32
+    fresh = ToneEstimator()
+    frames = data.batch(np.random.default_rng(3), 8, 8, frames=True)
+    error = lambda tone: float((develop(frames["low"], tone, 0.42)[0] - frames["high"]).abs().mean())  # noqa: E731
+    assert error(model.tone) < 0.8 * error(fresh), (error(model.tone), error(fresh))
