@@ -695,7 +695,14 @@ def train(
     data: str = typer.Option(..., help="Comma-separated folders: SICE layout (pairs.csv), low/+high/ pairs, "
                                          "or plain photos for synthetic darkening."),
     out: Path = typer.Option(..., help="Checkpoint to write (.safetensors); <out>.state.safetensors holds the resumable state."),
-    steps: int = typer.Option(8000, help="Optimiser steps in total (a resumed run continues to this count)."),
+    steps: int = typer.Option(8000, help="Denoiser optimiser steps (a resumed run continues to this count)."),
+    tone_steps: int = typer.Option(2500, help="Steps of the global tone branch on whole frames, before the "
+                                              "denoiser's steps (0 with --no-tone)."),
+    tone: bool = typer.Option(True, "--tone/--no-tone", help="Give the model a global tone branch (exposure, white "
+                                                              "balance, tone curve from a thumbnail of the whole "
+                                                              "photo); --no-tone keeps the first release's auto-gamma base."),
+    ssim_weight: float = typer.Option(0.2, help="Weight of the structure (1 - SSIM) term on the predicted image."),
+    colour_weight: float = typer.Option(0.1, help="Weight of the colour (1 - cosine) term on the predicted image."),
     stop_at: Optional[int] = typer.Option(None, "--stop-at", help="End this run at this step (resumable later); "
                                                                   "the learning-rate schedule still spans --steps."),
     batch_size: int = typer.Option(16, help="Crops per step."),
@@ -755,6 +762,9 @@ def train(
               (batch_size >= 1, f"--batch-size must be at least 1, got {batch_size}"),
               (crop >= 16 and crop % 8 == 0, f"--crop must be a multiple of 8 and at least 16, got {crop}"),
               (lr > 0, f"--lr must be positive, got {lr}"),
+              (tone_steps >= 0, f"--tone-steps must be at least 0, got {tone_steps}"),
+              (tone or not tone_steps, "--tone-steps needs a tone branch: use --tone-steps 0 with --no-tone"),
+              (ssim_weight >= 0 and colour_weight >= 0, "--ssim-weight and --colour-weight must be at least 0"),
               (semantic_weight >= 0, f"--semantic-weight must be at least 0, got {semantic_weight}"),
               (0 <= final_step_share <= 1, f"--final-step-share must be in [0, 1], got {final_step_share}"),
               (0 <= refine_share <= 1 - final_step_share,
@@ -771,7 +781,8 @@ def train(
     except OSError as exc:
         raise OutputError(f"{out.parent}: cannot create the output folder ({exc.strerror or exc})") from None
     config = ModelConfig(base_channels=base_channels, diffusion=not no_diffusion, use_prior=prior != Prior.none,
-                         mean_start=mean_start and not no_diffusion, prior_map_scale=prior_map_scale)
+                         mean_start=mean_start and not no_diffusion, prior_map_scale=prior_map_scale,
+                         tone_curve=tone)
     init_path = init  # a run that resumes its state ignores --init (the trainer says so)
     if init is not None and not state_path(out).exists():  # checked now, not after minutes of priors
         init_path = resolve_model_path(init, "--init")
@@ -796,14 +807,16 @@ def train(
     options = TrainOptions(data=folders, out=out, steps=steps, batch_size=batch_size, crop=crop, lr=lr,
                            semantic_weight=semantic_weight, final_step_share=final_step_share,
                            refine_share=refine_share, prior=prior.value, init=init_path,
-                           seed=seed, save_every=save_every, stop_at=stop_at,
+                           seed=seed, save_every=save_every, stop_at=stop_at, tone_steps=tone_steps,
+                           ssim_weight=ssim_weight, colour_weight=colour_weight,
                            device=str(torch_device), workers=workers, config=config)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     with Progress(TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn(),
                   console=out_console, refresh_per_second=1) as progress:
-        task = progress.add_task("train", total=min(steps, stop_at or steps), loss=float("nan"))
+        total = tone_steps + steps
+        task = progress.add_task("train", total=min(total, stop_at or total), loss=float("nan"))
 
         def on_step(step: int, loss: float, seconds_per_step: float) -> None:
             progress.update(task, completed=step, loss=loss)
