@@ -22,7 +22,6 @@ package's `InputError` (a `LowlightError`) with a one-line message.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 from pathlib import Path
@@ -47,20 +46,6 @@ LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 ACCEPTED = "a file path (str or Path), a PIL image, or a numpy array (uint8, uint16 or float in [0, 1])"
 
 
-def pipeline_enhancer(exposure: float = 0.0, **options: Any) -> PipelineEnhancer:
-    """A `pipeline.Enhancer` with the CLI's options; shared by the CLI and this API.
-
-    `exposure` is passed on only when the pipeline takes it, or when it is
-    non-zero (then a pipeline without it fails with a clear message instead
-    of quietly ignoring the request).
-    """
-    if "exposure" in inspect.signature(PipelineEnhancer.__init__).parameters:
-        options["exposure"] = exposure
-    elif exposure:
-        raise UsageError("--exposure needs a newer lowlight-cli pipeline than the one installed")
-    return PipelineEnhancer(**options)
-
-
 class Enhancer:
     """Load the model and the region prior once, then `enhance()` any number of images.
 
@@ -78,7 +63,7 @@ class Enhancer:
                  full_res: bool = False, tile: int = 512, detail_threshold: float = DEFAULT_DETAIL_THRESHOLD,
                  shadow_denoise: float = DEFAULT_SHADOW_DENOISE, exposure: float = 0.0) -> None:
         try:
-            self.pipeline = pipeline_enhancer(
+            self.pipeline = PipelineEnhancer(
                 model=model, device=device, prior=prior, sam_model=sam_model,
                 sam_checkpoint=None if sam_checkpoint is None else Path(sam_checkpoint), steps=steps,
                 work_size=work_size, seed=seed, full_res=full_res, tile=tile, detail_threshold=detail_threshold,

@@ -264,14 +264,14 @@ def build_enhancer(model: str, device: Device, prior: Prior, sam_model: SamModel
                    steps: int, seed: int, work_size: int, full_res: bool = False, tile: int = 512,
                    detail_threshold: float = DETAIL.default, shadow_denoise: float = SHADOW.default,
                    exposure: float = 0.0):
-    from lowlight_cli.api import pipeline_enhancer
+    from lowlight_cli.pipeline import Enhancer
 
     out = console()
-    enhancer = pipeline_enhancer(model=model, device=device.value, prior=prior.value, sam_model=sam_model.value,
-                                 sam_checkpoint=sam_checkpoint, steps=steps, work_size=work_size, seed=seed,
-                                 full_res=full_res, tile=tile, detail_threshold=detail_threshold,
-                                 shadow_denoise=shadow_denoise, exposure=exposure,
-                                 notify=lambda m: out.print(f"[yellow]note:[/] {m}"))
+    enhancer = Enhancer(model=model, device=device.value, prior=prior.value, sam_model=sam_model.value,
+                        sam_checkpoint=sam_checkpoint, steps=steps, work_size=work_size, seed=seed,
+                        full_res=full_res, tile=tile, detail_threshold=detail_threshold,
+                        shadow_denoise=shadow_denoise, exposure=exposure,
+                        notify=lambda m: out.print(f"[yellow]note:[/] {m}"))
     if STATE["verbose"]:
         out.print(f"model: {model} on {enhancer.device} ({str(enhancer.dtype).replace('torch.', '')}), "
                   f"{steps} steps, work size {work_size}, prior {prior.value}, exposure {exposure:+g} EV")
