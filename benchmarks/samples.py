@@ -20,14 +20,9 @@ import numpy as np
 
 from lowlight_cli.io.images import load_image, save_image
 from lowlight_cli.pipeline import Enhancer
+from lowlight_cli.shadow_noise import luma
 
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 CLIPPED = 254 / 255
-
-
-def luma(rgb: np.ndarray) -> np.ndarray:
-    return rgb @ LUMA
-
 
 def clipped(rgb: np.ndarray) -> np.ndarray:
     return rgb.max(axis=2) >= CLIPPED

@@ -1,8 +1,9 @@
-"""Make the before/after strip in examples/ from real dark photos.
+"""Make the before/after strips in examples/ from real dark photos.
 
     python benchmarks/strip.py ../shared/data/lowlight-samples examples/before_after.jpg --model default
+    python benchmarks/strip.py ../shared/data/lowlight-samples examples/exposure.jpg --exposures=-1,0,1
 
-Top row: the dark inputs; bottom row: lowlight-cli's output (default settings).
+Top row: the dark inputs; below: lowlight-cli's output (default settings), one row per `--exposures` EV.
 """
 
 from __future__ import annotations
@@ -28,18 +29,19 @@ def main() -> None:
     parser.add_argument("--prior", default="fallback")
     parser.add_argument("--height", type=int, default=240, help="row height in pixels")
     parser.add_argument("--names", default=",".join(DEFAULT_NAMES))
+    parser.add_argument("--exposures", default="0", help="comma-separated --exposure values, one output row each")
     args = parser.parse_args()
-    enhancer = Enhancer(model=args.model, device="auto", prior=args.prior, steps=args.steps)
-    tops, bottoms = [], []
+    enhancers = [Enhancer(model=args.model, device="auto", prior=args.prior, steps=args.steps, exposure=float(ev))
+                 for ev in args.exposures.split(",")]
+    rows: list[list[np.ndarray]] = [[] for _ in range(len(enhancers) + 1)]
     for name in args.names.split(","):
         rgb = load_image(args.folder / name).rgb
-        out = enhancer.enhance(rgb).rgb
         width = round(rgb.shape[1] * args.height / rgb.shape[0])
-        for row, image in ((tops, rgb), (bottoms, out)):
+        for row, image in zip(rows, [rgb] + [enhancer.enhance(rgb).rgb for enhancer in enhancers]):
             row.append(np.asarray(Image.fromarray((image * 255 + 0.5).astype(np.uint8)).resize((width, args.height),
                                                                                                  Image.LANCZOS)))
         print(name)
-    strip = np.concatenate([np.concatenate(tops, axis=1), np.concatenate(bottoms, axis=1)], axis=0)
+    strip = np.concatenate([np.concatenate(row, axis=1) for row in rows], axis=0)
     Image.fromarray(strip).save(args.out, quality=90)
     print(args.out)
 

@@ -145,3 +145,27 @@ def test_the_tone_phase_trains_the_branch_on_frames_and_then_the_denoiser_uses_i
     frames = data.batch(np.random.default_rng(3), 8, 8, frames=True)
     error = lambda tone: float((develop(frames["low"], tone, 0.42)[0] - frames["high"]).abs().mean())  # noqa: E731
     assert error(model.tone) < 0.8 * error(fresh), (error(model.tone), error(fresh))
+
+
+def test_a_fine_tune_that_adds_a_tone_branch_does_not_ship_a_blend_with_the_old_denoiser(tmp_path):
+    """Its EMA warms up from the phase start (a plain fine-tune's EMA keeps the init's weights instead)."""
+    from lowlight_cli.checkpoint import load_checkpoint, save_checkpoint
+    from lowlight_cli.models.config import ModelConfig
+    from lowlight_cli.training.data import TrainingData
+    from lowlight_cli.training.trainer import TrainOptions, train
+    from tests.conftest import TINY
+
+    root = lol_like_folder(tmp_path / "lol", groups=4)
+    data = TrainingData([root], None, 0.42, crop=32, log=lambda m: None)
+    init = tmp_path / "first-release.safetensors"
+    save_checkpoint(tiny_model(use_prior=False), init)
+    moved = {}
+    for tone in (False, True):
+        out = tmp_path / f"tone{tone}.safetensors"
+        options = TrainOptions(data=[root], out=out, steps=6, batch_size=2, crop=32, lr=1e-2, tone_steps=2 * tone,
+                               tone_batch_size=4, save_every=100, prior="none", init=init,
+                               config=ModelConfig(**{**TINY, "tone_curve": tone, "use_prior": False}))
+        train(options, data, notify=lambda m: None)
+        before, after = load_checkpoint(init).state_dict(), load_checkpoint(out).state_dict()
+        moved[tone] = max(float((after[k] - before[k]).abs().max()) for k in before)
+    assert moved[False] < 1e-3 < moved[True], moved

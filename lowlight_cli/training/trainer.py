@@ -246,8 +246,10 @@ def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, flo
     if options.init is not None and step > 0:
         notify(f"resuming {state_file.name} at step {step}: --init applies to a new run only")
     # The EMA of a fine-tune starts from trained weights: averaging in from the start keeps them, where the
-    # warm-up of a run from scratch would let the first noisy steps replace them.
-    warm_up_ema = options.init is None
+    # warm-up of a run from scratch would let the first noisy steps replace them. Not so when the fine-tune
+    # gives the denoiser a new base (a tone branch its init lacked): those weights answer another question,
+    # and a slow average would ship a blend of the old and new denoiser for most of the run.
+    warm_up_ema = options.init is None or (config.tone_curve and not load_checkpoint(options.init).config.tone_curve)
     generator = torch.Generator().manual_seed(options.seed + step)
     started = time.time()
     first_step = step
