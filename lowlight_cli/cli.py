@@ -783,9 +783,10 @@ def train(
     config = ModelConfig(base_channels=base_channels, diffusion=not no_diffusion, use_prior=prior != Prior.none,
                          mean_start=mean_start and not no_diffusion, prior_map_scale=prior_map_scale,
                          tone_curve=tone)
-    init_path = init  # a run that resumes its state ignores --init (the trainer says so)
-    if init is not None and not state_path(out).exists():  # checked now, not after minutes of priors
-        init_path = resolve_model_path(init, "--init")
+    # A run that resumes its state ignores --init's weights (the trainer says so), but its config still tells
+    # the trainer how the run began; checked now, not after minutes of priors.
+    init_path = None if init is None else resolve_model_path(init, "--init")
+    if init_path is not None and not state_path(out).exists():
         check_continuation(load_checkpoint(init_path).config, config, init_path, lambda message: None, INIT_REMEDY)
     if threads:
         torch.set_num_threads(threads)
