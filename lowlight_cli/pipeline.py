@@ -155,10 +155,14 @@ class Enhancer:
             boundary=torch.from_numpy(prior.boundary.astype(np.float32))[None, None],
         )
 
-    def working_copy(self, rgb: np.ndarray) -> WorkingCopy:
-        """The image at the resolution the denoiser runs at: full size with --full-res or when small and clean."""
+    def working_copy(self, rgb: np.ndarray, direct: bool | None = None) -> WorkingCopy:
+        """The image at the resolution the denoiser runs at: full size with --full-res or when small and clean.
+
+        `direct` overrides that choice (video never samples small frames directly: see `video.enhance_frame`).
+        """
         long_side = max(rgb.shape[:2])
-        direct = self.full_res or (long_side <= self.direct_size and lifted_noise(rgb) <= DIRECT_MAX_NOISE)
+        if direct is None:
+            direct = self.full_res or (long_side <= self.direct_size and lifted_noise(rgb) <= DIRECT_MAX_NOISE)
         return make_working_copy(rgb, long_side if direct else self.work_size, self.develop)
 
     def develop(self, low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

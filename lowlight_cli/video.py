@@ -99,7 +99,9 @@ def enhance_video(enhancer: Enhancer, source: FrameSource, sink: FrameSink,
 def enhance_frame(enhancer: Enhancer, rgb: np.ndarray, state: ShotState | None, smoothing: float,
                   scene_cut: float) -> tuple[np.ndarray, ShotState, bool]:
     """One frame: (full-resolution output, state for the next frame, whether a new prior was computed)."""
-    working = enhancer.working_copy(rgb)
+    # Never sampled directly, even when small: the working copy's area averaging also averages the noise
+    # that would flicker from frame to frame, and every frame of the clip compares at one size.
+    working = enhancer.working_copy(rgb, direct=enhancer.full_res)
     changes = None if state is None else change_map(state.low, working.low)
     same_shot = changes is not None and float(changes.mean()) < scene_cut
     working, work_output, prior, _ = enhancer.enhance_working(rgb, state.prior if same_shot else None, working)
