@@ -240,7 +240,8 @@ PRIOR = typer.Option(Prior.auto, "--prior", help="Region prior: auto (SAM if its
 SAM_MODEL = typer.Option(SamModel.vit_b, "--sam-model", help="SAM size for --prior sam/auto.")
 SAM_CKPT = typer.Option(None, "--sam-checkpoint", help="Local SAM .safetensors (Hugging Face or segment-anything names).")
 WORK_SIZE = typer.Option(384, "--work-size", metavar="PX", help="Long side (px) at which the diffusion model runs; the result is "
-                                                   "carried to full resolution by guided reconstruction.")
+                                                   "carried to full resolution by guided reconstruction. Photos up "
+                                                   "to 640 px with little noise are sampled at their own size.")
 FULL_RES = typer.Option(False, "--full-res", help="Sample at full resolution in blended tiles instead (slow; GPU advised).")
 TILE = typer.Option(512, "--tile", metavar="PX", help="Tile side for --full-res.")
 DETAIL = typer.Option(2.0, "--detail-threshold", min=0.0, metavar="SIGMAS",
