@@ -52,15 +52,19 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         raise WeightsError(f"{path} is not a valid .safetensors checkpoint ({exc})") from None
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> PriorGuidedDenoiser:
-    """Build the model the checkpoint's config describes and load its weights (float32, eval mode)."""
+def read_config(path: str | Path) -> ModelConfig:
+    """The model config of a checkpoint, from its header alone (no weights are read)."""
     metadata = read_metadata(path)
     if CONFIG_KEY not in metadata:
         raise WeightsError(f"{path} has no lowlight model config in its metadata: not a lowlight-cli checkpoint")
     if metadata.get(FORMAT_KEY) != str(FORMAT_VERSION):
         raise WeightsError(f"{path} has checkpoint format {metadata.get(FORMAT_KEY)!r}, expected {FORMAT_VERSION}")
-    config = ModelConfig.from_json(metadata[CONFIG_KEY])
-    model = PriorGuidedDenoiser(config)
+    return ModelConfig.from_json(metadata[CONFIG_KEY])
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> PriorGuidedDenoiser:
+    """Build the model the checkpoint's config describes and load its weights (float32, eval mode)."""
+    model = PriorGuidedDenoiser(read_config(path))
     try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:

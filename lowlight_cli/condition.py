@@ -40,8 +40,12 @@ def brighten(low: torch.Tensor, target_brightness: float) -> tuple[torch.Tensor,
     gamma = (math.log(target_brightness) / torch.log(mean)).clamp(0.15, 1.0)
     ratio = lum ** gamma.view(-1, 1, 1, 1) / lum
     base = (low * ratio).clamp(0.0, 1.0)
-    log_gain = torch.log(luminance(base).mean(dim=(1, 2, 3)).clamp_min(1e-4) / mean)
-    return base, log_gain
+    return base, log_mean_gain(base, mean)
+
+
+def log_mean_gain(base: torch.Tensor, low_mean: torch.Tensor) -> torch.Tensor:
+    """log(mean luminance of `base` / `low_mean`) per image (B,): how much brightening amplified the noise."""
+    return torch.log(luminance(base).mean(dim=(1, 2, 3)).clamp_min(1e-4) / low_mean)
 
 
 def develop(low: torch.Tensor, tone: ToneEstimator | None, target_brightness: float,
@@ -58,9 +62,7 @@ def develop(low: torch.Tensor, tone: ToneEstimator | None, target_brightness: fl
             raise ValueError("this model has no tone branch: an exposure bias needs a model trained with one")
         return brighten(low, target_brightness)
     base = apply_tone(low, tone(low if thumb is None else thumb), ev).to(low.dtype)
-    mean = luminance(low).mean(dim=(1, 2, 3)).clamp(1e-4, 0.99)
-    log_gain = torch.log(luminance(base).mean(dim=(1, 2, 3)).clamp_min(1e-4) / mean)
-    return base, log_gain
+    return base, log_mean_gain(base, luminance(low).mean(dim=(1, 2, 3)).clamp(1e-4, 0.99))
 
 
 def brighten_array(rgb: np.ndarray, target_brightness: float) -> np.ndarray:

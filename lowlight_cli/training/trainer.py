@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from lowlight_cli.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from lowlight_cli.checkpoint import load_checkpoint, read_config, read_metadata, save_checkpoint
 from lowlight_cli.condition import develop
 from lowlight_cli.diffusion.ddim import DDIMScheduler
 from lowlight_cli.diffusion.sampling import start_of_sampling
@@ -249,7 +249,7 @@ def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, flo
     # warm-up of a run from scratch would let the first noisy steps replace them. Not so when the fine-tune
     # gives the denoiser a new base (a tone branch its init lacked): those weights answer another question,
     # and a slow average would ship a blend of the old and new denoiser for most of the run.
-    warm_up_ema = options.init is None or (config.tone_curve and not load_checkpoint(options.init).config.tone_curve)
+    warm_up_ema = options.init is None or (config.tone_curve and not read_config(options.init).tone_curve)
     generator = torch.Generator().manual_seed(options.seed + step)
     started = time.time()
     first_step = step
