@@ -126,7 +126,7 @@ TRAIN_PANELS = {
     "Data and output": ["data", "out", "init", "save_every", "stop_at"],
     "Schedule": ["steps", "tone_steps", "batch_size", "crop", "lr", "seed"],
     "Model": ["base_channels", "tone", "no_diffusion", "mean_start", "prior_map_scale"],
-    "Losses": ["ssim_weight", "colour_weight", "semantic_weight", "final_step_share", "refine_share"],
+    "Losses": ["ssim_weight", "colour_weight", "teacher_gains", "semantic_weight", "final_step_share", "refine_share"],
     "Region prior": ["prior", "sam_model", "sam_checkpoint"],
     "Hardware": ["device", "threads", "workers"],
 }
@@ -704,6 +704,9 @@ def train(
                                                               "photo); --no-tone keeps the first release's auto-gamma base."),
     ssim_weight: float = typer.Option(0.2, help="Weight of the structure (1 - SSIM) term on the predicted image."),
     colour_weight: float = typer.Option(0.1, help="Weight of the colour (1 - cosine) term on the predicted image."),
+    teacher_gains: bool = typer.Option(True, "--teacher-gains/--no-teacher-gains", help="Develop training photos at "
+                                       "their target's exposure and white balance and learn those gains apart, so "
+                                       "the curve learns contrast instead of hedging an uncertain exposure."),
     stop_at: Optional[int] = typer.Option(None, "--stop-at", help="End this run at this step (resumable later); "
                                                                   "the learning-rate schedule still spans --steps."),
     batch_size: int = typer.Option(16, help="Crops per step."),
@@ -810,7 +813,7 @@ def train(
                            semantic_weight=semantic_weight, final_step_share=final_step_share,
                            refine_share=refine_share, prior=prior.value, init=init_path,
                            seed=seed, save_every=save_every, stop_at=stop_at, tone_steps=tone_steps,
-                           ssim_weight=ssim_weight, colour_weight=colour_weight,
+                           ssim_weight=ssim_weight, colour_weight=colour_weight, teacher_gains=teacher_gains,
                            device=str(torch_device), workers=workers, config=config)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 

@@ -18,7 +18,7 @@ import math
 import numpy as np
 import torch
 
-from lowlight_cli.models.tone import ToneEstimator, apply_tone
+from lowlight_cli.models.tone import ToneEstimator, apply_tone, target_gains, with_gains
 
 LUMA = (0.299, 0.587, 0.114)
 
@@ -49,19 +49,26 @@ def log_mean_gain(base: torch.Tensor, low_mean: torch.Tensor) -> torch.Tensor:
 
 
 def develop(low: torch.Tensor, tone: ToneEstimator | None, target_brightness: float,
-            thumb: torch.Tensor | None = None, ev: float | torch.Tensor = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+            thumb: torch.Tensor | None = None, ev: float | torch.Tensor = 0.0,
+            target_thumb: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The base (B,3,H,W) the denoiser refines, and log(mean gain) per image (B,).
 
     `thumb` is the whole photo (any size) when `low` is a crop or tile of it:
     the global judgement must come from the whole frame. `ev` (stops) biases
     the tone branch's exposure; the auto-gamma base of first-release models has
-    no exposure to bias, so a non-zero `ev` there is an error.
+    no exposure to bias, so a non-zero `ev` there is an error. `target_thumb`
+    (training only) is the whole target photo: the base is then developed at
+    the target's own exposure and white balance (see `models/tone.py`).
     """
     if tone is None:
         if torch.is_tensor(ev) or ev != 0:
             raise ValueError("this model has no tone branch: an exposure bias needs a model trained with one")
         return brighten(low, target_brightness)
-    base = apply_tone(low, tone(low if thumb is None else thumb), ev).to(low.dtype)
+    whole = low if thumb is None else thumb
+    params = tone(whole)
+    if target_thumb is not None:
+        params = with_gains(params, target_gains(whole, target_thumb))
+    base = apply_tone(low, params, ev).to(low.dtype)
     return base, log_mean_gain(base, luminance(low).mean(dim=(1, 2, 3)).clamp(1e-4, 0.99))
 
 

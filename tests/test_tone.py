@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from lowlight_cli.condition import develop
-from lowlight_cli.models.tone import ToneEstimator, apply_tone, default_curve, linear_to_srgb, srgb_to_linear
+from lowlight_cli.models.tone import (ToneEstimator, apply_tone, default_curve, gain_loss, linear_to_srgb, srgb_to_linear,
+                                     target_gains, with_gains)
 from tests.conftest import dark_array, tiny_model
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "lowlight-samples" / "DICM_06.jpg"
@@ -169,3 +170,29 @@ def test_a_fine_tune_that_adds_a_tone_branch_does_not_ship_a_blend_with_the_old_
         before, after = load_checkpoint(init).state_dict(), load_checkpoint(out).state_dict()
         moved[tone] = max(float((after[k] - before[k]).abs().max()) for k in before)
     assert moved[False] < 1e-3 < moved[True], moved
+
+
+def test_target_gains_recover_the_exposure_and_white_balance_that_made_the_target():
+    low = photo()
+    neutral = linear_to_srgb(srgb_to_linear(low) * 3.0)
+    log_exposure, log_wb = target_gains(low, neutral)
+    assert float(log_exposure[0]) == pytest.approx(np.log(3.0), abs=0.02)
+    assert float(log_wb.abs().max()) < 0.02
+    cast = torch.tensor([1.6, 1.0, 0.7])
+    log_exposure, log_wb = target_gains(low, linear_to_srgb(srgb_to_linear(low) * cast.view(1, 3, 1, 1)))
+    luma = torch.tensor([0.2126, 0.7152, 0.0722])
+    expected = torch.log(cast) - (torch.log(cast) * luma).sum()
+    assert torch.allclose(log_wb[0], expected, atol=0.03)
+    assert abs(float((log_wb * luma).sum())) < 1e-5  # luminance-neutral, like the estimator's
+
+
+def test_teacher_forced_develop_uses_the_targets_gains_and_the_gain_loss_measures_the_miss():
+    tone, low = ToneEstimator(), photo()
+    high = linear_to_srgb(srgb_to_linear(low) * 8.0)
+    gains = target_gains(low, high)
+    forced, _ = develop(low, tone, 0.42, target_thumb=high)
+    assert torch.allclose(forced, apply_tone(low, with_gains(tone(low), gains)))
+    assert not torch.allclose(forced, develop(low, tone, 0.42)[0])
+    assert float(gain_loss(with_gains(tone(low), gains), gains)) == 0.0
+    shifted = (gains[0] + 0.5, gains[1])
+    assert float(gain_loss(with_gains(tone(low), shifted), gains)) == pytest.approx(0.5, abs=1e-5)

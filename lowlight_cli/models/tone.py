@@ -14,12 +14,23 @@ learned monotone curve maps log2 luminance to display (sRGB) luminance, which
 is how highlights are compressed instead of clipped and blacks stay black.
 A user's exposure bias (`ev`) is added to the predicted exposure before the
 curve, so shadows and highlights move together through the same shoulder.
+
+Exposure and white balance are learned apart from the rendering. How bright
+a scene "should" be is often undecidable from the dark photo (LOL's targets
+for equally dark inputs range from mean 0.25 to 0.63); a curve trained
+end-to-end against such targets hedges by flattening towards mid grey, which
+is the lifted-black, low-contrast haze of a regression to the mean. So in
+training the curve and saturation develop each photo at its *target's* own
+exposure and white balance (`target_gains`), and the exposure and white-balance
+heads are regressed to those gains in log space (`gain_loss`). A wrong
+exposure then shows as a photo a little too bright or too dark, with its
+blacks, contrast and colour intact, and `--exposure` corrects it.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -110,6 +121,33 @@ class ToneEstimator(nn.Module):
             curve=torch.cumsum(F.softplus(out[:, 4:4 + len(KNOTS)]), dim=1),
             saturation=torch.exp(0.5 * torch.tanh(out[:, -1])),
         )
+
+
+def target_gains(low: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The exposure and white balance that bring `low` to its target `high` (sRGB, any sizes): (B,), (B,3).
+
+    Exposure matches log-average luminance (the key the prediction is relative
+    to); white balance matches the channel means in linear light, made
+    luminance-neutral as the estimator's is.
+    """
+    low_lin, high_lin = srgb_to_linear(thumbnail(low.float())), srgb_to_linear(thumbnail(high.float()))
+    log_exposure = torch.log(log_average(high_lin)) - torch.log(log_average(low_lin))
+    ratio = torch.log(high_lin.mean(dim=(2, 3)).clamp_min(1e-4)) - torch.log(low_lin.mean(dim=(2, 3)).clamp_min(1e-4))
+    log_wb = ratio - (ratio * ratio.new_tensor(_LUMA)).sum(dim=1, keepdim=True)
+    return log_exposure, log_wb
+
+
+def with_gains(params: ToneParams, gains: tuple[torch.Tensor, torch.Tensor]) -> ToneParams:
+    """`params` with its exposure and white balance replaced (training develops at the target's gains)."""
+    return replace(params, log_exposure=gains[0], log_wb=gains[1])
+
+
+def gain_loss(params: ToneParams, gains: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """L1 in natural-log units between the predicted and the target's exposure and white balance.
+
+    L1 aims at the median of what the thumbnail leaves undecided, not a mean pulled by outliers.
+    """
+    return ((params.log_exposure - gains[0]).abs() + (params.log_wb - gains[1]).abs().sum(dim=1)).mean()
 
 
 def apply_tone(low: torch.Tensor, params: ToneParams, ev: float | torch.Tensor = 0.0) -> torch.Tensor:

@@ -304,7 +304,8 @@ class TrainingData:
 
     def sample(self, rng: np.random.Generator, max_regions: int) -> dict[str, torch.Tensor]:
         """One training crop: low, high (3,c,c) float; labels (c,c) long; scores (max_regions,); boundary (1,c,c);
-        thumb (3,96,96): the whole degraded photo, from which the global tone is judged."""
+        thumb (3,96,96): the whole degraded photo, from which the global tone is judged; thumb_high: the
+        whole target, whose exposure and white balance the base is developed at in training."""
         if rng.random() < self.real_fraction:
             item = self._real(rng)
             window = self._window(*item.labels.shape, rng)
@@ -333,6 +334,7 @@ class TrainingData:
             "low": to_chw(low),
             "high": to_chw(high),
             "thumb": to_chw(thumb[:, ::-1] if flip else thumb),
+            "thumb_high": to_chw(self._thumbnail(item.high)[:, ::-1] if flip else self._thumbnail(item.high)),
             "labels": torch.from_numpy(prior.labels.astype(np.int64)),
             "scores": torch.from_numpy(scores),
             "boundary": torch.from_numpy(prior.boundary)[None],

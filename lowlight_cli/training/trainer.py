@@ -28,7 +28,7 @@ from lowlight_cli.errors import UsageError
 from lowlight_cli.models.config import ModelConfig
 from lowlight_cli.models.denoiser import PriorGuidedDenoiser
 from lowlight_cli.training.data import TrainingData
-from lowlight_cli.models.tone import ToneEstimator
+from lowlight_cli.models.tone import ToneEstimator, apply_tone, gain_loss, target_gains, with_gains
 from lowlight_cli.training.losses import diffusion_loss, semantic_context_loss, structure_and_colour
 
 
@@ -59,6 +59,8 @@ class TrainOptions:
     # Structure and colour terms beside L1, in both phases (training/losses.py).
     ssim_weight: float = 0.2
     colour_weight: float = 0.1
+    # Develop at the target's exposure and white balance, and regress those gains apart (models/tone.py).
+    teacher_gains: bool = True
     config: ModelConfig = field(default_factory=ModelConfig)
 
 
@@ -76,7 +78,7 @@ def two_step_sampler(config: ModelConfig) -> DDIMScheduler:
 def make_model_inputs(batch: dict[str, torch.Tensor], config: ModelConfig, scheduler: DDIMScheduler,
                       generator: torch.Generator, final_step_share: float = 0.0, refine_share: float = 0.0,
                       estimate: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None,
-                      tone: ToneEstimator | None = None
+                      tone: ToneEstimator | None = None, teacher_gains: bool = False
                       ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
     """Noisy model inputs for a batch, the x_0 target, and the brightened base.
 
@@ -88,9 +90,14 @@ def make_model_inputs(batch: dict[str, torch.Tensor], config: ModelConfig, sched
     and, like there, are noised around the model's own first estimate (from
     `estimate`, the model without gradient) rather than around the target: the
     second step then learns to correct the first instead of trusting it.
+
+    With `teacher_gains`, the base is developed at the whole target's exposure
+    and white balance, as the tone branch's curve was trained: the denoiser
+    learns to render and clean, not to second-guess the exposure.
     """
     with torch.no_grad():  # the tone branch is trained in its own phase, on whole frames
-        base, log_gain = develop(batch["low"], tone, config.target_brightness, thumb=batch.get("thumb"))
+        base, log_gain = develop(batch["low"], tone, config.target_brightness, thumb=batch.get("thumb"),
+                                 target_thumb=batch.get("thumb_high") if teacher_gains else None)
     x0 = (batch["high"] - base) * config.residual_scale
     size = x0.shape[0]
     sampler = None  # the 2-step schedule, only when this batch has refine samples
@@ -205,10 +212,22 @@ def learning_rate(step: int, options: TrainOptions) -> float:
 
 
 def tone_loss(tone: ToneEstimator, batch: dict[str, torch.Tensor], options: TrainOptions) -> torch.Tensor:
-    """The tone branch developing whole frames, against their targets."""
-    developed = develop(batch["low"], tone, options.config.target_brightness)[0]
-    return F.l1_loss(developed, batch["high"]) + structure_and_colour(developed, batch["high"], options.ssim_weight,
-                                                                     options.colour_weight)
+    """The tone branch developing whole frames, against their targets.
+
+    With `teacher_gains`, the curve and saturation develop each frame at its
+    target's exposure and white balance, and the heads that predict those
+    gains learn them by regression (see `models/tone.py` for why).
+    """
+    low, high = batch["low"], batch["high"]
+    if not options.teacher_gains:
+        developed = develop(low, tone, options.config.target_brightness)[0]
+        penalty = developed.new_zeros(())
+    else:
+        params, gains = tone(low), target_gains(low, high)
+        developed = apply_tone(low, with_gains(params, gains))
+        penalty = gain_loss(params, gains)
+    return (F.l1_loss(developed, high) + structure_and_colour(developed, high, options.ssim_weight,
+                                                              options.colour_weight) + penalty)
 
 
 def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, float, float], None] | None = None,
@@ -309,7 +328,7 @@ def denoiser_loss(model: PriorGuidedDenoiser, batch: dict[str, torch.Tensor], co
     """x_0 L1, plus the semantic-context, structure and colour terms on the predicted clean crop."""
     inputs, x0, base = make_model_inputs(batch, config, scheduler, generator, options.final_step_share,
                                          options.refine_share, estimate=lambda kwargs: model(**kwargs),
-                                         tone=model.tone)
+                                         tone=model.tone, teacher_gains=options.teacher_gains)
     x0_pred = model(**inputs)
     loss = diffusion_loss(x0_pred, x0)
     pred_image = base + x0_pred / config.residual_scale
