@@ -1,0 +1,374 @@
+"""`batch --ray`: the same batch fanned out over a Ray cluster with Ray Data's actor pool.
+
+How a run goes, and why:
+
+* **The driver plans, the cluster works.** The driver lists the inputs
+  (on disk or in a bucket), skips finished outputs and checks every option
+  and the model itself (`check_settings`) *before* Ray starts, so a bad
+  `--model` is one line, not pages of `ActorDiedError`. Only file names go
+  into Ray Data's blocks: no read tasks exist to be starved of CPU by an
+  actor pool that takes every core, and no decoded image ever meets Arrow's
+  2 GB block limit.
+* **Each actor builds its own `Enhancer`** from the checkpoint's bytes (a
+  loaded model is never shipped), sets torch's threads to its CPU share,
+  then per file: reads the bytes, decodes, enhances, re-checks that the
+  output is still missing, writes atomically (`storage.Location`), and
+  returns a row — done, skipped or failed with the reason. A bad file is a
+  row, never a failed job.
+* **A dead worker is replaced.** Ray restarts the actor and retries its
+  block; a file whose output this run already wrote is not written again
+  (its output's time is at or after the run's start), and a write is never
+  seen half-done. A file that kills its worker `TASK_RETRIES + 1` times is
+  reported failed.
+* **Environment reaches the workers.** Variables set after a cluster
+  started never reach its workers, so the driver's storage, cache and
+  lowlight settings (`FORWARDED_ENV`) travel in the actors' runtime_env.
+* Ray's own progress bars and logs are off; the caller draws one progress
+  bar per file.
+
+Ray is imported only here and only when `--ray` is given: without the
+`[ray]` extra everything else works as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from lowlight_cli.errors import LowlightError, UsageError
+from lowlight_cli.jobs import Job, JobReport
+from lowlight_cli.storage import Location
+
+FORWARDED_ENV = ("AWS_", "GOOGLE_", "GCLOUD_", "CLOUDSDK_", "AZURE_", "FSSPEC_", "LOWLIGHT_", "HF_", "HUGGING",
+                 "XDG_CACHE_HOME", "PYTORCH_")
+TASK_RETRIES = 3  # a file that kills its worker this many times more is reported failed, not retried forever
+MAX_BLOCKS = 2000  # one file per block up to this many files (finest retries); more files share blocks
+RAY_EXTRA = 'pip install "lowlight-cli[ray]"'
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """`--ray [ADDRESS|auto]`, `--workers`, `--gpus-per-worker`, `--cpus-per-worker`."""
+
+    address: str | None = None  # None: Ray's own order (RAY_ADDRESS, a running `ray start`, else a local cluster)
+    workers: tuple[int, int] | None = None  # (min, max) actors; None: as many as the cluster holds
+    gpus_per_worker: float = 0.0
+    cpus_per_worker: float = 1.0
+
+
+def parse_workers(text: str | None) -> tuple[int, int] | None:
+    """`N` → (N, N); `MIN,MAX` → an autoscaling pool; anything else is a one-line `UsageError`."""
+    if text is None:
+        return None
+    parts = [part.strip() for part in str(text).split(",")]
+    try:
+        numbers = [int(part) for part in parts]
+    except ValueError:
+        numbers = []
+    if len(numbers) not in (1, 2) or min(numbers) < 1 or numbers[0] > numbers[-1]:
+        raise UsageError(f"--workers {text}: give N or MIN,MAX with 1 <= MIN <= MAX")
+    return numbers[0], numbers[-1]
+
+
+def check_options(options: RayOptions, device: str) -> None:
+    if options.cpus_per_worker <= 0:
+        raise UsageError(f"--cpus-per-worker must be more than 0, got {options.cpus_per_worker:g}")
+    if options.gpus_per_worker < 0:
+        raise UsageError(f"--gpus-per-worker must be at least 0, got {options.gpus_per_worker:g}")
+    if device == "cuda" and options.gpus_per_worker == 0:
+        raise UsageError("--device cuda with --ray needs --gpus-per-worker (Ray gives a worker no GPU otherwise)")
+    if device == "mps":
+        raise UsageError("--device mps does not work in Ray workers; use --device cpu or auto")
+
+
+def check_settings(enhancer_kwargs: dict[str, Any]) -> bytes:
+    """Check every option and load the model on the driver; return the checkpoint's bytes for the actors.
+
+    Builds a CPU `Enhancer` without a prior (the denoiser is small; this
+    validates the options and the checkpoint's names and shapes), and finds
+    the SAM weights for `--prior sam` (downloading them, as the local batch does).
+    """
+    from lowlight_cli.pipeline import Enhancer, resolve_model_path
+
+    model = enhancer_kwargs.get("model", "default")
+    Enhancer(**{**enhancer_kwargs, "device": "cpu", "prior": "none", "sam_checkpoint": None})
+    if enhancer_kwargs.get("prior") == "sam":
+        from lowlight_cli.priors.sam import locate_sam_checkpoint
+
+        locate_sam_checkpoint(enhancer_kwargs.get("sam_model", "vit_b"), enhancer_kwargs.get("sam_checkpoint"),
+                              download=True)
+    return resolve_model_path(model).read_bytes()
+
+
+@dataclass
+class WorkerSpec:
+    """What an actor needs to build its own `Enhancer` and run files: no loaded model, only bytes and settings."""
+
+    enhancer_kwargs: dict[str, Any]
+    model_bytes: bytes
+    model_name: str
+    overwrite: bool
+    quality: int | None
+    started: float  # the driver's clock when work began: outputs at or after it were written by this run
+    threads: int
+    fault: Callable[[str, str], None] | None = None  # tests only: called with (stage, target), may kill the worker
+
+
+class EnhanceWorker:
+    """A Ray Data actor: one `Enhancer` per process, then one row per file."""
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.spec, self.error, self.enhancer = spec, None, None
+        try:
+            import torch
+
+            torch.set_num_threads(spec.threads)
+            from lowlight_cli.pipeline import Enhancer
+
+            self.scratch = tempfile.mkdtemp(prefix="lowlight-worker-")
+            model_path = Path(self.scratch) / "model.safetensors"
+            model_path.write_bytes(spec.model_bytes)
+            self.enhancer = Enhancer(**{**spec.enhancer_kwargs, "model": model_path})
+        except Exception as exc:  # noqa: BLE001 - every file then fails with this line, instead of a dead pool
+            self.error = f"worker on {socket.gethostname()} could not load the model: {exc}"
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
+        rows: dict[str, list] = {"source": [], "target": [], "status": [], "error": [], "seconds": []}
+        for source, target in zip(batch["source"], batch["target"]):
+            began = time.perf_counter()
+            status, error = self.one(str(source), str(target))
+            for key, value in (("source", str(source)), ("target", str(target)), ("status", status),
+                               ("error", error), ("seconds", time.perf_counter() - began)):
+                rows[key].append(value)
+        return rows
+
+    def present(self, target: Location) -> str | None:
+        """'done' if this run already wrote `target` (a retried block), 'skipped' if it was there before, else None."""
+        if not target.exists():
+            return None
+        modified = target.modified()
+        slack = 0.0 if target.local else 1.0  # object stores keep whole seconds
+        if modified is not None and modified >= self.spec.started - slack:
+            return "done"
+        return None if self.spec.overwrite else "skipped"
+
+    def one(self, source: str, target: str) -> tuple[str, str]:
+        from lowlight_cli.file_work import decode, enhance_file
+
+        if self.error:
+            return "failed", f"{source}: {self.error}"
+        job = Job(Location.of(source), Location.of(target))
+        fault = self.spec.fault or (lambda stage, name: None)
+        try:
+            state = self.present(job.target)
+            if state:
+                return state, ""
+            decoded = decode(job.source)
+            fault("enhancing", target)
+            outcome: list[str] = []
+
+            def still_missing() -> bool:  # the last look before writing: Ray may have run this file elsewhere
+                outcome.append(self.present(job.target) or "")
+                return not outcome[-1]
+
+            if not enhance_file(self.enhancer, job, decoded, self.spec.quality, self.spec.model_name, still_missing):
+                return outcome[-1], ""
+            fault("written", target)
+            return "done", ""
+        except LowlightError as exc:
+            return "failed", str(exc)
+        except MemoryError:
+            return "failed", f"{source}: out of memory (try a smaller --work-size)"
+        except Exception as exc:  # noqa: BLE001 - a per-file bug must not take the job down
+            return "failed", f"{source}: unexpected {type(exc).__name__}: {exc}"
+
+
+def forwarded_env() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if key.startswith(FORWARDED_ENV)}
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise UsageError(f"--ray needs Ray: {RAY_EXTRA}") from None
+    return ray
+
+
+@dataclass
+class Cluster:
+    ray: Any
+    started_here: bool  # we started a local cluster (and stop it at the end)
+    connected_here: bool  # we called ray.init (and call ray.shutdown at the end)
+    cpus: float = 0.0
+    gpus: float = 0.0
+
+
+def connect(address: str | None, verbose: bool = False) -> Cluster:
+    """`ray.init` with Ray's own precedence; an unreachable cluster is one line.
+
+    No address: RAY_ADDRESS, else the cluster of a running `ray start` on
+    this machine, else a new local cluster sized to this machine. `auto`:
+    the same, but an error instead of a new cluster. An address: that one.
+    A Ray already initialised in this process (a notebook, the tests) is used as it is.
+    """
+    ray = import_ray()
+    quiet = logging.INFO if verbose else logging.ERROR
+    logging.getLogger("ray").setLevel(quiet)
+    logging.getLogger("ray.data").setLevel(quiet)
+    if ray.is_initialized():
+        cluster = Cluster(ray, started_here=False, connected_here=False)
+    else:
+        if not verbose:  # the C++ core worker's own lines (e.g. about actor constructor arguments)
+            os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+        existing = address is not None or bool(os.environ.get("RAY_ADDRESS")) or Path(
+            tempfile.gettempdir(), "ray", "ray_current_cluster").exists()
+        try:
+            ray.init(address=address, logging_level=quiet, log_to_driver=verbose, configure_logging=True,
+                     **({} if existing else {"include_dashboard": False}))
+        except ConnectionError as exc:
+            raise LowlightError(f"--ray {address or ''}: no Ray cluster reachable ({exc})".replace("  ", " ")) from None
+        except (ValueError, RuntimeError) as exc:
+            raise LowlightError(f"--ray {address or ''}: cannot start or join Ray: {exc}") from None
+        cluster = Cluster(ray, started_here=not existing, connected_here=True)
+    resources = ray.cluster_resources()
+    cluster.cpus, cluster.gpus = float(resources.get("CPU", 0)), float(resources.get("GPU", 0))
+    return cluster
+
+
+def pool_size(options: RayOptions, cluster: Cluster, files: int, notify: Callable[[str], None]) -> tuple[int, int]:
+    """(min, max) actors: `--workers`, else as many as the cluster's CPUs (or GPUs) hold, never more than files.
+
+    A pool whose minimum the cluster cannot hold would wait forever: on a
+    cluster we started that is an error; on one we joined, the autoscaler
+    may add nodes, so it is a note.
+    """
+    if options.gpus_per_worker > 0:
+        fits = int(cluster.gpus // options.gpus_per_worker)
+    else:
+        fits = int(cluster.cpus // options.cpus_per_worker)
+    low, high = options.workers or (max(1, min(fits, files)), max(1, min(fits, files)))
+    high = min(high, max(files, 1))
+    low = min(low, high)
+    need_cpu, need_gpu = low * options.cpus_per_worker, low * options.gpus_per_worker
+    if need_cpu > cluster.cpus or need_gpu > cluster.gpus:
+        message = (f"{low} worker(s) × {options.cpus_per_worker:g} CPU, {options.gpus_per_worker:g} GPU need "
+                   f"{need_cpu:g} CPU and {need_gpu:g} GPU; the cluster has {cluster.cpus:g} CPU and "
+                   f"{cluster.gpus:g} GPU")
+        if cluster.started_here or (not options.workers and fits == 0):
+            raise UsageError(f"{message} (lower --workers or the per-worker share)")
+        notify(f"{message}: waiting for the cluster to grow")
+    return low, high
+
+
+def plan(jobs: list[Job], overwrite: bool, report: JobReport,
+         on_advance: Callable[[Job], None] | None = None) -> list[Job]:
+    """The jobs still to do; the rest go into `report` as `jobs.run_jobs` sorts them (skip, refuse)."""
+    inputs = {Location.of(job.source).resolve() for job in jobs}
+    pending = []
+    for job in jobs:
+        source, target = Location.of(job.source), Location.of(job.target)
+        if target.resolve() == source.resolve():
+            report.failed.append((job, f"{source}: refusing to write over the input (its output {target} "
+                                       "is one of the inputs; choose another -o)"))
+        elif not overwrite and target.exists():
+            report.skipped.append(job)
+        elif target.resolve() in inputs:
+            report.failed.append((job, f"{source}: its output {target} is one of the inputs; "
+                                       "inputs are never overwritten"))
+        else:
+            pending.append(job)
+            continue
+        if on_advance:
+            on_advance(job)
+    return pending
+
+
+@dataclass
+class RayRun:
+    """What a Ray batch did beyond the report: for the summary and the benchmark."""
+
+    workers: tuple[int, int] = (0, 0)
+    startup_s: float = 0.0  # ray.init and the pool's start, until the first file came back
+    seconds: float = 0.0
+    per_file_s: list[float] = field(default_factory=list)
+
+
+def run_ray_batch(jobs: list[Job], enhancer_kwargs: dict[str, Any], options: RayOptions, overwrite: bool,
+                  quality: int | None = None, on_advance: Callable[[Job], None] | None = None,
+                  notify: Callable[[str], None] = lambda message: None, verbose: bool = False,
+                  fault: Callable[[str, str], None] | None = None, run: RayRun | None = None) -> JobReport:
+    """Run `jobs` (local or object-storage `Location`s) on a Ray cluster; the same report as the local batch.
+
+    `enhancer_kwargs` are `pipeline.Enhancer`'s keyword arguments (model,
+    device, prior, steps…). Per-file failures are rows in the report; the
+    job as a whole fails only on a problem with the options, the model or
+    the cluster, each raised as one line before any work starts.
+    """
+    report, run = JobReport(), run or RayRun()
+    began = time.perf_counter()
+    check_options(options, str(enhancer_kwargs.get("device", "auto")))
+    pending = plan(jobs, overwrite, report, on_advance)
+    if not pending:
+        return report
+    model_bytes = check_settings(enhancer_kwargs)
+    cluster = connect(options.address, verbose)
+    try:
+        low, high = pool_size(options, cluster, len(pending), notify)
+        run.workers = (low, high)
+        ray = cluster.ray
+        from ray.data import ActorPoolStrategy, DataContext
+
+        context = DataContext.get_current()
+        context.enable_progress_bars = False  # one bar, the caller's, per file
+        context.enable_operator_progress_bars = False
+        context.print_on_execution_start = False
+        context.max_errored_blocks = -1  # a block whose worker died TASK_RETRIES + 1 times: its files are reported failed
+        threads = max(1, int(options.cpus_per_worker))
+        spec = WorkerSpec(enhancer_kwargs={k: v for k, v in enhancer_kwargs.items() if k != "notify"},
+                          model_bytes=model_bytes,
+                          model_name=str(enhancer_kwargs.get("model", "default")), overwrite=overwrite,
+                          quality=quality, started=time.time(), threads=threads, fault=fault)
+        by_target = {str(Location.of(job.target)): job for job in pending}
+        items = [{"source": str(Location.of(job.source)), "target": target} for target, job in by_target.items()]
+        dataset = ray.data.from_items(items, override_num_blocks=min(len(items), MAX_BLOCKS))
+        results = dataset.map_batches(
+            EnhanceWorker, fn_constructor_args=(spec,), batch_size=1, batch_format="default",
+            compute=ActorPoolStrategy(min_size=low, max_size=high), num_cpus=options.cpus_per_worker,
+            num_gpus=options.gpus_per_worker or None, max_restarts=-1, max_task_retries=TASK_RETRIES,
+            runtime_env={"env_vars": {**forwarded_env(), "OMP_NUM_THREADS": str(threads)}})
+        seen = set()
+        for row in results.iter_rows():
+            if not run.per_file_s:
+                run.startup_s = time.perf_counter() - began
+            job = by_target.get(str(row["target"]))
+            if job is None or row["target"] in seen:
+                continue
+            seen.add(row["target"])
+            run.per_file_s.append(float(row["seconds"]))
+            if row["status"] == "failed":
+                report.failed.append((job, str(row["error"])))
+            elif row["status"] == "skipped":
+                report.skipped.append(job)
+            else:
+                report.done.append(job)
+            if on_advance:
+                on_advance(job)
+        for target, job in by_target.items():  # blocks dropped after their worker died too often
+            if target not in seen:
+                report.failed.append((job, f"{job.source}: its worker died {TASK_RETRIES + 1} times while "
+                                           "enhancing it; not retried further"))
+                if on_advance:
+                    on_advance(job)
+    finally:
+        run.seconds = time.perf_counter() - began
+        if cluster.connected_here:
+            cluster.ray.shutdown()
+    return report

@@ -1,0 +1,161 @@
+"""`storage.Location` (disk, a move-based filesystem, S3 on loopback) and the local batch over object storage."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lowlight_cli.errors import InputError, OutputError, UsageError
+from lowlight_cli.storage import Location, is_remote, sweep_temporaries
+from tests.conftest import dark_array
+from tests.s3_server import s3, s3_endpoint  # noqa: F401 - fixtures
+
+FAST = dict(prior="fallback", steps=2, work_size=48, device="cpu")
+
+
+def test_local_location_answers_like_a_path(tmp_path):
+    folder = Location.of(tmp_path)
+    photo = folder / "sub/a photo.JPG"
+    assert str(photo) == str(tmp_path / "sub" / "a photo.JPG")
+    assert (photo.name, photo.stem, photo.suffix) == ("a photo.JPG", "a photo", ".JPG")
+    assert photo.with_suffix(".png").name == "a photo.png"
+    assert photo.relative_to(folder) == "sub/a photo.JPG"
+    assert photo.parent == folder / "sub"
+    assert Location.of(f"file://{tmp_path}") == folder and folder.local
+    assert not photo.exists() and photo.modified() is None
+    photo.write_atomic(b"abc")
+    assert photo.exists() and photo.read_bytes() == b"abc"
+    assert abs(photo.modified() - time.time()) < 5
+    assert folder.list_files(recursive=True) == ["sub/a photo.JPG"] and folder.list_files(recursive=False) == []
+
+
+def test_urls_and_their_errors():
+    assert is_remote("s3://bucket/x") and is_remote("gs://b/x") and not is_remote("file:///tmp") and not is_remote("s3")
+    memory = Location.of("memory://lowlight-test/dark")
+    photo = memory / "a.jpg"
+    assert str(photo) == "memory://lowlight-test/dark/a.jpg" and photo.with_suffix(".tif").suffix == ".tif"
+    assert photo.relative_to(memory) == "a.jpg" and str(photo.parent) == "memory://lowlight-test/dark"
+    with pytest.raises(UsageError, match="nosuchproto"):
+        Location.of("nosuchproto://x/y")
+    with pytest.raises(InputError, match="file not found"):
+        (memory / "missing.jpg").read_bytes()
+    with pytest.raises(InputError, match="not a folder"):
+        Location.of("memory://lowlight-test/nothing-here").list_files(True)
+
+
+def test_write_refuses_the_input_and_leaves_nothing_when_it_fails(tmp_path, monkeypatch):
+    source = Location.of(tmp_path / "in.png")
+    source.write_atomic(b"original")
+    with pytest.raises(OutputError, match="refusing to write over the input"):
+        source.write_atomic(b"new", protect=[source])
+    assert source.read_bytes() == b"original"
+    # A filesystem without atomic puts: written beside the target, then moved; a failed move leaves no temporary.
+    from fsspec.implementations.dirfs import DirFileSystem
+    from fsspec.implementations.local import LocalFileSystem
+
+    fs = DirFileSystem(path=str(tmp_path / "remote"), fs=LocalFileSystem())
+    target = Location(fs, "out/x.png", "dir", "dir://out/x.png")
+    target.write_atomic(b"first")
+    assert (tmp_path / "remote/out/x.png").read_bytes() == b"first"
+
+    def broken_move(*args, **kwargs):
+        raise OSError("disk vanished")
+
+    monkeypatch.setattr(fs, "mv", broken_move)
+    with pytest.raises(OutputError, match="disk vanished"):
+        target.write_atomic(b"second")
+    assert (tmp_path / "remote/out/x.png").read_bytes() == b"first"
+    assert sorted(p.name for p in (tmp_path / "remote/out").iterdir()) == ["x.png"]
+
+
+def test_sweep_removes_only_stale_temporaries(tmp_path):
+    (tmp_path / "sub").mkdir()
+    stale = tmp_path / "sub" / ".a.png.k2j3h4.part"
+    fresh = tmp_path / ".b.jpg.x9y8z7.part"
+    keep = [tmp_path / "a.png", tmp_path / ".hidden", tmp_path / "c.part"]
+    for path in [stale, fresh, *keep]:
+        path.write_bytes(b"x")
+    hour_ago = time.time() - 3600
+    os.utime(stale, (hour_ago, hour_ago))
+    assert sweep_temporaries(tmp_path) == ["sub/.a.png.k2j3h4.part"]
+    assert not stale.exists() and fresh.exists() and all(path.exists() for path in keep)
+    assert sweep_temporaries(tmp_path, older_than=0) == [".b.jpg.x9y8z7.part"]
+    assert sweep_temporaries(tmp_path / "missing") == []
+
+
+def test_s3_location_lists_reads_writes_and_sweeps(s3):
+    s3.put("dark/a.jpg", b"aaa")
+    s3.put("dark/sub/b.png", b"bbb")
+    s3.put("dark/.c.png.abcd.part", b"half")
+    folder = Location.of(s3.url("dark"))
+    assert folder.is_dir() and not (folder / "a.jpg").is_dir()
+    assert folder.list_files(recursive=False) == [".c.png.abcd.part", "a.jpg"]
+    assert folder.list_files(recursive=True) == [".c.png.abcd.part", "a.jpg", "sub/b.png"]
+    assert (folder / "sub/b.png").read_bytes() == b"bbb"
+    target = Location.of(s3.url("bright/sub/b.png"))
+    assert not target.exists()
+    target.write_atomic(b"result", protect=[folder / "sub/b.png"])
+    assert target.exists() and s3.get("bright/sub/b.png") == b"result"
+    assert abs(target.modified() - time.time()) < 60
+    with pytest.raises(OutputError, match="refusing"):
+        (folder / "a.jpg").write_atomic(b"x", protect=[Location.of(s3.url("dark/a.jpg"))])
+    assert sweep_temporaries(folder, older_than=0) == [".c.png.abcd.part"]
+    assert s3.keys("dark/") == ["dark/a.jpg", "dark/sub/b.png"]
+
+
+def test_s3_folder_plan_follows_the_local_rules(s3):
+    from lowlight_cli.file_work import output_folder, plan_folder
+
+    for key in ["dark/a.jpg", "dark/b_enhanced.jpg", "dark/.hidden.jpg", "dark/notes.txt", "dark/anim.gif",
+                "dark/sub/c.png", "dark/out/old.jpg"]:
+        s3.put(key, b"x")
+    folder = Location.of(s3.url("dark"))
+    assert str(output_folder(folder, None)) == s3.url("dark_enhanced")
+    jobs, unsupported = plan_folder(folder, folder / "out", True, None, ".png")
+    assert [(job.source.relative_to(folder), str(job.target)) for job in jobs] == [
+        ("a.jpg", s3.url("dark/out/a.png")), ("sub/c.png", s3.url("dark/out/sub/c.png"))]
+    assert unsupported == ["anim.gif"]
+    jobs, _ = plan_folder(folder, Location.of(s3.url("o")), False, "*.jpg", None)
+    assert [str(job.target) for job in jobs] == [s3.url("o/a.jpg")]
+    with pytest.raises(UsageError, match="differ"):
+        plan_folder(folder, folder, False, None, None)
+
+
+def make_inputs(folder: Path, count: int = 3) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index in range(count):
+        path = folder / (f"p{index}.png" if index % 2 else f"p{index}.jpg")
+        Image.fromarray(dark_array(40, 56, seed=index)).save(path, **({} if index % 2 else {"quality": 90}))
+        paths.append(path)
+    return paths
+
+
+def test_local_batch_reads_and_writes_s3_with_the_disk_batch_bytes(s3, tmp_path, tiny_checkpoint):
+    from lowlight_cli.file_work import plan_folder, run_local
+    from lowlight_cli.pipeline import Enhancer
+
+    inputs = make_inputs(tmp_path / "dark")
+    for path in inputs:
+        s3.put(f"dark/{path.name}", path.read_bytes())
+    s3.put("dark/broken.jpg", b"not a picture")
+    enhancer = Enhancer(model=tiny_checkpoint, **FAST)
+    disk_jobs, _ = plan_folder(Location.of(tmp_path / "dark"), Location.of(tmp_path / "bright"), False, None, None)
+    assert len(run_local(disk_jobs, enhancer, overwrite=False).done) == 3
+    jobs, _ = plan_folder(Location.of(s3.url("dark")), Location.of(s3.url("bright")), False, None, None)
+    report = run_local(jobs, enhancer, overwrite=False)
+    assert [str(job.target) for job in report.done] == [s3.url(f"bright/{p.name}") for p in inputs]
+    assert [str(job.source) for job, _ in report.failed] == [s3.url("dark/broken.jpg")]
+    assert report.failed[0][1].startswith(f"{s3.url('dark/broken.jpg')}: not a supported image")  # named as written
+    for path in inputs:  # the same encoder, metadata and quality rule as on disk: the same bytes
+        assert s3.get(f"bright/{path.name}") == (tmp_path / "bright" / path.name).read_bytes()
+    # Resume: finished outputs in the bucket are skipped.
+    again = run_local(jobs, enhancer, overwrite=False)
+    assert (len(again.done), len(again.skipped), len(again.failed)) == (0, 3, 1)
+    decoded = np.asarray(Image.open(tmp_path / "bright" / inputs[0].name))
+    assert decoded.shape == (40, 56, 3) and decoded.mean() > np.asarray(Image.open(inputs[0])).mean()
