@@ -78,10 +78,22 @@ def plan_folder(folder: Location, output: Location, recursive: bool, pattern: st
 
 
 def jpeg_quality(path: Path) -> int | None:
-    """The input JPEG's own quality (the CLI's estimate from its quantisation tables)."""
-    from lowlight_cli.cli import jpeg_quality as estimate
+    """The input JPEG's own quality, estimated from its quantisation tables (the local batch's rule)."""
+    try:
+        from lowlight_cli.io.images import jpeg_quality as estimate
+    except ImportError:  # before issue 20 moved it into the library
+        from lowlight_cli.cli import jpeg_quality as estimate
 
     return estimate(path)
+
+
+def check_finite(rgb: Any, model_name: str) -> None:
+    try:
+        from lowlight_cli.work import check_finite as check
+    except ImportError:  # before issue 20 moved it into the library's unit of work
+        from lowlight_cli.jobs import check_finite as check
+
+    check(rgb, model_name)
 
 
 def decode(source: Location) -> Decoded:
@@ -126,8 +138,6 @@ def enhance_file(enhancer: Any, job: Job, decoded: Decoded, quality: int | None 
     Ray may hand a file out twice, and this is the last moment to notice
     that its output appeared meanwhile.
     """
-    from lowlight_cli.jobs import check_finite
-
     result = enhancer.enhance(decoded.image.rgb)
     check_finite(result.rgb, model_name)  # a broken checkpoint must not write black
     data = encode(result.rgb, Location.of(job.target), decoded.image,

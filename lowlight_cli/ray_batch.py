@@ -37,6 +37,7 @@ import os
 import socket
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -189,6 +190,11 @@ class EnhanceWorker:
             return "failed", f"{source}: unexpected {type(exc).__name__}: {exc}"
 
 
+def actor_retries() -> dict[str, int]:
+    """Dead actors are always replaced; a block is retried TASK_RETRIES times (Ray Data's default is forever)."""
+    return {"max_restarts": -1, "max_task_retries": TASK_RETRIES}
+
+
 def forwarded_env() -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if key.startswith(FORWARDED_ENV)}
 
@@ -234,7 +240,11 @@ def connect(address: str | None, verbose: bool = False) -> Cluster:
             ray.init(address=address, logging_level=quiet, log_to_driver=verbose, configure_logging=True,
                      **({} if existing else {"include_dashboard": False}))
         except ConnectionError as exc:
-            raise LowlightError(f"--ray {address or ''}: no Ray cluster reachable ({exc})".replace("  ", " ")) from None
+            if address == "auto" and not os.environ.get("RAY_ADDRESS"):
+                raise LowlightError("--ray auto: no running Ray cluster found (start one with `ray start --head`, "
+                                    "set RAY_ADDRESS, or give --ray alone for a local cluster)") from None
+            raise LowlightError(f"--ray {address or os.environ.get('RAY_ADDRESS', '')}: no Ray cluster reachable "
+                                f"({exc})") from None
         except (ValueError, RuntimeError) as exc:
             raise LowlightError(f"--ray {address or ''}: cannot start or join Ray: {exc}") from None
         cluster = Cluster(ray, started_here=not existing, connected_here=True)
@@ -339,11 +349,13 @@ def run_ray_batch(jobs: list[Job], enhancer_kwargs: dict[str, Any], options: Ray
         by_target = {str(Location.of(job.target)): job for job in pending}
         items = [{"source": str(Location.of(job.source)), "target": target} for target, job in by_target.items()]
         dataset = ray.data.from_items(items, override_num_blocks=min(len(items), MAX_BLOCKS))
-        results = dataset.map_batches(
-            EnhanceWorker, fn_constructor_args=(spec,), batch_size=1, batch_format="default",
-            compute=ActorPoolStrategy(min_size=low, max_size=high), num_cpus=options.cpus_per_worker,
-            num_gpus=options.gpus_per_worker or None, max_restarts=-1, max_task_retries=TASK_RETRIES,
-            runtime_env={"env_vars": {**forwarded_env(), "OMP_NUM_THREADS": str(threads)}})
+        with warnings.catch_warnings():  # retries are set through Ray's remote args, deprecated from Ray 2.60
+            warnings.simplefilter("ignore")
+            results = dataset.map_batches(
+                EnhanceWorker, fn_constructor_args=(spec,), batch_size=1, batch_format="default",
+                compute=ActorPoolStrategy(min_size=low, max_size=high), num_cpus=options.cpus_per_worker,
+                num_gpus=options.gpus_per_worker or None, **actor_retries(),
+                runtime_env={"env_vars": {**forwarded_env(), "OMP_NUM_THREADS": str(threads)}})
         seen = set()
         for row in results.iter_rows():
             if not run.per_file_s:

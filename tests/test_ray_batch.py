@@ -1,0 +1,237 @@
+"""`batch --ray` on a real local Ray cluster: same outputs as the local batch, bad files, resume, dead workers, S3.
+
+One cluster (2 CPUs, fixed) serves the module; each test has a hard
+timeout, because a misconfigured actor pool hangs rather than fails. Skipped
+when Ray is not installed (the `[ray]` extra).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ray = pytest.importorskip("ray")
+pytest.importorskip("ray.data")
+
+from lowlight_cli import ray_batch  # noqa: E402
+from lowlight_cli.errors import LowlightError, UsageError, WeightsError  # noqa: E402
+from lowlight_cli.file_work import plan_folder, run_local  # noqa: E402
+from lowlight_cli.jobs import JobReport  # noqa: E402
+from lowlight_cli.ray_batch import Cluster, RayOptions, RayRun, parse_workers, pool_size, run_ray_batch  # noqa: E402
+from lowlight_cli.storage import Location, sweep_temporaries  # noqa: E402
+from tests.conftest import dark_array  # noqa: E402
+from tests.s3_server import s3, s3_endpoint  # noqa: E402,F401 - fixtures
+
+pytestmark = pytest.mark.timeout(300)
+CPUS = 2
+
+
+def settings(checkpoint: Path) -> dict:
+    return dict(model=str(checkpoint), device="cpu", prior="fallback", steps=2, work_size=48)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local cluster of CPUS CPUs for the whole module; the batch code finds it initialised and uses it."""
+    previous = os.environ.get("RAY_BACKEND_LOG_LEVEL")
+    os.environ["RAY_BACKEND_LOG_LEVEL"] = "fatal"
+    ray.init(num_cpus=CPUS, num_gpus=0, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+        if previous is None:
+            os.environ.pop("RAY_BACKEND_LOG_LEVEL", None)
+        else:
+            os.environ["RAY_BACKEND_LOG_LEVEL"] = previous
+
+
+def make_folder(root: Path) -> Path:
+    folder = root / "dark"
+    (folder / "sub").mkdir(parents=True)
+    Image.fromarray(dark_array(40, 56, seed=1)).save(folder / "a.jpg", quality=90)
+    Image.fromarray(dark_array(48, 40, seed=2)).save(folder / "b.png")
+    Image.fromarray(dark_array(32, 48, seed=3)).save(folder / "sub" / "c.jpg", quality=85)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    return folder
+
+
+def pixels(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
+
+
+def local_reference(folder: Path, out: Path, checkpoint: Path, ext: str | None = None) -> JobReport:
+    """The plain local batch (one process, no Ray) on the same folder."""
+    from lowlight_cli.pipeline import Enhancer
+
+    jobs, _ = plan_folder(Location.of(folder), Location.of(out), True, None, ext)
+    return run_local(jobs, Enhancer(**settings(checkpoint)), overwrite=False)
+
+
+def test_auto_without_a_running_cluster_is_one_line(monkeypatch):
+    """First in the module: before the shared cluster starts."""
+    if ray.is_initialized():
+        pytest.skip("a cluster is running in this process")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(ray_batch.tempfile, "gettempdir", lambda: "/nonexistent-lowlight")
+    with pytest.raises(LowlightError, match="no running Ray cluster found"):
+        ray_batch.connect("auto")
+    assert not ray.is_initialized()
+
+
+def test_options_and_model_are_checked_on_the_driver_before_ray_starts(tmp_path, tiny_checkpoint, monkeypatch):
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("Ray was started before the options were checked")
+
+    monkeypatch.setattr(ray_batch, "connect", no_cluster)
+    folder = make_folder(tmp_path)
+    jobs, _ = plan_folder(Location.of(folder), Location.of(tmp_path / "out"), True, None, None)
+    with pytest.raises(WeightsError, match="no such checkpoint"):
+        run_ray_batch(jobs, {**settings(tiny_checkpoint), "model": str(tmp_path / "nope.safetensors")}, RayOptions(),
+                      overwrite=False)
+    with pytest.raises(UsageError, match="--steps must be at least 1"):
+        run_ray_batch(jobs, {**settings(tiny_checkpoint), "steps": 0}, RayOptions(), overwrite=False)
+    with pytest.raises(UsageError, match="--gpus-per-worker"):
+        run_ray_batch(jobs, {**settings(tiny_checkpoint), "device": "cuda"}, RayOptions(), overwrite=False)
+    with pytest.raises(UsageError, match="--cpus-per-worker must be more than 0"):
+        run_ray_batch(jobs, settings(tiny_checkpoint), RayOptions(cpus_per_worker=0), overwrite=False)
+    assert not (tmp_path / "out").exists()
+    assert parse_workers("3") == (3, 3) and parse_workers("2, 16") == (2, 16) and parse_workers(None) is None
+    for bad in ("0", "4,2", "x", "1,2,3", ""):
+        with pytest.raises(UsageError, match="--workers"):
+            parse_workers(bad)
+
+
+def test_pool_size_fits_the_cluster_and_refuses_one_that_would_wait_forever():
+    local = Cluster(ray=None, started_here=True, connected_here=True, cpus=4, gpus=1)
+    notes: list[str] = []
+    assert pool_size(RayOptions(), local, files=10, notify=notes.append) == (4, 4)
+    assert pool_size(RayOptions(), local, files=3, notify=notes.append) == (3, 3)  # never more actors than files
+    assert pool_size(RayOptions(cpus_per_worker=2), local, files=10, notify=notes.append) == (2, 2)
+    assert pool_size(RayOptions(gpus_per_worker=0.5), local, files=10, notify=notes.append) == (2, 2)
+    assert pool_size(RayOptions(workers=(1, 8)), local, files=10, notify=notes.append) == (1, 8)
+    with pytest.raises(UsageError, match="need 6 CPU"):
+        pool_size(RayOptions(workers=(3, 3), cpus_per_worker=2), local, files=10, notify=notes.append)
+    joined = Cluster(ray=None, started_here=False, connected_here=True, cpus=4, gpus=0)
+    assert pool_size(RayOptions(workers=(8, 8)), joined, files=10, notify=notes.append) == (8, 8)
+    assert notes and "waiting for the cluster to grow" in notes[-1]  # an autoscaler may add nodes
+    with pytest.raises(UsageError, match="GPU"):
+        pool_size(RayOptions(gpus_per_worker=1), joined, files=10, notify=notes.append)
+    assert not [name for name in ("ray",) if name not in sys.modules]  # imported by this module, not by pool_size
+
+
+def test_same_outputs_as_the_local_batch_a_bad_file_and_resume(ray_cluster, tmp_path, tiny_checkpoint):
+    folder = make_folder(tmp_path)
+    reference = local_reference(folder, tmp_path / "local", tiny_checkpoint)
+    assert len(reference.done) == 3
+    jobs, _ = plan_folder(Location.of(folder), Location.of(tmp_path / "ray"), True, None, None)
+    advanced, run = [], RayRun()
+    # Two 1-CPU workers on a 2-CPU cluster take every CPU: only names travel in blocks, so nothing waits on a read task.
+    report = run_ray_batch(jobs, settings(tiny_checkpoint), RayOptions(), overwrite=False,
+                           on_advance=advanced.append, run=run)
+    assert run.workers == (2, 2)
+    assert sorted(job.source.name for job in report.done) == ["a.jpg", "b.png", "c.jpg"]
+    assert [job.source.name for job, _ in report.failed] == ["broken.jpg"]
+    assert "broken.jpg: corrupt or truncated image" in report.failed[0][1] or \
+           "broken.jpg: not a supported image" in report.failed[0][1]
+    assert len(advanced) == 4 and not report.skipped
+    for rel in ["a.jpg", "b.png", "sub/c.jpg"]:
+        ours, theirs = pixels(tmp_path / "ray" / rel), pixels(tmp_path / "local" / rel)
+        assert ours.shape == theirs.shape
+        # One torch thread per worker against the local batch's own: equal up to rounding.
+        assert np.abs(ours - theirs).max() <= 2, rel
+    assert (tmp_path / "ray" / "b.png").read_bytes() == (tmp_path / "local" / "b.png").read_bytes() or \
+        np.abs(pixels(tmp_path / "ray" / "b.png") - pixels(tmp_path / "local" / "b.png")).max() <= 1
+
+    # An interrupted run: one output missing, and a temporary a killed writer left an hour ago.
+    (tmp_path / "ray" / "sub" / "c.jpg").unlink()
+    orphan = tmp_path / "ray" / ".a.jpg.q1w2e3.part"
+    orphan.write_bytes(b"half an image")
+    os.utime(orphan, (time.time() - 3600,) * 2)
+    kept = {name: (tmp_path / "ray" / name).stat().st_mtime_ns for name in ["a.jpg", "b.png"]}
+    assert sweep_temporaries(tmp_path / "ray") == [".a.jpg.q1w2e3.part"]
+    report = run_ray_batch(jobs, settings(tiny_checkpoint), RayOptions(workers=(1, 2)), overwrite=False)
+    assert [job.source.name for job in report.done] == ["c.jpg"]
+    assert sorted(job.source.name for job in report.skipped) == ["a.jpg", "b.png"]
+    assert len(report.failed) == 1
+    assert {name: (tmp_path / "ray" / name).stat().st_mtime_ns for name in kept} == kept
+    assert np.abs(pixels(tmp_path / "ray" / "sub" / "c.jpg") - pixels(tmp_path / "local" / "sub" / "c.jpg")).max() <= 2
+    assert not list((tmp_path / "ray").rglob("*.part"))
+
+
+def kill_worker_once(folder: str, stage: str, target: str) -> None:
+    """Run inside the worker: log every stage, and die (as a lost machine would) once at chosen points."""
+    name = Path(target).name
+    with open(os.path.join(folder, "log"), "a") as log:
+        log.write(f"{stage} {name} {os.getpid()}\n")
+    for point in [("written", "a.jpg"), ("enhancing", "b.png")]:
+        marker = os.path.join(folder, f"killed-{point[0]}-{point[1]}")
+        if (stage, name) == point and not os.path.exists(marker):
+            open(marker, "w").close()
+            os._exit(1)
+
+
+def test_a_worker_that_dies_mid_block_is_replaced_and_nothing_is_written_twice(ray_cluster, tmp_path, tiny_checkpoint):
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers need not import the tests
+    folder = make_folder(tmp_path)
+    (folder / "broken.jpg").unlink()
+    local_reference(folder, tmp_path / "local", tiny_checkpoint)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    jobs, _ = plan_folder(Location.of(folder), Location.of(tmp_path / "ray"), True, None, None)
+    report = run_ray_batch(jobs, settings(tiny_checkpoint), RayOptions(workers=(1, 1)), overwrite=False,
+                           fault=functools.partial(kill_worker_once, str(logs)))
+    ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    assert (logs / "killed-written-a.jpg").exists() and (logs / "killed-enhancing-b.png").exists()
+    lines = (logs / "log").read_text().split()
+    writes = [lines[i + 1] for i in range(0, len(lines), 3) if lines[i] == "written"]
+    assert sorted(writes) == ["a.jpg", "b.png", "c.jpg"]  # each file written exactly once, the killed one included
+    assert len({lines[i + 2] for i in range(0, len(lines), 3)}) >= 3  # two deaths: three worker processes
+    # a.jpg was written just before its worker died: the retried block finds it written by this run.
+    assert sorted(job.source.name for job in report.done) == ["a.jpg", "b.png", "c.jpg"]
+    assert not report.failed and not report.skipped
+    for rel in ["a.jpg", "b.png", "sub/c.jpg"]:
+        assert np.abs(pixels(tmp_path / "ray" / rel) - pixels(tmp_path / "local" / rel)).max() <= 2
+    assert not list((tmp_path / "ray").rglob("*.part"))
+
+
+def test_ray_batch_reads_and_writes_s3(ray_cluster, s3, tmp_path, tiny_checkpoint):
+    # The endpoint and keys were set after the cluster started: they reach the workers through the driver.
+    folder = make_folder(tmp_path)
+    (folder / "broken.jpg").unlink()
+    local_reference(folder, tmp_path / "local", tiny_checkpoint, ".png")
+    for path in sorted(folder.rglob("*.*")):
+        s3.put(f"dark/{path.relative_to(folder).as_posix()}", path.read_bytes())
+    jobs, _ = plan_folder(Location.of(s3.url("dark")), Location.of(s3.url("bright")), True, None, ".png")
+    report = run_ray_batch(jobs, settings(tiny_checkpoint), RayOptions(workers=(1, 2)), overwrite=False)
+    assert not report.failed, report.failed
+    assert s3.keys("bright/") == ["bright/a.png", "bright/b.png", "bright/sub/c.png"]
+    for rel, key in [("a.png", "bright/a.png"), ("b.png", "bright/b.png"), ("sub/c.png", "bright/sub/c.png")]:
+        (tmp_path / "got.png").write_bytes(s3.get(key))
+        assert np.abs(pixels(tmp_path / "got.png") - pixels(tmp_path / "local" / rel)).max() <= 2
+    again = run_ray_batch(jobs, settings(tiny_checkpoint), RayOptions(), overwrite=False)
+    assert (len(again.done), len(again.skipped)) == (0, 3)  # resumed from the bucket, without starting a pool
+
+
+def test_a_worker_that_cannot_load_the_model_fails_each_file_in_one_line(ray_cluster, tmp_path, tiny_checkpoint,
+                                                                        monkeypatch):
+    folder = make_folder(tmp_path)
+    (folder / "broken.jpg").unlink()
+    jobs, _ = plan_folder(Location.of(folder), Location.of(tmp_path / "out"), True, None, None)
+    # The driver's check passes; the workers' own build fails (a worker without the GPU asked for).
+    monkeypatch.setattr(ray_batch, "check_settings", lambda kwargs: Path(kwargs["model"]).read_bytes())
+    report = run_ray_batch(jobs, {**settings(tiny_checkpoint), "work_size": 4}, RayOptions(workers=(1, 1)),
+                           overwrite=False)
+    assert len(report.failed) == 3 and not report.done
+    assert all("could not load the model: --work-size must be at least 16" in reason for _, reason in report.failed)
+    assert not (tmp_path / "out").exists()
