@@ -162,3 +162,22 @@ def as_location_jobs(jobs: list[Job]) -> list[Job]:
     return [Job(Location.of(os.fspath(job.source) if not isinstance(job.source, Location) else job.source),
                 Location.of(os.fspath(job.target) if not isinstance(job.target, Location) else job.target))
             for job in jobs]
+
+
+# Video files `video DIR --ray` picks up: what we write, plus common containers ffmpeg reads (written as .mp4).
+VIDEO_INPUT_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mts", ".m2ts", ".ts", ".mpg",
+                                  ".mpeg", ".wmv", ".flv", ".3gp"})
+
+
+def plan_videos(folder: Path, output: Path, recursive: bool = False, pattern: str | None = None) -> list[Job]:
+    """`video DIR -o OUT --ray`: one job per video file (a folder of frames is one video, not this)."""
+    from lowlight_cli.io.video import VIDEO_SUFFIXES
+    from lowlight_cli.jobs import _candidates
+
+    jobs = []
+    for source in _candidates(folder, recursive, pattern, output):
+        if source.suffix.lower() in VIDEO_INPUT_SUFFIXES:
+            rel = source.relative_to(folder)
+            suffix = source.suffix if source.suffix.lower() in VIDEO_SUFFIXES else ".mp4"
+            jobs.append(Job(Location.of(source), Location.of(output / rel.with_suffix(suffix))))
+    return checked(jobs)

@@ -119,6 +119,7 @@ class WorkerSpec:
     started: float  # the driver's clock when work began: outputs at or after it were written by this run
     threads: int
     fault: Callable[[str, str], None] | None = None  # tests only: called with (stage, target), may kill the worker
+    video: dict[str, Any] | None = None  # `video --ray`: each item is a whole video (start, end, max_frames, smoothing)
 
 
 class EnhanceWorker:
@@ -170,6 +171,8 @@ class EnhanceWorker:
             state = self.present(job.target)
             if state:
                 return state, ""
+            if self.spec.video is not None:
+                return self.one_video(job, fault)
             decoded = decode(job.source)
             fault("enhancing", target)
             outcome: list[str] = []
@@ -188,6 +191,23 @@ class EnhanceWorker:
             return "failed", f"{source}: out of memory (try a smaller --work-size)"
         except Exception as exc:  # noqa: BLE001 - a per-file bug must not take the job down
             return "failed", f"{source}: unexpected {type(exc).__name__}: {exc}"
+
+
+    def one_video(self, job: Job, fault: Callable[[str, str], None]) -> tuple[str, str]:
+        """A whole video on this worker: its frames depend on each other (one noise field, smoothing, priors per shot).
+
+        The video is encoded into a temporary file beside its target and moved
+        into place when complete, so a worker that dies leaves no partial video.
+        """
+        from lowlight_cli.work import open_video_job
+
+        options = self.spec.video or {}
+        with open_video_job(job.source.as_path(), job.target.as_path(), options.get("start"), options.get("end"),
+                            options.get("max_frames"), overwrite=True) as video:
+            fault("enhancing", str(job.target))
+            video.run(self.enhancer, smoothing=options.get("smoothing", 0.8))
+        fault("written", str(job.target))
+        return "done", ""
 
 
 def actor_retries() -> dict[str, int]:
@@ -314,8 +334,12 @@ class RayRun:
 def run_ray_batch(jobs: list[Job], enhancer_kwargs: dict[str, Any], options: RayOptions, overwrite: bool,
                   quality: int | None = None, on_advance: Callable[[Job], None] | None = None,
                   notify: Callable[[str], None] = lambda message: None, verbose: bool = False,
-                  fault: Callable[[str, str], None] | None = None, run: RayRun | None = None) -> JobReport:
+                  fault: Callable[[str, str], None] | None = None, run: RayRun | None = None,
+                  video: dict[str, Any] | None = None) -> JobReport:
     """Run `jobs` (local or object-storage `Location`s) on a Ray cluster; the same report as the local batch.
+
+    With `video` (start, end, max_frames, smoothing), each job is a whole
+    video file, enhanced on one worker (`lowlight video DIR --ray`).
 
     `enhancer_kwargs` are `pipeline.Enhancer`'s keyword arguments (model,
     device, prior, steps…). Per-file failures are rows in the report; the
@@ -345,7 +369,8 @@ def run_ray_batch(jobs: list[Job], enhancer_kwargs: dict[str, Any], options: Ray
         spec = WorkerSpec(enhancer_kwargs={k: v for k, v in enhancer_kwargs.items() if k != "notify"},
                           model_bytes=model_bytes,
                           model_name=str(enhancer_kwargs.get("model", "default")), overwrite=overwrite,
-                          quality=quality, started=time.time(), threads=threads, fault=fault)
+                          quality=quality, started=time.time(), threads=threads, fault=fault,
+                          video=video)
         by_target = {str(Location.of(job.target)): job for job in pending}
         items = [{"source": str(Location.of(job.source)), "target": target} for target, job in by_target.items()]
         dataset = ray.data.from_items(items, override_num_blocks=min(len(items), MAX_BLOCKS))

@@ -34,8 +34,9 @@ from lowlight_cli.errors import InputError, OutputError, UsageError
 
 # Stores whose single put is atomic: the object appears complete or not at all.
 ATOMIC_PUT_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory"})
-# What `io.images.atomic_write` (mkstemp prefix `.NAME.`, suffix `.part`) and `Location.write_atomic` leave behind.
-TEMPORARY = re.compile(r"^\..+\.part$")
+# What the atomic writes (mkstemp prefix `.NAME.`, suffix `.part`, or `.part.mp4` for a video being encoded)
+# and `Location.write_atomic` leave behind when killed.
+TEMPORARY = re.compile(r"^\..+\.part(\.[A-Za-z0-9]{1,5})?$")
 STALE_AFTER_S = 600.0  # a temporary untouched this long belongs to no running write: one image is written in seconds
 PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs",
             "abfss": "adlfs"}

@@ -235,3 +235,31 @@ def test_a_worker_that_cannot_load_the_model_fails_each_file_in_one_line(ray_clu
     assert len(report.failed) == 3 and not report.done
     assert all("could not load the model: --work-size must be at least 16" in reason for _, reason in report.failed)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_of_videos_goes_one_video_per_worker(ray_cluster, tmp_path, tiny_checkpoint):
+    pytest.importorskip("lowlight_cli.work")  # the library's video unit of work (issue 20)
+    from lowlight_cli.file_work import plan_videos
+    from lowlight_cli.pipeline import Enhancer
+    from lowlight_cli.work import open_video_job
+    from tests.test_video import frames_of, make_clip
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    make_clip(clips / "a.mp4", frames=4, size=(64, 48), audio=None)
+    make_clip(clips / "b.mov", frames=3, size=(48, 32), audio="aac")
+    (clips / "notes.txt").write_text("not a video")
+    jobs = plan_videos(clips, tmp_path / "out")
+    assert [(job.source.name, job.target.name) for job in jobs] == [("a.mp4", "a.mp4"), ("b.mov", "b.mov")]
+    report = run_ray_batch(jobs, settings(tiny_checkpoint), RayOptions(workers=(1, 2)), overwrite=False,
+                           video={"smoothing": 0.8})
+    assert sorted(job.source.name for job in report.done) == ["a.mp4", "b.mov"] and not report.failed
+    with open_video_job(clips / "a.mp4", tmp_path / "local.mp4") as video:  # the local `lowlight video`
+        video.run(Enhancer(**settings(tiny_checkpoint)), smoothing=0.8)
+    ours, theirs = frames_of(tmp_path / "out" / "a.mp4"), frames_of(tmp_path / "local.mp4")
+    assert len(ours) == len(theirs) == 4
+    assert max(np.abs(a.astype(int) - b.astype(int)).max() for a, b in zip(ours, theirs)) <= 3
+    assert [frame.shape for frame in frames_of(tmp_path / "out" / "b.mov")] == [(32, 48, 3)] * 3
+    assert not list((tmp_path / "out").glob(".*"))
+    again = run_ray_batch(jobs, settings(tiny_checkpoint), RayOptions(), overwrite=False, video={})
+    assert len(again.skipped) == 2

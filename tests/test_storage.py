@@ -77,12 +77,14 @@ def test_sweep_removes_only_stale_temporaries(tmp_path):
     (tmp_path / "sub").mkdir()
     stale = tmp_path / "sub" / ".a.png.k2j3h4.part"
     fresh = tmp_path / ".b.jpg.x9y8z7.part"
-    keep = [tmp_path / "a.png", tmp_path / ".hidden", tmp_path / "c.part"]
-    for path in [stale, fresh, *keep]:
+    video = tmp_path / ".clip.mp4.ab12cd.part.mp4"  # a video's encoder writes into one of these
+    keep = [tmp_path / "a.png", tmp_path / ".hidden", tmp_path / "c.part", tmp_path / "d.part.mp4"]
+    for path in [stale, fresh, video, *keep]:
         path.write_bytes(b"x")
     hour_ago = time.time() - 3600
     os.utime(stale, (hour_ago, hour_ago))
-    assert sweep_temporaries(tmp_path) == ["sub/.a.png.k2j3h4.part"]
+    os.utime(video, (hour_ago, hour_ago))
+    assert sweep_temporaries(tmp_path) == [".clip.mp4.ab12cd.part.mp4", "sub/.a.png.k2j3h4.part"]
     assert not stale.exists() and fresh.exists() and all(path.exists() for path in keep)
     assert sweep_temporaries(tmp_path, older_than=0) == [".b.jpg.x9y8z7.part"]
     assert sweep_temporaries(tmp_path / "missing") == []
