@@ -44,7 +44,7 @@ from typing import Any, Callable
 
 from lowlight_cli.errors import LowlightError, UsageError
 from lowlight_cli.jobs import Job, JobReport
-from lowlight_cli.storage import Location
+from lowlight_cli.storage import Location, sweep_temporaries_of
 
 FORWARDED_ENV = ("AWS_", "GOOGLE_", "GCLOUD_", "CLOUDSDK_", "AZURE_", "FSSPEC_", "LOWLIGHT_", "HF_", "HUGGING",
                  "XDG_CACHE_HOME", "PYTORCH_")
@@ -382,22 +382,33 @@ def run_ray_batch(jobs: list[Job], enhancer_kwargs: dict[str, Any], options: Ray
                 num_gpus=options.gpus_per_worker or None, **actor_retries(),
                 runtime_env={"env_vars": {**forwarded_env(), "OMP_NUM_THREADS": str(threads)}})
         seen = set()
-        for row in results.iter_rows():
-            if not run.per_file_s:
-                run.startup_s = time.perf_counter() - began
-            job = by_target.get(str(row["target"]))
-            if job is None or row["target"] in seen:
-                continue
-            seen.add(row["target"])
-            run.per_file_s.append(float(row["seconds"]))
-            if row["status"] == "failed":
-                report.failed.append((job, str(row["error"])))
-            elif row["status"] == "skipped":
-                report.skipped.append(job)
-            else:
-                report.done.append(job)
-            if on_advance:
-                on_advance(job)
+        rows = iter(results.iter_rows())
+        try:
+            for row in rows:
+                if not run.per_file_s:
+                    run.startup_s = time.perf_counter() - began
+                job = by_target.get(str(row["target"]))
+                if job is None or row["target"] in seen:
+                    continue
+                seen.add(row["target"])
+                run.per_file_s.append(float(row["seconds"]))
+                if row["status"] == "failed":
+                    report.failed.append((job, str(row["error"])))
+                elif row["status"] == "skipped":
+                    report.skipped.append(job)
+                else:
+                    report.done.append(job)
+                if on_advance:
+                    on_advance(job)
+        except BaseException:  # Ctrl-C: stop the pool (its actors die), then remove what their writes left
+            close = getattr(rows, "close", None)
+            if close is not None:
+                close()
+            if cluster.connected_here:
+                cluster.ray.shutdown()
+                cluster.connected_here = False
+            sweep_temporaries_of([Location.of(job.target) for target, job in by_target.items() if target not in seen])
+            raise
         for target, job in by_target.items():  # blocks dropped after their worker died too often
             if target not in seen:
                 report.failed.append((job, f"{job.source}: its worker died {TASK_RETRIES + 1} times while "

@@ -290,3 +290,27 @@ def sweep_temporaries(folder: str | os.PathLike[str] | Location, older_than: flo
         except (FileNotFoundError, OSError):  # another run swept it first
             pass
     return removed
+
+
+def sweep_temporaries_of(targets: Iterable[Location]) -> list[str]:
+    """Remove the write temporaries of these outputs, whatever their age: for when their writers are known dead.
+
+    After Ctrl-C stopped a Ray pool, a worker killed between writing and
+    renaming leaves `.NAME.XXXX.part` beside its target; no run is writing
+    those targets any more, so they go at once rather than after `STALE_AFTER_S`.
+    """
+    by_folder: dict[Location, set[str]] = {}
+    for target in targets:
+        by_folder.setdefault(target.parent, set()).add(target.name)
+    removed = []
+    for folder, names in by_folder.items():
+        if not folder.is_dir():
+            continue
+        for rel in folder.list_files(recursive=False):
+            if TEMPORARY.match(rel) and any(rel.startswith(f".{name}.") for name in names):
+                try:
+                    (folder / rel).remove()
+                    removed.append(str(folder / rel))
+                except (FileNotFoundError, OSError):
+                    pass
+    return removed

@@ -263,3 +263,34 @@ def test_a_folder_of_videos_goes_one_video_per_worker(ray_cluster, tmp_path, tin
     assert not list((tmp_path / "out").glob(".*"))
     again = run_ray_batch(jobs, settings(tiny_checkpoint), RayOptions(), overwrite=False, video={})
     assert len(again.skipped) == 2
+
+
+def slow_after_the_first(stage: str, target: str) -> None:
+    """In the worker: files after a.jpg take long enough for Ctrl-C to find them unfinished."""
+    if stage == "enhancing" and Path(target).name != "a.jpg":
+        time.sleep(3)
+
+
+def test_ctrl_c_stops_the_pool_keeps_whole_outputs_and_a_rerun_resumes(ray_cluster, tmp_path, tiny_checkpoint):
+    folder = make_folder(tmp_path)
+    (folder / "broken.jpg").unlink()
+    jobs, _ = plan_folder(Location.of(folder), Location.of(tmp_path / "out"), True, None, None)
+
+    def interrupt(job) -> None:
+        raise KeyboardInterrupt
+
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_ray_batch(jobs, settings(tiny_checkpoint), RayOptions(workers=(1, 1)), overwrite=False,
+                          on_advance=interrupt, fault=slow_after_the_first)
+    finally:
+        ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    written = sorted(p for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert 1 <= len(written) < 3
+    for path in written:  # whole images only: never a partial file or a leftover temporary
+        assert not path.name.startswith(".") and Image.open(path).size[0] > 0
+    report = run_ray_batch(jobs, settings(tiny_checkpoint), RayOptions(), overwrite=False)
+    assert len(report.skipped) == len(written) and len(report.done) == 3 - len(written) and not report.failed

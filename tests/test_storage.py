@@ -161,3 +161,17 @@ def test_local_batch_reads_and_writes_s3_with_the_disk_batch_bytes(s3, tmp_path,
     assert (len(again.done), len(again.skipped), len(again.failed)) == (0, 3, 1)
     decoded = np.asarray(Image.open(tmp_path / "bright" / inputs[0].name))
     assert decoded.shape == (40, 56, 3) and decoded.mean() > np.asarray(Image.open(inputs[0])).mean()
+
+
+def test_temporaries_of_given_outputs_go_whatever_their_age(tmp_path):
+    from lowlight_cli.storage import sweep_temporaries_of
+
+    (tmp_path / "sub").mkdir()
+    mine = [tmp_path / ".a.jpg.x1y2z3.part", tmp_path / "sub" / ".c.png.q9w8e7.part"]
+    others = [tmp_path / ".b.jpg.k3j4h5.part", tmp_path / "a.jpg", tmp_path / ".a.jpg.notes"]
+    for path in mine + others:
+        path.write_bytes(b"x")
+    removed = sweep_temporaries_of([Location.of(tmp_path / "a.jpg"), Location.of(tmp_path / "sub" / "c.png"),
+                                    Location.of(tmp_path / "missing" / "d.jpg")])
+    assert sorted(removed) == sorted(str(path) for path in mine)
+    assert all(path.exists() for path in others) and not any(path.exists() for path in mine)
