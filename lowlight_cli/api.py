@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 
 from lowlight_cli.errors import UsageError
+from lowlight_cli.pixels import quantise
 from lowlight_cli.pipeline import (DEFAULT_DETAIL_THRESHOLD, DEFAULT_SHADOW_DENOISE, DEFAULT_STEPS,
                                    DEFAULT_WORK_SIZE)
 from lowlight_cli.pipeline import Enhancer as PipelineEnhancer
@@ -129,10 +130,9 @@ def _from_array(array: np.ndarray):
 
     def restore(result: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
         out = result @ LUMA if gray else result
-        out = np.clip(out, 0.0, 1.0)
         if peak is None:
-            return out.astype(array.dtype)
-        return (out * peak + 0.5).astype(array.dtype)
+            return np.clip(out, 0.0, 1.0).astype(array.dtype)
+        return quantise(out, 16 if peak == 65535 else 8)
 
     return np.ascontiguousarray(rgb), None, restore
 
@@ -163,7 +163,7 @@ def _to_pil_rgb(result: np.ndarray, alpha: np.ndarray | None) -> "PILImage":
     """8-bit RGB, or RGBA with the input's own transparency."""
     from PIL import Image
 
-    pixels = (np.clip(result, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    pixels = quantise(result)
     if alpha is None:
         return Image.fromarray(pixels)
-    return Image.fromarray(np.dstack([pixels, (np.clip(alpha, 0, 1) * 255.0 + 0.5).astype(np.uint8)]))
+    return Image.fromarray(np.dstack([pixels, quantise(alpha)]))

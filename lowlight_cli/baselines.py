@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 
 from lowlight_cli.condition import brighten_array
+from lowlight_cli.pixels import quantise
 
 
 def auto_gamma(rgb: np.ndarray, target_brightness: float = 0.42) -> np.ndarray:
@@ -15,7 +16,7 @@ def auto_gamma(rgb: np.ndarray, target_brightness: float = 0.42) -> np.ndarray:
 
 def clahe_on_l(rgb: np.ndarray) -> np.ndarray:
     """CLAHE on the L channel of CIELAB (clip 2.0, 8×8 tiles), chroma untouched."""
-    lab = cv2.cvtColor((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2LAB)
+    lab = cv2.cvtColor(quantise(rgb), cv2.COLOR_RGB2LAB)
     lab[:, :, 0] = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(lab[:, :, 0])
     return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB).astype(np.float32) / 255.0
 

@@ -9,13 +9,13 @@ config describes, and names the first mismatches instead of failing deep in
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from lowlight_cli.atomic import atomic_path
 from lowlight_cli.errors import WeightsError
 from lowlight_cli.models.config import FORMAT_VERSION, ModelConfig
 from lowlight_cli.models.denoiser import PriorGuidedDenoiser
@@ -35,10 +35,8 @@ def save_checkpoint(model: PriorGuidedDenoiser, path: str | Path, provenance: di
         FORMAT_KEY: str(FORMAT_VERSION),
         PROVENANCE_KEY: json.dumps(provenance or {}, sort_keys=True),
     }
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".tmp", fsync=False) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:

@@ -9,16 +9,22 @@ parameter-free luminance auto-gamma (mean near `target_brightness`, chroma
 kept). `develop` is the one place that chooses, for training and inference
 alike, so the network spends its capacity on what a global curve cannot do:
 noise, local contrast and local casts.
+
+`Conditioning` is everything the denoiser is conditioned on, and
+`Conditioning.from_prior` / `prior_tensors` are the one translation of a
+`RegionPrior` into tensors, for the sampler and the training batches alike.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from lowlight_cli.models.tone import ToneEstimator, apply_tone, target_gains, with_gains
+from lowlight_cli.priors.region_prior import RegionPrior
 
 LUMA = (0.299, 0.587, 0.114)
 
@@ -77,3 +83,43 @@ def brighten_array(rgb: np.ndarray, target_brightness: float) -> np.ndarray:
     tensor = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
     base, _ = brighten(tensor, target_brightness)
     return base[0].permute(1, 2, 0).numpy()
+
+
+def prior_tensors(prior: RegionPrior, max_regions: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A prior as the denoiser reads it: labels (H,W) long capped at `max_regions`, scores (max_regions,)
+    zero-padded, boundary (1,H,W) float32. One image, no batch axis (training stacks them)."""
+    scores = np.zeros(max_regions, np.float32)
+    scores[: min(prior.num_regions, max_regions)] = prior.scores[:max_regions]
+    labels = torch.from_numpy(np.minimum(prior.labels, max_regions).astype(np.int64))
+    return labels, torch.from_numpy(scores), torch.from_numpy(prior.boundary.astype(np.float32))[None]
+
+
+@dataclass
+class Conditioning:
+    """Everything the denoiser is conditioned on, as batched tensors at one resolution."""
+
+    base: torch.Tensor  # (B,3,H,W)
+    log_gain: torch.Tensor  # (B,)
+    labels: torch.Tensor  # (B,H,W) long
+    scores: torch.Tensor  # (B,max_regions)
+    boundary: torch.Tensor  # (B,1,H,W)
+
+    @classmethod
+    def from_prior(cls, base: torch.Tensor, log_gain: torch.Tensor, prior: RegionPrior,
+                   max_regions: int) -> "Conditioning":
+        """One image's conditioning: its (1,3,H,W) base, (1,) log gain and region prior."""
+        labels, scores, boundary = prior_tensors(prior, max_regions)
+        return cls(base, log_gain, labels[None], scores[None], boundary[None])
+
+    def crop(self, y: slice, x: slice) -> "Conditioning":
+        return Conditioning(self.base[..., y, x], self.log_gain, self.labels[..., y, x], self.scores,
+                            self.boundary[..., y, x])
+
+    def rows(self, index: torch.Tensor) -> "Conditioning":
+        """The batch entries selected by `index` (a mask or indices)."""
+        return Conditioning(self.base[index], self.log_gain[index], self.labels[index], self.scores[index],
+                            self.boundary[index])
+
+    def to(self, device: torch.device, dtype: torch.dtype) -> "Conditioning":
+        return Conditioning(self.base.to(device, dtype), self.log_gain.to(device, dtype), self.labels.to(device),
+                            self.scores.to(device, dtype), self.boundary.to(device, dtype))

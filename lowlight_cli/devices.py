@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from lowlight_cli.errors import DeviceError, UsageError
-
-DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
+from lowlight_cli.errors import DeviceError
+from lowlight_cli.settings import DEVICE_CHOICES, check_choice
 
 
 def mps_available() -> bool:
@@ -15,8 +14,7 @@ def mps_available() -> bool:
 
 def resolve_device(name: str) -> torch.device:
     """auto → CUDA, then MPS, then CPU; an explicit device that is missing is a clear error."""
-    if name not in DEVICE_CHOICES:
-        raise UsageError(f"unknown --device '{name}' (choose from {', '.join(DEVICE_CHOICES)})")
+    check_choice("device", name, DEVICE_CHOICES)
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -13,7 +13,7 @@ from lowlight_cli.baselines import BASELINES
 from lowlight_cli.errors import InputError, UsageError
 from lowlight_cli.io.images import load_image
 from lowlight_cli.metrics import gt_mean_scaled, psnr, ssim
-from lowlight_cli.training.data import paired_rows
+from lowlight_cli.datasets import paired_rows
 
 
 @dataclass

@@ -5,8 +5,8 @@ input by default, mirrored sub-folders under an output folder, finished
 outputs skipped on re-run unless `--overwrite`, and one failing file never
 stops the others. Nothing is passed over silently: pictures in a format we
 cannot read are listed by `batch`, an `-o` naming a format we cannot write
-is an error (not a folder of that name), and a model whose output is not
-finite fails with its name instead of writing black images.
+is an error (not a folder of that name). What is done to each file is
+`work.py`'s; this module decides which files and in what order.
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TypeVar
 
-import numpy as np
 
-from lowlight_cli.errors import InputError, LowlightError, OutputError, WeightsError
+from lowlight_cli.errors import InputError, LowlightError, OutputError
 from lowlight_cli.io.images import IMAGE_SUFFIXES, check_writable, default_suffix, is_image_name, supported_formats
 
 SUFFIX = "_enhanced"
@@ -127,15 +126,6 @@ def no_images_message(folder: Path, recursive: bool, unsupported: list[str]) -> 
     return f"no images found in {folder}" + ("" if recursive else " (use --recursive for sub-folders)")
 
 
-def check_finite(rgb: np.ndarray, model: str | Path) -> None:
-    """Fail with the model's name when its result holds NaN/Inf, which would otherwise be saved as black."""
-    finite = np.isfinite(rgb)
-    if not finite.all():
-        share = 100.0 * float(np.count_nonzero(~finite)) / finite.size
-        raise WeightsError(f"model {model} produced NaN or infinite values ({share:.3g}% of the output); "
-                           "the checkpoint is broken or incompatible, nothing was written")
-
-
 def jobs_for_folder(folder: Path, output: Path, recursive: bool, pattern: str | None, ext: str | None) -> list[Job]:
     """`batch DIR -o OUTDIR`: mirrored relative paths, same file names (the folder says they are enhanced)."""
     jobs = []
@@ -161,9 +151,29 @@ def checked(jobs: list[Job]) -> list[Job]:
     return jobs
 
 
+def triage(jobs: list[Job], overwrite: bool, report: JobReport | None = None) -> tuple[list[Job], JobReport]:
+    """(jobs still to run, report of the others): finished outputs skipped unless `overwrite`, and outputs that
+    are inputs failed (`enhance x.jpg -o x.jpg`, or `x.jpg x_enhanced.jpg --overwrite`): inputs are never replaced."""
+    report = report if report is not None else JobReport()
+    inputs = {job.source.resolve() for job in jobs}
+    pending = []
+    for job in jobs:
+        if job.target.resolve() == job.source.resolve():
+            report.failed.append((job, f"{job.source}: refusing to write over the input (its output {job.target} "
+                                       "is one of the inputs; choose another -o)"))
+        elif job.target.exists() and not overwrite:
+            report.skipped.append(job)
+        elif job.target.resolve() in inputs:
+            report.failed.append((job, f"{job.source}: its output {job.target} is one of the inputs; "
+                                       "inputs are never overwritten"))
+        else:
+            pending.append(job)
+    return pending, report
+
+
 def run_jobs(jobs: list[Job], load: Callable[[Job], T], process: Callable[[Job, T], None], overwrite: bool,
              on_advance: Callable[[Job], None] | None = None) -> JobReport:
-    """Run `process(job, load(job))` for each pending job; skip finished outputs, collect failures, keep going.
+    """Run `process(job, load(job))` for each pending job (`triage`); collect failures, keep going.
 
     The next job's `load` (decoding) runs in a background thread while the
     current one is processed, so the model is not kept waiting on the disk.
@@ -171,22 +181,10 @@ def run_jobs(jobs: list[Job], load: Callable[[Job], T], process: Callable[[Job, 
     KeyboardInterrupt propagates (finished outputs are complete files thanks
     to atomic writes).
     """
-    report = JobReport()
-    inputs = {job.source.resolve() for job in jobs}
-    pending = []
+    pending, report = triage(jobs, overwrite)
+    waiting = set(map(id, pending))
     for job in jobs:
-        if job.target.resolve() == job.source.resolve():  # `enhance x.jpg -o x.jpg`, with or without --overwrite
-            report.failed.append((job, f"{job.source}: refusing to write over the input (its output {job.target} "
-                                       "is one of the inputs; choose another -o)"))
-        elif job.target.exists() and not overwrite:
-            report.skipped.append(job)
-        elif job.target.resolve() in inputs:  # `enhance x.jpg x_enhanced.jpg --overwrite`
-            report.failed.append((job, f"{job.source}: its output {job.target} is one of the inputs; "
-                                       "inputs are never overwritten"))
-        else:
-            pending.append(job)
-            continue
-        if on_advance:
+        if on_advance and id(job) not in waiting:
             on_advance(job)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
         upcoming = pool.submit(load, pending[0]) if pending else None

@@ -33,6 +33,8 @@ from tqdm.auto import tqdm
 
 from lowlight_cli.cache_dirs import user_cache_dir
 from lowlight_cli.errors import WeightsError
+from lowlight_cli.locate import sam_checkpoint_name
+from lowlight_cli.settings import SAM_MODEL_TYPES
 
 # huggingface_hub retries an unreachable host for ~20 s; one TCP connect this
 # long (DNS included) is enough to tell "offline" apart from "slow".
@@ -104,7 +106,7 @@ REGISTRY: dict[str, KnownCheckpoint] = {
     )
 }
 
-SAM_NAMES: dict[str, str] = {"vit_b": "sam-vit-b", "vit_l": "sam-vit-l", "vit_h": "sam-vit-h"}
+SAM_NAMES: dict[str, str] = {sam_model: sam_checkpoint_name(sam_model) for sam_model in SAM_MODEL_TYPES}
 
 
 def _transport_errors() -> tuple[type[Exception], ...]:

@@ -140,20 +140,20 @@ def test_batch_glob_and_non_recursive(tmp_path, tiny_checkpoint):
 
 
 def test_ctrl_c_stops_with_130_and_keeps_finished_outputs(tmp_path, tiny_checkpoint, monkeypatch):
-    import lowlight_cli.cli as cli
+    import lowlight_cli.work as work
 
     folder = make_folder(tmp_path)
     (folder / "broken.jpg").unlink()
-    real = cli.enhance_one
+    real = work.enhance_loaded
     calls = []
 
-    def interrupt_second(enhancer, job, image, quality=None):
-        calls.append(job)
+    def interrupt_second(enhancer, image, source, target, quality=None):
+        calls.append(source)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        real(enhancer, job, image, quality)
+        return real(enhancer, image, source, target, quality)
 
-    monkeypatch.setattr(cli, "enhance_one", interrupt_second)
+    monkeypatch.setattr(work, "enhance_loaded", interrupt_second)
     result = run("batch", folder, "-o", tmp_path / "o", "--recursive", "--model", tiny_checkpoint, *FAST)
     assert result.exit_code == 130
     assert [p.name for p in (tmp_path / "o").rglob("*.*")] == ["a.jpg"]
@@ -308,7 +308,7 @@ def test_out_of_memory_names_the_option_that_fixes_it(dark_jpeg, tiny_checkpoint
 
 
 def test_cli_defaults_match_the_library():
-    """cli.py repeats the defaults as literals (importing the pipeline would import torch at --help)."""
+    """The CLI's options are made from the torch-free settings, whose defaults the pipeline uses."""
     from lowlight_cli import cli, pipeline
 
     assert cli.STEPS.default == pipeline.DEFAULT_STEPS
@@ -338,14 +338,9 @@ def test_detail_threshold_trades_grain_for_texture(tmp_path, tiny_checkpoint):
 
 
 def test_exposure_biases_brightness_through_the_tone_branch(tmp_path, dark_jpeg, tiny_checkpoint):
-    import inspect
-
     from lowlight_cli.checkpoint import save_checkpoint
-    from lowlight_cli.pipeline import Enhancer
     from tests.conftest import tiny_model
 
-    if "exposure" not in inspect.signature(Enhancer.__init__).parameters:
-        pytest.skip("this pipeline has no exposure keyword yet")
     toned = tmp_path / "toned.safetensors"
     save_checkpoint(tiny_model(tone_curve=True), toned)
     means = {}
@@ -418,7 +413,7 @@ def test_missing_inputs_fail_before_torch_is_imported(tmp_path, args):
 
 
 def test_quality_keeps_the_inputs_or_takes_the_option(tmp_path, tiny_checkpoint):
-    from lowlight_cli.cli import jpeg_quality
+    from lowlight_cli.io.images import jpeg_quality
 
     source = tmp_path / "q70.jpg"
     Image.fromarray(dark_array()).save(source, quality=70)

@@ -16,7 +16,9 @@ from safetensors.torch import save_file
 
 from lowlight_cli.errors import UsageError, WeightsError
 from lowlight_cli.priors.region_prior import RegionPrior
-from lowlight_cli.priors.sam import PriorCache, SamPriorProducer, locate_sam_checkpoint, paint_masks, resize_sam_input
+from lowlight_cli.locate import locate_sam_checkpoint
+from lowlight_cli.priors.cache import PriorCache
+from lowlight_cli.priors.sam import SamPriorProducer, paint_masks, resize_sam_input
 from lowlight_cli.priors.sam_convert import (
     SAM_ARCHS,
     SamArch,

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from lowlight_cli.diffusion.ddim import DDIMScheduler
-from lowlight_cli.diffusion.sampling import Conditioning, sample_residual, tile_windows
+from lowlight_cli.condition import Conditioning
+from lowlight_cli.diffusion.sampling import sample_residual, tile_windows
 from lowlight_cli.errors import UsageError
 from tests.conftest import tiny_model
 

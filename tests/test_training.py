@@ -55,7 +55,8 @@ def test_mean_start_zeroes_only_the_last_timestep_inputs():
 @pytest.mark.parametrize("mean_start", [True, False])
 def test_refine_samples_are_what_two_step_sampling_feeds_the_model_at_its_second_step(mean_start):
     """`--refine-share` trains the second query on exactly the input the 2-step sampler gives it."""
-    from lowlight_cli.diffusion.sampling import Conditioning, initial_noise, sample_residual
+    from lowlight_cli.condition import Conditioning
+    from lowlight_cli.diffusion.sampling import initial_noise, sample_residual
     from lowlight_cli.training.trainer import first_transition, two_step_sampler
     from tests.conftest import tiny_model
 
@@ -69,8 +70,7 @@ def test_refine_samples_are_what_two_step_sampling_feeds_the_model_at_its_second
     sample_residual(model, cond, steps=2, seed=3, device=torch.device("cpu"))
     hook.remove()
     assert [t for _, t in seen] == [config.num_train_timesteps - 1, int(two_step_sampler(config).timesteps[1])]
-    inputs = dict(x_t=torch.zeros(1, 3, 8, 8), timesteps=torch.zeros(1, dtype=torch.long), base=base,
-                  log_gain=torch.zeros(1), labels=data["labels"], scores=torch.zeros(1, 8), boundary=data["boundary"])
+    inputs = dict(x_t=torch.zeros(1, 3, 8, 8), timesteps=torch.zeros(1, dtype=torch.long), cond=cond)
     with torch.no_grad():
         trained_on = first_transition(inputs, initial_noise((1, 3, 8, 8), 3), config.mean_start,
                                       two_step_sampler(config), lambda kw: model(**kw))

@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from lowlight_cli.errors import UsageError
+from lowlight_cli.settings import check_steps
 
 
 def cosine_alphas_cumprod(num_steps: int, s: float = 0.008) -> torch.Tensor:
@@ -39,10 +39,7 @@ class DDIMScheduler:
 
     def set_timesteps(self, num_inference_steps: int) -> None:
         """Choose `num_inference_steps` timesteps, descending, ending near 0."""
-        if not 1 <= num_inference_steps <= self.num_train_timesteps:
-            raise UsageError(
-                f"--steps must be between 1 and {self.num_train_timesteps}, got {num_inference_steps}"
-            )
+        check_steps(num_inference_steps, self.num_train_timesteps)
         ratio = self.num_train_timesteps / num_inference_steps
         # Indexed, not a float `arange`: its rounding gives n + 1 values for some n (61, 103, …).
         steps = [round(self.num_train_timesteps - index * ratio) - 1 for index in range(num_inference_steps)]

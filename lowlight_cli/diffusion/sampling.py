@@ -7,32 +7,12 @@ field (no flicker from fresh noise per frame).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
+from lowlight_cli.condition import Conditioning
 from lowlight_cli.diffusion.ddim import DDIMScheduler
 from lowlight_cli.models.denoiser import PriorGuidedDenoiser
-
-
-@dataclass
-class Conditioning:
-    """Everything the denoiser is conditioned on, as (1,…) tensors at one resolution."""
-
-    base: torch.Tensor  # (1,3,H,W)
-    log_gain: torch.Tensor  # (1,)
-    labels: torch.Tensor  # (1,H,W) long
-    scores: torch.Tensor  # (1,max_regions)
-    boundary: torch.Tensor  # (1,1,H,W)
-
-    def crop(self, y: slice, x: slice) -> "Conditioning":
-        return Conditioning(self.base[..., y, x], self.log_gain, self.labels[..., y, x], self.scores,
-                            self.boundary[..., y, x])
-
-    def to(self, device: torch.device, dtype: torch.dtype) -> "Conditioning":
-        return Conditioning(self.base.to(device, dtype), self.log_gain.to(device, dtype), self.labels.to(device),
-                            self.scores.to(device, dtype), self.boundary.to(device, dtype))
 
 
 def initial_noise(shape: tuple[int, ...], seed: int) -> torch.Tensor:
@@ -93,14 +73,13 @@ def predict_x0(model: PriorGuidedDenoiser, x_t: torch.Tensor, timestep: int, con
     height, width = x_t.shape[-2:]
     steps = torch.full((x_t.shape[0],), timestep, device=x_t.device, dtype=torch.long)
     if tile is None or (height <= tile and width <= tile):
-        return model(x_t, steps, cond.base, cond.log_gain, cond.labels, cond.scores, cond.boundary)
+        return model(x_t, steps, cond)
     total = torch.zeros_like(x_t)
     weights = torch.zeros_like(x_t[:, :1])
     for y0 in tile_windows(height, tile, overlap):
         for x0 in tile_windows(width, tile, overlap):
             ys, xs = slice(y0, y0 + tile), slice(x0, x0 + tile)
-            part = cond.crop(ys, xs)
-            out = model(x_t[..., ys, xs], steps, part.base, part.log_gain, part.labels, part.scores, part.boundary)
+            out = model(x_t[..., ys, xs], steps, cond.crop(ys, xs))
             w = blend_weight(out.shape[-2], out.shape[-1], overlap, x_t.device)
             total[..., ys, xs] += out * w
             weights[..., ys, xs] += w

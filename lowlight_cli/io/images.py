@@ -21,7 +21,6 @@ import io
 import mimetypes
 import os
 import re
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +29,11 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
+from lowlight_cli.atomic import commit, discard, temporary_beside
 from lowlight_cli.errors import InputError, OutputError
 from lowlight_cli.io.metadata import (exif_of_tiff, exif_of_tiff_bytes, png_with_metadata, png_text_chunks,
                                       tiff_with_metadata)
+from lowlight_cli.pixels import quantise
 
 BASE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
 HEIF_SUFFIXES = {".heic", ".heif", ".hif"}
@@ -438,11 +439,6 @@ def _reset_orientation(exif: bytes) -> bytes:
         return b""
 
 
-def _quantise(values: np.ndarray, bits: int) -> np.ndarray:
-    peak = 65535.0 if bits == 16 else 255.0
-    return (np.clip(values, 0.0, 1.0) * peak + 0.5).astype(np.uint16 if bits == 16 else np.uint8)
-
-
 def encode_image(rgb: np.ndarray, suffix: str, alpha: np.ndarray | None = None, bit_depth: int = 8,
                  exif: bytes | None = None, icc_profile: bytes | None = None, quality: int = 95,
                  xmp: bytes | None = None, text: dict[str, str] | None = None) -> bytes:
@@ -466,19 +462,19 @@ def encode_image(rgb: np.ndarray, suffix: str, alpha: np.ndarray | None = None, 
     if bit_depth >= 16 and suffix in SIXTEEN_BIT_SUFFIXES:
         import cv2
 
-        channels = [_quantise(rgb[:, :, 2], 16), _quantise(rgb[:, :, 1], 16), _quantise(rgb[:, :, 0], 16)]
+        channels = [quantise(rgb[:, :, 2], 16), quantise(rgb[:, :, 1], 16), quantise(rgb[:, :, 0], 16)]
         if keep_alpha:
-            channels.append(_quantise(alpha, 16))
+            channels.append(quantise(alpha, 16))
         ok, buffer = cv2.imencode(suffix, np.dstack(channels))
         if not ok:
             raise OutputError(f"OpenCV could not encode a 16-bit {suffix} file")
         if suffix == ".png":
             return png_with_metadata(buffer.tobytes(), exif, icc_profile, text=_text_with_xmp(text, xmp))
         return tiff_with_metadata(buffer.tobytes(), exif, icc_profile, xmp)
-    pixels = _quantise(rgb, 8)
+    pixels = quantise(rgb, 8)
     image = Image.fromarray(pixels, "RGB")
     if keep_alpha:
-        image.putalpha(Image.fromarray(_quantise(alpha, 8), "L"))
+        image.putalpha(Image.fromarray(quantise(alpha, 8), "L"))
     options: dict = {}
     if icc_profile:
         options["icc_profile"] = icc_profile
@@ -539,6 +535,34 @@ def _png_info(text: dict[str, str] | None):
     return info
 
 
+DEFAULT_QUALITY = 95  # JPEG/WebP quality when the input's own cannot be read
+# The IJG (libjpeg) luminance table at quality 50: other qualities scale it, which is how a file's quality is read back.
+IJG_LUMINANCE = (16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+                 14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+                 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99)
+
+
+def jpeg_quality(path: Path) -> int | None:
+    """The quality a JPEG was saved at, estimated from its luminance table; None for other files.
+
+    Re-encoding at the input's own quality keeps the output about as large
+    and as faithful as the input, where a fixed 95 would bloat a q75 photo
+    and a fixed 75 would degrade a q98 one. Reads the header only.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            tables = image.quantization if image.format == "JPEG" else None
+    except (OSError, UnidentifiedImageError, AttributeError):
+        return None
+    if not tables or 0 not in tables or len(tables[0]) != 64:
+        return None
+    scale = 100.0 * sum(tables[0]) / sum(IJG_LUMINANCE)  # libjpeg's percentage scaling of the base table
+    quality = (200.0 - scale) / 2.0 if scale <= 100.0 else 5000.0 / scale
+    return int(min(100, max(1, round(quality))))
+
+
 def same_file(a: Path, b: Path) -> bool:
     try:
         return a.exists() and b.exists() and os.path.samefile(a, b)
@@ -563,26 +587,19 @@ def atomic_write(path: Path, data: bytes, protect: list[Path] | None = None) -> 
         except OSError as exc:
             raise OutputError(f"{folder}: cannot create output folder ({exc.strerror or exc})") from None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+        tmp = temporary_beside(path)
     except OSError as exc:
         raise OutputError(f"{folder}: cannot write here ({exc.strerror or exc})") from None
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        tmp.write_bytes(data)
+        commit(tmp, path)
     except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        discard(tmp)
         raise OutputError(f"{path}: write failed ({exc.strerror or exc}); no partial file was left") from None
 
 
 def save_image(path: str | Path, rgb: np.ndarray, like: LoadedImage | None = None,
-               protect: list[Path] | None = None, quality: int = 95) -> None:
+               protect: list[Path] | None = None, quality: int = DEFAULT_QUALITY) -> None:
     """Encode by extension and write atomically, keeping alpha/bit depth/EXIF/ICC/XMP/text of `like`."""
     path = Path(path)
     check_writable(path)

@@ -11,9 +11,7 @@ frame atomically, so a re-run can resume at the first missing frame.
 from __future__ import annotations
 
 import itertools
-import os
 import re
-import tempfile
 from abc import ABC, abstractmethod
 from fractions import Fraction
 from pathlib import Path
@@ -21,8 +19,10 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from lowlight_cli.atomic import commit, discard, temporary_beside
 from lowlight_cli.errors import InputError, OutputError, UsageError
 from lowlight_cli.io.images import IMAGE_SUFFIXES, load_image, same_file, save_image
+from lowlight_cli.pixels import quantise
 
 # What we write. Any file ffmpeg can play is read; AVI is not written because it cannot
 # carry H.264's B-frame timestamps.
@@ -390,7 +390,7 @@ class VideoSink(FrameSink):
 
         if self.container is None:
             self._start()
-        pixels = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        pixels = quantise(rgb)
         frame = av.VideoFrame.from_ndarray(pixels, format="rgb24").reformat(
             format=self.video.pix_fmt, dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG)
         seconds = self.frames_written / self.fps if time is None else time
@@ -421,9 +421,7 @@ class VideoSink(FrameSink):
                 self.audio.close()
             self.container.close()
             self.container = None
-            _fsync(self.tmp)
-            os.chmod(self.tmp, 0o644)  # mkstemp made it private; the result is an ordinary file
-            os.replace(self.tmp, self.target)
+            commit(self.tmp, self.target)
         except OSError as exc:
             self.abort()
             raise OutputError(f"{self.target}: write failed ({exc.strerror or exc}); "
@@ -441,10 +439,7 @@ class VideoSink(FrameSink):
                     pass
         self.audio = self.container = None
         if self.tmp is not None:
-            try:
-                os.unlink(self.tmp)
-            except FileNotFoundError:
-                pass
+            discard(self.tmp)
 
 
 def _temporary_beside(target: Path) -> Path:
@@ -452,16 +447,9 @@ def _temporary_beside(target: Path) -> Path:
     folder = target.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=folder)
+        return temporary_beside(target, suffix=f".part{target.suffix}")
     except OSError as exc:
         raise OutputError(f"{folder}: cannot write here ({exc.strerror or exc})") from None
-    os.close(fd)
-    return Path(name)
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb+") as handle:
-        os.fsync(handle.fileno())
 
 
 def _add_video_stream(container, fps: Fraction, size: tuple[int, int]):

@@ -12,6 +12,7 @@ steps, x_0 prediction is the parameterisation that degrades least.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,9 @@ from torch import nn
 from lowlight_cli.models.config import ModelConfig
 from lowlight_cli.models.prior_encoder import PRIOR_MAP_CHANNELS, PriorEncoder
 from lowlight_cli.models.tone import ToneEstimator
+
+if TYPE_CHECKING:
+    from lowlight_cli.condition import Conditioning
 
 
 def timestep_embedding(timesteps: torch.Tensor, dim: int) -> torch.Tensor:
@@ -115,15 +119,15 @@ class PriorGuidedDenoiser(nn.Module):
         nn.init.zeros_(self.out_conv.weight)
         nn.init.zeros_(self.out_conv.bias)
 
-    def forward(self, x_t: torch.Tensor, timesteps: torch.Tensor, base: torch.Tensor, log_gain: torch.Tensor,
-                labels: torch.Tensor, scores: torch.Tensor, boundary: torch.Tensor) -> torch.Tensor:
-        """Predict x_0 (the scaled residual target − base) from x_t at `timesteps`.
+    def forward(self, x_t: torch.Tensor, timesteps: torch.Tensor, cond: "Conditioning") -> torch.Tensor:
+        """Predict x_0 (the scaled residual target − base) from x_t at `timesteps`, conditioned on `cond`.
 
         Spatial sides must be multiples of `config.downsample_factor`.
         """
+        base = cond.base
         emb = self.time_mlp(timestep_embedding(timesteps, self.config.base_channels).to(base.dtype))
-        emb = emb + self.gain_mlp(log_gain.view(-1, 1).to(emb.dtype))
-        prior_map, tokens, absent = self.prior_encoder(base, labels, scores, boundary)
+        emb = emb + self.gain_mlp(cond.log_gain.view(-1, 1).to(emb.dtype))
+        prior_map, tokens, absent = self.prior_encoder(base, cond.labels, cond.scores, cond.boundary)
         h = self.stem(torch.cat([x_t, base, prior_map], dim=1))
         skips = []
         for i, block in enumerate(self.down_blocks):

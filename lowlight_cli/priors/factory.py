@@ -7,10 +7,10 @@ from typing import Callable
 
 import numpy as np
 
-from lowlight_cli.errors import UsageError
+from lowlight_cli.locate import locate_sam_checkpoint, sam_checkpoint_name
 from lowlight_cli.priors.region_prior import RegionPrior
+from lowlight_cli.settings import PRIOR_KINDS, check_choice
 
-PRIOR_KINDS = ("auto", "sam", "fallback", "none")
 PriorFn = Callable[[np.ndarray], RegionPrior]
 
 
@@ -21,19 +21,18 @@ def make_prior_fn(kind: str, max_regions: int, sam_model: str = "vit_b", sam_che
     `auto` uses SAM when its weights are already on disk (never downloads
     silently) and otherwise the built-in prior, saying so through `notify`.
     """
-    if kind not in PRIOR_KINDS:
-        raise UsageError(f"unknown --prior '{kind}' (choose from {', '.join(PRIOR_KINDS)})")
+    check_choice("prior", kind, PRIOR_KINDS)
     if kind == "none":
         return None
     if kind in {"sam", "auto"}:
-        from lowlight_cli.priors.sam import SamPriorProducer, locate_sam_checkpoint
-
         path = locate_sam_checkpoint(sam_model, sam_checkpoint, download=(kind == "sam"))
         if path is not None:
+            from lowlight_cli.priors.sam import SamPriorProducer
+
             producer = SamPriorProducer(sam_model, path, device=device, max_regions=max_regions)
             return producer
         notify(f"SAM {sam_model} weights not found locally: using the built-in region prior "
-               f"(run `lowlight models download sam-{sam_model.replace('_', '-')}` to use SAM)")
+               f"(run `lowlight models download {sam_checkpoint_name(sam_model)}` to use SAM)")
     from lowlight_cli.priors.fallback import fallback_prior
 
     return lambda base_rgb: fallback_prior(base_rgb, max_regions=max_regions)

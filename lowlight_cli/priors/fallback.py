@@ -11,12 +11,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from lowlight_cli.pixels import quantise
 from lowlight_cli.priors.region_prior import RegionPrior
 
 
 def prepare_for_segmentation(base_rgb: np.ndarray) -> np.ndarray:
     """uint8 RGB with noise suppressed: segmenters trained or tuned on clean images split noise otherwise."""
-    image = (np.clip(base_rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    image = quantise(base_rgb)
     return cv2.bilateralFilter(image, d=7, sigmaColor=40, sigmaSpace=5)
 
 

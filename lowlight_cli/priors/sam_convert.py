@@ -15,6 +15,7 @@ can execute code from a pickle).
 from __future__ import annotations
 
 import re
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -23,9 +24,8 @@ from typing import Iterable, Mapping
 import torch
 from torch import Tensor
 
-from lowlight_cli.errors import UsageError, WeightsError
-
-SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h")
+from lowlight_cli.errors import WeightsError
+from lowlight_cli.settings import SAM_MODEL_TYPES, check_choice
 
 # segment-anything's pixel normalisation (Sam.pixel_mean / pixel_std): non-persistent buffers.
 PIXEL_MEAN = (123.675, 116.28, 103.53)
@@ -61,12 +61,27 @@ SAM_ARCHS: dict[str, SamArch] = {
 }
 
 
-def build_sam(arch: SamArch):
-    """segment-anything `Sam` with `arch`'s sizes (random weights), built exactly like `_build_sam`."""
+def build_sam(arch: SamArch, meta: bool = False):
+    """segment-anything `Sam` with `arch`'s sizes, built exactly like `_build_sam`: the one SAM builder.
+
+    Random weights; with `meta`, parameters on the meta device (no init cost), for a
+    checkpoint to be checked against or loaded into with `assign`.
+    """
     from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 
     grid = arch.image_size // arch.patch_size
-    sam = Sam(
+    with torch.device("meta") if meta else nullcontext():
+        sam = _sam(arch, grid, Sam, ImageEncoderViT, MaskDecoder, PromptEncoder, TwoWayTransformer)
+    # The pixel buffers are created by the legacy torch.Tensor(list) constructor, which ignores the
+    # default device; make sure anyway that they are real tensors.
+    for name, values in (("pixel_mean", PIXEL_MEAN), ("pixel_std", PIXEL_STD)):
+        if getattr(sam, name).is_meta:
+            sam.register_buffer(name, torch.tensor(values).view(-1, 1, 1), persistent=False)
+    return sam.eval()
+
+
+def _sam(arch: SamArch, grid: int, Sam, ImageEncoderViT, MaskDecoder, PromptEncoder, TwoWayTransformer):
+    return Sam(
         image_encoder=ImageEncoderViT(
             depth=arch.depth,
             embed_dim=arch.embed_dim,
@@ -102,7 +117,6 @@ def build_sam(arch: SamArch):
         pixel_mean=list(PIXEL_MEAN),
         pixel_std=list(PIXEL_STD),
     )
-    return sam.eval()
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,29 +308,14 @@ def read_safetensors(path: Path, *, header_only: bool = False) -> dict[str, Tens
                            f"(truncated or another format: {reason}); download it again") from None
 
 
-def _empty_model(model_type: str):
-    """segment-anything's registry model with parameters on the meta device (no init cost)."""
-    from segment_anything import sam_model_registry
-
-    with torch.device("meta"):
-        sam = sam_model_registry[model_type](checkpoint=None)
-    # The pixel buffers are created by the legacy torch.Tensor(list) constructor, which ignores the
-    # default device; make sure anyway that they are real tensors.
-    for name, values in (("pixel_mean", PIXEL_MEAN), ("pixel_std", PIXEL_STD)):
-        if getattr(sam, name).is_meta:
-            sam.register_buffer(name, torch.tensor(values).view(-1, 1, 1), persistent=False)
-    return sam.eval()
-
-
 def validate_model_type(model_type: str) -> None:
-    if model_type not in SAM_MODEL_TYPES:
-        raise UsageError(f"unknown --sam-model '{model_type}' (choose from {', '.join(SAM_MODEL_TYPES)})")
+    check_choice("sam_model", model_type, SAM_MODEL_TYPES)
 
 
 def expected_shapes(model_type: str, model=None) -> dict[str, tuple[int, ...]]:
     if model is None:
         validate_model_type(model_type)
-        model = _empty_model(model_type)
+        model = build_sam(SAM_ARCHS[model_type], meta=True)
     return {key: tuple(value.shape) for key, value in model.state_dict().items()}
 
 
@@ -349,7 +348,7 @@ def load_sam(model_type: str, path: Path, device: str | torch.device = "cpu", mo
     for key, value in state.items():
         if not value.is_floating_point():
             raise WeightsError(f"SAM checkpoint {path}: tensor {key} has dtype {value.dtype}, expected floats")
-    sam = _empty_model(model_type) if model is None else model
+    sam = build_sam(SAM_ARCHS[model_type], meta=True) if model is None else model
     assign = any(tensor.is_meta for tensor in sam.state_dict().values())
     check_shapes({key: tuple(value.shape) for key, value in sam.state_dict().items()},
                  {key: tuple(value.shape) for key, value in state.items()}, model_type, path)

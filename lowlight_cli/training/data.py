@@ -14,13 +14,11 @@ processes (`workers`); with none they run in-process, as on a small CPU.
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import math
 import multiprocessing
 import queue
 import threading
-import zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +28,11 @@ import cv2
 import numpy as np
 import torch
 
-from lowlight_cli.condition import brighten_array
+from lowlight_cli.condition import brighten_array, prior_tensors
+from lowlight_cli.datasets import paired_rows, read_sice  # noqa: F401 (benchmarks/robustness.py reads SICE through here)
 from lowlight_cli.errors import UsageError
 from lowlight_cli.io.images import IMAGE_SUFFIXES, load_image
+from lowlight_cli.pixels import quantise
 from lowlight_cli.prepare import resize, working_size
 from lowlight_cli.priors.region_prior import RegionPrior
 from lowlight_cli.training.synth import DarkeningParams, darken, recast
@@ -57,10 +57,6 @@ class NormalImage:
 THUMB = 96  # side of the whole-frame thumbnails the tone branch learns from (it pools them to 64)
 
 
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
 def to_chw(image: np.ndarray) -> torch.Tensor:
     """uint8 H×W×3 → float (3,H,W) in [0,1]."""
     return torch.from_numpy(np.ascontiguousarray(image).astype(np.float32) / 255.0).permute(2, 0, 1)
@@ -74,56 +70,8 @@ def prior_labels(low: np.ndarray, prior_fn: PriorFn, target_brightness: float, w
     return prior.resized(height, width).labels
 
 
-def read_sice(root: Path, split: str) -> list[tuple[Path, Path, str]]:
-    """(input, target, scene) triples of a SICE-layout folder, filtered by `val_scenes.txt`."""
-    val_file = root / "val_scenes.txt"
-    val = set(val_file.read_text().split()) if val_file.exists() else set()
-    rows = []
-    with open(root / "pairs.csv", newline="") as handle:
-        for row in csv.DictReader(handle):
-            in_val = row["scene"] in val
-            if (split == "val") == in_val or split == "all":
-                rows.append((root / row["input"], root / row["target"], row["scene"]))
-    return rows
-
-
-def is_held_out(group: str) -> bool:
-    """The fixed validation tenth of a `low/` + `high/` folder's scene groups (a stable hash, not row order)."""
-    return zlib.crc32(group.encode()) % 10 == 0
-
-
-def read_low_high(root: Path, split: str) -> list[tuple[Path, Path, str]]:
-    """(input, target, group) triples of a `low/` + `high/` folder pair matched by file stem.
-
-    With a `pairs.csv` of `name,scene_group` (LOL), pairs are grouped by scene and a
-    tenth of the groups is held out as `val`; without one, every pair is its own
-    group and the folder is used whole for any split (a test set such as LOL eval15).
-    """
-    highs = {p.stem: p for p in (root / "high").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
-    groups: dict[str, str] = {}
-    if (root / "pairs.csv").exists():
-        with open(root / "pairs.csv", newline="") as handle:
-            groups = {Path(row["name"]).stem: row["scene_group"] for row in csv.DictReader(handle)}
-    rows = []
-    for low in sorted((root / "low").iterdir()):
-        if low.suffix.lower() in IMAGE_SUFFIXES and low.stem in highs:
-            group = groups.get(low.stem, low.stem)
-            if not groups or split == "all" or (split == "val") == is_held_out(group):
-                rows.append((low, highs[low.stem], group))
-    return rows
-
-
-def paired_rows(root: Path, split: str = "train") -> list[tuple[Path, Path, str]]:
-    """Paired rows of a folder in either supported layout (empty if it has neither)."""
-    if (root / "low").is_dir() and (root / "high").is_dir():
-        return read_low_high(root, split)
-    if (root / "pairs.csv").exists():
-        return read_sice(root, split)
-    return []
-
-
 def load_rgb8(path: Path) -> np.ndarray:
-    return to_uint8(load_image(path).rgb)
+    return quantise(load_image(path).rgb)
 
 
 # What a forked start-up worker needs; set just before the fork and inherited, since closures do not pickle.
@@ -328,16 +276,15 @@ class TrainingData:
             prior = RegionPrior.empty(*labels.shape)
         else:
             prior = RegionPrior.from_labels(labels, "train", max_regions)
-        scores = np.zeros(max_regions, np.float32)
-        scores[: prior.num_regions] = prior.scores
+        labels, scores, boundary = prior_tensors(prior, max_regions)
         return {
             "low": to_chw(low),
             "high": to_chw(high),
             "thumb": to_chw(thumb[:, ::-1] if flip else thumb),
             "thumb_high": to_chw(self._thumbnail(item.high)[:, ::-1] if flip else self._thumbnail(item.high)),
-            "labels": torch.from_numpy(prior.labels.astype(np.int64)),
-            "scores": torch.from_numpy(scores),
-            "boundary": torch.from_numpy(prior.boundary)[None],
+            "labels": labels,
+            "scores": scores,
+            "boundary": boundary,
         }
 
     def frame(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from lowlight_cli.pixels import quantise
+
 # OpenCV names Bayer patterns by the second row; COLOR_BayerRGGB2RGB is the unambiguous alias.
 _DEMOSAIC = getattr(cv2, "COLOR_BayerRGGB2RGB", cv2.COLOR_BayerBG2RGB)
 _BLACK_LEVEL = 0.0625  # headroom so negative read noise survives the uint16 demosaic, as on a real sensor
@@ -119,7 +121,7 @@ def sensor_noise(linear: np.ndarray, shot: float, read: float, sensor_gains: tup
     mosaic[1::2, 1::2] = raw[1::2, 1::2, 2]
     variance = shot * np.clip(mosaic, 0.0, None) + read ** 2
     mosaic = mosaic + rng.standard_normal(mosaic.shape).astype(np.float32) * np.sqrt(variance)
-    encoded = (np.clip(mosaic + _BLACK_LEVEL, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
+    encoded = quantise(mosaic + _BLACK_LEVEL, 16)
     demosaiced = cv2.cvtColor(encoded, _DEMOSAIC).astype(np.float32) / 65535.0 - _BLACK_LEVEL
     return demosaiced * gains
 

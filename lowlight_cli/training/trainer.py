@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,8 +19,9 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from lowlight_cli.atomic import atomic_path
 from lowlight_cli.checkpoint import load_checkpoint, read_config, read_metadata, save_checkpoint
-from lowlight_cli.condition import develop
+from lowlight_cli.condition import Conditioning, develop
 from lowlight_cli.diffusion.ddim import DDIMScheduler
 from lowlight_cli.diffusion.sampling import start_of_sampling
 from lowlight_cli.errors import UsageError
@@ -80,7 +80,7 @@ def make_model_inputs(batch: dict[str, torch.Tensor], config: ModelConfig, sched
                       estimate: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None,
                       tone: ToneEstimator | None = None, teacher_gains: bool = False
                       ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
-    """Noisy model inputs for a batch, the x_0 target, and the brightened base.
+    """Noisy model inputs for a batch (x_t, timesteps, cond), the x_0 target, and the brightened base.
 
     Timesteps are uniform, except that `final_step_share` of the samples sit at
     the last timestep, where the default 1-step sampler queries the model: with
@@ -120,14 +120,14 @@ def make_model_inputs(batch: dict[str, torch.Tensor], config: ModelConfig, sched
     else:  # the regression baseline: same network, no noise, one fixed timestep
         timesteps = torch.zeros(size, dtype=torch.long, device=x0.device)
         x_t = torch.zeros_like(x0)
-    inputs = dict(x_t=x_t, timesteps=timesteps, base=base, log_gain=log_gain,
-                  labels=batch["labels"], scores=batch["scores"], boundary=batch["boundary"])
+    cond = Conditioning(base, log_gain, batch["labels"], batch["scores"], batch["boundary"])
+    inputs = dict(x_t=x_t, timesteps=timesteps, cond=cond)
     if sampler is not None:
         if estimate is None:
             raise ValueError("refine_share needs `estimate`, the model's own first estimate")
         rows = refine.to(x0.device)
-        x_t[rows] = first_transition({k: v[rows] for k, v in inputs.items()}, noise[rows], config.mean_start,
-                                     sampler, estimate)
+        x_t[rows] = first_transition(dict(x_t=x_t[rows], timesteps=timesteps[rows], cond=cond.rows(rows)),
+                                     noise[rows], config.mean_start, sampler, estimate)
     return inputs, x0, base
 
 
@@ -150,9 +150,8 @@ def save_state(path: Path, model: torch.nn.Module, ema: torch.nn.Module, optimiz
         for name, value in state.items():
             tensors[f"opt.{index}.{name}"] = torch.as_tensor(value).detach().clone().reshape(-1) if name == "step" else value.detach().clone()
     meta = {"step": str(step), "config": options.config.to_json()}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".tmp", fsync=False) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
 
 
 # Config fields that set tensor shapes: a state with other values cannot be continued.

@@ -1,4 +1,7 @@
-"""Enhance a video frame by frame without flicker.
+"""Temporal consistency: enhance a video's frames in order, without flicker.
+
+The frame loop and what carries between frames; `io/video.py` reads and
+writes the containers and frame folders.
 
 Enhancing frames independently flickers: each frame gets its own region prior
 and its own colour transform, and small input differences (sensor noise)
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -111,7 +114,7 @@ def enhance_frame(enhancer: Enhancer, rgb: np.ndarray, state: ShotState | None, 
         past_output, _ = translate(state.output, shift)
         weight = smoothing * inside * agreement(past_low, working.low, scene_cut)
         work_output = weight * past_output + (1.0 - weight) * work_output
-    out = enhancer.reconstruct(rgb, working, work_output)
+    out = enhancer.finish(rgb, working, work_output)
     return out, ShotState(low=working.low, prior=prior, output=work_output), not same_shot
 
 
@@ -174,15 +177,3 @@ def change_map(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
 
 def thumbnail(image: np.ndarray) -> np.ndarray:
     return resize(image, *working_size(*image.shape[:2], THUMBNAIL))
-
-
-def flicker(frames: Iterable[np.ndarray]) -> float:
-    """Mean absolute frame-to-frame change of mean brightness, relative to the mean brightness.
-
-    0.01 means the overall brightness jumps by 1 % per frame on average; a
-    static shot should stay well under 0.02 once enhanced.
-    """
-    means = np.array([float(np.mean(frame)) for frame in frames])
-    if len(means) < 2 or means.mean() <= 0:
-        return 0.0
-    return float(np.abs(np.diff(means)).mean() / means.mean())

@@ -1,0 +1,67 @@
+"""`lowlight info` and `lowlight models list|download|path`: what is installed and where (`locate.py`)."""
+
+from __future__ import annotations
+
+import typer
+
+from lowlight_cli import __version__
+from lowlight_cli.cli.app import STATE, LowlightCommand, app, handle_errors, models_app
+
+
+@app.command(cls=LowlightCommand)
+@handle_errors
+def info() -> None:
+    """Versions, devices found, cache folder and which weights are present."""
+    import platform
+
+    import torch
+
+    from lowlight_cli.devices import mps_available
+    from lowlight_cli.locate import default_model_path, known_models
+    from lowlight_cli.weights import cache_dir
+
+    lines = [f"lowlight-cli {__version__}, Python {platform.python_version()}, torch {torch.__version__}"]
+    cuda = torch.cuda.is_available()
+    lines.append(f"CUDA: {torch.cuda.get_device_name(0) if cuda else 'not available'}")
+    lines.append(f"MPS: {'available' if mps_available() else 'not available'}")
+    lines.append(f"Hugging Face cache: {cache_dir()}")
+    default = default_model_path()
+    lines.append(f"default model: {default} ({'present' if default.exists() else 'MISSING'})")
+    for model in known_models()[1:]:
+        lines.append(f"{model.name}: {model.path if model.path else 'not downloaded'}")
+    typer.echo("\n".join(lines))
+
+
+@models_app.command("list", cls=LowlightCommand)
+@handle_errors
+def models_list() -> None:
+    """Known checkpoints: the bundled denoiser and the SAM models."""
+    from rich.console import Console
+    from rich.table import Column, Table
+
+    from lowlight_cli.locate import known_models
+
+    table = Table("name", "kind", Column("source", overflow="fold"), "state", "description", box=None,
+                  header_style="bold")
+    for model in known_models():
+        table.add_row(model.name, model.kind, model.source, model.state, model.description)
+    Console(soft_wrap=False).print(table)
+
+
+@models_app.command("download", cls=LowlightCommand)
+@handle_errors
+def models_download(names: list[str] = typer.Argument(..., metavar="NAME", help="Checkpoint names from `lowlight models list`.")) -> None:
+    """Download checkpoints into the Hugging Face cache (pinned revision, sha256-checked)."""
+    from lowlight_cli.weights import fetch_checkpoint
+
+    for name in names:
+        typer.echo(str(fetch_checkpoint(name, progress=not STATE["quiet"])))
+
+
+@models_app.command("path", cls=LowlightCommand)
+@handle_errors
+def models_path(name: str = typer.Argument(..., metavar="NAME", help="Checkpoint name.")) -> None:
+    """Print the local path of a checkpoint (error if it is not downloaded)."""
+    from lowlight_cli.locate import cached_path
+
+    typer.echo(str(cached_path(name)))

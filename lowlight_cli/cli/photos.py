@@ -1,0 +1,192 @@
+"""`lowlight enhance` and `lowlight batch`: which files, then `work.enhance_files`, then a summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from lowlight_cli.cli.app import STATE, LowlightCommand, app, console, handle_errors
+from lowlight_cli.cli.options import build_enhancer, settings_options
+from lowlight_cli.settings import EnhanceSettings
+
+STDIO = Path("-")  # as an input: standard input; as -o: standard output
+OVERWRITE = typer.Option(False, "--overwrite", help="Replace outputs that already exist (inputs are never replaced).")
+FORMAT = typer.Option(None, "--format", metavar="EXT",
+                      help="Output extension, e.g. png or jpg (default: same as the input).")
+QUALITY = typer.Option(None, "--quality", min=1, max=100, metavar="N",
+                       help="JPEG/WebP quality of the output (default: the input JPEG's own quality where it can be "
+                            "read, else 95).")
+
+
+def report_timings(job, image, result) -> None:
+    """--verbose: what one photo cost."""
+    if STATE["verbose"]:
+        t = result.timings
+        console().print(
+            f"{job.source} → {job.target}: {image.size[0]}x{image.size[1]}, prior {result.prior.source} "
+            f"made {result.prior.num_regions} regions in {t['prior']:.2f}s, sampling {t['sample']:.2f}s, "
+            f"reconstruction {t['reconstruct']:.2f}s")
+
+
+def run_with_progress(jobs, enhancer, overwrite: bool, label: str, quality: Optional[int] = None):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from lowlight_cli.work import enhance_files
+
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("eta"), TimeRemainingColumn(), console=console(), transient=False) as progress:
+        task = progress.add_task(label, total=len(jobs))
+        return enhance_files(enhancer, jobs, overwrite, quality, on_advance=lambda job: progress.advance(task),
+                             on_done=report_timings)
+
+
+def summarise(report) -> None:
+    """Print what happened; exit 1 if anything failed."""
+    from rich.markup import escape
+
+    from lowlight_cli.jobs import describe_unsupported
+
+    out = console()
+    for job, reason in report.failed:
+        out.print(f"[red]failed[/] {escape(reason)}", highlight=False)
+    parts = [f"{len(report.done)} enhanced"]
+    if report.skipped:
+        parts.append(f"{len(report.skipped)} skipped (output exists; --overwrite to redo)")
+    if report.unsupported:
+        parts.append(escape(describe_unsupported(report.unsupported)))
+    if report.failed:
+        parts.append(f"[red]{len(report.failed)} failed[/]")
+    out.print(", ".join(parts))
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@app.command(cls=LowlightCommand)
+@handle_errors
+@settings_options()
+def enhance(
+    inputs: list[Path] = typer.Argument(..., metavar="PHOTO", show_default=False,
+                                        help="Photo(s) to enhance; - reads one from standard input."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file (one input) or folder (several); "
+                                          "- writes to standard output. Default: {stem}_enhanced.{ext} beside each "
+                                          "input (standard output for standard input)."),
+    overwrite: bool = OVERWRITE, fmt: Optional[str] = FORMAT, quality: Optional[int] = QUALITY,
+    settings: EnhanceSettings = None,
+) -> None:
+    """Enhance one or more dark photos.
+
+    Example: lowlight enhance photo.jpg            (writes photo_enhanced.jpg)
+    In a pipeline: cat dark.jpg | lowlight enhance - --format png > bright.png
+    """
+    import tempfile
+
+    from lowlight_cli.errors import InputError, UsageError
+    from lowlight_cli.jobs import jobs_for_files
+
+    reads_stdin, writes_stdout = STDIO in inputs, output == STDIO or (STDIO in inputs and output is None)
+    if (reads_stdin or writes_stdout) and len(inputs) > 1:
+        raise UsageError("- (standard input or output) works with a single input")
+    for path in inputs:
+        if path != STDIO and not path.exists():
+            raise InputError(f"{path}: file not found")
+    ext = normalise_ext(fmt)
+    with tempfile.TemporaryDirectory(prefix="lowlight-") as scratch:
+        if reads_stdin:
+            inputs = [read_stdin(Path(scratch))]
+        if writes_stdout:
+            output = Path(scratch) / f"stdout{ext or inputs[0].suffix.lower()}"
+        jobs = jobs_for_files(inputs, output, ext=ext)
+        report = run_with_progress(jobs, build_enhancer(settings), overwrite, "enhancing", quality)
+        if writes_stdout:
+            if report.done:
+                binary_stream("stdout").write(jobs[0].target.read_bytes())
+        elif not STATE["quiet"]:
+            for job in report.done:
+                typer.echo(str(job.target))
+        summarise(report)
+
+
+def binary_stream(name: str) -> Any:
+    """sys.stdin/sys.stdout as bytes (also under test runners that replace them)."""
+    import sys
+
+    stream = getattr(sys, name)
+    return getattr(stream, "buffer", stream)
+
+
+def read_stdin(folder: Path) -> Path:
+    """Standard input saved as a file in `folder`, named for the format it holds: the pipeline reads files."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    from lowlight_cli.errors import InputError, UsageError
+    from lowlight_cli.io.images import supported_formats
+
+    stream = binary_stream("stdin")
+    if stream.isatty():
+        raise UsageError("- reads a photo from standard input, which is a terminal here: pipe one in "
+                         "(lowlight enhance - < photo.jpg)")
+    data = stream.read()
+    if not data:
+        raise InputError("standard input: no image data")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            kind = image.format or ""
+    except (UnidentifiedImageError, OSError):
+        raise InputError(f"standard input: not a supported image (supported: {supported_formats()})") from None
+    suffix = {"JPEG": "jpg", "TIFF": "tif"}.get(kind, kind.lower())
+    path = folder / f"stdin.{suffix}"
+    path.write_bytes(data)
+    return path
+
+
+def normalise_ext(fmt: Optional[str]) -> Optional[str]:
+    from lowlight_cli.errors import UsageError
+    from lowlight_cli.io.images import writable_formats, writable_suffixes
+
+    if fmt is None:
+        return None
+    ext = "." + fmt.lower().lstrip(".")
+    if ext not in writable_suffixes():
+        raise UsageError(f"--format {fmt}: cannot be written (choose from {writable_formats()})")
+    return ext
+
+
+@app.command(cls=LowlightCommand)
+@handle_errors
+@settings_options()
+def batch(
+    folder: Path = typer.Argument(..., metavar="DIR", help="Folder of photos."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder (default: <DIR>_enhanced beside DIR). "
+                                                                       "Sub-folders are mirrored."),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="Include sub-folders."),
+    glob: Optional[str] = typer.Option(None, "--glob", help="Only files matching this pattern, e.g. '*.png'."),
+    overwrite: bool = OVERWRITE, fmt: Optional[str] = FORMAT, quality: Optional[int] = QUALITY,
+    settings: EnhanceSettings = None,
+) -> None:
+    """Enhance every photo in a folder: resumable, keeps going past bad files.
+
+    Example: lowlight batch ./dark_dir -o ./bright_dir --steps 20
+    Re-running skips finished outputs; the summary lists failures and the exit code is 1 if any failed.
+    """
+    from lowlight_cli.errors import InputError, UsageError
+    from lowlight_cli.jobs import default_folder_output, jobs_for_folder, no_images_message, triage, unsupported_images
+
+    output = output or default_folder_output(folder)
+    if output.resolve() == folder.resolve():
+        raise UsageError("-o must differ from the input folder (inputs are never overwritten)")
+    jobs = jobs_for_folder(folder, output, recursive, glob, normalise_ext(fmt))
+    unsupported = unsupported_images(folder, recursive, glob, exclude=output)  # listed, never skipped silently
+    if not jobs:
+        if unsupported:
+            raise InputError(no_images_message(folder, recursive, unsupported))
+        console().print(no_images_message(folder, recursive, unsupported))
+        return
+    pending, _ = triage(jobs, overwrite)
+    enhancer = build_enhancer(settings) if pending else None  # nothing to do: no model to load
+    report = run_with_progress(jobs, enhancer, overwrite, "batch", quality)
+    report.unsupported = unsupported
+    summarise(report)

@@ -1,0 +1,78 @@
+"""`lowlight video`: open the input and output (`work.open_video_job`), enhance every frame, report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from lowlight_cli.cli.app import STATE, LowlightCommand, app, console, handle_errors
+from lowlight_cli.cli.options import build_enhancer, settings_options
+from lowlight_cli.cli.photos import OVERWRITE
+from lowlight_cli.settings import EnhanceSettings
+
+
+@app.command(cls=LowlightCommand)
+@handle_errors
+@settings_options(exclude=("full_res", "tile"))
+def video(
+    source: Path = typer.Argument(..., metavar="INPUT", help="Video file (mp4/mov/mkv/avi…) or a folder of frames."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Video file (.mp4/.m4v/.mov/.mkv) or a folder "
+                                                                       "for frames. Default: {stem}_enhanced.mp4 beside INPUT."),
+    start: Optional[float] = typer.Option(None, "--start", help="Start time in seconds."),
+    end: Optional[float] = typer.Option(None, "--end", help="End time in seconds."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Stop after this many frames (try a clip first)."),
+    smoothing: float = typer.Option(0.8, "--smoothing", metavar="W",
+                                    help="Weight of the past in the temporal smoothing, 0 (off) to <1. The past is "
+                                         "aligned to each frame first and left out where the picture moved."),
+    frame_format: Optional[str] = typer.Option(None, "--frame-format", metavar="png|jpg",
+                                               help="Format of a frames-folder output (default: frames from a "
+                                                    "folder keep their names and formats; from a video, png)."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of a frames-folder input (default 30). "
+                                                            "A video file keeps its own."),
+    overwrite: bool = OVERWRITE,
+    settings: EnhanceSettings = None,
+) -> None:
+    """Enhance a video or a folder of frames without flicker; audio and frame rate are kept.
+
+    Example: lowlight video clip.mp4 -o clip_bright.mp4 --max-frames 48
+    Every frame shares one noise seed, priors are reused within a shot, and static areas are smoothed over time.
+    A video is written to a temporary file and moved into place when complete; a frames folder resumes where it stopped.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from lowlight_cli.work import open_video_job
+
+    with open_video_job(source, output, start, end, max_frames, fps, frame_format, overwrite) as job:
+        enhancer = build_enhancer(settings)  # torch: only once the input and output are known to be usable
+        with Progress(TextColumn("video"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
+                      TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console()) as progress:
+            task = progress.add_task("video", total=job.total)
+            finished = []  # frames written or found done: what a frames folder holds if Ctrl-C comes
+
+            def advance(index: int) -> None:
+                progress.advance(task)
+                finished.append(index)
+
+            try:
+                report = job.run(enhancer, on_frame=advance, smoothing=smoothing)
+            except KeyboardInterrupt:
+                progress.stop()
+                raise typer.Exit(interrupted_video(job.sink, job.target, len(finished)))
+    console().print(f"{report.done} frames enhanced, {report.skipped} already done, {report.priors} prior(s) computed, "
+                    f"{report.fps:.2f} frames/s")
+    if not STATE["quiet"]:
+        typer.echo(str(job.target))
+
+
+def interrupted_video(sink, target: Path, frames_done: int) -> int:
+    """Say what Ctrl-C left behind, which differs between a video file and a frames folder; exit code 130."""
+    from lowlight_cli.io.video import FolderSink
+
+    if isinstance(sink, FolderSink):
+        message = f"{frames_done} frame(s) are in {target}; re-run the same command to resume from there"
+    else:
+        message = f"{target} was not written (a video is only moved into place once complete); re-run to start again"
+    console().print(f"[yellow]interrupted[/]: {message}", highlight=False)
+    return 130
