@@ -15,7 +15,7 @@ Kinds in → out:
   the tool for files (it keeps EXIF, ICC, 16-bit depth and writes atomically).
 
 Options are the CLI's, as keyword arguments (`--work-size 512` →
-`work_size=512`). Invalid values raise `ValueError`, unusable inputs
+`work_size=512`): the fields of `lowlight_cli.settings.EnhanceSettings`. Invalid values raise `ValueError`, unusable inputs
 `TypeError` or `ValueError`; a missing or unreadable file raises the
 package's `InputError` (a `LowlightError`) with a one-line message.
 """
@@ -30,10 +30,9 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 
 from lowlight_cli.errors import UsageError
-from lowlight_cli.pixels import quantise
-from lowlight_cli.pipeline import (DEFAULT_DETAIL_THRESHOLD, DEFAULT_SHADOW_DENOISE, DEFAULT_STEPS,
-                                   DEFAULT_WORK_SIZE)
 from lowlight_cli.pipeline import Enhancer as PipelineEnhancer
+from lowlight_cli.pixels import quantise
+from lowlight_cli.settings import EnhanceSettings
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -53,22 +52,17 @@ class Enhancer:
     >>> enhancer = Enhancer(steps=1, device="cpu")
     >>> brighter = [enhancer.enhance(photo) for photo in photos]
 
-    Keyword arguments are the CLI's options; `pipeline` is the underlying
+    Keyword arguments are the fields of `lowlight_cli.settings.EnhanceSettings`,
+    the CLI's options (`--work-size 512` → `work_size=512`); `settings=` takes
+    a whole `EnhanceSettings`. `pipeline` is the underlying
     `lowlight_cli.pipeline.Enhancer` (float arrays in [0, 1] only) for video
     or custom code that needs its finer steps.
     """
 
-    def __init__(self, model: str | os.PathLike[str] = "default", *, device: str = "auto", prior: str = "auto",
-                 sam_model: str = "vit_b", sam_checkpoint: str | os.PathLike[str] | None = None,
-                 steps: int = DEFAULT_STEPS, work_size: int = DEFAULT_WORK_SIZE, seed: int = 0,
-                 full_res: bool = False, tile: int = 512, detail_threshold: float = DEFAULT_DETAIL_THRESHOLD,
-                 shadow_denoise: float = DEFAULT_SHADOW_DENOISE, exposure: float = 0.0) -> None:
+    def __init__(self, model: str | os.PathLike[str] = "default", *, settings: EnhanceSettings | None = None,
+                 **options: Any) -> None:
         try:
-            self.pipeline = PipelineEnhancer(
-                model=model, device=device, prior=prior, sam_model=sam_model,
-                sam_checkpoint=None if sam_checkpoint is None else Path(sam_checkpoint), steps=steps,
-                work_size=work_size, seed=seed, full_res=full_res, tile=tile, detail_threshold=detail_threshold,
-                shadow_denoise=shadow_denoise, exposure=exposure, notify=log.info)
+            self.pipeline = PipelineEnhancer(model, settings=settings, notify=log.info, **options)
         except UsageError as exc:  # Python callers expect ValueError for a bad argument value
             raise ValueError(str(exc)) from None
 

@@ -75,7 +75,7 @@ class Enhancer:
                  settings: EnhanceSettings | None = None, notify: Callable[[str], None] = lambda m: None,
                  **options: Any) -> None:
         if model is not None and not isinstance(model, PriorGuidedDenoiser):
-            options["model"] = str(model)
+            options["model"] = model
         self.settings = settings = (settings or EnhanceSettings()).with_changes(**options)
         # How errors about the model's output name it (work.check_finite).
         self.model_name = "in use" if isinstance(model, PriorGuidedDenoiser) else settings.model

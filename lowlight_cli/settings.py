@@ -114,6 +114,9 @@ class EnhanceSettings:
     direct_size: int = field(default=DEFAULT_DIRECT_SIZE, metadata=_meta())  # Python API and benchmarks only
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "model", str(self.model))  # a path may come as a Path (frozen: set directly)
+        if self.sam_checkpoint is not None:
+            object.__setattr__(self, "sam_checkpoint", Path(self.sam_checkpoint))
         check_choice("device", self.device, DEVICE_CHOICES)
         check_choice("prior", self.prior, PRIOR_KINDS)
         check_choice("sam_model", self.sam_model, SAM_MODEL_TYPES)

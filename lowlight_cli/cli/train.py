@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -9,6 +10,16 @@ import typer
 
 from lowlight_cli.cli.app import STATE, LowlightCommand, app, console, handle_errors
 from lowlight_cli.cli.options import Device, Prior, SamModel
+
+
+# Short options, declared here so that the signature below stays readable.
+BATCH_SIZE = typer.Option(16, help="Crops per step.")
+CROP = typer.Option(128, help="Crop side in pixels (a multiple of 8).")
+LR = typer.Option(2e-4, help="Peak learning rate (AdamW, cosine decay).")
+BASE_CHANNELS = typer.Option(24, help="U-Net width at full resolution.")
+SEED = typer.Option(0, help="Random seed.")
+SAVE_EVERY = typer.Option(200, help="Write checkpoint + state every N steps.")
+THREADS = typer.Option(0, help="CPU threads for torch (0 = torch's default).")
 
 
 @app.command(cls=LowlightCommand)
@@ -30,9 +41,7 @@ def train(
                                        "the curve learns contrast instead of hedging an uncertain exposure."),
     stop_at: Optional[int] = typer.Option(None, "--stop-at", help="End this run at this step (resumable later); "
                                                                   "the learning-rate schedule still spans --steps."),
-    batch_size: int = typer.Option(16, help="Crops per step."),
-    crop: int = typer.Option(128, help="Crop side in pixels (a multiple of 8)."),
-    lr: float = typer.Option(2e-4, help="Peak learning rate (AdamW, cosine decay)."),
+    batch_size: int = BATCH_SIZE, crop: int = CROP, lr: float = LR,
     prior: Prior = typer.Option(Prior.fallback, help="Region prior for training: fallback (built-in), sam, none, or "
                                                      "auto, which trains on the built-in prior like fallback (it "
                                                      "never downloads SAM; choose sam for SAM priors)."),
@@ -52,13 +61,11 @@ def train(
                                                  "denoiser's first layer (1 = full resolution)."),
     no_diffusion: bool = typer.Option(False, "--no-diffusion", help="Train the plain U-Net regression baseline instead "
                                                                     "(with --prior none: no prior either)."),
-    base_channels: int = typer.Option(24, help="U-Net width at full resolution."),
-    seed: int = typer.Option(0, help="Random seed."),
+    base_channels: int = BASE_CHANNELS, seed: int = SEED,
     init: Optional[Path] = typer.Option(None, help="Fine-tune: start from this checkpoint's weights ('default' = the "
                                                    "shipped model) with a fresh optimiser and schedule. Ignored when "
                                                    "--out already has a state to resume."),
-    save_every: int = typer.Option(200, help="Write checkpoint + state every N steps."),
-    threads: int = typer.Option(0, help="CPU threads for torch (0 = torch's default)."),
+    save_every: int = SAVE_EVERY, threads: int = THREADS,
     workers: Optional[int] = typer.Option(None, help="Processes that load the data and make batches (0 = one "
                                                      "background thread; default: up to 8 on CUDA, else 0)."),
     device: Device = typer.Option(Device.auto, help="Compute device."),
@@ -68,16 +75,10 @@ def train(
     The defaults are the shipped model's recipe (weights/README.md): about 19 minutes on an H100 shared by four runs.
     On a CPU expect seconds per step; --batch-size 8 --crop 96 costs a quarter as much.
     """
+    options = {name: value.value if isinstance(value, Enum) else value for name, value in locals().items()}
     from lowlight_cli.training.setup import TrainRequest, prepare_run
 
-    request = TrainRequest(
-        data=[Path(p) for p in data.split(",") if p], out=out, steps=steps, tone_steps=tone_steps, tone=tone,
-        ssim_weight=ssim_weight, colour_weight=colour_weight, teacher_gains=teacher_gains, stop_at=stop_at,
-        batch_size=batch_size, crop=crop, lr=lr, prior=prior.value, sam_model=sam_model.value,
-        sam_checkpoint=sam_checkpoint, semantic_weight=semantic_weight, final_step_share=final_step_share,
-        refine_share=refine_share, mean_start=mean_start, prior_map_scale=prior_map_scale, no_diffusion=no_diffusion,
-        base_channels=base_channels, seed=seed, init=init, save_every=save_every, threads=threads, workers=workers,
-        device=device.value)
+    request = TrainRequest(**{**options, "data": [Path(p) for p in data.split(",") if p]})
     out_console = console()
     options, training_data = prepare_run(request, log=out_console.print)
     run_with_progress(options, training_data, out_console)

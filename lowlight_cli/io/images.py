@@ -145,8 +145,6 @@ def default_suffix(source: Path) -> str:
 
 def load_image(path: str | Path) -> LoadedImage:
     """Decode `path`, raising `InputError` with a one-line reason for anything unusable."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found")
@@ -166,6 +164,13 @@ def load_image(path: str | Path) -> LoadedImage:
             return tiff
     if data[4:8] == b"ftyp":  # ISO base media: HEIC/HEIF (pillow-heif) or AVIF (Pillow itself)
         _heif_plugin()
+    return _from_pillow(data, _open_pillow(path, data))
+
+
+def _open_pillow(path: Path, data: bytes):
+    """The decoded Pillow image of `data`: size-checked before decoding, one still image of a readable format."""
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -192,6 +197,12 @@ def load_image(path: str | Path) -> LoadedImage:
     if frames > 1:
         raise InputError(f"{path}: holds {frames} images (animated or a burst); only single-image files are "
                          "enhanced, so nothing would be silently dropped: extract the frames first")
+    return image
+
+
+def _from_pillow(data: bytes, image) -> LoadedImage:
+    """Pixels (16-bit through OpenCV where Pillow would reduce them), upright, with the metadata to keep."""
+    from PIL import ImageOps
 
     exif = image.info.get("exif")
     icc = rgb_profile(image.info.get("icc_profile"))

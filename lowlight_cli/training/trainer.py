@@ -229,6 +229,62 @@ def tone_loss(tone: ToneEstimator, batch: dict[str, torch.Tensor], options: Trai
                                                               options.colour_weight) + penalty)
 
 
+def new_model(options: TrainOptions) -> tuple[PriorGuidedDenoiser, PriorGuidedDenoiser, torch.optim.Optimizer]:
+    """A freshly initialised model (from torch's seeded generator), its EMA copy and its optimiser."""
+    model = PriorGuidedDenoiser(options.config).to(options.device)
+    ema = copy.deepcopy(model).eval()
+    for param in ema.parameters():
+        param.requires_grad_(False)
+    return model, ema, torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=1e-4)
+
+
+def start_run(options: TrainOptions, model: PriorGuidedDenoiser, ema: PriorGuidedDenoiser,
+              optimizer: torch.optim.Optimizer, notify: Callable[[str], None]) -> int:
+    """Resume from the state file, or start from `--init`'s weights, or from scratch; returns the first step."""
+    config, state_file, step = options.config, state_path(options.out), 0
+    if options.resume and state_file.exists():
+        step = load_state(state_file, model, ema, optimizer, config, notify)
+    elif options.init is not None:  # fine-tuning: the weights of a finished model, a fresh optimiser and schedule
+        start_from = load_checkpoint(options.init)
+        check_continuation(start_from.config, config, options.init, notify, INIT_REMEDY)
+        weights = start_from.state_dict()
+        if start_from.tone is None and model.tone is not None:  # a first-release denoiser gains a new tone branch
+            weights.update({f"tone.{k}": v for k, v in model.tone.state_dict().items()})
+        model.load_state_dict(weights)
+        ema.load_state_dict(weights)
+    if options.init is not None and step > 0:
+        notify(f"resuming {state_file.name} at step {step}: --init applies to a new run only")
+    return step
+
+
+def warms_up_ema(options: TrainOptions) -> bool:
+    """Whether the denoiser's EMA warms up (a short average at first) or averages from the start.
+
+    The EMA of a fine-tune starts from trained weights: averaging in from the start keeps them, where the
+    warm-up of a run from scratch would let the first noisy steps replace them. Not so when the fine-tune
+    gives the denoiser a new base (a tone branch its init lacked): those weights answer another question,
+    and a slow average would ship a blend of the old and new denoiser for most of the run.
+    """
+    return options.init is None or (options.config.tone_curve and not read_config(options.init).tone_curve)
+
+
+def phase_loss(step: int, model: PriorGuidedDenoiser, ema: PriorGuidedDenoiser, batch: dict[str, torch.Tensor],
+               scheduler: DDIMScheduler, generator: torch.Generator, options: TrainOptions, warm_up_ema: bool):
+    """This step's loss, the parameters it trains, the (EMA, live) pairs to average, and the EMA decay."""
+    if step < options.tone_steps:
+        loss = tone_loss(model.tone, batch, options)
+        trained = list(model.tone.parameters())
+        averaged = zip(ema.tone.parameters(), model.tone.parameters())
+        return loss, trained, averaged, min(options.ema_decay, (1 + step) / (10 + step))
+    loss = denoiser_loss(model, batch, options.config, scheduler, generator, options)
+    trained = [p for name, p in model.named_parameters() if not name.startswith("tone.")]
+    averaged = ((e, p) for (name, e), p in zip(ema.named_parameters(), model.parameters())
+                if not name.startswith("tone."))
+    phase_step = step - options.tone_steps
+    decay = min(options.ema_decay, (1 + phase_step) / (10 + phase_step)) if warm_up_ema else options.ema_decay
+    return loss, trained, averaged, decay
+
+
 def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, float, float], None] | None = None,
           notify: Callable[[str], None] = print) -> Path:
     """Train until `options.tone_steps + options.steps` (or `stop_at`), resuming from the state file if present.
@@ -243,34 +299,12 @@ def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, flo
     config = options.config
     if options.tone_steps and not config.tone_curve:
         raise UsageError("tone steps need a model with a tone branch (tone_curve)")
-    model = PriorGuidedDenoiser(config).to(options.device)
-    ema = copy.deepcopy(model).eval()
-    for param in ema.parameters():
-        param.requires_grad_(False)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=1e-4)
+    model, ema, optimizer = new_model(options)
     scheduler = DDIMScheduler(config.num_train_timesteps)
-    state_file = state_path(options.out)
-    step = 0
-    if options.resume and state_file.exists():
-        step = load_state(state_file, model, ema, optimizer, config, notify)
-    elif options.init is not None:  # fine-tuning: the weights of a finished model, a fresh optimiser and schedule
-        start_from = load_checkpoint(options.init)
-        check_continuation(start_from.config, config, options.init, notify, INIT_REMEDY)
-        weights = start_from.state_dict()
-        if start_from.tone is None and model.tone is not None:  # a first-release denoiser gains a new tone branch
-            weights.update({f"tone.{k}": v for k, v in model.tone.state_dict().items()})
-        model.load_state_dict(weights)
-        ema.load_state_dict(weights)
-    if options.init is not None and step > 0:
-        notify(f"resuming {state_file.name} at step {step}: --init applies to a new run only")
-    # The EMA of a fine-tune starts from trained weights: averaging in from the start keeps them, where the
-    # warm-up of a run from scratch would let the first noisy steps replace them. Not so when the fine-tune
-    # gives the denoiser a new base (a tone branch its init lacked): those weights answer another question,
-    # and a slow average would ship a blend of the old and new denoiser for most of the run.
-    warm_up_ema = options.init is None or (config.tone_curve and not read_config(options.init).tone_curve)
+    step = first_step = start_run(options, model, ema, optimizer, notify)
+    warm_up_ema = warms_up_ema(options)
     generator = torch.Generator().manual_seed(options.seed + step)
     started = time.time()
-    first_step = step
     provenance = {
         "command": "lowlight train",
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items() if k not in {"config", "data"}},
@@ -290,18 +324,7 @@ def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, flo
                                    seed=options.seed + step, workers=options.workers,
                                    pin_memory=options.device.startswith("cuda"), frames=tone_phase)
         batch = {k: v.to(options.device, non_blocking=True) for k, v in next(batches).items()}
-        if tone_phase:
-            loss = tone_loss(model.tone, batch, options)
-            trained = list(model.tone.parameters())
-            averaged = zip(ema.tone.parameters(), model.tone.parameters())
-            decay = min(options.ema_decay, (1 + step) / (10 + step))
-        else:
-            loss = denoiser_loss(model, batch, config, scheduler, generator, options)
-            trained = [p for name, p in model.named_parameters() if not name.startswith("tone.")]
-            averaged = ((e, p) for (name, e), p in zip(ema.named_parameters(), model.parameters())
-                        if not name.startswith("tone."))
-            phase_step = step - options.tone_steps
-            decay = min(options.ema_decay, (1 + phase_step) / (10 + phase_step)) if warm_up_ema else options.ema_decay
+        loss, trained, averaged, decay = phase_loss(step, model, ema, batch, scheduler, generator, options, warm_up_ema)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, options)
         optimizer.zero_grad(set_to_none=True)
@@ -313,12 +336,11 @@ def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, flo
                 e.lerp_(p, 1 - decay)
         step += 1
         if on_step:
-            rate = (time.time() - started) / (step - first_step)
-            on_step(step, loss.item(), rate)
+            on_step(step, loss.item(), (time.time() - started) / (step - first_step))
         if step % options.save_every == 0 or step == end or step == options.tone_steps:
             provenance.update(steps=step, train_seconds_this_run=round(time.time() - started, 1))
             save_checkpoint(ema, options.out, provenance={**provenance, "prior": options.prior})
-            save_state(state_file, model, ema, optimizer, step, options)
+            save_state(state_path(options.out), model, ema, optimizer, step, options)
     return options.out
 
 
