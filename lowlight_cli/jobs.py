@@ -6,29 +6,33 @@ outputs skipped on re-run unless `--overwrite`, and one failing file never
 stops the others. Nothing is passed over silently: pictures in a format we
 cannot read are listed by `batch`, an `-o` naming a format we cannot write
 is an error (not a folder of that name). What is done to each file is
-`work.py`'s; this module decides which files and in what order.
+`work.py`'s; this module decides which files and in what order. A folder
+and its output may also be `storage.Location`s in object storage (s3://,
+gs://…), listed once and filtered by the same rules.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, TypeVar
-
+from pathlib import Path, PurePosixPath
+from typing import Callable, TypeVar, Union
 
 from lowlight_cli.errors import InputError, LowlightError, OutputError
 from lowlight_cli.io.images import IMAGE_SUFFIXES, check_writable, default_suffix, is_image_name, supported_formats
+from lowlight_cli.storage import Location
 
 SUFFIX = "_enhanced"
 T = TypeVar("T")
+Place = Union[Path, Location]  # a file or folder on disk, or a `storage.Location` (object storage)
 
 
 @dataclass
 class Job:
-    source: Path
-    target: Path
+    source: Place
+    target: Place
 
 
 @dataclass
@@ -74,28 +78,50 @@ def jobs_for_files(sources: list[Path], output: Path | None, ext: str | None = N
     return checked(jobs)
 
 
-def _candidates(folder: Path, recursive: bool, pattern: str | None, exclude: Path | None) -> list[Path]:
-    """Files under `folder` that `batch` considers: not hidden, not our outputs, not in `exclude`, matching `pattern`."""
+def _considered(rel: PurePosixPath, pattern: str | None) -> bool:
+    """The rules for a file found under a folder: not hidden, not one of our outputs, matching `pattern`
+    (on its path relative to the folder, or on its name)."""
+    if any(part.startswith(".") for part in rel.parts) or rel.stem.endswith(SUFFIX):
+        return False
+    return not pattern or fnmatch.fnmatch(rel.as_posix(), pattern) or fnmatch.fnmatch(rel.name, pattern)
+
+
+def _candidates(folder: Place, recursive: bool, pattern: str | None, exclude: Place | None) -> list[Place]:
+    """Files under `folder` that `batch` considers: not hidden, not our outputs, not in `exclude`, matching `pattern`.
+
+    `folder` may be a `storage.Location` in object storage: it is listed once, by the same rules.
+    """
+    if isinstance(folder, Location) and not folder.local:
+        inside = exclude.path.rstrip("/") + "/" if isinstance(exclude, Location) and not exclude.local else None
+        return [folder / rel for rel in folder.list_files(recursive)
+                if _considered(PurePosixPath(rel), pattern) and not (inside and (folder / rel).path.startswith(inside))]
+    folder = Path(os.fspath(folder))
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder")
     candidates = folder.rglob("*") if recursive else folder.iterdir()
-    skip = exclude.resolve() if exclude is not None else None
+    skip = Path(os.fspath(exclude)).resolve() if exclude is not None and is_local(exclude) else None
     found = []
     for path in candidates:
-        rel = path.relative_to(folder)
-        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+        if not _considered(PurePosixPath(path.relative_to(folder).as_posix()), pattern) or not path.is_file():
             continue
         if skip is not None and path.resolve().is_relative_to(skip):
-            continue
-        if path.stem.endswith(SUFFIX):
-            continue
-        if pattern and not fnmatch.fnmatch(rel.as_posix(), pattern) and not fnmatch.fnmatch(path.name, pattern):
             continue
         found.append(path)
     return sorted(found)
 
 
-def discover(folder: Path, recursive: bool, pattern: str | None, exclude: Path | None = None) -> list[Path]:
+def is_local(place: Place) -> bool:
+    return not isinstance(place, Location) or place.local
+
+
+def relative(path: Place, folder: Place) -> str:
+    """`path` under `folder`, '/'-separated."""
+    if isinstance(path, Location):
+        return path.relative_to(Location.of(folder))
+    return path.relative_to(folder).as_posix()
+
+
+def discover(folder: Place, recursive: bool, pattern: str | None, exclude: Place | None = None) -> list[Place]:
     """Images under `folder` (by extension, sorted), skipping our own outputs and hidden files.
 
     `exclude` is the output folder: when it lies inside `folder`, a re-run
@@ -104,13 +130,13 @@ def discover(folder: Path, recursive: bool, pattern: str | None, exclude: Path |
     return [path for path in _candidates(folder, recursive, pattern, exclude) if path.suffix.lower() in IMAGE_SUFFIXES]
 
 
-def unsupported_images(folder: Path, recursive: bool, pattern: str | None, exclude: Path | None = None) -> list[str]:
+def unsupported_images(folder: Place, recursive: bool, pattern: str | None, exclude: Place | None = None) -> list[str]:
     """Pictures `discover` passes over because we cannot read their format (GIF, JPEG XL…), relative to `folder`.
 
     `batch` lists them; files that are not pictures at all (sidecars, notes) are not listed.
     """
-    return [path.relative_to(folder).as_posix() for path in _candidates(folder, recursive, pattern, exclude)
-            if path.suffix.lower() not in IMAGE_SUFFIXES and is_image_name(path)]
+    return [relative(path, folder) for path in _candidates(folder, recursive, pattern, exclude)
+            if path.suffix.lower() not in IMAGE_SUFFIXES and is_image_name(Path(path.name))]
 
 
 def describe_unsupported(names: list[str], shown: int = 5) -> str:
@@ -126,12 +152,45 @@ def no_images_message(folder: Path, recursive: bool, unsupported: list[str]) -> 
     return f"no images found in {folder}" + ("" if recursive else " (use --recursive for sub-folders)")
 
 
-def jobs_for_folder(folder: Path, output: Path, recursive: bool, pattern: str | None, ext: str | None) -> list[Job]:
-    """`batch DIR -o OUTDIR`: mirrored relative paths, same file names (the folder says they are enhanced)."""
+def jobs_for_folder(folder: Place, output: Place, recursive: bool, pattern: str | None, ext: str | None) -> list[Job]:
+    """`batch DIR -o OUTDIR`: mirrored relative paths, same file names (the folder says they are enhanced).
+
+    Either may be a `storage.Location` (object storage); the jobs then name `Location`s.
+    """
+    if isinstance(folder, Location) or isinstance(output, Location):
+        folder, output = Location.of(folder), Location.of(output)
+        if folder.local and output.local:
+            folder, output = folder.as_path(), output.as_path()
     jobs = []
     for source in discover(folder, recursive, pattern, exclude=output):
-        rel = source.relative_to(folder)
-        jobs.append(Job(source, (output / rel).with_suffix(ext or default_suffix(source))))
+        rel = PurePosixPath(relative(source, folder))
+        target = output / rel.with_suffix(ext or default_suffix(Path(rel.name))).as_posix()
+        jobs.append(Job(source, target))
+    return checked(jobs)
+
+
+def default_folder_location(folder: Place) -> Place:
+    """`<DIR>_enhanced` beside DIR, for a bucket prefix too."""
+    if is_local(folder):
+        return default_folder_output(Path(os.fspath(folder)))
+    return folder.parent / f"{folder.name}{SUFFIX}"
+
+
+# Video files `video DIR --ray` picks up: what we write, plus common containers ffmpeg reads (written as .mp4).
+VIDEO_INPUT_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mts", ".m2ts", ".ts", ".mpg",
+                                  ".mpeg", ".wmv", ".flv", ".3gp"})
+
+
+def video_jobs_for_folder(folder: Path, output: Path, recursive: bool = False, pattern: str | None = None) -> list[Job]:
+    """`video DIR -o OUT --ray`: one job per video file (a folder of frames is one video, not this)."""
+    from lowlight_cli.io.video import VIDEO_SUFFIXES
+
+    jobs = []
+    for source in _candidates(folder, recursive, pattern, output):
+        if source.suffix.lower() in VIDEO_INPUT_SUFFIXES:
+            rel = source.relative_to(folder)
+            jobs.append(Job(source, output / rel.with_suffix(source.suffix if source.suffix.lower() in VIDEO_SUFFIXES
+                                                             else ".mp4")))
     return checked(jobs)
 
 

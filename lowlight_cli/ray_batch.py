@@ -38,12 +38,13 @@ import socket
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from lowlight_cli.errors import LowlightError, UsageError
-from lowlight_cli.jobs import Job, JobReport
+from lowlight_cli.jobs import Job, JobReport, triage
+from lowlight_cli.settings import EnhanceSettings
 from lowlight_cli.storage import Location, sweep_temporaries_of
 
 FORWARDED_ENV = ("AWS_", "GOOGLE_", "GCLOUD_", "CLOUDSDK_", "AZURE_", "FSSPEC_", "LOWLIGHT_", "HF_", "HUGGING",
@@ -88,30 +89,29 @@ def check_options(options: RayOptions, device: str) -> None:
         raise UsageError("--device mps does not work in Ray workers; use --device cpu or auto")
 
 
-def check_settings(enhancer_kwargs: dict[str, Any]) -> bytes:
-    """Check every option and load the model on the driver; return the checkpoint's bytes for the actors.
+def check_settings(settings: EnhanceSettings) -> bytes:
+    """Check the model on the driver; return the checkpoint's bytes for the actors.
 
-    Builds a CPU `Enhancer` without a prior (the denoiser is small; this
-    validates the options and the checkpoint's names and shapes), and finds
-    the SAM weights for `--prior sam` (downloading them, as the local batch does).
+    `settings` were validated when made; this loads the checkpoint into a CPU
+    `Enhancer` without a prior (the denoiser is small: its names and shapes
+    are checked), and finds the SAM weights for `--prior sam` (downloading
+    them, as the local batch does), so that a bad `--model` is one line here
+    rather than a dead actor pool.
     """
-    from lowlight_cli.pipeline import Enhancer, resolve_model_path
+    from lowlight_cli.locate import locate_sam_checkpoint, resolve_model_path
+    from lowlight_cli.pipeline import Enhancer
 
-    model = enhancer_kwargs.get("model", "default")
-    Enhancer(**{**enhancer_kwargs, "device": "cpu", "prior": "none", "sam_checkpoint": None})
-    if enhancer_kwargs.get("prior") == "sam":
-        from lowlight_cli.priors.sam import locate_sam_checkpoint
-
-        locate_sam_checkpoint(enhancer_kwargs.get("sam_model", "vit_b"), enhancer_kwargs.get("sam_checkpoint"),
-                              download=True)
-    return resolve_model_path(model).read_bytes()
+    Enhancer(settings=settings.with_changes(device="cpu", prior="none", sam_checkpoint=None))
+    if settings.prior == "sam":
+        locate_sam_checkpoint(settings.sam_model, settings.sam_checkpoint, download=True)
+    return resolve_model_path(settings.model).read_bytes()
 
 
 @dataclass
 class WorkerSpec:
     """What an actor needs to build its own `Enhancer` and run files: no loaded model, only bytes and settings."""
 
-    enhancer_kwargs: dict[str, Any]
+    settings: EnhanceSettings
     model_bytes: bytes
     model_name: str
     overwrite: bool
@@ -136,7 +136,8 @@ class EnhanceWorker:
             self.scratch = tempfile.mkdtemp(prefix="lowlight-worker-")
             model_path = Path(self.scratch) / "model.safetensors"
             model_path.write_bytes(spec.model_bytes)
-            self.enhancer = Enhancer(**{**spec.enhancer_kwargs, "model": model_path})
+            self.enhancer = Enhancer(settings=spec.settings.with_changes(model=str(model_path)))
+            self.enhancer.model_name = spec.model_name  # errors about its output name the model the user gave
         except Exception as exc:  # noqa: BLE001 - every file then fails with this line, instead of a dead pool
             self.error = f"worker on {socket.gethostname()} could not load the model: {exc}"
 
@@ -161,7 +162,7 @@ class EnhanceWorker:
         return None if self.spec.overwrite else "skipped"
 
     def one(self, source: str, target: str) -> tuple[str, str]:
-        from lowlight_cli.file_work import decode, enhance_file
+        from lowlight_cli.work import load_photo, enhance_loaded
 
         if self.error:
             return "failed", f"{source}: {self.error}"
@@ -173,7 +174,7 @@ class EnhanceWorker:
                 return state, ""
             if self.spec.video is not None:
                 return self.one_video(job, fault)
-            decoded = decode(job.source)
+            photo = load_photo(job.source)
             fault("enhancing", target)
             outcome: list[str] = []
 
@@ -181,7 +182,9 @@ class EnhanceWorker:
                 outcome.append(self.present(job.target) or "")
                 return not outcome[-1]
 
-            if not enhance_file(self.enhancer, job, decoded, self.spec.quality, self.spec.model_name, still_missing):
+            written = enhance_loaded(self.enhancer, photo.image, job.source, job.target, self.spec.quality,
+                                     photo.quality, before_write=still_missing)
+            if written is None:
                 return outcome[-1], ""
             fault("written", target)
             return "done", ""
@@ -191,7 +194,6 @@ class EnhanceWorker:
             return "failed", f"{source}: out of memory (try a smaller --work-size)"
         except Exception as exc:  # noqa: BLE001 - a per-file bug must not take the job down
             return "failed", f"{source}: unexpected {type(exc).__name__}: {exc}"
-
 
     def one_video(self, job: Job, fault: Callable[[str, str], None]) -> tuple[str, str]:
         """A whole video on this worker: its frames depend on each other (one noise field, smoothing, priors per shot).
@@ -298,29 +300,6 @@ def pool_size(options: RayOptions, cluster: Cluster, files: int, notify: Callabl
     return low, high
 
 
-def plan(jobs: list[Job], overwrite: bool, report: JobReport,
-         on_advance: Callable[[Job], None] | None = None) -> list[Job]:
-    """The jobs still to do; the rest go into `report` as `jobs.run_jobs` sorts them (skip, refuse)."""
-    inputs = {Location.of(job.source).resolve() for job in jobs}
-    pending = []
-    for job in jobs:
-        source, target = Location.of(job.source), Location.of(job.target)
-        if target.resolve() == source.resolve():
-            report.failed.append((job, f"{source}: refusing to write over the input (its output {target} "
-                                       "is one of the inputs; choose another -o)"))
-        elif not overwrite and target.exists():
-            report.skipped.append(job)
-        elif target.resolve() in inputs:
-            report.failed.append((job, f"{source}: its output {target} is one of the inputs; "
-                                       "inputs are never overwritten"))
-        else:
-            pending.append(job)
-            continue
-        if on_advance:
-            on_advance(job)
-    return pending
-
-
 @dataclass
 class RayRun:
     """What a Ray batch did beyond the report: for the summary and the benchmark."""
@@ -331,7 +310,7 @@ class RayRun:
     per_file_s: list[float] = field(default_factory=list)
 
 
-def run_ray_batch(jobs: list[Job], enhancer_kwargs: dict[str, Any], options: RayOptions, overwrite: bool,
+def run_ray_batch(jobs: list[Job], settings: EnhanceSettings, options: RayOptions, overwrite: bool,
                   quality: int | None = None, on_advance: Callable[[Job], None] | None = None,
                   notify: Callable[[str], None] = lambda message: None, verbose: bool = False,
                   fault: Callable[[str, str], None] | None = None, run: RayRun | None = None,
@@ -341,18 +320,23 @@ def run_ray_batch(jobs: list[Job], enhancer_kwargs: dict[str, Any], options: Ray
     With `video` (start, end, max_frames, smoothing), each job is a whole
     video file, enhanced on one worker (`lowlight video DIR --ray`).
 
-    `enhancer_kwargs` are `pipeline.Enhancer`'s keyword arguments (model,
-    device, prior, steps…). Per-file failures are rows in the report; the
+    Jobs are sorted first as the local batch sorts them (`jobs.triage`:
+    finished outputs skipped, outputs that are inputs refused), before Ray
+    starts; a re-run therefore resumes without a pool when all is done.
+    Per-file failures are rows in the report; the
     job as a whole fails only on a problem with the options, the model or
     the cluster, each raised as one line before any work starts.
     """
     report, run = JobReport(), run or RayRun()
     began = time.perf_counter()
-    check_options(options, str(enhancer_kwargs.get("device", "auto")))
-    pending = plan(jobs, overwrite, report, on_advance)
+    check_options(options, settings.device)
+    pending, report = triage(jobs, overwrite, report)
+    if on_advance:
+        for job in report.skipped + [job for job, _ in report.failed]:
+            on_advance(job)
     if not pending:
         return report
-    model_bytes = check_settings(enhancer_kwargs)
+    model_bytes = check_settings(settings)
     cluster = connect(options.address, verbose)
     try:
         low, high = pool_size(options, cluster, len(pending), notify)
@@ -366,9 +350,7 @@ def run_ray_batch(jobs: list[Job], enhancer_kwargs: dict[str, Any], options: Ray
         context.print_on_execution_start = False
         context.max_errored_blocks = -1  # a block whose worker died TASK_RETRIES + 1 times: its files are reported failed
         threads = max(1, int(options.cpus_per_worker))
-        spec = WorkerSpec(enhancer_kwargs={k: v for k, v in enhancer_kwargs.items() if k != "notify"},
-                          model_bytes=model_bytes,
-                          model_name=str(enhancer_kwargs.get("model", "default")), overwrite=overwrite,
+        spec = WorkerSpec(settings=settings, model_bytes=model_bytes, model_name=settings.model, overwrite=overwrite,
                           quality=quality, started=time.time(), threads=threads, fault=fault,
                           video=video)
         by_target = {str(Location.of(job.target)): job for job in pending}

@@ -3,13 +3,17 @@
 Load → enhance → check → write, with everything the CLI's commands promise
 (metadata and bit depth kept, the input's own JPEG quality, atomic writes,
 never over an input, a model's non-finite output refused with its name).
-`enhance` and `batch` drive `enhance_files`; a worker elsewhere (a Ray actor)
-calls `process_file` per photo. The CLI only parses, builds the settings and
-prints.
+`enhance` and `batch` drive `enhance_files`; a Ray actor (`ray_batch`)
+calls `process_file` per photo. Photos may also live in object storage
+(`storage.Location`: s3://, gs://…): read as bytes and decoded from a
+scratch copy, encoded the same way and put atomically. The CLI only parses,
+builds the settings and prints.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -18,9 +22,10 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from lowlight_cli.errors import UsageError, WeightsError
+from lowlight_cli.errors import InputError, LowlightError, UsageError, WeightsError
 from lowlight_cli.io.images import DEFAULT_QUALITY, LoadedImage, jpeg_quality, load_image, save_image
 from lowlight_cli.jobs import Job, JobReport, default_folder_output, default_output, run_jobs
+from lowlight_cli.storage import Location
 
 if TYPE_CHECKING:
     from lowlight_cli.io.video import FrameSink, FrameSource
@@ -37,22 +42,82 @@ def check_finite(rgb: np.ndarray, model: str | Path) -> None:
                            "the checkpoint is broken or incompatible, nothing was written")
 
 
-def enhance_loaded(enhancer: "Enhancer", image: LoadedImage, source: Path, target: Path,
-                   quality: int | None = None) -> "EnhanceResult":
+@dataclass
+class Photo:
+    """A decoded photo and its file's own JPEG quality (None for other formats), which the output keeps."""
+
+    image: LoadedImage
+    quality: int | None = None
+
+
+def load_photo(source: "Path | Location") -> Photo:
+    """Decode `source`: a path, or a `storage.Location` on disk or in object storage (s3://, gs://…).
+
+    A file in a bucket is read as bytes into a private scratch copy and
+    decoded from it by the same code as a local file (the decoders choose by
+    name and header); errors name it as the user wrote it.
+    """
+    if not is_remote_location(source):
+        path = Path(os.fspath(source))
+        return Photo(load_image(path), jpeg_quality(path))
+    data = source.read_bytes()
+    if not data:
+        raise InputError(f"{source}: file is empty")
+    with tempfile.TemporaryDirectory(prefix="lowlight-read-") as scratch:
+        copy = Path(scratch) / source.name
+        copy.write_bytes(data)
+        try:
+            return Photo(load_image(copy), jpeg_quality(copy))
+        except LowlightError as exc:
+            raise type(exc)(str(exc).replace(str(copy), str(source))) from None
+
+
+def save_result(target: "Path | Location", rgb: np.ndarray, like: LoadedImage, source: "Path | Location",
+                quality: int) -> None:
+    """Write a result atomically, never over `source`: on disk by `save_image`; into object storage by
+    encoding it the same way (into a scratch file) and one atomic put (`Location.write_atomic`)."""
+    if not is_remote_location(target):
+        protect = [] if is_remote_location(source) else [Path(os.fspath(source))]
+        save_image(Path(os.fspath(target)), rgb, like=like, protect=protect, quality=quality)
+        return
+    with tempfile.TemporaryDirectory(prefix="lowlight-write-") as scratch:
+        encoded = Path(scratch) / target.name
+        try:
+            save_image(encoded, rgb, like=like, quality=quality)
+        except LowlightError as exc:
+            raise type(exc)(str(exc).replace(str(encoded), str(target))) from None
+        target.write_atomic(encoded.read_bytes(), protect=[source] if isinstance(source, Location) else [])
+
+
+def enhance_loaded(enhancer: "Enhancer", image: LoadedImage, source: "Path | Location", target: "Path | Location",
+                   quality: int | None = None, own_quality: int | None = None,
+                   before_write: Callable[[], bool] | None = None) -> "EnhanceResult | None":
     """Enhance a decoded photo and write it to `target` atomically, never over `source`.
 
-    `quality` (JPEG/WebP) defaults to the input's own where it can be read, else 95.
+    `quality` (JPEG/WebP) defaults to the input's own (`own_quality`, else
+    read from a local `source`), else 95. `before_write` runs after the
+    enhancement, right before the write; if it returns False nothing is
+    written and None is returned (a Ray worker's last look: was this output
+    written meanwhile by another attempt?).
     """
     result = enhancer.enhance(image.rgb)
     check_finite(result.rgb, enhancer.model_name)  # a broken checkpoint must not write black
-    save_image(target, result.rgb, like=image, protect=[source],
-               quality=quality or jpeg_quality(source) or DEFAULT_QUALITY)
+    if quality is None and own_quality is None and not is_remote_location(source):
+        own_quality = jpeg_quality(Path(os.fspath(source)))
+    if before_write is not None and not before_write():
+        return None
+    save_result(target, result.rgb, image, source, quality or own_quality or DEFAULT_QUALITY)
     return result
 
 
-def process_file(enhancer: "Enhancer", source: Path, target: Path, quality: int | None = None) -> "EnhanceResult":
-    """One photo file: load, enhance, check, write atomically. Raises `LowlightError` for a bad file."""
-    return enhance_loaded(enhancer, load_image(source), Path(source), Path(target), quality)
+def process_file(enhancer: "Enhancer", source: "Path | Location", target: "Path | Location",
+                 quality: int | None = None, before_write: Callable[[], bool] | None = None) -> "EnhanceResult | None":
+    """One photo file: load, enhance, check, write atomically. Raises `LowlightError` for a bad file.
+
+    `source` and `target` may be `storage.Location`s in object storage.
+    """
+    photo = load_photo(source)
+    return enhance_loaded(enhancer, photo.image, source, target, quality, photo.quality, before_write)
 
 
 def enhance_files(enhancer: "Enhancer | None", jobs: list[Job], overwrite: bool, quality: int | None = None,
@@ -60,14 +125,19 @@ def enhance_files(enhancer: "Enhancer | None", jobs: list[Job], overwrite: bool,
                   on_done: Callable[[Job, LoadedImage, "EnhanceResult"], None] | None = None) -> JobReport:
     """Enhance every pending job (finished outputs skipped unless `overwrite`), decoding the next photo while
     the current one is enhanced; per-file failures are collected in the report. `enhancer` may be None
-    when no job is pending."""
+    when no job is pending. Jobs may name `storage.Location`s (object storage) as well as paths."""
 
-    def process(job: Job, image: LoadedImage) -> None:
-        result = enhance_loaded(enhancer, image, job.source, job.target, quality)
+    def process(job: Job, photo: Photo) -> None:
+        result = enhance_loaded(enhancer, photo.image, job.source, job.target, quality, photo.quality)
         if on_done is not None:
-            on_done(job, image, result)
+            on_done(job, photo.image, result)
 
-    return run_jobs(jobs, lambda job: load_image(job.source), process, overwrite, on_advance=on_advance)
+    return run_jobs(jobs, lambda job: load_photo(job.source), process, overwrite, on_advance=on_advance)
+
+
+def is_remote_location(place: object) -> bool:
+    """A `storage.Location` outside the local disk (paths and local locations are written with `save_image`)."""
+    return isinstance(place, Location) and not place.local
 
 
 @dataclass

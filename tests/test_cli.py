@@ -147,11 +147,11 @@ def test_ctrl_c_stops_with_130_and_keeps_finished_outputs(tmp_path, tiny_checkpo
     real = work.enhance_loaded
     calls = []
 
-    def interrupt_second(enhancer, image, source, target, quality=None):
+    def interrupt_second(enhancer, image, source, target, *args, **kwargs):
         calls.append(source)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(enhancer, image, source, target, quality)
+        return real(enhancer, image, source, target, *args, **kwargs)
 
     monkeypatch.setattr(work, "enhance_loaded", interrupt_second)
     result = run("batch", folder, "-o", tmp_path / "o", "--recursive", "--model", tiny_checkpoint, *FAST)

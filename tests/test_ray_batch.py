@@ -23,9 +23,10 @@ pytest.importorskip("ray.data")
 
 from lowlight_cli import ray_batch  # noqa: E402
 from lowlight_cli.errors import LowlightError, UsageError, WeightsError  # noqa: E402
-from lowlight_cli.file_work import plan_folder, run_local  # noqa: E402
+from lowlight_cli.jobs import jobs_for_folder  # noqa: E402
 from lowlight_cli.jobs import JobReport  # noqa: E402
 from lowlight_cli.ray_batch import Cluster, RayOptions, RayRun, parse_workers, pool_size, run_ray_batch  # noqa: E402
+from lowlight_cli.settings import EnhanceSettings  # noqa: E402
 from lowlight_cli.storage import Location, sweep_temporaries  # noqa: E402
 from tests.conftest import dark_array  # noqa: E402
 from tests.s3_server import s3, s3_endpoint  # noqa: E402,F401 - fixtures
@@ -34,8 +35,13 @@ pytestmark = pytest.mark.timeout(300)
 CPUS = 2
 
 
-def settings(checkpoint: Path) -> dict:
-    return dict(model=str(checkpoint), device="cpu", prior="fallback", steps=2, work_size=48)
+def settings(checkpoint: Path, **changes) -> EnhanceSettings:
+    return EnhanceSettings(**{**dict(model=str(checkpoint), device="cpu", prior="fallback", steps=2, work_size=48),
+                              **changes})
+
+
+def plan_folder(folder, output, recursive: bool, pattern, ext):
+    return jobs_for_folder(Location.of(folder), Location.of(output), recursive, pattern, ext), None
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +77,10 @@ def pixels(path: Path) -> np.ndarray:
 def local_reference(folder: Path, out: Path, checkpoint: Path, ext: str | None = None) -> JobReport:
     """The plain local batch (one process, no Ray) on the same folder."""
     from lowlight_cli.pipeline import Enhancer
+    from lowlight_cli.work import enhance_files
 
-    jobs, _ = plan_folder(Location.of(folder), Location.of(out), True, None, ext)
-    return run_local(jobs, Enhancer(**settings(checkpoint)), overwrite=False)
+    jobs, _ = plan_folder(folder, out, True, None, ext)
+    return enhance_files(Enhancer(settings=settings(checkpoint)), jobs, overwrite=False)
 
 
 def test_auto_without_a_running_cluster_is_one_line(monkeypatch):
@@ -95,12 +102,12 @@ def test_options_and_model_are_checked_on_the_driver_before_ray_starts(tmp_path,
     folder = make_folder(tmp_path)
     jobs, _ = plan_folder(Location.of(folder), Location.of(tmp_path / "out"), True, None, None)
     with pytest.raises(WeightsError, match="no such checkpoint"):
-        run_ray_batch(jobs, {**settings(tiny_checkpoint), "model": str(tmp_path / "nope.safetensors")}, RayOptions(),
-                      overwrite=False)
-    with pytest.raises(UsageError, match="--steps must be at least 1"):
-        run_ray_batch(jobs, {**settings(tiny_checkpoint), "steps": 0}, RayOptions(), overwrite=False)
+        run_ray_batch(jobs, settings(tmp_path / "nope.safetensors"), RayOptions(), overwrite=False)
+    (tmp_path / "broken.safetensors").write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsError):
+        run_ray_batch(jobs, settings(tmp_path / "broken.safetensors"), RayOptions(), overwrite=False)
     with pytest.raises(UsageError, match="--gpus-per-worker"):
-        run_ray_batch(jobs, {**settings(tiny_checkpoint), "device": "cuda"}, RayOptions(), overwrite=False)
+        run_ray_batch(jobs, settings(tiny_checkpoint, device="cuda"), RayOptions(), overwrite=False)
     with pytest.raises(UsageError, match="--cpus-per-worker must be more than 0"):
         run_ray_batch(jobs, settings(tiny_checkpoint), RayOptions(cpus_per_worker=0), overwrite=False)
     assert not (tmp_path / "out").exists()
@@ -228,18 +235,16 @@ def test_a_worker_that_cannot_load_the_model_fails_each_file_in_one_line(ray_clu
     folder = make_folder(tmp_path)
     (folder / "broken.jpg").unlink()
     jobs, _ = plan_folder(Location.of(folder), Location.of(tmp_path / "out"), True, None, None)
-    # The driver's check passes; the workers' own build fails (a worker without the GPU asked for).
-    monkeypatch.setattr(ray_batch, "check_settings", lambda kwargs: Path(kwargs["model"]).read_bytes())
-    report = run_ray_batch(jobs, {**settings(tiny_checkpoint), "work_size": 4}, RayOptions(workers=(1, 1)),
-                           overwrite=False)
+    # The driver's check passes; the workers' own build fails (as on a worker without the GPU asked for).
+    monkeypatch.setattr(ray_batch, "check_settings", lambda settings: b"not a checkpoint")
+    report = run_ray_batch(jobs, settings(tiny_checkpoint), RayOptions(workers=(1, 1)), overwrite=False)
     assert len(report.failed) == 3 and not report.done
-    assert all("could not load the model: --work-size must be at least 16" in reason for _, reason in report.failed)
+    assert all("could not load the model" in reason and reason.count("\n") == 0 for _, reason in report.failed)
     assert not (tmp_path / "out").exists()
 
 
 def test_a_folder_of_videos_goes_one_video_per_worker(ray_cluster, tmp_path, tiny_checkpoint):
-    pytest.importorskip("lowlight_cli.work")  # the library's video unit of work (issue 20)
-    from lowlight_cli.file_work import plan_videos
+    from lowlight_cli.jobs import video_jobs_for_folder
     from lowlight_cli.pipeline import Enhancer
     from lowlight_cli.work import open_video_job
     from tests.test_video import frames_of, make_clip
@@ -249,13 +254,13 @@ def test_a_folder_of_videos_goes_one_video_per_worker(ray_cluster, tmp_path, tin
     make_clip(clips / "a.mp4", frames=4, size=(64, 48), audio=None)
     make_clip(clips / "b.mov", frames=3, size=(48, 32), audio="aac")
     (clips / "notes.txt").write_text("not a video")
-    jobs = plan_videos(clips, tmp_path / "out")
+    jobs = video_jobs_for_folder(clips, tmp_path / "out")
     assert [(job.source.name, job.target.name) for job in jobs] == [("a.mp4", "a.mp4"), ("b.mov", "b.mov")]
     report = run_ray_batch(jobs, settings(tiny_checkpoint), RayOptions(workers=(1, 2)), overwrite=False,
                            video={"smoothing": 0.8})
     assert sorted(job.source.name for job in report.done) == ["a.mp4", "b.mov"] and not report.failed
     with open_video_job(clips / "a.mp4", tmp_path / "local.mp4") as video:  # the local `lowlight video`
-        video.run(Enhancer(**settings(tiny_checkpoint)), smoothing=0.8)
+        video.run(Enhancer(settings=settings(tiny_checkpoint)), smoothing=0.8)
     ours, theirs = frames_of(tmp_path / "out" / "a.mp4"), frames_of(tmp_path / "local.mp4")
     assert len(ours) == len(theirs) == 4
     assert max(np.abs(a.astype(int) - b.astype(int)).max() for a, b in zip(ours, theirs)) <= 3

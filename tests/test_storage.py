@@ -18,6 +18,15 @@ from tests.s3_server import s3, s3_endpoint  # noqa: F401 - fixtures
 FAST = dict(prior="fallback", steps=2, work_size=48, device="cpu")
 
 
+def plan(folder, output, recursive=False, pattern=None, ext=None):
+    """`batch`'s jobs and unsupported pictures for any two locations."""
+    from lowlight_cli.jobs import jobs_for_folder, unsupported_images
+
+    folder, output = Location.of(folder), Location.of(output)
+    return jobs_for_folder(folder, output, recursive, pattern, ext), unsupported_images(folder, recursive, pattern,
+                                                                                        output)
+
+
 def test_local_location_answers_like_a_path(tmp_path):
     folder = Location.of(tmp_path)
     photo = folder / "sub/a photo.JPG"
@@ -111,21 +120,19 @@ def test_s3_location_lists_reads_writes_and_sweeps(s3):
 
 
 def test_s3_folder_plan_follows_the_local_rules(s3):
-    from lowlight_cli.file_work import output_folder, plan_folder
+    from lowlight_cli.jobs import default_folder_location
 
     for key in ["dark/a.jpg", "dark/b_enhanced.jpg", "dark/.hidden.jpg", "dark/notes.txt", "dark/anim.gif",
                 "dark/sub/c.png", "dark/out/old.jpg"]:
         s3.put(key, b"x")
     folder = Location.of(s3.url("dark"))
-    assert str(output_folder(folder, None)) == s3.url("dark_enhanced")
-    jobs, unsupported = plan_folder(folder, folder / "out", True, None, ".png")
+    assert str(default_folder_location(folder)) == s3.url("dark_enhanced")
+    jobs, unsupported = plan(folder, folder / "out", True, None, ".png")
     assert [(job.source.relative_to(folder), str(job.target)) for job in jobs] == [
         ("a.jpg", s3.url("dark/out/a.png")), ("sub/c.png", s3.url("dark/out/sub/c.png"))]
     assert unsupported == ["anim.gif"]
-    jobs, _ = plan_folder(folder, Location.of(s3.url("o")), False, "*.jpg", None)
+    jobs, _ = plan(folder, Location.of(s3.url("o")), False, "*.jpg", None)
     assert [str(job.target) for job in jobs] == [s3.url("o/a.jpg")]
-    with pytest.raises(UsageError, match="differ"):
-        plan_folder(folder, folder, False, None, None)
 
 
 def make_inputs(folder: Path, count: int = 3) -> list[Path]:
@@ -139,25 +146,25 @@ def make_inputs(folder: Path, count: int = 3) -> list[Path]:
 
 
 def test_local_batch_reads_and_writes_s3_with_the_disk_batch_bytes(s3, tmp_path, tiny_checkpoint):
-    from lowlight_cli.file_work import plan_folder, run_local
     from lowlight_cli.pipeline import Enhancer
+    from lowlight_cli.work import enhance_files
 
     inputs = make_inputs(tmp_path / "dark")
     for path in inputs:
         s3.put(f"dark/{path.name}", path.read_bytes())
     s3.put("dark/broken.jpg", b"not a picture")
     enhancer = Enhancer(model=tiny_checkpoint, **FAST)
-    disk_jobs, _ = plan_folder(Location.of(tmp_path / "dark"), Location.of(tmp_path / "bright"), False, None, None)
-    assert len(run_local(disk_jobs, enhancer, overwrite=False).done) == 3
-    jobs, _ = plan_folder(Location.of(s3.url("dark")), Location.of(s3.url("bright")), False, None, None)
-    report = run_local(jobs, enhancer, overwrite=False)
+    disk_jobs, _ = plan(Location.of(tmp_path / "dark"), Location.of(tmp_path / "bright"), False, None, None)
+    assert len(enhance_files(enhancer, disk_jobs, overwrite=False).done) == 3
+    jobs, _ = plan(Location.of(s3.url("dark")), Location.of(s3.url("bright")), False, None, None)
+    report = enhance_files(enhancer, jobs, overwrite=False)
     assert [str(job.target) for job in report.done] == [s3.url(f"bright/{p.name}") for p in inputs]
     assert [str(job.source) for job, _ in report.failed] == [s3.url("dark/broken.jpg")]
     assert report.failed[0][1].startswith(f"{s3.url('dark/broken.jpg')}: not a supported image")  # named as written
     for path in inputs:  # the same encoder, metadata and quality rule as on disk: the same bytes
         assert s3.get(f"bright/{path.name}") == (tmp_path / "bright" / path.name).read_bytes()
     # Resume: finished outputs in the bucket are skipped.
-    again = run_local(jobs, enhancer, overwrite=False)
+    again = enhance_files(enhancer, jobs, overwrite=False)
     assert (len(again.done), len(again.skipped), len(again.failed)) == (0, 3, 1)
     decoded = np.asarray(Image.open(tmp_path / "bright" / inputs[0].name))
     assert decoded.shape == (40, 56, 3) and decoded.mean() > np.asarray(Image.open(inputs[0])).mean()
