@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from lowlight_cli.memory import free_bytes, sampling_bytes
@@ -25,3 +27,16 @@ def test_sampling_estimate_covers_attention_and_shrinks_with_half_precision_and_
 def test_free_memory_is_known_on_this_cpu():
     free = free_bytes(torch.device("cpu"))
     assert free is None or free > 0
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():  # Linux: the kernel's own estimate of what can be allocated without swapping
+        line = next(line for line in meminfo.read_text().splitlines() if line.startswith("MemAvailable:"))
+        available = int(line.split()[1]) * 1024
+        assert free is not None and abs(free - available) < 0.1 * available  # read moments apart
+        assert free <= mem_total()
+    assert free_bytes(torch.device("meta")) is None  # a device without a free-memory query
+
+
+def mem_total() -> int:
+    """Total RAM from /proc/meminfo (MemTotal), which MemAvailable never exceeds."""
+    line = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal:"))
+    return int(line.split()[1]) * 1024

@@ -67,8 +67,12 @@ def test_random_small_images_of_any_mode_enhance(tmp_path, mode, width, height, 
 
 def test_one_pixel_image_is_enhanced(tmp_path):
     Image.new("RGB", (1, 1), (10, 5, 3)).save(tmp_path / "p.png")
-    result = enhancer().enhance(load_image(tmp_path / "p.png").rgb)
+    rgb = load_image(tmp_path / "p.png").rgb
+    result = enhancer().enhance(rgb)
     assert result.rgb.shape == (1, 1, 3)
+    assert np.isfinite(result.rgb).all() and 0.0 <= result.rgb.min() and result.rgb.max() <= 1.0
+    assert float(result.rgb.mean()) > 2 * float(rgb.mean())  # the one dark pixel is brightened, not passed through
+    assert np.array_equal(result.rgb, enhancer().enhance(rgb).rgb)  # and the same way every time
 
 
 def test_concurrent_writers_never_corrupt_the_target(tmp_path):
