@@ -78,7 +78,7 @@ def train(
     options = {name: value.value if isinstance(value, Enum) else value for name, value in locals().items()}
     from lowlight_cli.training.setup import TrainRequest, prepare_run
 
-    request = TrainRequest(**{**options, "data": [Path(p) for p in data.split(",") if p]})
+    request = TrainRequest.from_options(**{**options, "data": [Path(p) for p in data.split(",") if p]})
     out_console = console()
     options, training_data = prepare_run(request, log=out_console.print)
     run_with_progress(options, training_data, out_console)

@@ -11,67 +11,60 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from lowlight_cli.errors import OutputError, UsageError
 from lowlight_cli.models.config import ModelConfig
+from lowlight_cli.training.trainer import TrainOptions
 
 
 @dataclass
 class TrainRequest:
-    """`lowlight train`'s options (the CLI's defaults are `trainer.TrainOptions`' and `ModelConfig`'s recipe)."""
+    """`lowlight train`'s options: the run's own (`run`, as `trainer.train` takes them, but for the device and
+    the workers, which `prepare_run` decides) and those that make the model config or set up the machine."""
 
-    data: list[Path]
-    out: Path
-    steps: int = 8000
-    tone_steps: int = 2500
-    tone: bool = True
-    ssim_weight: float = 0.2
-    colour_weight: float = 0.1
-    teacher_gains: bool = True
-    stop_at: int | None = None
-    batch_size: int = 16
-    crop: int = 128
-    lr: float = 2e-4
-    prior: str = "fallback"
-    sam_model: str = "vit_b"
-    sam_checkpoint: Path | None = None
-    semantic_weight: float = 0.5
-    final_step_share: float = 0.5
-    refine_share: float = 0.0
-    mean_start: bool = True
-    prior_map_scale: int = 8
-    no_diffusion: bool = False
-    base_channels: int = 24
-    seed: int = 0
-    init: Path | None = None
-    save_every: int = 200
-    threads: int = 0
-    workers: int | None = None
-    device: str = "auto"
+    run: TrainOptions
+    tone: bool
+    mean_start: bool
+    prior_map_scale: int
+    no_diffusion: bool
+    base_channels: int
+    sam_model: str
+    sam_checkpoint: Path | None
+    threads: int
+    workers: int | None
+    device: str
+
+    @classmethod
+    def from_options(cls, **values: Any) -> "TrainRequest":
+        """Sort the command's options into the run's and the rest."""
+        own = {item.name for item in fields(TrainOptions)} - {"device", "workers", "config"}
+        return cls(TrainOptions(**{k: v for k, v in values.items() if k in own}),
+                   **{k: v for k, v in values.items() if k not in own})
 
     def validate(self) -> None:
         """Refuse option values the run cannot use, naming the option."""
-        checks = [(self.steps >= 1, f"--steps must be at least 1, got {self.steps}"),
-                  (self.stop_at is None or self.stop_at >= 1, f"--stop-at must be at least 1, got {self.stop_at}"),
-                  (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
-                  (self.crop >= 16 and self.crop % 8 == 0,
-                   f"--crop must be a multiple of 8 and at least 16, got {self.crop}"),
-                  (self.lr > 0, f"--lr must be positive, got {self.lr}"),
-                  (self.tone_steps >= 0, f"--tone-steps must be at least 0, got {self.tone_steps}"),
-                  (self.tone or not self.tone_steps, "--tone-steps needs a tone branch: use --tone-steps 0 with --no-tone"),
-                  (self.ssim_weight >= 0 and self.colour_weight >= 0,
+        run = self.run
+        checks = [(run.steps >= 1, f"--steps must be at least 1, got {run.steps}"),
+                  (run.stop_at is None or run.stop_at >= 1, f"--stop-at must be at least 1, got {run.stop_at}"),
+                  (run.batch_size >= 1, f"--batch-size must be at least 1, got {run.batch_size}"),
+                  (run.crop >= 16 and run.crop % 8 == 0,
+                   f"--crop must be a multiple of 8 and at least 16, got {run.crop}"),
+                  (run.lr > 0, f"--lr must be positive, got {run.lr}"),
+                  (run.tone_steps >= 0, f"--tone-steps must be at least 0, got {run.tone_steps}"),
+                  (self.tone or not run.tone_steps, "--tone-steps needs a tone branch: use --tone-steps 0 with --no-tone"),
+                  (run.ssim_weight >= 0 and run.colour_weight >= 0,
                    "--ssim-weight and --colour-weight must be at least 0"),
-                  (self.semantic_weight >= 0, f"--semantic-weight must be at least 0, got {self.semantic_weight}"),
-                  (0 <= self.final_step_share <= 1,
-                   f"--final-step-share must be in [0, 1], got {self.final_step_share}"),
-                  (0 <= self.refine_share <= 1 - self.final_step_share,
-                   f"--refine-share must be in [0, 1 - --final-step-share], got {self.refine_share}"),
-                  (not (self.refine_share and self.no_diffusion),
+                  (run.semantic_weight >= 0, f"--semantic-weight must be at least 0, got {run.semantic_weight}"),
+                  (0 <= run.final_step_share <= 1,
+                   f"--final-step-share must be in [0, 1], got {run.final_step_share}"),
+                  (0 <= run.refine_share <= 1 - run.final_step_share,
+                   f"--refine-share must be in [0, 1 - --final-step-share], got {run.refine_share}"),
+                  (not (run.refine_share and self.no_diffusion),
                    "--refine-share needs a diffusion model (not --no-diffusion)"),
-                  (self.save_every >= 1, f"--save-every must be at least 1, got {self.save_every}"),
+                  (run.save_every >= 1, f"--save-every must be at least 1, got {run.save_every}"),
                   (self.threads >= 0, f"--threads must be at least 0, got {self.threads}"),
                   (self.workers is None or self.workers >= 0, f"--workers must be at least 0, got {self.workers}")]
         for ok, message in checks:
@@ -80,13 +73,13 @@ class TrainRequest:
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(base_channels=self.base_channels, diffusion=not self.no_diffusion,
-                           use_prior=self.prior != "none", mean_start=self.mean_start and not self.no_diffusion,
+                           use_prior=self.run.prior != "none", mean_start=self.mean_start and not self.no_diffusion,
                            prior_map_scale=self.prior_map_scale, tone_curve=self.tone)
 
     @property
     def prior_kind(self) -> str:
         """The prior the data is labelled with: `auto` trains on the built-in one (it never downloads SAM)."""
-        return "fallback" if self.prior == "auto" else self.prior
+        return "fallback" if self.run.prior == "auto" else self.run.prior
 
 
 def resolve_init(request: TrainRequest, config: ModelConfig) -> Path | None:
@@ -99,8 +92,9 @@ def resolve_init(request: TrainRequest, config: ModelConfig) -> Path | None:
     from lowlight_cli.locate import resolve_model_path
     from lowlight_cli.training.trainer import INIT_REMEDY, check_continuation, state_path
 
-    init_path = None if request.init is None else resolve_model_path(request.init, "--init")
-    if init_path is not None and not state_path(request.out).exists():
+    init = request.run.init
+    init_path = None if init is None else resolve_model_path(init, "--init")
+    if init_path is not None and not state_path(request.run.out).exists():
         check_continuation(load_checkpoint(init_path).config, config, init_path, lambda message: None, INIT_REMEDY)
     return init_path
 
@@ -124,13 +118,13 @@ def prepare_run(request: TrainRequest, log: Callable[[str], None]):
     from lowlight_cli.devices import resolve_device
     from lowlight_cli.priors.factory import make_prior_fn
     from lowlight_cli.training.data import TrainingData
-    from lowlight_cli.training.trainer import TrainOptions
 
     request.validate()
+    run = request.run
     try:
-        request.out.parent.mkdir(parents=True, exist_ok=True)
+        run.out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"{request.out.parent}: cannot create the output folder ({exc.strerror or exc})") from None
+        raise OutputError(f"{run.out.parent}: cannot create the output folder ({exc.strerror or exc})") from None
     config = request.model_config()
     init_path = resolve_init(request, config)
     if request.threads:
@@ -140,14 +134,7 @@ def prepare_run(request: TrainRequest, log: Callable[[str], None]):
     prior_fn = make_prior_fn(request.prior_kind, config.max_regions, request.sam_model, request.sam_checkpoint,
                              device=str(device), notify=log)
     # SAM may sit on the GPU, which forked processes cannot share: its priors are made in this process.
-    data = TrainingData(request.data, prior_fn, config.target_brightness, request.crop, log=log,
-                        workers=0 if request.prior == "sam" else workers)
+    data = TrainingData(run.data, prior_fn, config.target_brightness, run.crop, log=log,
+                        workers=0 if run.prior == "sam" else workers)
     log(repr(data))
-    options = TrainOptions(
-        data=request.data, out=request.out, steps=request.steps, batch_size=request.batch_size, crop=request.crop,
-        lr=request.lr, semantic_weight=request.semantic_weight, final_step_share=request.final_step_share,
-        refine_share=request.refine_share, prior=request.prior, init=init_path, seed=request.seed,
-        save_every=request.save_every, stop_at=request.stop_at, tone_steps=request.tone_steps,
-        ssim_weight=request.ssim_weight, colour_weight=request.colour_weight, teacher_gains=request.teacher_gains,
-        device=str(device), workers=workers, config=config)
-    return options, data
+    return replace(run, init=init_path, device=str(device), workers=workers, config=config), data
