@@ -32,15 +32,17 @@ Ray is imported only here and only when `--ray` is given: without the
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
+import sys
 import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from lowlight_cli.errors import LowlightError, UsageError
 from lowlight_cli.jobs import Job, JobReport, triage
@@ -239,6 +241,25 @@ class Cluster:
     gpus: float = 0.0
 
 
+@contextlib.contextmanager
+def native_stderr_to_null(enabled: bool) -> Iterator[None]:
+    """Silence what Ray's C++ core prints on this process's stderr while it starts (its log-level notice);
+    its errors still arrive as Python exceptions, and `-v` shows everything."""
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
 def connect(address: str | None, verbose: bool = False) -> Cluster:
     """`ray.init` with Ray's own precedence; an unreachable cluster is one line.
 
@@ -259,8 +280,9 @@ def connect(address: str | None, verbose: bool = False) -> Cluster:
         existing = address is not None or bool(os.environ.get("RAY_ADDRESS")) or Path(
             tempfile.gettempdir(), "ray", "ray_current_cluster").exists()
         try:
-            ray.init(address=address, logging_level=quiet, log_to_driver=verbose, configure_logging=True,
-                     **({} if existing else {"include_dashboard": False}))
+            with native_stderr_to_null(not verbose):
+                ray.init(address=address, logging_level=quiet, log_to_driver=verbose, configure_logging=True,
+                         **({} if existing else {"include_dashboard": False}))
         except ConnectionError as exc:
             if address == "auto" and not os.environ.get("RAY_ADDRESS"):
                 raise LowlightError("--ray auto: no running Ray cluster found (start one with `ray start --head`, "

@@ -299,3 +299,90 @@ def test_ctrl_c_stops_the_pool_keeps_whole_outputs_and_a_rerun_resumes(ray_clust
         assert not path.name.startswith(".") and Image.open(path).size[0] > 0
     report = run_ray_batch(jobs, settings(tiny_checkpoint), RayOptions(), overwrite=False)
     assert len(report.skipped) == len(written) and len(report.done) == 3 - len(written) and not report.failed
+
+
+# ---- the command line ----------------------------------------------------------------------------------------------
+
+FAST = ["--prior", "fallback", "--steps", "2", "--work-size", "48", "--device", "cpu"]
+
+
+def cli(*args):
+    from typer.testing import CliRunner
+
+    from lowlight_cli.cli import app
+
+    return CliRunner().invoke(app, [str(arg) for arg in args])
+
+
+def test_ray_takes_an_optional_address():
+    from lowlight_cli.cli.app import bare_ray_flag
+
+    assert bare_ray_flag(["batch", "d", "--ray"]) == ["batch", "d", "--ray="]
+    assert bare_ray_flag(["batch", "d", "--ray", "-o", "x"]) == ["batch", "d", "--ray=", "-o", "x"]
+    assert bare_ray_flag(["batch", "--ray", "d"]) == ["batch", "--ray=", "d"]  # a folder is not an address
+    for address in ["auto", "local", "10.0.0.5:6379", "head-node:6379", "ray://head:10001"]:
+        assert bare_ray_flag(["batch", "d", "--ray", address]) == ["batch", "d", "--ray", address]
+    assert bare_ray_flag(["enhance", "--", "--ray"]) == ["enhance", "--", "--ray"]
+
+
+def test_cli_checks_options_and_the_model_in_one_line_before_ray_starts(tmp_path, tiny_checkpoint, monkeypatch):
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(ray_batch, "connect", no_cluster)
+    folder = make_folder(tmp_path)
+    for args, code, message in [
+        (["--ray", "--model", tmp_path / "nope.safetensors"], 1, "no such checkpoint"),
+        (["--ray", "--workers", "0"], 2, "--workers 0: give N or MIN,MAX"),
+        (["--ray", "--workers", "4,2"], 2, "--workers 4,2"),
+        (["--workers", "2"], 2, "--workers applies only with --ray"),
+        (["--ray", "--device", "cuda"], 2, "needs --gpus-per-worker"),
+        (["--ray", "--cpus-per-worker", "0"], 2, "--cpus-per-worker must be more than 0"),
+    ]:
+        result = cli("batch", folder, "-o", tmp_path / "out", *FAST, "--model", tiny_checkpoint, *args)
+        assert result.exit_code == code, (args, result.output)
+        assert message in result.output and "Traceback" not in result.output
+        assert result.output.count("error:") == 1
+    assert not (tmp_path / "out").exists()
+    result = cli("video", folder / "a.jpg", "--ray", *FAST)
+    assert result.exit_code == 2 and "--ray takes a folder of videos" in result.output
+
+
+def test_cli_batch_ray_summary_exit_codes_and_resume(ray_cluster, tmp_path, tiny_checkpoint):
+    folder = make_folder(tmp_path)
+    out = tmp_path / "out"
+    result = cli("batch", folder, "-o", out, "-r", "--ray", "--workers", "1,2", "--model", tiny_checkpoint, *FAST)
+    assert result.exit_code == 1, result.output  # the broken file
+    assert "3 enhanced, 1 failed" in result.output and "broken.jpg" in result.output
+    assert "img/s" in result.output
+    (out / "b.png").unlink()
+    orphan = out / "sub" / ".c.jpg.a1b2c3.part"  # a writer killed an hour ago
+    orphan.write_bytes(b"half")
+    os.utime(orphan, (time.time() - 3600,) * 2)
+    (folder / "broken.jpg").unlink()
+    result = cli("batch", folder, "-o", out, "-r", "--ray", "--model", tiny_checkpoint, *FAST)
+    assert result.exit_code == 0, result.output
+    assert "1 enhanced, 2 skipped" in result.output and not orphan.exists()
+    result = cli("batch", folder, "-o", out, "-r", "--ray", "--model", tiny_checkpoint, *FAST)
+    assert result.exit_code == 0 and "0 enhanced, 3 skipped" in result.output  # nothing to do: no pool started
+
+
+def test_cli_batch_reads_and_writes_s3_locally_and_on_ray(ray_cluster, s3, tmp_path, tiny_checkpoint):
+    folder = make_folder(tmp_path)
+    (folder / "broken.jpg").unlink()
+    for path in sorted(folder.rglob("*.*")):
+        s3.put(f"dark/{path.relative_to(folder).as_posix()}", path.read_bytes())
+    s3.put("dark/anim.gif", b"GIF89a")
+    result = cli("batch", s3.url("dark"), "-r", "--model", tiny_checkpoint, *FAST)  # default: dark_enhanced
+    assert result.exit_code == 0, result.output
+    assert "3 enhanced" in result.output and "1 unsupported file skipped: anim.gif" in result.output
+    assert s3.keys("dark_enhanced/") == ["dark_enhanced/a.jpg", "dark_enhanced/b.png", "dark_enhanced/sub/c.jpg"]
+    result = cli("batch", s3.url("dark"), "-o", s3.url("ray"), "-r", "--ray", "--model", tiny_checkpoint, *FAST)
+    assert result.exit_code == 0, result.output
+    for key in ["a.jpg", "b.png", "sub/c.jpg"]:
+        (tmp_path / "local").write_bytes(s3.get(f"dark_enhanced/{key}"))
+        (tmp_path / "ray").write_bytes(s3.get(f"ray/{key}"))
+        assert np.abs(pixels(tmp_path / "local") - pixels(tmp_path / "ray")).max() <= 2, key
+    result = cli("batch", s3.url("dark"), "-o", tmp_path / "to-disk", "-r", "--model", tiny_checkpoint, *FAST)
+    assert result.exit_code == 0 and sorted(p.name for p in (tmp_path / "to-disk").rglob("*.*")) == \
+        ["a.jpg", "b.png", "c.jpg"]

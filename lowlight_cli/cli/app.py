@@ -81,6 +81,7 @@ class LowlightCommand(TyperCommand):
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         from typer._click.exceptions import NoSuchOption
 
+        args = bare_ray_flag(args)
         given = list(args)  # the parser consumes `args`
         try:
             return super().parse_args(ctx, args)
@@ -92,6 +93,24 @@ class LowlightCommand(TyperCommand):
                 if arg.startswith("-") and arg != "-" and arg.split("=")[0] not in known and looks_like_a_file:
                     fail(f"{arg}: a name starting with '-' is read as an option; write ./{arg} or put -- before it", 2)
             raise
+
+
+def bare_ray_flag(args: list[str]) -> list[str]:
+    """`--ray` takes an optional value: `--ray`, `--ray auto`, `--ray HOST:6379`, `--ray ray://HOST:10001`.
+
+    Click options take a value or none, never either; so a `--ray` whose next
+    word is not an address (an option, a folder, nothing) is rewritten to
+    `--ray=` (empty: Ray's own order of addresses).
+    """
+    import re
+
+    end = args.index("--") if "--" in args else len(args)
+    address = re.compile(r"^(auto|local|ray://\S+|[\w.\-]+:\d+|\[[0-9a-fA-F:]+\]:\d+)$")
+    out = []
+    for index, arg in enumerate(args):
+        nxt = args[index + 1] if index + 1 < end else None
+        out.append("--ray=" if arg == "--ray" and index < end and (nxt is None or not address.match(nxt)) else arg)
+    return out
 
 
 LOGGING_FLAGS = {"-v", "--verbose", "-q", "--quiet"}
@@ -121,6 +140,7 @@ PANELS = {
     "Look": ["exposure", "detail_threshold", "shadow_denoise", "smoothing"],
     "Model and prior": ["model", "prior", "sam_model", "sam_checkpoint"],
     "Quality and speed": ["steps", "work_size", "full_res", "tile", "seed", "device"],
+    "Cluster (Ray)": ["ray", "workers", "gpus_per_worker", "cpus_per_worker"],
 }
 TRAIN_PANELS = {
     "Data and output": ["data", "out", "init", "save_every", "stop_at"],

@@ -8,6 +8,7 @@ from typing import Any, Optional
 import typer
 
 from lowlight_cli.cli.app import STATE, LowlightCommand, app, console, handle_errors
+from lowlight_cli.cli.cluster import CPUS_PER_WORKER, GPUS_PER_WORKER, RAY, WORKERS
 from lowlight_cli.cli.options import build_enhancer, settings_options
 from lowlight_cli.settings import EnhanceSettings
 
@@ -31,15 +32,12 @@ def report_timings(job, image, result) -> None:
 
 
 def run_with_progress(jobs, enhancer, overwrite: bool, label: str, quality: Optional[int] = None):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
+    from lowlight_cli.cli.cluster import progress
     from lowlight_cli.work import enhance_files
 
-    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("eta"), TimeRemainingColumn(), console=console(), transient=False) as progress:
-        task = progress.add_task(label, total=len(jobs))
-        return enhance_files(enhancer, jobs, overwrite, quality, on_advance=lambda job: progress.advance(task),
-                             on_done=report_timings)
+    bar, advance = progress(label, len(jobs), "img")
+    with bar:
+        return enhance_files(enhancer, jobs, overwrite, quality, on_advance=advance, on_done=report_timings)
 
 
 def summarise(report) -> None:
@@ -159,34 +157,52 @@ def normalise_ext(fmt: Optional[str]) -> Optional[str]:
 @handle_errors
 @settings_options()
 def batch(
-    folder: Path = typer.Argument(..., metavar="DIR", help="Folder of photos."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder (default: <DIR>_enhanced beside DIR). "
-                                                                       "Sub-folders are mirrored."),
+    folder: str = typer.Argument(..., metavar="DIR", help="Folder of photos: a path, or s3://BUCKET/PREFIX, "
+                                                          "gs://… (any fsspec URL)."),
+    output: Optional[str] = typer.Option(None, "--output", "-o", metavar="PATH|URL",
+                                         help="Output folder or bucket prefix (default: <DIR>_enhanced beside DIR). "
+                                              "Sub-folders are mirrored."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Include sub-folders."),
     glob: Optional[str] = typer.Option(None, "--glob", help="Only files matching this pattern, e.g. '*.png'."),
     overwrite: bool = OVERWRITE, fmt: Optional[str] = FORMAT, quality: Optional[int] = QUALITY,
+    ray: Optional[str] = RAY, workers: Optional[str] = WORKERS, gpus_per_worker: float = GPUS_PER_WORKER,
+    cpus_per_worker: float = CPUS_PER_WORKER,
     settings: EnhanceSettings = None,
 ) -> None:
     """Enhance every photo in a folder: resumable, keeps going past bad files.
 
     Example: lowlight batch ./dark_dir -o ./bright_dir --steps 20
+    On a Ray cluster, with object storage: lowlight batch s3://bucket/dark -o s3://bucket/bright --ray auto
     Re-running skips finished outputs; the summary lists failures and the exit code is 1 if any failed.
     """
+    from lowlight_cli.cli.cluster import ray_options, run_on_ray
     from lowlight_cli.errors import InputError, UsageError
-    from lowlight_cli.jobs import default_folder_output, jobs_for_folder, no_images_message, triage, unsupported_images
+    from lowlight_cli.jobs import (default_folder_location, jobs_for_folder, no_images_message, triage,
+                                   unsupported_images)
+    from lowlight_cli.storage import Location, is_remote, sweep_temporaries
 
-    output = output or default_folder_output(folder)
-    if output.resolve() == folder.resolve():
+    cluster = ray_options(ray, workers, gpus_per_worker, cpus_per_worker, settings.device)
+    remote = is_remote(folder) or (output is not None and is_remote(output))
+    place = Location.of if remote else Path  # object storage: every path as a Location; else plain paths
+    source = place(folder)
+    target = place(output) if output is not None else default_folder_location(source)
+    if Location.of(target).resolve() == Location.of(source).resolve():
         raise UsageError("-o must differ from the input folder (inputs are never overwritten)")
-    jobs = jobs_for_folder(folder, output, recursive, glob, normalise_ext(fmt))
-    unsupported = unsupported_images(folder, recursive, glob, exclude=output)  # listed, never skipped silently
+    jobs = jobs_for_folder(source, target, recursive, glob, normalise_ext(fmt))
+    unsupported = unsupported_images(source, recursive, glob, exclude=target)  # listed, never skipped silently
     if not jobs:
         if unsupported:
-            raise InputError(no_images_message(folder, recursive, unsupported))
-        console().print(no_images_message(folder, recursive, unsupported))
+            raise InputError(no_images_message(source, recursive, unsupported))
+        console().print(no_images_message(source, recursive, unsupported))
         return
-    pending, _ = triage(jobs, overwrite)
-    enhancer = build_enhancer(settings) if pending else None  # nothing to do: no model to load
-    report = run_with_progress(jobs, enhancer, overwrite, "batch", quality)
+    swept = sweep_temporaries(target)  # what writers killed mid-write (SIGKILL, a lost machine) left behind
+    if swept and STATE["verbose"]:
+        console().print(f"removed {len(swept)} stale temporary file(s) under {target}")
+    if cluster is not None:
+        report = run_on_ray(jobs, settings, cluster, overwrite, quality)
+    else:
+        pending, _ = triage(jobs, overwrite)
+        enhancer = build_enhancer(settings) if pending else None  # nothing to do: no model to load
+        report = run_with_progress(jobs, enhancer, overwrite, "batch", quality)
     report.unsupported = unsupported
     summarise(report)

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from lowlight_cli.cli.app import STATE, LowlightCommand, app, console, handle_errors
+from lowlight_cli.cli.cluster import CPUS_PER_WORKER, GPUS_PER_WORKER, RAY, WORKERS
 from lowlight_cli.cli.options import build_enhancer, settings_options
 from lowlight_cli.cli.photos import OVERWRITE
 from lowlight_cli.settings import EnhanceSettings
@@ -32,6 +33,8 @@ def video(
     fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of a frames-folder input (default 30). "
                                                             "A video file keeps its own."),
     overwrite: bool = OVERWRITE,
+    ray: Optional[str] = RAY, workers: Optional[str] = WORKERS, gpus_per_worker: float = GPUS_PER_WORKER,
+    cpus_per_worker: float = CPUS_PER_WORKER,
     settings: EnhanceSettings = None,
 ) -> None:
     """Enhance a video or a folder of frames without flicker; audio and frame rate are kept.
@@ -39,11 +42,17 @@ def video(
     Example: lowlight video clip.mp4 -o clip_bright.mp4 --max-frames 48
     Every frame shares one noise seed, priors are reused within a shot, and static areas are smoothed over time.
     A video is written to a temporary file and moved into place when complete; a frames folder resumes where it stopped.
+    With --ray, INPUT is a folder of videos and each worker enhances whole videos: lowlight video ./clips --ray auto
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from lowlight_cli.cli.cluster import ray_options
     from lowlight_cli.work import open_video_job
 
+    cluster = ray_options(ray, workers, gpus_per_worker, cpus_per_worker, settings.device)
+    if cluster is not None:
+        return videos_on_ray(source, output, cluster, settings, start, end, max_frames, smoothing, frame_format, fps,
+                             overwrite)
     with open_video_job(source, output, start, end, max_frames, fps, frame_format, overwrite) as job:
         enhancer = build_enhancer(settings)  # torch: only once the input and output are known to be usable
         with Progress(TextColumn("video"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
@@ -76,3 +85,30 @@ def interrupted_video(sink, target: Path, frames_done: int) -> int:
         message = f"{target} was not written (a video is only moved into place once complete); re-run to start again"
     console().print(f"[yellow]interrupted[/]: {message}", highlight=False)
     return 130
+
+
+def videos_on_ray(source: Path, output: Optional[Path], cluster, settings: EnhanceSettings, start, end, max_frames,
+                  smoothing: float, frame_format: Optional[str], fps: Optional[float], overwrite: bool) -> None:
+    """`video DIR --ray`: every video file in DIR to OUT (default <DIR>_enhanced), one whole video per worker."""
+    from lowlight_cli.cli.cluster import run_on_ray
+    from lowlight_cli.cli.photos import summarise
+    from lowlight_cli.errors import InputError, UsageError
+    from lowlight_cli.io.video import _check_window as check_window
+    from lowlight_cli.jobs import default_folder_output, video_jobs_for_folder
+    from lowlight_cli.storage import sweep_temporaries
+
+    if frame_format is not None or fps is not None:
+        raise UsageError("--frame-format and --fps are for frames folders; --ray takes a folder of video files")
+    if not source.is_dir():
+        raise UsageError(f"--ray takes a folder of videos; {source} is one file (run without --ray)")
+    check_window(start, end, max_frames)
+    target = output or default_folder_output(source)
+    if target.resolve() == source.resolve():
+        raise UsageError("-o must differ from the input folder (inputs are never overwritten)")
+    jobs = video_jobs_for_folder(source, target)
+    if not jobs:
+        raise InputError(f"{source}: no video files (a folder of frames is one video: run without --ray)")
+    sweep_temporaries(target)
+    report = run_on_ray(jobs, settings, cluster, overwrite, label="video", unit="videos",
+                        video={"start": start, "end": end, "max_frames": max_frames, "smoothing": smoothing})
+    summarise(report)
