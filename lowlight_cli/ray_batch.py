@@ -345,65 +345,30 @@ def run_ray_batch(jobs: list[Job], settings: EnhanceSettings, options: RayOption
     Jobs are sorted first as the local batch sorts them (`jobs.triage`:
     finished outputs skipped, outputs that are inputs refused), before Ray
     starts; a re-run therefore resumes without a pool when all is done.
-    Per-file failures are rows in the report; the
-    job as a whole fails only on a problem with the options, the model or
-    the cluster, each raised as one line before any work starts.
+    Per-file failures are rows in the report; the job as a whole fails only
+    on a problem with the options, the model or the cluster, each raised as
+    one line before any work starts.
     """
-    report, run = JobReport(), run or RayRun()
+    run = run or RayRun()
     began = time.perf_counter()
     check_options(options, settings.device)
-    pending, report = triage(jobs, overwrite, report)
-    if on_advance:
-        for job in report.skipped + [job for job, _ in report.failed]:
+    pending, report = triage(jobs, overwrite)
+    for job in report.skipped + [job for job, _ in report.failed]:
+        if on_advance:
             on_advance(job)
     if not pending:
         return report
     model_bytes = check_settings(settings)
     cluster = connect(options.address, verbose)
     try:
-        low, high = pool_size(options, cluster, len(pending), notify)
-        run.workers = (low, high)
-        ray = cluster.ray
-        from ray.data import ActorPoolStrategy, DataContext
-
-        context = DataContext.get_current()
-        context.enable_progress_bars = False  # one bar, the caller's, per file
-        context.enable_operator_progress_bars = False
-        context.print_on_execution_start = False
-        context.max_errored_blocks = -1  # a block whose worker died TASK_RETRIES + 1 times: its files are reported failed
-        threads = max(1, int(options.cpus_per_worker))
+        run.workers = pool_size(options, cluster, len(pending), notify)
         spec = WorkerSpec(settings=settings, model_bytes=model_bytes, model_name=settings.model, overwrite=overwrite,
-                          quality=quality, started=time.time(), threads=threads, fault=fault,
-                          video=video)
+                          quality=quality, started=time.time(), threads=max(1, int(options.cpus_per_worker)),
+                          fault=fault, video=video)
         by_target = {str(Location.of(job.target)): job for job in pending}
-        items = [{"source": str(Location.of(job.source)), "target": target} for target, job in by_target.items()]
-        dataset = ray.data.from_items(items, override_num_blocks=min(len(items), MAX_BLOCKS))
-        with warnings.catch_warnings():  # retries are set through Ray's remote args, deprecated from Ray 2.60
-            warnings.simplefilter("ignore")
-            results = dataset.map_batches(
-                EnhanceWorker, fn_constructor_args=(spec,), batch_size=1, batch_format="default",
-                compute=ActorPoolStrategy(min_size=low, max_size=high), num_cpus=options.cpus_per_worker,
-                num_gpus=options.gpus_per_worker or None, **actor_retries(),
-                runtime_env={"env_vars": {**forwarded_env(), "OMP_NUM_THREADS": str(threads)}})
-        seen = set()
-        rows = iter(results.iter_rows())
+        rows = iter(start_pool(cluster.ray, by_target, spec, options, run.workers).iter_rows())
         try:
-            for row in rows:
-                if not run.per_file_s:
-                    run.startup_s = time.perf_counter() - began
-                job = by_target.get(str(row["target"]))
-                if job is None or row["target"] in seen:
-                    continue
-                seen.add(row["target"])
-                run.per_file_s.append(float(row["seconds"]))
-                if row["status"] == "failed":
-                    report.failed.append((job, str(row["error"])))
-                elif row["status"] == "skipped":
-                    report.skipped.append(job)
-                else:
-                    report.done.append(job)
-                if on_advance:
-                    on_advance(job)
+            collect(rows, by_target, report, run, began, on_advance)
         except BaseException:  # Ctrl-C: stop the pool (its actors die), then remove what their writes left
             close = getattr(rows, "close", None)
             if close is not None:
@@ -411,16 +376,59 @@ def run_ray_batch(jobs: list[Job], settings: EnhanceSettings, options: RayOption
             if cluster.connected_here:
                 cluster.ray.shutdown()
                 cluster.connected_here = False
-            sweep_temporaries_of([Location.of(job.target) for target, job in by_target.items() if target not in seen])
+            sweep_temporaries_of([Location.of(job.target) for job in by_target.values()])
             raise
-        for target, job in by_target.items():  # blocks dropped after their worker died too often
-            if target not in seen:
-                report.failed.append((job, f"{job.source}: its worker died {TASK_RETRIES + 1} times while "
-                                           "enhancing it; not retried further"))
-                if on_advance:
-                    on_advance(job)
     finally:
         run.seconds = time.perf_counter() - began
         if cluster.connected_here:
             cluster.ray.shutdown()
     return report
+
+
+def start_pool(ray: Any, by_target: dict[str, Job], spec: WorkerSpec, options: RayOptions,
+               workers: tuple[int, int]) -> Any:
+    """The lazy Ray Data pipeline: file names, one per block, through a pool of `EnhanceWorker` actors."""
+    from ray.data import ActorPoolStrategy, DataContext
+
+    context = DataContext.get_current()
+    context.enable_progress_bars = False  # one bar, the caller's, per file
+    context.enable_operator_progress_bars = False
+    context.print_on_execution_start = False
+    context.max_errored_blocks = -1  # a block whose worker died TASK_RETRIES + 1 times: its files are reported failed
+    items = [{"source": str(Location.of(job.source)), "target": target} for target, job in by_target.items()]
+    dataset = ray.data.from_items(items, override_num_blocks=min(len(items), MAX_BLOCKS))
+    with warnings.catch_warnings():  # retries are set through Ray's remote args, deprecated from Ray 2.60
+        warnings.simplefilter("ignore")
+        return dataset.map_batches(
+            EnhanceWorker, fn_constructor_args=(spec,), batch_size=1, batch_format="default",
+            compute=ActorPoolStrategy(min_size=workers[0], max_size=workers[1]), num_cpus=options.cpus_per_worker,
+            num_gpus=options.gpus_per_worker or None, **actor_retries(),
+            runtime_env={"env_vars": {**forwarded_env(), "OMP_NUM_THREADS": str(spec.threads)}})
+
+
+def collect(rows: Iterator[dict[str, Any]], by_target: dict[str, Job], report: JobReport, run: RayRun,
+            began: float, on_advance: Callable[[Job], None] | None) -> None:
+    """Sort the workers' rows into `report` as they arrive; files whose rows never came failed with their worker."""
+    seen = set()
+    for row in rows:
+        if not run.per_file_s:
+            run.startup_s = time.perf_counter() - began
+        job = by_target.get(str(row["target"]))
+        if job is None or row["target"] in seen:
+            continue
+        seen.add(row["target"])
+        run.per_file_s.append(float(row["seconds"]))
+        if row["status"] == "failed":
+            report.failed.append((job, str(row["error"])))
+        elif row["status"] == "skipped":
+            report.skipped.append(job)
+        else:
+            report.done.append(job)
+        if on_advance:
+            on_advance(job)
+    for target, job in by_target.items():  # blocks dropped after their worker died too often
+        if target not in seen:
+            report.failed.append((job, f"{job.source}: its worker died {TASK_RETRIES + 1} times while "
+                                       "enhancing it; not retried further"))
+            if on_advance:
+                on_advance(job)
