@@ -475,3 +475,13 @@ def test_readme_setup_is_what_ci_runs():
     assert len(tested) == 1
     ci = [line for line in (root / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
     assert ci[-1] == tested[0]
+
+
+def test_every_package_is_in_the_wheel():
+    """pyproject lists packages by hand: a sub-package left out installs a `lowlight` that cannot import itself."""
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(path.parent.relative_to(root).parts) for path in (root / "lowlight_cli").rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)
