@@ -7,8 +7,9 @@
 Each configuration runs in a fresh process (so Ray's cluster start, the
 workers' imports and model loads are all counted) on the same folder of
 synthetic dark, noisy photos: the local batch (one process, torch's own
-thread count, the next photo decoded while one is enhanced), then a local
-Ray cluster with N one-CPU workers (one torch thread each). Per run:
+thread count, the next photo decoded while one is enhanced), the same on
+one torch thread, then a local Ray cluster with N one-CPU workers (one
+torch thread each). Per run:
 
 * **first s**: from the process's start (imports included) to the first finished photo: the fixed cost;
 * **img/s**: photos after the first, over the time from the first to the last (the steady rate);
@@ -116,7 +117,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-ray-") as scratch:
         folder = Path(scratch) / "dark"
         make_photos(folder, args.photos, (width, height))
-        for workers in [0] + [int(w) for w in args.workers.split(",")]:
+        for workers in [0, -1] + [int(w) for w in args.workers.split(",")]:
             options = {"input": str(folder), "out": str(Path(scratch) / f"out{workers}"), "workers": workers,
                        "cpus": max(cpus, workers), "model": args.model, "tiny": args.tiny, "began": time.time()}
             done = subprocess.run([sys.executable, __file__, "--child", json.dumps(options)], capture_output=True,
@@ -125,16 +126,16 @@ def main() -> None:
             if line is None:
                 sys.exit(f"run with {workers} workers failed:\n{done.stderr[-3000:]}")
             rows.append((workers, json.loads(line[len("RESULT "):])))
-            print(f"# {'local batch' if not workers else f'ray, {workers} worker(s)'}: {rows[-1][1]}", file=sys.stderr)
+            print(f"# {workers} worker(s) (0: local batch, -1: local batch on 1 thread): {rows[-1][1]}", file=sys.stderr)
     local_first = rows[0][1]["first"]
     print(f"{args.photos} photos of {width}x{height}, {cpus} CPUs, model {'tiny' if args.tiny else args.model}, "
           "prior fallback, 1 step\n")
     print("| run | workers | first photo s | img/s after the first | total s | start-up vs local s |")
     print("|---|---|---|---|---|---|")
     for workers, result in rows:
-        name = "local batch" if not workers else "`--ray`"
-        extra = "—" if not workers else f"{result['first'] - local_first:+.1f}"
-        print(f"| {name} | {workers or '1 process'} | {result['first']:.1f} | {result['rate']:.2f} | "
+        name = {0: "local batch", -1: "local batch, 1 torch thread"}.get(workers, "`--ray`")
+        extra = "—" if workers <= 0 else f"{result['first'] - local_first:+.1f}"
+        print(f"| {name} | {workers if workers > 0 else '1 process'} | {result['first']:.1f} | {result['rate']:.2f} | "
               f"{result['total']:.1f} | {extra} |")
 
 
