@@ -31,6 +31,7 @@ from huggingface_hub.errors import (
 )
 from tqdm.auto import tqdm
 
+from lowlight_cli.atomic import write_bytes
 from lowlight_cli.cache_dirs import user_cache_dir
 from lowlight_cli.errors import WeightsError
 from lowlight_cli.locate import sam_checkpoint_name
@@ -248,7 +249,7 @@ def _is_intact(path: Path, entry: KnownCheckpoint) -> bool:
         return True
     try:
         stamp.parent.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(identity)
+        write_bytes(stamp, identity.encode(), fsync=False)  # a concurrent reader never sees half a stamp
     except OSError:
         pass  # a read-only cache only costs the next run another full check
     return True

@@ -42,7 +42,7 @@ def decode_srgb8(image: np.ndarray) -> np.ndarray:
 
 def encode_srgb8(linear: np.ndarray) -> np.ndarray:
     """Linear light → uint8 sRGB (clipped)."""
-    return (linear_to_srgb(linear) * 255.0 + 0.5).astype(np.uint8)
+    return quantise(linear_to_srgb(linear))
 
 
 def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
