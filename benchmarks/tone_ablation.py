@@ -29,10 +29,11 @@ from lowlight_cli.models.tone import ToneEstimator
 from lowlight_cli.training.data import TrainingData, paired_rows
 from lowlight_cli.training.trainer import TrainOptions, train
 
-RECIPES = {  # label: (ssim weight, colour weight)
-    "L1": (0.0, 0.0),
-    "L1 + SSIM": (0.2, 0.0),
-    "L1 + SSIM + colour (shipped)": (0.2, 0.1),
+RECIPES = {  # label: (ssim weight, colour weight, teacher-forced gains)
+    "L1": (0.0, 0.0, False),
+    "L1 + SSIM": (0.2, 0.0, False),
+    "L1 + SSIM + colour": (0.2, 0.1, False),
+    "L1 + SSIM + colour, gains learned apart (teacher-forced)": (0.2, 0.1, True),
 }
 
 
@@ -53,6 +54,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--robust", type=Path, default=Path("runs/robust"))
+    parser.add_argument("--recipes", default="", help="comma-separated 1-based rows of RECIPES to train (default all)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -71,10 +73,12 @@ def main() -> None:
     add("auto-gamma (first release)", None)
     add("tone branch, untrained (filmic default curve)", ToneEstimator())
     with tempfile.TemporaryDirectory() as tmp:
-        for label, (ssim_weight, colour_weight) in RECIPES.items():
+        rows = [int(r) for r in args.recipes.split(",")] if args.recipes else range(1, len(RECIPES) + 1)
+        for label, (ssim_weight, colour_weight, teacher_gains) in (list(RECIPES.items())[r - 1] for r in rows):
             out = Path(tmp) / f"{len(lines)}.safetensors"
             options = TrainOptions(data=folders, out=out, steps=0, tone_steps=args.steps, save_every=10 ** 9,
                                    prior="none", ssim_weight=ssim_weight, colour_weight=colour_weight,
+                                   teacher_gains=teacher_gains,
                                    config=ModelConfig(tone_curve=True, use_prior=False))
             train(options, data, notify=lambda m: None)
             add(f"tone branch, {label}, {args.steps} steps", load_checkpoint(out).tone)

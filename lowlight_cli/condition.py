@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lowlight_cli.models.tone import ToneEstimator, apply_tone, target_gains, with_gains
+from lowlight_cli.models.tone import ToneEstimator, apply_tone, roll_off_highlights, target_gains, with_gains
 from lowlight_cli.priors.region_prior import RegionPrior
 
 LUMA = (0.299, 0.587, 0.114)
@@ -74,6 +74,8 @@ def develop(low: torch.Tensor, tone: ToneEstimator | None, target_brightness: fl
     params = tone(whole)
     if target_thumb is not None:
         params = with_gains(params, target_gains(whole, target_thumb))
+    else:
+        params = roll_off_highlights(params, whole)
     base = apply_tone(low, params, ev).to(low.dtype)
     return base, log_mean_gain(base, luminance(low).mean(dim=(1, 2, 3)).clamp(1e-4, 0.99))
 

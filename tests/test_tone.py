@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +12,8 @@ import torch
 from PIL import Image
 
 from lowlight_cli.condition import develop
-from lowlight_cli.models.tone import (ToneEstimator, apply_tone, default_curve, gain_loss, linear_to_srgb, srgb_to_linear,
-                                     target_gains, with_gains)
+from lowlight_cli.models.tone import (ToneEstimator, apply_tone, default_curve, gain_loss, linear_to_srgb,
+                                     roll_off_highlights, srgb_to_linear, target_gains, with_gains)
 from tests.conftest import dark_array, tiny_model
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "lowlight-samples" / "DICM_06.jpg"
@@ -196,3 +198,27 @@ def test_teacher_forced_develop_uses_the_targets_gains_and_the_gain_loss_measure
     assert float(gain_loss(with_gains(tone(low), gains), gains)) == 0.0
     shifted = (gains[0] + 0.5, gains[1])
     assert float(gain_loss(with_gains(tone(low), shifted), gains)) == pytest.approx(0.5, abs=1e-5)
+
+
+def test_highlights_the_camera_already_exposed_are_compressed_not_blown():
+    """A lit facade on a black night sky: the estimator's gain would blow it; the roll-off keeps it below white
+    and leaves the curve under the knee (shadows and mid-tones) as it was."""
+    low = torch.full((1, 3, 64, 64), 0.02)
+    low[:, :, 20:44, 12:52] = torch.linspace(0.45, 0.85, 40)  # a bright subject, 23% of the frame
+    params = ToneEstimator()(low)
+    params = with_gains(params, (torch.tensor([math.log(40.0)]), torch.zeros(1, 3)))  # a night-sky auto-exposure
+    params = replace(params, curve=(params.curve / 0.9).clamp(max=1.0))  # fitted to targets that clip
+    blown = lambda p: float((apply_tone(low, p).amax(dim=1) >= 0.995).float().mean())  # noqa: E731
+    assert blown(params) > 0.2
+    rolled = roll_off_highlights(params, low)
+    assert blown(rolled) <= 0.01
+    knee = params.curve[0] < 0.75
+    assert torch.equal(rolled.curve[0][knee], params.curve[0][knee])
+    assert bool((torch.diff(rolled.curve[0]) >= 0).all())  # still monotone
+    assert torch.equal(rolled.log_exposure, params.log_exposure)
+
+
+def test_a_photo_that_does_not_clip_keeps_its_curve():
+    low = torch.linspace(0.01, 0.3, 64).view(1, 1, 1, 64).expand(1, 3, 64, 64)
+    params = ToneEstimator()(low)
+    assert torch.equal(roll_off_highlights(params, low).curve, params.curve)

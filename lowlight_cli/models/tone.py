@@ -150,6 +150,50 @@ def gain_loss(params: ToneParams, gains: tuple[torch.Tensor, torch.Tensor]) -> t
     return ((params.log_exposure - gains[0]).abs() + (params.log_wb - gains[1]).abs().sum(dim=1)).mean()
 
 
+CLIP_LEVEL = 0.995  # a channel at or above this (sRGB) reads as blown
+KNEE = 0.75  # display luminance above which the roll-off may reshape the curve
+MAX_NEW_CLIPPED = 0.01  # share of the thumbnail, not clipped in the input, that may be blown
+
+
+def _run_to(curve: torch.Tensor, knee: int, reach: float, top: float) -> torch.Tensor:
+    """`curve` (K,) with a straight run above knot `knee`, reaching `top` at knot position `reach`."""
+    index = torch.arange(len(curve), device=curve.device, dtype=curve.dtype)
+    run = curve[knee] + (top - curve[knee]) * ((index - knee) / max(reach - knee, 1e-3)).clamp(0.0, 1.0)
+    return torch.where(index >= knee, torch.minimum(curve, run), curve)
+
+
+def roll_off_highlights(params: ToneParams, thumb: torch.Tensor) -> ToneParams:
+    """Compress each photo's highlights, not blow them: reshape the curve above `KNEE` as far as needed.
+
+    A bright subject on a black ground (a lit building at night, a window in
+    a dark room) pulls the exposure far up, and the learned curve, fitted to
+    targets that often clip, then flattens it to white. Candidates replace
+    the curve above the knee by a straight run (in log luminance) ending ever
+    later and, last, lower; the first under which at most `MAX_NEW_CLIPPED`
+    of the developed thumbnail newly clips (any channel) is kept. Mid-tones,
+    shadows and the exposure are unchanged; the 64-px thumbnail's area
+    averaging lets a small lamp clip, as it should, but not a facade.
+    """
+    small = thumbnail(thumb.float())
+    free = small.amax(dim=1) < CLIP_LEVEL  # (B,h,w): not clipped in the input
+    last = len(KNOTS) - 1.0
+    curves = []
+    for i, curve in enumerate(params.curve):
+        one = replace(params, log_exposure=params.log_exposure[i:i + 1], log_wb=params.log_wb[i:i + 1],
+                      curve=curve[None], saturation=params.saturation[i:i + 1])
+        above = torch.nonzero(curve >= KNEE)
+        knee = int(above[0]) if len(above) else len(curve) - 1
+        candidates = [curve] + [_run_to(curve, knee, knee + (last - knee) * f, CLIP_LEVEL - 0.005)
+                                for f in (0.25, 0.5, 0.75, 1.0)] + [_run_to(curve, knee, last, top)
+                                                                   for top in (0.95, 0.9, 0.85)]
+        for candidate in candidates:
+            developed = apply_tone(small[i:i + 1], replace(one, curve=candidate[None]))
+            if float(((developed.amax(dim=1) >= CLIP_LEVEL) & free[i:i + 1]).float().mean()) <= MAX_NEW_CLIPPED:
+                break
+        curves.append(candidate)
+    return replace(params, curve=torch.stack(curves))
+
+
 def apply_tone(low: torch.Tensor, params: ToneParams, ev: float | torch.Tensor = 0.0) -> torch.Tensor:
     """Develop (B,3,H,W) sRGB `low` with per-image `params`; `ev` stops of extra exposure.
 

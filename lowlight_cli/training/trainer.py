@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from lowlight_cli.atomic import atomic_path
-from lowlight_cli.checkpoint import load_checkpoint, read_config, read_metadata, save_checkpoint
+from lowlight_cli.checkpoint import load_checkpoint, read_config, read_metadata, read_provenance, save_checkpoint
 from lowlight_cli.condition import Conditioning, develop
 from lowlight_cli.diffusion.ddim import DDIMScheduler
 from lowlight_cli.diffusion.sampling import start_of_sampling
@@ -262,10 +262,22 @@ def warms_up_ema(options: TrainOptions) -> bool:
 
     The EMA of a fine-tune starts from trained weights: averaging in from the start keeps them, where the
     warm-up of a run from scratch would let the first noisy steps replace them. Not so when the fine-tune
-    gives the denoiser a new base (a tone branch its init lacked): those weights answer another question,
-    and a slow average would ship a blend of the old and new denoiser for most of the run.
+    gives the denoiser a new base (a tone branch its init lacked, or teacher-forced gains switched on or
+    off): those weights answer another question, and a slow average would ship a blend of the old and new
+    denoiser for most of the run.
     """
-    return options.init is None or (options.config.tone_curve and not read_config(options.init).tone_curve)
+    return options.init is None or not trained_on_same_base(options.init, options)
+
+
+def trained_on_same_base(init: Path, options: TrainOptions) -> bool:
+    """Whether checkpoint `init` was trained on the base this run develops for its denoiser.
+
+    Runs from before the `teacher_gains` option were trained without it.
+    """
+    if read_config(init).tone_curve != options.config.tone_curve:
+        return False
+    trained = read_provenance(init).get("options", {}).get("teacher_gains", False)
+    return not options.config.tone_curve or trained == options.teacher_gains
 
 
 def phase_loss(step: int, model: PriorGuidedDenoiser, ema: PriorGuidedDenoiser, batch: dict[str, torch.Tensor],
