@@ -277,11 +277,12 @@ class TrainingData:
         else:
             prior = RegionPrior.from_labels(labels, "train", max_regions)
         labels, scores, boundary = prior_tensors(prior, max_regions)
+        high_thumb = self._thumbnail(item.high)
         return {
             "low": to_chw(low),
             "high": to_chw(high),
             "thumb": to_chw(thumb[:, ::-1] if flip else thumb),
-            "thumb_high": to_chw(self._thumbnail(item.high)[:, ::-1] if flip else self._thumbnail(item.high)),
+            "thumb_high": to_chw(high_thumb[:, ::-1] if flip else high_thumb),
             "labels": labels,
             "scores": scores,
             "boundary": boundary,
