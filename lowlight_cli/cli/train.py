@@ -39,6 +39,9 @@ def train(
     teacher_gains: bool = typer.Option(True, "--teacher-gains/--no-teacher-gains", help="Develop training photos at "
                                        "their target's exposure and white balance and learn those gains apart, so "
                                        "the curve learns contrast instead of hedging an uncertain exposure."),
+    native_share: float = typer.Option(0.0, help="Share of crops cut at the photo's own pixels instead of a random "
+                                                 "downscale, so the denoiser learns the full-size noise of small "
+                                                 "photos, which are sampled at their own size."),
     stop_at: Optional[int] = typer.Option(None, "--stop-at", help="End this run at this step (resumable later); "
                                                                   "the learning-rate schedule still spans --steps."),
     batch_size: int = BATCH_SIZE, crop: int = CROP, lr: float = LR,

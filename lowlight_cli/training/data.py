@@ -156,8 +156,11 @@ class TrainingData:
     def __init__(self, folders: list[Path], prior_fn: PriorFn | None, target_brightness: float,
                  crop: int, real_fraction: float = 0.5, prior_dropout: float = 0.15,
                  log: Callable[[str], None] = print, workers: int = 0, mild_share: float = 0.2,
-                 unchanged_share: float = 0.1) -> None:
+                 unchanged_share: float = 0.1, native_share: float = 0.0) -> None:
         self.crop = crop
+        # Share of crops cut at the photo's own pixels, not downscaled: small photos are sampled at their own
+        # size, with all of their noise, which downscaled crops average away.
+        self.native_share = native_share
         # Shares of synthetic samples darkened only a little, or not at all: a photo that is already
         # well exposed must come back nearly as it is.
         self.mild_share, self.unchanged_share = mild_share, unchanged_share
@@ -202,7 +205,10 @@ class TrainingData:
         those of the degraded whole image, at a fraction of the cost.
         """
         min_scale = self.crop / min(height, width)
-        scale = float(rng.uniform(max(min_scale, 0.3), 1.0)) if min_scale < 1.0 else min_scale
+        if min_scale >= 1.0 or (self.native_share > 0 and rng.random() < self.native_share):
+            scale = max(min_scale, 1.0)
+        else:
+            scale = float(rng.uniform(max(min_scale, 0.3), 1.0))
         new_w, new_h = max(self.crop, round(width * scale)), max(self.crop, round(height * scale))
         y = int(rng.integers(0, new_h - self.crop + 1))
         x = int(rng.integers(0, new_w - self.crop + 1))

@@ -64,6 +64,7 @@ class TrainRequest:
                    f"--refine-share must be in [0, 1 - --final-step-share], got {run.refine_share}"),
                   (not (run.refine_share and self.no_diffusion),
                    "--refine-share needs a diffusion model (not --no-diffusion)"),
+                  (0 <= run.native_share <= 1, f"--native-share must be in [0, 1], got {run.native_share}"),
                   (run.save_every >= 1, f"--save-every must be at least 1, got {run.save_every}"),
                   (self.threads >= 0, f"--threads must be at least 0, got {self.threads}"),
                   (self.workers is None or self.workers >= 0, f"--workers must be at least 0, got {self.workers}")]
@@ -135,6 +136,6 @@ def prepare_run(request: TrainRequest, log: Callable[[str], None]):
                              device=str(device), notify=log)
     # SAM may sit on the GPU, which forked processes cannot share: its priors are made in this process.
     data = TrainingData(run.data, prior_fn, config.target_brightness, run.crop, log=log,
-                        workers=0 if run.prior == "sam" else workers)
+                        workers=0 if run.prior == "sam" else workers, native_share=run.native_share)
     log(repr(data))
     return replace(run, init=init_path, device=str(device), workers=workers, config=config), data

@@ -61,6 +61,8 @@ class TrainOptions:
     colour_weight: float = 0.1
     # Develop at the target's exposure and white balance, and regress those gains apart (models/tone.py).
     teacher_gains: bool = True
+    # Share of denoiser crops cut at the photo's own pixels, with all their noise (training/data.py).
+    native_share: float = 0.0
     config: ModelConfig = field(default_factory=ModelConfig)
 
 
