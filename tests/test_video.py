@@ -239,6 +239,19 @@ def test_time_window_and_max_frames(clip):
         assert source.frame_count == 4 and [index for index, _ in source] == [0, 1, 2, 3]
 
 
+def test_a_short_mkv_with_aac_keeps_every_frame(enhancer, tmp_path):
+    """Its AAC priming delay makes the written MKV report a stream start after its first frames: the reader
+    counts from the first frame instead, so all three come back (this once came out as one frame)."""
+    source = make_clip(tmp_path / "short.mkv", frames=3)
+    enhance(enhancer, source, tmp_path / "out.mkv")
+    with av.open(str(tmp_path / "out.mkv")) as container:
+        stream = container.streams.video[0]
+        assert stream.start_time * stream.time_base > 0  # the misleading start that dropped frames
+    assert len(frames_of(tmp_path / "out.mkv")) == 3
+    with open_source(tmp_path / "out.mkv", start=1 / FPS) as late:  # --start still counts from the first frame
+        assert len(list(late)) == 2
+
+
 def test_bad_inputs_and_outputs_are_one_line_errors(clip, tmp_path):
     garbage = tmp_path / "broken.mp4"
     garbage.write_bytes(b"\x00not a video" * 50)

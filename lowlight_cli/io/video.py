@@ -15,7 +15,7 @@ import re
 from abc import ABC, abstractmethod
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -140,13 +140,8 @@ class VideoFileSource(FrameSource):
             raise InputError(f"{self.path}: cannot tell the frame rate")
         self.stream, self.fps = stream, Fraction(rate)
         self.has_audio = bool(self.container.streams.audio)
-        origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-        self._start, self._end = origin + (start or 0.0), None if end is None else origin + end
         try:
-            if start:
-                self.container.seek(int(self._start / stream.time_base), stream=stream)
-            self._frames = self._decoded()
-            first = next(self._frames, None)
+            self._frames, first = self._open_window(start, end)
         except av.FFmpegError as exc:
             raise InputError(f"{self.path}: corrupt or unsupported video ({_reason(exc)})") from None
         if first is None:
@@ -157,6 +152,29 @@ class VideoFileSource(FrameSource):
         sideways = round(first.rotation / 90) % 2
         self.size = (first.height, first.width) if sideways else (first.width, first.height)
         self.frame_count = self._estimate_count(start, end)
+
+    def _open_window(self, start: float | None, end: float | None) -> tuple[Iterator, Any]:
+        """The decoder over [start, end) seconds from the first frame, and its first frame (None: empty).
+
+        The window counts from the first frame's own time, not the stream's
+        `start_time`: an MKV whose AAC track has a priming delay can report a
+        start after its first frames, which would otherwise be dropped.
+        """
+        stream = self.stream
+        decoder = self.container.decode(stream)
+        head = next(decoder, None)
+        if head is not None and head.time is not None:
+            origin = head.time
+        else:
+            origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        self._start, self._end = origin + (start or 0.0), None if end is None else origin + end
+        if start:
+            self.container.seek(int(self._start / stream.time_base), stream=stream)
+            decoder = self.container.decode(stream)
+        elif head is not None:
+            decoder = itertools.chain([head], decoder)
+        frames = self._decoded(decoder)
+        return frames, next(frames, None)
 
     def _estimate_count(self, start: float | None, end: float | None) -> int | None:
         """From the container's duration and the window; only good enough for progress bars."""
@@ -174,10 +192,10 @@ class VideoFileSource(FrameSource):
             count = self.max_frames if count is None else min(count, self.max_frames)
         return count
 
-    def _decoded(self) -> Iterator:
-        """Decoded frames inside [start, end), counting on frame times to drop the seek run-up."""
+    def _decoded(self, decoder: Iterator) -> Iterator:
+        """`decoder`'s frames inside [start, end), counting on frame times to drop the seek run-up."""
         half_frame = 0.5 / float(self.fps)
-        for frame in self.container.decode(self.stream):
+        for frame in decoder:
             time = frame.time
             if time is not None and time < self._start - half_frame:
                 continue
