@@ -56,7 +56,7 @@ def log_mean_gain(base: torch.Tensor, low_mean: torch.Tensor) -> torch.Tensor:
 
 def develop(low: torch.Tensor, tone: ToneEstimator | None, target_brightness: float,
             thumb: torch.Tensor | None = None, ev: float | torch.Tensor = 0.0,
-            target_thumb: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+            target_thumb: torch.Tensor | None = None, roll_off: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """The base (B,3,H,W) the denoiser refines, and log(mean gain) per image (B,).
 
     `thumb` is the whole photo (any size) when `low` is a crop or tile of it:
@@ -65,6 +65,8 @@ def develop(low: torch.Tensor, tone: ToneEstimator | None, target_brightness: fl
     no exposure to bias, so a non-zero `ev` there is an error. `target_thumb`
     (training only) is the whole target photo: the base is then developed at
     the target's own exposure and white balance (see `models/tone.py`).
+    `roll_off` guards highlights at inference (`tone.roll_off_highlights`);
+    training turns it off, so the curve it learns is the one it is scored on.
     """
     if tone is None:
         if torch.is_tensor(ev) or ev != 0:
@@ -74,7 +76,7 @@ def develop(low: torch.Tensor, tone: ToneEstimator | None, target_brightness: fl
     params = tone(whole)
     if target_thumb is not None:
         params = with_gains(params, target_gains(whole, target_thumb))
-    else:
+    elif roll_off:
         params = roll_off_highlights(params, whole)
     base = apply_tone(low, params, ev).to(low.dtype)
     return base, log_mean_gain(base, luminance(low).mean(dim=(1, 2, 3)).clamp(1e-4, 0.99))

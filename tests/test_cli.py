@@ -285,6 +285,7 @@ def test_eval_and_train_on_a_tiny_paired_folder(tmp_path, tiny_checkpoint):
     ("--stop-at", "0", "--stop-at must be at least 1"), ("--base-channels", "20", "must be a multiple of 8"),
     ("--workers", "-1", "--workers must be at least 0"),
     ("--refine-share", "0.6", "--refine-share must be in [0, 1 - --final-step-share]"),
+    ("--native-share", "1.5", "--native-share must be in [0, 1]"),
     ("--init", "missing.safetensors", "--init missing.safetensors: no such checkpoint file"),
 ])
 def test_train_options_are_checked_before_any_work(tmp_path, option, value, message):

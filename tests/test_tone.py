@@ -222,3 +222,18 @@ def test_a_photo_that_does_not_clip_keeps_its_curve():
     low = torch.linspace(0.01, 0.3, 64).view(1, 1, 1, 64).expand(1, 3, 64, 64)
     params = ToneEstimator()(low)
     assert torch.equal(roll_off_highlights(params, low).curve, params.curve)
+
+
+def test_the_roll_off_guards_inference_only(monkeypatch):
+    """Training scores the curve it learns: with --no-teacher-gains neither phase develops through the roll-off,
+    which inference (the default) does."""
+    import lowlight_cli.condition as condition
+    from lowlight_cli.training.trainer import TrainOptions, tone_loss
+
+    calls = []
+    monkeypatch.setattr(condition, "roll_off_highlights", lambda params, thumb: calls.append(1) or params)
+    tone, low = ToneEstimator(), torch.full((2, 3, 32, 32), 0.05)
+    tone_loss(tone, {"low": low, "high": low * 8}, TrainOptions(data=[], out=Path("x"), teacher_gains=False))
+    assert calls == []
+    condition.develop(low, tone, 0.45)
+    assert calls == [1]

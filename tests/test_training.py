@@ -204,6 +204,23 @@ print("ok", tuple(batch["low"].shape))
     assert done.returncode == 0 and "ok (2, 3, 32, 32)" in done.stdout, done.stderr[-2000:]
 
 
+def test_native_share_cuts_crops_at_the_photos_own_pixels():
+    """--native-share: that share of windows is crop×crop source pixels (all the noise); the rest are larger
+    windows shrunk to the crop, as the working copy of a bigger photo is."""
+    from lowlight_cli.training.data import TrainingData
+
+    data = TrainingData.__new__(TrainingData)
+    data.crop = 32
+    sides = {}
+    for share in (0.0, 0.5, 1.0):
+        data.native_share, rng = share, np.random.default_rng(3)
+        windows = [data._window(300, 400, rng) for _ in range(400)]
+        sides[share] = np.array([w[0].stop - w[0].start for w in windows])
+    assert (sides[1.0] == 32).all()
+    assert 0.4 < float((sides[0.5] == 32).mean()) < 0.65
+    assert float((sides[0.0] == 32).mean()) < 0.05 and sides[0.0].mean() > 50
+
+
 def test_degrading_a_window_gives_the_pixels_of_the_degraded_whole_image():
     """The sampler degrades only a margin around its crop; without noise, that is the same crop."""
     from lowlight_cli.training.data import TrainingData, degrade_window
@@ -217,7 +234,7 @@ def test_degrading_a_window_gives_the_pixels_of_the_degraded_whole_image():
     degrade = lambda im: darken(im, params, np.random.default_rng(1))  # noqa: E731 - no noise: deterministic
     whole = degrade(image).astype(int)
     data = TrainingData.__new__(TrainingData)
-    data.crop = 32
+    data.crop, data.native_share = 32, 0.5
     for _ in range(40):
         rows, cols = data._window(140, 170, rng)
         assert 0 <= rows.start < rows.stop <= 140 and 0 <= cols.start < cols.stop <= 170

@@ -99,7 +99,7 @@ def make_model_inputs(batch: dict[str, torch.Tensor], config: ModelConfig, sched
     """
     with torch.no_grad():  # the tone branch is trained in its own phase, on whole frames
         base, log_gain = develop(batch["low"], tone, config.target_brightness, thumb=batch.get("thumb"),
-                                 target_thumb=batch.get("thumb_high") if teacher_gains else None)
+                                 target_thumb=batch.get("thumb_high") if teacher_gains else None, roll_off=False)
     x0 = (batch["high"] - base) * config.residual_scale
     size = x0.shape[0]
     sampler = None  # the 2-step schedule, only when this batch has refine samples
@@ -221,7 +221,7 @@ def tone_loss(tone: ToneEstimator, batch: dict[str, torch.Tensor], options: Trai
     """
     low, high = batch["low"], batch["high"]
     if not options.teacher_gains:
-        developed = develop(low, tone, options.config.target_brightness)[0]
+        developed = develop(low, tone, options.config.target_brightness, roll_off=False)[0]
         penalty = developed.new_zeros(())
     else:
         params, gains = tone(low), target_gains(low, high)
