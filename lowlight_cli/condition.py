@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lowlight_cli.models.tone import ToneEstimator, apply_tone, roll_off_highlights, target_gains, with_gains
+from lowlight_cli.models.tone import (ToneEstimator, ToneParams, apply_tone, roll_off_highlights, target_gains,
+                                     with_gains)
 from lowlight_cli.priors.region_prior import RegionPrior
 
 LUMA = (0.299, 0.587, 0.114)
@@ -54,30 +55,40 @@ def log_mean_gain(base: torch.Tensor, low_mean: torch.Tensor) -> torch.Tensor:
     return torch.log(luminance(base).mean(dim=(1, 2, 3)).clamp_min(1e-4) / low_mean)
 
 
+def judge(whole: torch.Tensor, tone: ToneEstimator, target_thumb: torch.Tensor | None = None,
+          roll_off: bool = True) -> ToneParams:
+    """The tone branch's parameters for the whole photo(s) `whole` (sRGB, any size).
+
+    `target_thumb` (training only) is the whole target photo: exposure and
+    white balance are then the target's own (see `models/tone.py`).
+    `roll_off` guards highlights at inference (`tone.roll_off_highlights`);
+    training turns it off, so the curve it learns is the one it is scored on.
+    """
+    params = tone(whole)
+    if target_thumb is not None:
+        return with_gains(params, target_gains(whole, target_thumb))
+    return roll_off_highlights(params, whole) if roll_off else params
+
+
 def develop(low: torch.Tensor, tone: ToneEstimator | None, target_brightness: float,
             thumb: torch.Tensor | None = None, ev: float | torch.Tensor = 0.0,
-            target_thumb: torch.Tensor | None = None, roll_off: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+            target_thumb: torch.Tensor | None = None, roll_off: bool = True,
+            params: ToneParams | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The base (B,3,H,W) the denoiser refines, and log(mean gain) per image (B,).
 
     `thumb` is the whole photo (any size) when `low` is a crop or tile of it:
     the global judgement must come from the whole frame. `ev` (stops) biases
     the tone branch's exposure; the auto-gamma base of first-release models has
     no exposure to bias, so a non-zero `ev` there is an error. `target_thumb`
-    (training only) is the whole target photo: the base is then developed at
-    the target's own exposure and white balance (see `models/tone.py`).
-    `roll_off` guards highlights at inference (`tone.roll_off_highlights`);
-    training turns it off, so the curve it learns is the one it is scored on.
+    and `roll_off` are `judge`'s; `params`, when given, is a judgement already
+    made (video smooths it over a shot).
     """
     if tone is None:
         if torch.is_tensor(ev) or ev != 0:
             raise ValueError("this model has no tone branch: an exposure bias needs a model trained with one")
         return brighten(low, target_brightness)
-    whole = low if thumb is None else thumb
-    params = tone(whole)
-    if target_thumb is not None:
-        params = with_gains(params, target_gains(whole, target_thumb))
-    elif roll_off:
-        params = roll_off_highlights(params, whole)
+    if params is None:
+        params = judge(low if thumb is None else thumb, tone, target_thumb, roll_off)
     base = apply_tone(low, params, ev).to(low.dtype)
     return base, log_mean_gain(base, luminance(low).mean(dim=(1, 2, 3)).clamp(1e-4, 0.99))
 

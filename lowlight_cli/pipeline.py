@@ -17,14 +17,15 @@ import numpy as np
 import torch
 
 from lowlight_cli.checkpoint import load_checkpoint
-from lowlight_cli.condition import Conditioning, develop
+from lowlight_cli.condition import Conditioning, develop, judge
 from lowlight_cli.devices import autocast_dtype, resolve_device
 from lowlight_cli.diffusion.sampling import sample_residual
 from lowlight_cli.errors import DeviceError
 from lowlight_cli.locate import resolve_model_path
 from lowlight_cli.memory import free_bytes, sampling_bytes
 from lowlight_cli.models.denoiser import PriorGuidedDenoiser
-from lowlight_cli.prepare import WorkingCopy, make_working_copy, to_tensor
+from lowlight_cli.models.tone import ToneParams
+from lowlight_cli.prepare import WorkingCopy, make_working_copy, to_numpy, to_tensor
 from lowlight_cli.priors.factory import make_prior_fn
 from lowlight_cli.priors.region_prior import RegionPrior
 from lowlight_cli.reconstruct import reconstruct
@@ -122,9 +123,23 @@ class Enhancer:
             direct = self.full_res or (long_side <= self.direct_size and lifted_noise(rgb) <= DIRECT_MAX_NOISE)
         return make_working_copy(rgb, long_side if direct else self.work_size, self.develop)
 
-    def develop(self, low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The base of a (1,3,H,W) working copy and its log gain, with the user's exposure bias."""
-        return develop(low, self.tone, self.config.target_brightness, ev=self.exposure)
+    def develop(self, low: torch.Tensor, params: ToneParams | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The base of a (1,3,H,W) working copy and its log gain, with the user's exposure bias; `params`: a
+        tone judgement already made (else the tone branch judges `low`)."""
+        return develop(low, self.tone, self.config.target_brightness, ev=self.exposure, params=params)
+
+    def judge(self, working: WorkingCopy) -> ToneParams | None:
+        """The tone branch's judgement of a working copy (None for a model without one)."""
+        if self.tone is None:
+            return None
+        with torch.no_grad():
+            return judge(to_tensor(working.low), self.tone)
+
+    def redevelop(self, working: WorkingCopy, params: ToneParams) -> WorkingCopy:
+        """`working` with its base developed by `params` instead of its own judgement."""
+        with torch.no_grad():
+            base, log_gain = self.develop(to_tensor(working.low), params)
+        return WorkingCopy(low=working.low, base=to_numpy(base), log_gain=float(log_gain[0]))
 
     def enhance_working(self, rgb: np.ndarray, prior: RegionPrior | None = None, working: WorkingCopy | None = None
                         ) -> tuple[WorkingCopy, np.ndarray, RegionPrior, dict[str, float]]:

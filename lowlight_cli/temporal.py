@@ -10,6 +10,10 @@ move both. Within a shot, three things keep consecutive frames consistent:
 * every frame is sampled from the same noise field (the `Enhancer` seed);
 * the region prior of the shot's first frame is reused, so the model is
   guided by the same regions, and only recomputed on a scene cut;
+* the tone judgement (exposure, white balance, curve, and the highlight
+  roll-off's choice of shoulder) is averaged over time, as a camera's
+  auto-exposure settles, so it follows the light without jumping between
+  frames, and starts afresh on a cut;
 * the working-resolution output, which defines the colour transform that
   `reconstruct` carries to full resolution, is averaged over time
   (exponentially) and reset on cuts.
@@ -35,6 +39,7 @@ import numpy as np
 
 from lowlight_cli.errors import UsageError
 from lowlight_cli.io.video import FrameSink, FrameSource
+from lowlight_cli.models.tone import ToneParams, mix
 from lowlight_cli.pipeline import Enhancer
 from lowlight_cli.prepare import resize, working_size
 from lowlight_cli.priors.region_prior import RegionPrior
@@ -63,6 +68,7 @@ class ShotState:
     low: np.ndarray  # previous working-resolution input, to detect cuts and motion
     prior: RegionPrior
     output: np.ndarray  # time-averaged working-resolution output
+    tone: ToneParams | None = None  # time-averaged tone judgement (None: a model without a tone branch)
 
 
 def enhance_video(enhancer: Enhancer, source: FrameSource, sink: FrameSink,
@@ -107,6 +113,10 @@ def enhance_frame(enhancer: Enhancer, rgb: np.ndarray, state: ShotState | None, 
     working = enhancer.working_copy(rgb, direct=enhancer.full_res)
     changes = None if state is None else change_map(state.low, working.low)
     same_shot = changes is not None and float(changes.mean()) < scene_cut
+    tone = enhancer.judge(working)
+    if same_shot and smoothing > 0 and tone is not None and state.tone is not None:
+        tone = mix(state.tone, tone, smoothing)
+        working = enhancer.redevelop(working, tone)
     working, work_output, prior, _ = enhancer.enhance_working(rgb, state.prior if same_shot else None, working)
     if same_shot and smoothing > 0:
         shift = global_shift(state.low, working.low)
@@ -115,7 +125,7 @@ def enhance_frame(enhancer: Enhancer, rgb: np.ndarray, state: ShotState | None, 
         weight = smoothing * inside * agreement(past_low, working.low, scene_cut)
         work_output = weight * past_output + (1.0 - weight) * work_output
     out = enhancer.finish(rgb, working, work_output)
-    return out, ShotState(low=working.low, prior=prior, output=work_output), not same_shot
+    return out, ShotState(low=working.low, prior=prior, output=work_output, tone=tone), not same_shot
 
 
 def global_shift(previous: np.ndarray, current: np.ndarray) -> tuple[float, float]:

@@ -155,6 +155,24 @@ def test_scene_cut_recomputes_prior(enhancer, tmp_path):
     assert len(frames_of(tmp_path / "out.mkv")) == 6
 
 
+def test_the_tone_judgement_settles_over_a_shot_and_starts_afresh_on_a_cut():
+    """Exposure, white balance and the roll-off's shoulder are averaged within a shot (a fresh judgement per
+    frame could jump), and a cut takes the new shot's own judgement."""
+    enhancer = Enhancer(model=tiny_model(tone_curve=True), device="cpu", prior="fallback", steps=1, work_size=64)
+    first, second, cut = [frame / 255.0 for frame in noisy_frames(4, 64, 48, cut_at=3)][1:]
+    second = second * 0.92  # the light dims a little: its own judgement differs
+    _, state, _ = enhance_frame(enhancer, first, None, 0.8, 0.12)
+    own = lambda rgb: enhancer.judge(enhancer.working_copy(rgb, direct=False))  # noqa: E731
+    assert torch.equal(state.tone.log_exposure, own(first).log_exposure)
+    _, settled, new_prior = enhance_frame(enhancer, second, state, 0.8, 0.12)
+    assert not new_prior
+    expected = 0.8 * own(first).log_exposure + 0.2 * own(second).log_exposure
+    assert float(settled.tone.log_exposure) == pytest.approx(float(expected), abs=1e-6)
+    assert float(own(second).log_exposure - own(first).log_exposure) > 0.05  # so the average did something
+    _, after_cut, new_prior = enhance_frame(enhancer, cut, settled, 0.8, 0.12)
+    assert new_prior and torch.equal(after_cut.tone.curve, own(cut).curve)
+
+
 def test_moving_subject_leaves_no_trail(enhancer, monkeypatch):
     """Averaging over time must skip what moves: a square crossing the frame stays bright, leaves no ghost."""
     sample = enhancer.enhance_working

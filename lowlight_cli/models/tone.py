@@ -142,6 +142,15 @@ def with_gains(params: ToneParams, gains: tuple[torch.Tensor, torch.Tensor]) -> 
     return replace(params, log_exposure=gains[0], log_wb=gains[1])
 
 
+def mix(past: ToneParams, current: ToneParams, weight: float) -> ToneParams:
+    """`weight` of `past` and the rest of `current`, parameter by parameter (video: one judgement per shot
+    that follows the light, not a fresh one per frame). Exposure and white balance mix in log space; the mix
+    of two increasing curves is increasing."""
+    blend = lambda a, b: weight * a + (1.0 - weight) * b  # noqa: E731
+    return ToneParams(blend(past.log_exposure, current.log_exposure), blend(past.log_wb, current.log_wb),
+                      blend(past.curve, current.curve), blend(past.saturation, current.saturation))
+
+
 def gain_loss(params: ToneParams, gains: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     """L1 in natural-log units between the predicted and the target's exposure and white balance.
 
