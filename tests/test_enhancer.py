@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lowlight_cli.pipeline import DIRECT_MAX_NOISE, Enhancer, lifted_noise
+from lowlight_cli.pipeline import Enhancer, lifted_noise
 from tests.conftest import tiny_model
 
 
@@ -16,17 +16,30 @@ def scene(height: int, width: int, noise: float, seed: int = 0) -> np.ndarray:
     return np.clip(base + rng.normal(0, noise, (height, width, 3)), 0, 1).astype(np.float32)
 
 
-def test_small_clean_photos_are_sampled_at_their_own_size_and_noisy_or_large_ones_through_the_working_copy():
+def test_small_photos_are_sampled_at_their_own_size_and_large_ones_through_the_working_copy():
     enhancer = Enhancer(tiny_model(), device="cpu", prior="none", work_size=128)
     clean, noisy, large = scene(300, 400, 0.0005), scene(300, 400, 0.01), scene(600, 800, 0.0005)
-    assert lifted_noise(clean) < DIRECT_MAX_NOISE < lifted_noise(noisy)
     assert enhancer.working_copy(clean).shape == (300, 400)  # direct: no reconstruction to lose structure in
-    assert enhancer.working_copy(noisy).shape == (96, 128)  # area averaging removes the noise brightening lifts
+    assert enhancer.working_copy(noisy).shape == (300, 400)
     assert enhancer.working_copy(large).shape == (96, 128)  # over direct_size (640): cost must not grow with size
     assert Enhancer(tiny_model(), device="cpu", prior="none", work_size=128, direct_size=0
                     ).working_copy(clean).shape == (96, 128)
     assert Enhancer(tiny_model(), device="cpu", prior="none", work_size=128, full_res=True
                     ).working_copy(large).shape == (600, 800)
+
+
+def test_a_noisy_photo_sampled_at_its_own_size_gets_the_stronger_shadow_noise_filter(monkeypatch):
+    import lowlight_cli.pipeline as pipeline
+
+    strengths = []
+    monkeypatch.setattr(pipeline, "suppress_shadow_noise", lambda low, out, strength: strengths.append(strength) or out)
+    clean, noisy = scene(120, 160, 0.0005), scene(120, 160, 0.01)
+    assert lifted_noise(clean) < pipeline.NOISY < lifted_noise(noisy)
+    direct = Enhancer(tiny_model(), device="cpu", prior="none", work_size=64, shadow_denoise=0.5)
+    through_copy = Enhancer(tiny_model(), device="cpu", prior="none", work_size=64, direct_size=0, shadow_denoise=0.5)
+    for enhancer, rgb in ((direct, noisy), (direct, clean), (through_copy, noisy)):
+        enhancer.enhance(rgb)
+    assert strengths == [0.5 * pipeline.DIRECT_NOISE_BOOST, 0.5, 0.5]
 
 
 def test_enhance_is_the_working_output_carried_to_full_resolution_and_is_deterministic():
