@@ -25,7 +25,7 @@ from lowlight_cli.locate import resolve_model_path
 from lowlight_cli.memory import free_bytes, sampling_bytes
 from lowlight_cli.models.denoiser import PriorGuidedDenoiser
 from lowlight_cli.models.tone import ToneParams
-from lowlight_cli.prepare import WorkingCopy, make_working_copy, to_numpy, to_tensor
+from lowlight_cli.prepare import WorkingCopy, developed, make_working_copy, to_tensor
 from lowlight_cli.priors.factory import make_prior_fn
 from lowlight_cli.priors.region_prior import RegionPrior
 from lowlight_cli.reconstruct import reconstruct
@@ -139,9 +139,7 @@ class Enhancer:
 
     def redevelop(self, working: WorkingCopy, params: ToneParams) -> WorkingCopy:
         """`working` with its base developed by `params` instead of its own judgement."""
-        with torch.no_grad():
-            base, log_gain = self.develop(to_tensor(working.low), params)
-        return WorkingCopy(low=working.low, base=to_numpy(base), log_gain=float(log_gain[0]))
+        return developed(working.low, lambda low: self.develop(low, params))
 
     def enhance_working(self, rgb: np.ndarray, prior: RegionPrior | None = None, working: WorkingCopy | None = None
                         ) -> tuple[WorkingCopy, np.ndarray, RegionPrior, dict[str, float]]:

@@ -48,7 +48,11 @@ def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
 def make_working_copy(rgb: np.ndarray, work_size: int, develop: Develop) -> WorkingCopy:
     """The photo at working size and its base, developed from the whole working copy."""
     height, width = working_size(*rgb.shape[:2], work_size)
-    low = np.ascontiguousarray(resize(rgb, height, width), dtype=np.float32)
+    return developed(np.ascontiguousarray(resize(rgb, height, width), dtype=np.float32), develop)
+
+
+def developed(low: np.ndarray, develop: Develop) -> WorkingCopy:
+    """A working-resolution `low` with the base `develop` makes of it (video re-develops with a shot's tone)."""
     with torch.no_grad():
         base, log_gain = develop(to_tensor(low))
     return WorkingCopy(low=low, base=to_numpy(base), log_gain=float(log_gain[0]))
