@@ -20,6 +20,9 @@ BASE_CHANNELS = typer.Option(24, help="U-Net width at full resolution.")
 SEED = typer.Option(0, help="Random seed.")
 SAVE_EVERY = typer.Option(200, help="Write checkpoint + state every N steps.")
 THREADS = typer.Option(0, help="CPU threads for torch (0 = torch's default).")
+NATIVE_SHARE = typer.Option(0.0, help="Share of crops cut at the photo's own pixels instead of a random downscale, "
+                                      "so the denoiser learns the full-size noise of small photos, which are "
+                                      "sampled at their own size.")
 
 
 @app.command(cls=LowlightCommand)
@@ -39,9 +42,7 @@ def train(
     teacher_gains: bool = typer.Option(True, "--teacher-gains/--no-teacher-gains", help="Develop training photos at "
                                        "their target's exposure and white balance and learn those gains apart, so "
                                        "the curve learns contrast instead of hedging an uncertain exposure."),
-    native_share: float = typer.Option(0.0, help="Share of crops cut at the photo's own pixels instead of a random "
-                                                 "downscale, so the denoiser learns the full-size noise of small "
-                                                 "photos, which are sampled at their own size."),
+    native_share: float = NATIVE_SHARE,
     stop_at: Optional[int] = typer.Option(None, "--stop-at", help="End this run at this step (resumable later); "
                                                                   "the learning-rate schedule still spans --steps."),
     batch_size: int = BATCH_SIZE, crop: int = CROP, lr: float = LR,
