@@ -53,6 +53,22 @@ def fit_colour_transform(guide: np.ndarray, target: np.ndarray, radius: int = 2,
     return a, b
 
 
+EPS_AT_MID_GREY = 1e-3  # the fit's regulariser for a photo whose mean level is 0.5
+MIN_EPS = 1e-6  # about the variance 8-bit quantisation alone gives: keeps a black frame's fit solvable
+
+
+def relative_eps(guide: np.ndarray) -> float:
+    """The fit's regulariser, scaled with the square of the photo's level.
+
+    eps competes with the guide's local variance, which in a dark photo is a
+    hundred times smaller than in a bright one: a fixed eps flattened A to zero
+    there, and the result became a box blur of the working output (SICE val
+    through the working copy: 0.747 SSIM with a fixed eps, 0.785 with this one).
+    """
+    level = float(np.mean(guide)) / 0.5
+    return max(EPS_AT_MID_GREY * level * level, MIN_EPS)
+
+
 FLAT_SIGMA = 1e-4  # under 1/40 of an 8-bit level: a synthetic flat area (letterbox, clipped sky), not noise
 
 
@@ -100,7 +116,7 @@ def reconstruct(full_input: np.ndarray, work_input: np.ndarray, work_output: np.
     height, width = full_input.shape[:2]
     if (height, width) == work_input.shape[:2]:
         return np.clip(work_output, 0.0, 1.0).astype(np.float32)
-    a, b = fit_colour_transform(work_input, work_output)
+    a, b = fit_colour_transform(work_input, work_output, eps=relative_eps(work_input))
     work_h, work_w = work_input.shape[:2]
     coeffs = np.concatenate([a.reshape(work_h, work_w, 9), b, work_input], axis=2).astype(np.float32)
     sigma = photo_noise(full_input, work_input)
