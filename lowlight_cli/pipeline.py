@@ -25,7 +25,7 @@ from lowlight_cli.locate import resolve_model_path
 from lowlight_cli.memory import free_bytes, sampling_bytes
 from lowlight_cli.models.denoiser import PriorGuidedDenoiser
 from lowlight_cli.models.tone import ToneParams
-from lowlight_cli.prepare import WorkingCopy, developed, make_working_copy, to_tensor
+from lowlight_cli.prepare import WorkingCopy, developed, shrink, to_tensor
 from lowlight_cli.priors.factory import make_prior_fn
 from lowlight_cli.priors.region_prior import RegionPrior
 from lowlight_cli.reconstruct import reconstruct
@@ -115,31 +115,36 @@ class Enhancer:
         return Conditioning.from_prior(to_tensor(working.base), torch.tensor([working.log_gain], dtype=torch.float32),
                                        prior, self.config.max_regions)
 
-    def working_copy(self, rgb: np.ndarray, direct: bool | None = None) -> WorkingCopy:
-        """The image at the resolution the denoiser runs at: full size with --full-res or when small and clean.
+    def shrink(self, rgb: np.ndarray, direct: bool | None = None) -> np.ndarray:
+        """The image at the resolution the denoiser runs at: full size with --full-res or when small.
 
-        `direct` overrides that choice (video never samples small frames directly: see `video.enhance_frame`).
+        `direct` overrides that choice (video never samples small frames directly: see `temporal.enhance_frame`).
         """
         long_side = max(rgb.shape[:2])
         if direct is None:
             direct = self.full_res or long_side <= self.direct_size
-        return make_working_copy(rgb, long_side if direct else self.work_size, self.develop)
+        return shrink(rgb, long_side if direct else self.work_size)
+
+    def working_copy(self, rgb: np.ndarray, direct: bool | None = None) -> WorkingCopy:
+        """`shrink`'s image and its base, developed by the tone branch's own judgement."""
+        return self.develop_copy(self.shrink(rgb, direct))
 
     def develop(self, low: torch.Tensor, params: ToneParams | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The base of a (1,3,H,W) working copy and its log gain, with the user's exposure bias; `params`: a
         tone judgement already made (else the tone branch judges `low`)."""
         return develop(low, self.tone, self.config.target_brightness, ev=self.exposure, params=params)
 
-    def judge(self, working: WorkingCopy) -> ToneParams | None:
-        """The tone branch's judgement of a working copy (None for a model without one)."""
+    def judge(self, low: np.ndarray) -> ToneParams | None:
+        """The tone branch's judgement of a working-size image (None for a model without one)."""
         if self.tone is None:
             return None
         with torch.no_grad():
-            return judge(to_tensor(working.low), self.tone)
+            return judge(to_tensor(low), self.tone)
 
-    def redevelop(self, working: WorkingCopy, params: ToneParams) -> WorkingCopy:
-        """`working` with its base developed by `params` instead of its own judgement."""
-        return developed(working.low, lambda low: self.develop(low, params))
+    def develop_copy(self, low: np.ndarray, params: ToneParams | None = None) -> WorkingCopy:
+        """A working copy of the working-size `low`, its base developed by `params` (video: a shot's
+        judgement), or by the tone branch's own judgement of `low` when None."""
+        return developed(low, lambda tensor: self.develop(tensor, params))
 
     def enhance_working(self, rgb: np.ndarray, prior: RegionPrior | None = None, working: WorkingCopy | None = None
                         ) -> tuple[WorkingCopy, np.ndarray, RegionPrior, dict[str, float]]:

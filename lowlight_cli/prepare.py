@@ -45,14 +45,19 @@ def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
+def shrink(rgb: np.ndarray, work_size: int) -> np.ndarray:
+    """The photo at working size (long side at most `work_size`), float32."""
+    height, width = working_size(*rgb.shape[:2], work_size)
+    return np.ascontiguousarray(resize(rgb, height, width), dtype=np.float32)
+
+
 def make_working_copy(rgb: np.ndarray, work_size: int, develop: Develop) -> WorkingCopy:
     """The photo at working size and its base, developed from the whole working copy."""
-    height, width = working_size(*rgb.shape[:2], work_size)
-    return developed(np.ascontiguousarray(resize(rgb, height, width), dtype=np.float32), develop)
+    return developed(shrink(rgb, work_size), develop)
 
 
 def developed(low: np.ndarray, develop: Develop) -> WorkingCopy:
-    """A working-resolution `low` with the base `develop` makes of it (video re-develops with a shot's tone)."""
+    """A working-resolution `low` with the base `develop` makes of it (video develops with a shot's tone)."""
     with torch.no_grad():
         base, log_gain = develop(to_tensor(low))
     return WorkingCopy(low=low, base=to_numpy(base), log_gain=float(log_gain[0]))

@@ -110,13 +110,13 @@ def enhance_frame(enhancer: Enhancer, rgb: np.ndarray, state: ShotState | None, 
     """One frame: (full-resolution output, state for the next frame, whether a new prior was computed)."""
     # Never sampled directly, even when small: the working copy's area averaging also averages the noise
     # that would flicker from frame to frame, and every frame of the clip compares at one size.
-    working = enhancer.working_copy(rgb, direct=enhancer.full_res)
-    changes = None if state is None else change_map(state.low, working.low)
+    low = enhancer.shrink(rgb, direct=enhancer.full_res)
+    changes = None if state is None else change_map(state.low, low)
     same_shot = changes is not None and float(changes.mean()) < scene_cut
-    tone = enhancer.judge(working)
+    tone = enhancer.judge(low)
     if same_shot and smoothing > 0 and tone is not None and state.tone is not None:
         tone = mix(state.tone, tone, smoothing)
-        working = enhancer.redevelop(working, tone)
+    working = enhancer.develop_copy(low, tone)  # one judgement and one development per frame
     working, work_output, prior, _ = enhancer.enhance_working(rgb, state.prior if same_shot else None, working)
     if same_shot and smoothing > 0:
         shift = global_shift(state.low, working.low)

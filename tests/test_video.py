@@ -162,7 +162,7 @@ def test_the_tone_judgement_settles_over_a_shot_and_starts_afresh_on_a_cut():
     first, second, cut = [frame / 255.0 for frame in noisy_frames(4, 64, 48, cut_at=3)][1:]
     second = second * 0.92  # the light dims a little: its own judgement differs
     _, state, _ = enhance_frame(enhancer, first, None, 0.8, 0.12)
-    own = lambda rgb: enhancer.judge(enhancer.working_copy(rgb, direct=False))  # noqa: E731
+    own = lambda rgb: enhancer.judge(enhancer.shrink(rgb, direct=False))  # noqa: E731
     assert torch.equal(state.tone.log_exposure, own(first).log_exposure)
     _, settled, new_prior = enhance_frame(enhancer, second, state, 0.8, 0.12)
     assert not new_prior
