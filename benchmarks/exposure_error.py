@@ -22,12 +22,7 @@ from lowlight_cli.io.images import load_image
 from lowlight_cli.models.tone import target_gains
 from lowlight_cli.pipeline import Enhancer
 from lowlight_cli.prepare import to_tensor
-
-
-def sets(data: Path) -> list[tuple[str, Path, str]]:
-    return [("LOL eval15", data / "lol" / "eval15", "all"),
-            ("LOL val groups", data / "lol" / "train", "val"),
-            ("SICE val", data / "sice", "val")]
+from sets import real_sets  # benchmarks/ is on sys.path when this file is run as a script
 
 
 def errors(enhancer: Enhancer, folder: Path, split: str) -> np.ndarray:
@@ -52,7 +47,7 @@ def main() -> None:
         enhancer = Enhancer(model=model, device="cpu", prior="none")
         if enhancer.tone is None:
             raise SystemExit(f"{model}: this model has no tone branch, so no exposure to measure")
-        for name, folder, split in sets(args.data):
+        for name, folder, split in real_sets(args.data):
             error = errors(enhancer, folder, split)
             lines.append(f"| {model} | {name} | {len(error)} | {error.mean():+.2f} | {np.abs(error).mean():.2f} |")
             print(lines[-1], flush=True)

@@ -24,11 +24,16 @@ from lowlight_cli.evaluation import evaluate_pairs
 from lowlight_cli.pipeline import DEFAULT_DIRECT_SIZE, Enhancer
 
 
-def sets(data: Path, robust: Path) -> list[tuple[str, Path, str]]:
+def real_sets(data: Path) -> list[tuple[str, Path, str]]:
+    """The sets of real pairs: (name, folder, split)."""
     return [("LOL eval15", data / "lol" / "eval15", "all"),
             ("LOL val groups", data / "lol" / "train", "val"),
-            ("SICE val", data / "sice", "val"),
-            ("casts + noise", build(data / "sice", robust), "all")]
+            ("SICE val", data / "sice", "val")]
+
+
+def sets(data: Path, robust: Path) -> list[tuple[str, Path, str]]:
+    """The real sets and casts + noise (built under `robust` on first use)."""
+    return real_sets(data) + [("casts + noise", build(data / "sice", robust), "all")]
 
 
 def main() -> None:

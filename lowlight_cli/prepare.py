@@ -51,11 +51,6 @@ def shrink(rgb: np.ndarray, work_size: int) -> np.ndarray:
     return np.ascontiguousarray(resize(rgb, height, width), dtype=np.float32)
 
 
-def make_working_copy(rgb: np.ndarray, work_size: int, develop: Develop) -> WorkingCopy:
-    """The photo at working size and its base, developed from the whole working copy."""
-    return developed(shrink(rgb, work_size), develop)
-
-
 def developed(low: np.ndarray, develop: Develop) -> WorkingCopy:
     """A working-resolution `low` with the base `develop` makes of it (video develops with a shot's tone)."""
     with torch.no_grad():
