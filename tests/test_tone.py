@@ -12,8 +12,9 @@ import torch
 from PIL import Image
 
 from lowlight_cli.condition import develop
-from lowlight_cli.models.tone import (ToneEstimator, apply_tone, default_curve, gain_loss, linear_to_srgb,
-                                     roll_off_highlights, srgb_to_linear, target_gains, with_gains)
+from lowlight_cli.models.tone import (GAMUT_TOP, ToneEstimator, apply_tone, default_curve, fit_to_white, gain_loss,
+                                     linear_luminance, linear_to_srgb, roll_off_highlights, srgb_to_linear,
+                                     target_gains, with_gains)
 from tests.conftest import dark_array, tiny_model
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "lowlight-samples" / "DICM_06.jpg"
@@ -40,6 +41,22 @@ def test_black_stays_black_and_the_curve_is_monotone_in_brightness():
     developed = apply_tone(ramp, params)[0, 0, 0]
     assert bool((developed[1:] >= developed[:-1] - 1e-6).all())
     assert developed[-1] <= 1.0 and developed[-1] > 0.9  # highlights compressed below white, not clipped early
+
+
+def test_a_bright_colour_fades_towards_white_keeping_its_luminance_instead_of_clipping_a_channel():
+    # Linear RGB: a warm lamp whose red would pass white, and a dim red that fits.
+    colours = torch.tensor([[1.6, 0.7, 0.3], [0.4, 0.1, 0.05]]).T.reshape(1, 3, 1, 2)
+    lum = linear_luminance(colours)
+    fitted = fit_to_white(colours, lum)
+    assert torch.allclose(linear_luminance(fitted), lum, atol=1e-6)  # brightness, and so detail, kept
+    lamp, dim = fitted[0, :, 0, 0], fitted[0, :, 0, 1]
+    assert float(lamp.max()) == pytest.approx(GAMUT_TOP, abs=1e-6)
+    assert float(lamp[0]) > float(lamp[1]) > float(lamp[2])  # still warm, only paler
+    assert torch.allclose(dim, colours[0, :, 0, 1], atol=1e-7)  # a colour inside the display is left alone
+    # Two lamps of different brightness stay different, where clipping the red channel made them one red.
+    pair = torch.tensor([[1.6, 0.7, 0.3], [1.9, 0.8, 0.35]]).T.reshape(1, 3, 1, 2)
+    fitted = fit_to_white(pair, linear_luminance(pair))
+    assert float(fitted[0, :, 0, 1].sum() - fitted[0, :, 0, 0].sum()) > 0.05
 
 
 def test_a_crop_developed_from_the_whole_frame_equals_the_crop_of_the_whole_developed_frame():

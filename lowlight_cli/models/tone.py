@@ -229,4 +229,19 @@ def apply_tone(low: torch.Tensor, params: ToneParams, ev: float | torch.Tensor =
     out_lum = srgb_to_linear(display.clamp(0.0, 1.0))
     developed = linear * (out_lum / lum)
     developed = out_lum + params.saturation.view(-1, 1, 1, 1) * (developed - out_lum)
-    return linear_to_srgb(developed)
+    return linear_to_srgb(fit_to_white(developed, out_lum))
+
+
+GAMUT_TOP = 0.98  # linear level (sRGB 0.991) a channel may reach before its colour gives way to white
+
+
+def fit_to_white(linear: torch.Tensor, lum: torch.Tensor) -> torch.Tensor:
+    """Desaturate, towards its own luminance, a colour whose brightest channel would pass `GAMUT_TOP`.
+
+    Clipping that channel instead flattens a bright coloured surface (a warm lamp, floodlit stone, a candle)
+    into one tone, and the highlight roll-off then has to dim the whole shoulder to keep it under white.
+    Luminance, and so the highlight's detail, is kept; only its chroma fades, as film's does.
+    """
+    peak = linear.amax(dim=1, keepdim=True)
+    room = ((GAMUT_TOP - lum).clamp_min(0.0) / (peak - lum).clamp_min(1e-6)).clamp(0.0, 1.0)
+    return lum + torch.where(peak > GAMUT_TOP, room, torch.ones_like(room)) * (linear - lum)
