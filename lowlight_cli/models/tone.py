@@ -159,7 +159,8 @@ def gain_loss(params: ToneParams, gains: tuple[torch.Tensor, torch.Tensor]) -> t
     return ((params.log_exposure - gains[0]).abs() + (params.log_wb - gains[1]).abs().sum(dim=1)).mean()
 
 
-CLIP_LEVEL = 0.995  # a channel at or above this (sRGB) reads as blown
+CLIP_LEVEL = 0.97  # a channel at or above this (sRGB) reads as blown: the denoiser's residual (detail, a
+# level or two of noise) would carry it over 254, and a large area this close to white looks white anyway
 KNEE = 0.75  # display luminance above which the roll-off may reshape the curve
 MAX_NEW_CLIPPED = 0.01  # share of the thumbnail, not clipped in the input, that may be blown
 
@@ -232,7 +233,8 @@ def apply_tone(low: torch.Tensor, params: ToneParams, ev: float | torch.Tensor =
     return linear_to_srgb(fit_to_white(developed, out_lum))
 
 
-GAMUT_TOP = 0.98  # linear level (sRGB 0.991) a channel may reach before its colour gives way to white
+GAMUT_TOP = 0.9  # linear level (sRGB 0.955) a channel may reach before its colour gives way to white: below
+# the roll-off's CLIP_LEVEL, so a paled colour is not counted as blown, with room for the denoiser's detail
 
 
 def fit_to_white(linear: torch.Tensor, lum: torch.Tensor) -> torch.Tensor:
