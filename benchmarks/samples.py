@@ -9,7 +9,9 @@ energy against the input brightened by a plain gamma to the same mean (mean squa
 2× area downscale, so that noise counts little): a ratio under 1 means softer edges than a plain curve.
 The edge ratio is taken where the input carries signal (its downscaled luma at least 2 of 255 levels):
 below that a JPEG holds only quantisation and block noise, which a gamma's infinite slope at black
-blows up into the strongest "edges" of a night sky. The whole-frame ratio is printed beside it.
+blows up into the strongest "edges" of a night sky. The whole-frame ratio is printed beside it, and the
+ratio over the regions the camera had already lit (input luma at least 0.5), where a tone curve's shoulder
+flattens detail: the model issue's "already-bright regions left alone".
 Outputs are written to `--out` to be looked at.
 """
 
@@ -32,6 +34,7 @@ def clipped(rgb: np.ndarray) -> np.ndarray:
 
 
 SIGNAL = 2 / 255  # downscaled input luma under this is quantisation and JPEG noise, not structure
+LIT = 0.5  # downscaled input luma at or over this: a region the camera already exposed
 
 
 def half_luma(rgb: np.ndarray) -> np.ndarray:
@@ -47,13 +50,14 @@ def edge_energy(rgb: np.ndarray, where: np.ndarray | None = None) -> float:
     return float(np.mean(energy if where is None else energy[where]))
 
 
-def edge_ratios(low: np.ndarray, out: np.ndarray) -> tuple[float, float]:
-    """Edge energy of `out` over that of `low` gamma-brightened to its mean: where `low` has signal, and
-    over the whole frame."""
+def edge_ratios(low: np.ndarray, out: np.ndarray) -> tuple[float, float, float]:
+    """Edge energy of `out` over that of `low` gamma-brightened to its mean: where `low` has signal, over the
+    whole frame, and where `low` was already lit (nan if nowhere)."""
     reference = gamma_to_mean(low, luma(out).mean())
-    signal = half_luma(low) >= SIGNAL
+    level = half_luma(low)
     ratio = lambda where: edge_energy(out, where) / max(edge_energy(reference, where), 1e-12)  # noqa: E731
-    return ratio(signal), ratio(None)
+    lit = level >= LIT
+    return ratio(level >= SIGNAL), ratio(None), ratio(lit) if lit.any() else float("nan")
 
 
 def gamma_to_mean(rgb: np.ndarray, mean: float) -> np.ndarray:
@@ -85,7 +89,7 @@ def main() -> None:
     enhancer = Enhancer(model=args.model, device="auto", prior="fallback", exposure=args.exposure, **options)
     args.out.mkdir(parents=True, exist_ok=True)
     lines = ["| photo | mean in → out | black (1%) in → out | contrast (std) in → out | new clipped % | "
-             "edges vs gamma (signal) | (whole frame) |", "|---|---|---|---|---|---|---|"]
+             "edges vs gamma (signal) | (whole frame) | (lit regions) |", "|---|---|---|---|---|---|---|---|"]
     totals = []
     for path in sorted(p for p in args.folder.iterdir() if p.suffix.lower() in {".jpg", ".png"}):
         image = load_image(path)
@@ -94,14 +98,14 @@ def main() -> None:
         save_image(args.out / path.name, out, image)
         (m0, b0, c0), (m1, b1, c1) = stats(rgb), stats(out)
         new_clip = 100.0 * float((clipped(out) & ~clipped(rgb)).mean())
-        edges, whole = edge_ratios(rgb, out)
-        totals.append((m0, m1, b0, b1, c0, c1, new_clip, edges, whole))
+        edges, whole, lit = edge_ratios(rgb, out)
+        totals.append((m0, m1, b0, b1, c0, c1, new_clip, edges, whole, lit))
         lines.append(f"| {path.stem} | {m0:.0f} → {m1:.0f} | {b0:.0f} → {b1:.0f} | {c0:.0f} → {c1:.0f} | "
-                     f"{new_clip:.2f} | {edges:.2f} | {whole:.2f} |")
+                     f"{new_clip:.2f} | {edges:.2f} | {whole:.2f} | {lit:.2f} |")
         print(lines[-1], flush=True)
-    t = np.mean(totals, axis=0)
+    t = np.nanmean(totals, axis=0)
     lines.append(f"| **mean** | {t[0]:.0f} → {t[1]:.0f} | {t[2]:.0f} → {t[3]:.0f} | {t[4]:.0f} → {t[5]:.0f} | "
-                 f"{t[6]:.2f} | {t[7]:.2f} | {t[8]:.2f} |")
+                 f"{t[6]:.2f} | {t[7]:.2f} | {t[8]:.2f} | {t[9]:.2f} |")
     print()
     print("\n".join(lines))
 
