@@ -52,12 +52,13 @@ def edge_energy(rgb: np.ndarray, where: np.ndarray | None = None) -> float:
 
 def edge_ratios(low: np.ndarray, out: np.ndarray) -> tuple[float, float, float]:
     """Edge energy of `out` over that of `low` gamma-brightened to its mean: where `low` has signal, over the
-    whole frame, and where `low` was already lit (nan if nowhere)."""
+    whole frame, and where `low` was already lit (nan where there is no such pixel)."""
     reference = gamma_to_mean(low, luma(out).mean())
     level = half_luma(low)
     ratio = lambda where: edge_energy(out, where) / max(edge_energy(reference, where), 1e-12)  # noqa: E731
-    lit = level >= LIT
-    return ratio(level >= SIGNAL), ratio(None), ratio(lit) if lit.any() else float("nan")
+    signal, lit = level >= SIGNAL, level >= LIT
+    return (ratio(signal) if signal.any() else float("nan"), ratio(None),
+            ratio(lit) if lit.any() else float("nan"))
 
 
 def gamma_to_mean(rgb: np.ndarray, mean: float) -> np.ndarray:

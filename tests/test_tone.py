@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from lowlight_cli.condition import develop
-from lowlight_cli.models.tone import (GAMUT_TOP, ToneEstimator, apply_tone, default_curve, fit_to_white, gain_loss,
+from lowlight_cli.models.tone import (CLIP_LEVEL, GAMUT_TOP, ToneEstimator, apply_tone, default_curve, fit_to_white, gain_loss,
                                      linear_luminance, linear_to_srgb, roll_off_highlights, srgb_to_linear,
                                      target_gains, with_gains)
 from tests.conftest import dark_array, tiny_model
@@ -53,10 +53,16 @@ def test_a_bright_colour_fades_towards_white_keeping_its_luminance_instead_of_cl
     assert float(lamp.max()) == pytest.approx(GAMUT_TOP, abs=1e-6)
     assert float(lamp[0]) > float(lamp[1]) > float(lamp[2])  # still warm, only paler
     assert torch.allclose(dim, colours[0, :, 0, 1], atol=1e-7)  # a colour inside the display is left alone
-    # Two lamps of different brightness stay different, where clipping the red channel made them one red.
-    pair = torch.tensor([[1.6, 0.7, 0.3], [1.9, 0.8, 0.35]]).T.reshape(1, 3, 1, 2)
+    # Two lamps of different brightness (both under GAMUT_TOP in luminance) stay different, where clipping
+    # the red channel made them one red.
+    pair = torch.tensor([[1.2, 0.5, 0.2], [1.5, 0.65, 0.25]]).T.reshape(1, 3, 1, 2)
     fitted = fit_to_white(pair, linear_luminance(pair))
-    assert float(fitted[0, :, 0, 1].sum() - fitted[0, :, 0, 0].sum()) > 0.05
+    assert float(linear_luminance(fitted)[0, 0, 0, 1] - linear_luminance(fitted)[0, 0, 0, 0]) > 0.15
+    assert float(fitted.amax()) <= GAMUT_TOP + 1e-6
+    # Luminance itself over the gamut's top: grey at that luminance, for the roll-off to compress.
+    glare = torch.tensor([2.0, 0.9, 0.5]).reshape(1, 3, 1, 1)
+    grey = fit_to_white(glare, linear_luminance(glare))
+    assert torch.allclose(grey, linear_luminance(glare).expand(1, 3, 1, 1), atol=1e-6)
 
 
 def test_a_crop_developed_from_the_whole_frame_equals_the_crop_of_the_whole_developed_frame():
@@ -225,7 +231,7 @@ def test_highlights_the_camera_already_exposed_are_compressed_not_blown():
     params = ToneEstimator()(low)
     params = with_gains(params, (torch.tensor([math.log(40.0)]), torch.zeros(1, 3)))  # a night-sky auto-exposure
     params = replace(params, curve=(params.curve / 0.9).clamp(max=1.0))  # fitted to targets that clip
-    blown = lambda p: float((apply_tone(low, p).amax(dim=1) >= 0.995).float().mean())  # noqa: E731
+    blown = lambda p: float((apply_tone(low, p).amax(dim=1) >= CLIP_LEVEL).float().mean())  # noqa: E731
     assert blown(params) > 0.2
     rolled = roll_off_highlights(params, low)
     assert blown(rolled) <= 0.01

@@ -162,7 +162,9 @@ def gain_loss(params: ToneParams, gains: tuple[torch.Tensor, torch.Tensor]) -> t
 CLIP_LEVEL = 0.97  # a channel at or above this (sRGB) reads as blown: the denoiser's residual (detail, a
 # level or two of noise) would carry it over 254, and a large area this close to white looks white anyway
 KNEE = 0.75  # display luminance above which the roll-off may reshape the curve
-MAX_NEW_CLIPPED = 0.01  # share of the thumbnail, not clipped in the input, that may be blown
+MAX_NEW_CLIPPED = 0.01  # share of the thumbnail, under CLIP_LEVEL in the input, that may be blown
+GAMUT_TOP = 0.9  # linear level (sRGB 0.955) a channel may reach before its colour gives way to white: below
+# CLIP_LEVEL, so a paled colour is not counted as blown, with room for the denoiser's detail
 
 
 def _run_to(curve: torch.Tensor, knee: int, reach: float, top: float) -> torch.Tensor:
@@ -233,17 +235,15 @@ def apply_tone(low: torch.Tensor, params: ToneParams, ev: float | torch.Tensor =
     return linear_to_srgb(fit_to_white(developed, out_lum))
 
 
-GAMUT_TOP = 0.9  # linear level (sRGB 0.955) a channel may reach before its colour gives way to white: below
-# the roll-off's CLIP_LEVEL, so a paled colour is not counted as blown, with room for the denoiser's detail
-
-
 def fit_to_white(linear: torch.Tensor, lum: torch.Tensor) -> torch.Tensor:
     """Desaturate, towards its own luminance, a colour whose brightest channel would pass `GAMUT_TOP`.
 
     Clipping that channel instead flattens a bright coloured surface (a warm lamp, floodlit stone, a candle)
     into one tone, and the highlight roll-off then has to dim the whole shoulder to keep it under white.
-    Luminance, and so the highlight's detail, is kept; only its chroma fades, as film's does.
+    Luminance, and so the highlight's detail, is kept; only its chroma fades, as film's does. A colour whose
+    luminance is itself over `GAMUT_TOP` becomes grey at that luminance: too bright for any colour, it is
+    the roll-off's to compress. Colours inside the gamut (`room` ≥ 1) are left as they are.
     """
     peak = linear.amax(dim=1, keepdim=True)
     room = ((GAMUT_TOP - lum).clamp_min(0.0) / (peak - lum).clamp_min(1e-6)).clamp(0.0, 1.0)
-    return lum + torch.where(peak > GAMUT_TOP, room, torch.ones_like(room)) * (linear - lum)
+    return lum + room * (linear - lum)
