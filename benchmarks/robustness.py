@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from lowlight_cli.atomic import atomic_path
 from lowlight_cli.evaluation import Summary, evaluate_pairs
 from lowlight_cli.pipeline import Enhancer
 from lowlight_cli.training.data import load_rgb8, read_sice
@@ -48,8 +49,12 @@ def build(data: Path, out: Path) -> Path:
     for index, (low_path, high_path, scene) in enumerate(read_sice(data, "val")):
         name = names[index % len(names)]
         stem = f"{scene}_{low_path.stem}_{name}"
-        Image.fromarray(degrade(load_rgb8(low_path), CASTS[name], seed=index)).save(out / "low" / f"{stem}.png")
-        shutil.copyfile(high_path, out / "high" / f"{stem}.jpg")
+        # Written beside and renamed into place: two benchmarks started together (sets.py --sets lol and
+        # --sets sice) both rebuild the set, and neither may read the other's half-written file.
+        with atomic_path(out / "low" / f"{stem}.png", fsync=False) as low_tmp:
+            Image.fromarray(degrade(load_rgb8(low_path), CASTS[name], seed=index)).save(low_tmp, format="PNG")
+        with atomic_path(out / "high" / f"{stem}.jpg", fsync=False) as high_tmp:
+            shutil.copyfile(high_path, high_tmp)
     return out
 
 

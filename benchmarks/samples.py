@@ -85,9 +85,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/samples"))
     parser.add_argument("--direct-size", type=int, default=None, help="override the pipeline's direct-sampling size")
     parser.add_argument("--exposure", type=float, default=0.0)
+    parser.add_argument("--highlights", default="curve", help="curve | local (the --highlights setting)")
     args = parser.parse_args()
     options = {} if args.direct_size is None else {"direct_size": args.direct_size}
-    enhancer = Enhancer(model=args.model, device="auto", prior="fallback", exposure=args.exposure, **options)
+    enhancer = Enhancer(model=args.model, device="auto", prior="fallback", exposure=args.exposure,
+                        highlights=args.highlights, **options)
     args.out.mkdir(parents=True, exist_ok=True)
     lines = ["| photo | mean in → out | black (1%) in → out | contrast (std) in → out | new clipped % | "
              "edges vs gamma (signal) | (whole frame) | (lit regions) |", "|---|---|---|---|---|---|---|---|"]

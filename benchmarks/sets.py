@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--direct-sizes", default="", help=f"per model (default {DEFAULT_DIRECT_SIZE} for each)")
     parser.add_argument("--steps", type=int, default=1)
     parser.add_argument("--prior", default="fallback")
+    parser.add_argument("--highlights", default="curve", help="curve | local (the --highlights setting)")
     parser.add_argument("--sets", default="", help="comma-separated subset of the set names' first words (lol,sice,...)")
     args = parser.parse_args()
     models = args.models.split(",")
@@ -52,7 +53,8 @@ def main() -> None:
               if not args.sets or any(s[0].lower().startswith(w) for w in args.sets.split(","))]
     lines = ["| model | set | PSNR dB | SSIM | PSNR GT-mean dB | s/image |", "|---|---|---|---|---|---|"]
     for model, direct_size in zip(models, direct):
-        enhancer = Enhancer(model=model, device="auto", prior=args.prior, steps=args.steps, direct_size=direct_size)
+        enhancer = Enhancer(model=model, device="auto", prior=args.prior, steps=args.steps, direct_size=direct_size,
+                            highlights=args.highlights)
         for name, folder, split in chosen:
             summary = evaluate_pairs(folder, split, "model", enhancer)
             lines.append(f"| {model} (direct ≤ {direct_size}) | {name} | {summary.psnr:.2f} | {summary.ssim:.4f} | "

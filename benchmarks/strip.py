@@ -2,8 +2,10 @@
 
     python benchmarks/strip.py ../shared/data/lowlight-samples examples/before_after.jpg --model default
     python benchmarks/strip.py ../shared/data/lowlight-samples examples/exposure.jpg --exposures=-1,0,1
+    python benchmarks/strip.py ../shared/data/lowlight-samples examples/highlights.jpg --highlights curve,local
 
-Top row: the dark inputs; below: lowlight-cli's output (default settings), one row per `--exposures` EV.
+Top row: the dark inputs; below: lowlight-cli's output (default settings), one row per `--exposures` EV and
+`--highlights` mode.
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=240, help="row height in pixels")
     parser.add_argument("--names", default=",".join(DEFAULT_NAMES))
     parser.add_argument("--exposures", default="0", help="comma-separated --exposure values, one output row each")
+    parser.add_argument("--highlights", default="curve", help="comma-separated --highlights modes, one row each")
     args = parser.parse_args()
-    enhancers = [Enhancer(model=args.model, device="auto", prior=args.prior, steps=args.steps, exposure=float(ev))
-                 for ev in args.exposures.split(",")]
+    enhancers = [Enhancer(model=args.model, device="auto", prior=args.prior, steps=args.steps, exposure=float(ev),
+                          highlights=mode)
+                 for ev in args.exposures.split(",") for mode in args.highlights.split(",")]
     rows: list[list[np.ndarray]] = [[] for _ in range(len(enhancers) + 1)]
     for name in args.names.split(","):
         rgb = load_image(args.folder / name).rgb

@@ -56,31 +56,32 @@ def log_mean_gain(base: torch.Tensor, low_mean: torch.Tensor) -> torch.Tensor:
 
 
 def judge(whole: torch.Tensor, tone: ToneEstimator, target_thumb: torch.Tensor | None = None,
-          roll_off: bool = True) -> ToneParams:
+          roll_off: bool = True, local: bool = False) -> ToneParams:
     """The tone branch's parameters for the whole photo(s) `whole` (sRGB, any size).
 
     `target_thumb` (training only) is the whole target photo: exposure and
     white balance are then the target's own (see `models/tone.py`).
     `roll_off` guards highlights at inference (`tone.roll_off_highlights`);
-    training turns it off, so the curve it learns is the one it is scored on.
+    training turns it off, so the curve it learns is the one it is scored on;
+    `local` lets it lower lit regions locally first (`--highlights local`).
     """
     params = tone(whole)
     if target_thumb is not None:
         return with_gains(params, target_gains(whole, target_thumb))
-    return roll_off_highlights(params, whole) if roll_off else params
+    return roll_off_highlights(params, whole, local) if roll_off else params
 
 
 def develop(low: torch.Tensor, tone: ToneEstimator | None, target_brightness: float,
             thumb: torch.Tensor | None = None, ev: float | torch.Tensor = 0.0,
             target_thumb: torch.Tensor | None = None, roll_off: bool = True,
-            params: ToneParams | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+            params: ToneParams | None = None, local: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The base (B,3,H,W) the denoiser refines, and log(mean gain) per image (B,).
 
     `thumb` is the whole photo (any size) when `low` is a crop or tile of it:
     the global judgement must come from the whole frame. `ev` (stops) biases
     the tone branch's exposure; the auto-gamma base of first-release models has
-    no exposure to bias, so a non-zero `ev` there is an error. `target_thumb`
-    and `roll_off` are `judge`'s; `params`, when given, is a judgement already
+    no exposure to bias, so a non-zero `ev` there is an error. `target_thumb`,
+    `roll_off` and `local` are `judge`'s; `params`, when given, is a judgement already
     made (video smooths it over a shot).
     """
     if tone is None:
@@ -88,7 +89,7 @@ def develop(low: torch.Tensor, tone: ToneEstimator | None, target_brightness: fl
             raise ValueError("this model has no tone branch: an exposure bias needs a model trained with one")
         return brighten(low, target_brightness)
     if params is None:
-        params = judge(low if thumb is None else thumb, tone, target_thumb, roll_off)
+        params = judge(low if thumb is None else thumb, tone, target_thumb, roll_off, local)
     base = apply_tone(low, params, ev).to(low.dtype)
     return base, log_mean_gain(base, luminance(low).mean(dim=(1, 2, 3)).clamp(1e-4, 0.99))
 

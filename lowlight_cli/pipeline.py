@@ -71,8 +71,8 @@ class Enhancer:
     """
 
     steps, seed, work_size, full_res, tile = map(_setting, ("steps", "seed", "work_size", "full_res", "tile"))
-    detail_threshold, shadow_denoise, exposure, direct_size = map(
-        _setting, ("detail_threshold", "shadow_denoise", "exposure", "direct_size"))
+    detail_threshold, shadow_denoise, exposure, direct_size, highlights = map(
+        _setting, ("detail_threshold", "shadow_denoise", "exposure", "direct_size", "highlights"))
 
     def __init__(self, model: str | Path | PriorGuidedDenoiser | None = None, *,
                  settings: EnhanceSettings | None = None, notify: Callable[[str], None] = lambda m: None,
@@ -132,14 +132,15 @@ class Enhancer:
     def develop(self, low: torch.Tensor, params: ToneParams | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The base of a (1,3,H,W) working copy and its log gain, with the user's exposure bias; `params`: a
         tone judgement already made (else the tone branch judges `low`)."""
-        return develop(low, self.tone, self.config.target_brightness, ev=self.exposure, params=params)
+        return develop(low, self.tone, self.config.target_brightness, ev=self.exposure, params=params,
+                       local=self.highlights == "local")
 
     def judge(self, low: np.ndarray) -> ToneParams | None:
         """The tone branch's judgement of a working-size image (None for a model without one)."""
         if self.tone is None:
             return None
         with torch.no_grad():
-            return judge(to_tensor(low), self.tone)
+            return judge(to_tensor(low), self.tone, local=self.highlights == "local")
 
     def develop_copy(self, low: np.ndarray, params: ToneParams | None = None) -> WorkingCopy:
         """A working copy of the working-size `low`, its base developed by `params` (video: a shot's

@@ -22,6 +22,7 @@ from lowlight_cli.errors import UsageError
 
 DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
 PRIOR_KINDS = ("auto", "sam", "fallback", "none")
+HIGHLIGHT_MODES = ("curve", "local")
 SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h")
 
 DEFAULT_MODEL = "lowlight-default"
@@ -108,6 +109,11 @@ class EnhanceSettings:
         "--exposure", "EV", "Brightness bias in EV around the model's own choice, about -2..+2; applied through "
                             "the model's tone conditioning, 0 = the model's choice.",
         min=-MAX_EXPOSURE, max=MAX_EXPOSURE))
+    highlights: str = field(default="curve", metadata=_meta(
+        "--highlights", None, "What keeps highlights the brightening would blow: curve (the tone curve's shoulder "
+                              "is compressed; bright skies stay bright, as in a single exposure) or local (lit "
+                              "regions the camera already exposed, a floodlit facade at night, a candle, a window, "
+                              "are brought down as a whole and keep their detail; a bright sky can come out darker)."))
     full_res: bool = field(default=False, metadata=_meta(
         "--full-res", None, "Sample at full resolution in blended tiles instead (slow; GPU advised)."))
     tile: int = field(default=DEFAULT_TILE, metadata=_meta("--tile", "PX", "Tile side for --full-res."))
@@ -119,6 +125,7 @@ class EnhanceSettings:
             object.__setattr__(self, "sam_checkpoint", Path(self.sam_checkpoint))
         check_choice("device", self.device, DEVICE_CHOICES)
         check_choice("prior", self.prior, PRIOR_KINDS)
+        check_choice("highlights", self.highlights, HIGHLIGHT_MODES)
         check_choice("sam_model", self.sam_model, SAM_MODEL_TYPES)
         check_steps(self.steps)
         limits = (("work_size", self.work_size, MIN_WORK_SIZE, " pixels"), ("tile", self.tile, MIN_TILE, " pixels"),
@@ -137,7 +144,7 @@ class EnhanceSettings:
     def describe(self) -> str:
         """One line for `--verbose`: what the run uses."""
         return (f"{self.steps} steps, work size {self.work_size}, prior {self.prior}, "
-                f"exposure {self.exposure:+g} EV")
+                f"exposure {self.exposure:+g} EV, highlights {self.highlights}")
 
 
 SETTING_NAMES = tuple(item.name for item in fields(EnhanceSettings))

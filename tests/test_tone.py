@@ -12,9 +12,10 @@ import torch
 from PIL import Image
 
 from lowlight_cli.condition import develop
+from lowlight_cli.models.local_exposure import compression
 from lowlight_cli.models.tone import (CLIP_LEVEL, GAMUT_TOP, ToneEstimator, apply_tone, default_curve, fit_to_white, gain_loss,
                                      linear_luminance, linear_to_srgb, roll_off_highlights, srgb_to_linear,
-                                     target_gains, with_gains)
+                                     ToneParams, mix, target_gains, with_gains)
 from tests.conftest import dark_array, tiny_model
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "lowlight-samples" / "DICM_06.jpg"
@@ -103,6 +104,24 @@ def test_enhancer_exposure_is_monotone_on_a_real_photo_and_zero_is_the_default(t
         Enhancer(tiny_model(), device="cpu", prior="none", exposure=1.0)
     with pytest.raises(UsageError, match="within ±3 EV"):
         Enhancer(model, device="cpu", prior="none", exposure=5.0)
+
+
+def test_highlights_local_keeps_a_floodlit_facade_at_night_below_white_and_detailed():
+    """DICM_26: a floodlit memorial on a black sky. `--highlights local` renders the regions the camera had lit
+    darker and with more contrast than the curve's shoulder does, and leaves the dark rest of the frame alone.
+    The shipped model: its exposure is what pushes the facade past white (a random one's is not)."""
+    from lowlight_cli.io.images import load_image
+    from lowlight_cli.pipeline import Enhancer
+
+    rgb = load_image(SAMPLE.with_name("DICM_26.jpg")).rgb[::2, ::2]
+    luma = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    lit, dark = luma >= 0.5, luma < 0.05
+    out = {mode: Enhancer("default", device="cpu", prior="none", highlights=mode).enhance(rgb).rgb @
+           np.array([0.299, 0.587, 0.114], dtype=np.float32) for mode in ("curve", "local")}
+    assert out["curve"][lit].mean() > 0.93 and out["curve"][lit].std() < 0.01  # a pale, flat block
+    assert out["local"][lit].mean() < out["curve"][lit].mean() - 0.05
+    assert out["local"][lit].std() > 4 * out["curve"][lit].std()
+    assert abs(out["local"][dark].mean() - out["curve"][dark].mean()) < 0.01
 
 
 def lol_like_folder(root: Path, groups: int = 30) -> Path:
@@ -254,9 +273,54 @@ def test_the_roll_off_guards_inference_only(monkeypatch):
     from lowlight_cli.training.trainer import TrainOptions, tone_loss
 
     calls = []
-    monkeypatch.setattr(condition, "roll_off_highlights", lambda params, thumb: calls.append(1) or params)
+    monkeypatch.setattr(condition, "roll_off_highlights", lambda params, thumb, local: calls.append(1) or params)
     tone, low = ToneEstimator(), torch.full((2, 3, 32, 32), 0.05)
     tone_loss(tone, {"low": low, "high": low * 8}, TrainOptions(data=[], out=Path("x"), teacher_gains=False))
     assert calls == []
     condition.develop(low, tone, 0.45)
     assert calls == [1]
+
+
+def facade_at_night() -> tuple[torch.Tensor, ToneParams]:
+    """A lit facade with columns (a bright subject, 23% of the frame) on a black night sky, and a judgement
+    whose night-sky auto-exposure pushes the facade stops past white."""
+    low = torch.full((1, 3, 64, 64), 0.02)
+    low[:, :, 20:44, 12:52] = 0.7
+    low[:, :, 24:44, 14:52:6] = 0.45  # the shade between columns: detail inside the lit region
+    params = with_gains(ToneEstimator()(low), (torch.tensor([math.log(40.0)]), torch.zeros(1, 3)))
+    return low, params
+
+
+def test_local_exposure_lowers_a_lit_region_whole_and_keeps_its_detail_and_the_dark_ground():
+    low, params = facade_at_night()
+    lum = linear_luminance(srgb_to_linear(low) * 40.0)
+    assert torch.equal(compression(lum, torch.zeros(1)), torch.ones_like(lum))
+    factor = compression(lum, torch.ones(1))
+    assert float(factor[0, 0, 32, 30]) < 0.1  # the facade comes down by more than three stops
+    sky = factor[0, 0, :12]  # the black sky, above the facade, untouched: no dark halo
+    assert float(sky.min()) == 1.0
+    compressed = torch.log2(lum * factor)[0, 0, 30]
+    column, shade = float(compressed[17]), float(compressed[20])  # a column and the shade beside it
+    before = float(torch.log2(lum[0, 0, 30, 17] / lum[0, 0, 30, 20]))
+    assert column - shade > 0.8 * before  # the detail keeps most of its contrast (a curve's shoulder would not)
+
+
+def test_local_highlights_keep_a_lit_facade_s_detail_that_the_curve_alone_flattens():
+    low, params = facade_at_night()
+    curve_only = roll_off_highlights(params, low)
+    assert float(curve_only.highlights[0]) == 0.0
+    rolled = roll_off_highlights(params, low, local=True)
+    assert 0.0 < float(rolled.highlights[0]) <= 1.0
+    assert torch.equal(rolled.curve, params.curve)  # local exposure was enough: the curve is as judged
+    contrast = lambda p: float((lambda lum: lum[30, 17] / lum[30, 20])(  # noqa: E731  column against shade
+        linear_luminance(srgb_to_linear(apply_tone(low, p)))[0, 0]))
+    assert contrast(rolled) > 1.1 > 1.01 > contrast(curve_only)  # the curve alone leaves the columns flat
+    assert float((apply_tone(low, rolled).amax(dim=1) >= CLIP_LEVEL).float().mean()) <= 0.01
+
+
+def test_video_mixes_the_local_exposure_strength_and_a_judgement_without_one_counts_as_zero():
+    low, params = facade_at_night()
+    rolled = roll_off_highlights(params, low, local=True)
+    mixed = mix(params, rolled, 0.75)  # the shot so far had none; this frame needs some
+    assert float(mixed.highlights[0]) == pytest.approx(0.25 * float(rolled.highlights[0]))
+    assert float(mix(rolled, rolled, 0.5).highlights[0]) == pytest.approx(float(rolled.highlights[0]))

@@ -137,7 +137,7 @@ class LowlightGroup(TyperGroup):
 PANELS = {
     "Output": ["output", "fmt", "quality", "overwrite", "frame_format"],
     "Input": ["recursive", "glob", "start", "end", "max_frames", "fps"],
-    "Look": ["exposure", "detail_threshold", "shadow_denoise", "smoothing"],
+    "Look": ["exposure", "highlights", "detail_threshold", "shadow_denoise", "smoothing"],
     "Model and prior": ["model", "prior", "sam_model", "sam_checkpoint"],
     "Quality and speed": ["steps", "work_size", "full_res", "tile", "seed", "device"],
     "Cluster (Ray)": ["ray", "workers", "gpus_per_worker", "cpus_per_worker"],

@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 import typer
 
 from lowlight_cli.cli.app import STATE, console
-from lowlight_cli.settings import DEVICE_CHOICES, PRIOR_KINDS, SAM_MODEL_TYPES, EnhanceSettings
+from lowlight_cli.settings import DEVICE_CHOICES, HIGHLIGHT_MODES, PRIOR_KINDS, SAM_MODEL_TYPES, EnhanceSettings
 
 
 def choice_enum(name: str, choices: tuple[str, ...]) -> type[Enum]:
@@ -29,7 +29,8 @@ def choice_enum(name: str, choices: tuple[str, ...]) -> type[Enum]:
 Device = choice_enum("Device", DEVICE_CHOICES)
 Prior = choice_enum("Prior", PRIOR_KINDS)
 SamModel = choice_enum("SamModel", SAM_MODEL_TYPES)
-CHOICES = {"device": Device, "prior": Prior, "sam_model": SamModel}
+Highlights = choice_enum("Highlights", HIGHLIGHT_MODES)
+CHOICES = {"device": Device, "prior": Prior, "sam_model": SamModel, "highlights": Highlights}
 TYPES = {"model": str, "sam_checkpoint": Optional[Path], "steps": int, "seed": int, "work_size": int,
          "full_res": bool, "tile": int, "detail_threshold": float, "shadow_denoise": float, "exposure": float}
 

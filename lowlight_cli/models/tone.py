@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lowlight_cli.models.local_exposure import compression
+
 THUMBNAIL = 64  # side of the (square, aspect-squashed) thumbnail the estimator sees
 KNOTS = torch.linspace(-10.0, 3.0, 27)  # log2 of exposed linear luminance; 0.18 (mid grey) is -2.47
 KEY = 0.18  # the auto-exposure the prediction is relative to: log-average luminance → mid grey
@@ -80,6 +82,7 @@ class ToneParams:
     log_wb: torch.Tensor  # (B,3) luminance-neutral white-balance gains
     curve: torch.Tensor  # (B,K) display luminance at each knot, increasing
     saturation: torch.Tensor  # (B,) chroma scale around the developed luminance
+    highlights: torch.Tensor | None = None  # (B,) local exposure strength in [0, 1] (`local_exposure`); None = 0
 
 
 class ToneEstimator(nn.Module):
@@ -148,7 +151,13 @@ def mix(past: ToneParams, current: ToneParams, weight: float) -> ToneParams:
     of two increasing curves is increasing."""
     blend = lambda a, b: weight * a + (1.0 - weight) * b  # noqa: E731
     return ToneParams(blend(past.log_exposure, current.log_exposure), blend(past.log_wb, current.log_wb),
-                      blend(past.curve, current.curve), blend(past.saturation, current.saturation))
+                      blend(past.curve, current.curve), blend(past.saturation, current.saturation),
+                      blend(highlight_strength(past), highlight_strength(current)))
+
+
+def highlight_strength(params: ToneParams) -> torch.Tensor:
+    """The local exposure strength per image, (B,): 0 where the judgement set none."""
+    return params.highlights if params.highlights is not None else torch.zeros_like(params.log_exposure)
 
 
 def gain_loss(params: ToneParams, gains: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -163,6 +172,7 @@ CLIP_LEVEL = 0.97  # a channel at or above this (sRGB) reads as blown: the denoi
 # level or two of noise) would carry it over 254, and a large area this close to white looks white anyway
 KNEE = 0.75  # display luminance above which the roll-off may reshape the curve
 MAX_NEW_CLIPPED = 0.01  # share of the thumbnail, under CLIP_LEVEL in the input, that may be blown
+LOCAL_STRENGTHS = (0.25, 0.5, 0.75, 1.0)  # local exposure candidates of the roll-off (`local`), mildest first
 GAMUT_TOP = 0.9  # linear level (sRGB 0.955) a channel may reach before its colour gives way to white: below
 # CLIP_LEVEL, so a paled colour is not counted as blown, with room for the denoiser's detail
 
@@ -174,36 +184,45 @@ def _run_to(curve: torch.Tensor, knee: int, reach: float, top: float) -> torch.T
     return torch.where(index >= knee, torch.minimum(curve, run), curve)
 
 
-def roll_off_highlights(params: ToneParams, thumb: torch.Tensor) -> ToneParams:
-    """Compress each photo's highlights, not blow them: reshape the curve above `KNEE` as far as needed.
+def roll_off_highlights(params: ToneParams, thumb: torch.Tensor, local: bool = False) -> ToneParams:
+    """Compress each photo's highlights, not blow them: reshape the curve above `KNEE` as far as needed,
+    or, when `local`, first bring the lit regions down locally (`local_exposure`).
 
     A bright subject on a black ground (a lit building at night, a window in
     a dark room) pulls the exposure far up, and the learned curve, fitted to
-    targets that often clip, then flattens it to white. Candidates replace
-    the curve above the knee by a straight run (in log luminance) ending ever
-    later and, last, lower; the first under which at most `MAX_NEW_CLIPPED`
-    of the developed thumbnail newly clips (any channel) is kept. Mid-tones,
-    shadows and the exposure are unchanged; the 64-px thumbnail's area
-    averaging lets a small lamp clip, as it should, but not a facade.
+    targets that often clip, would flatten it to white. Candidates replace the
+    curve above the knee by a straight run (in log luminance) ending ever later
+    and, last, lower; the first under which at most `MAX_NEW_CLIPPED` of the
+    developed thumbnail newly clips (any channel) is kept. That keeps the
+    facade under white but spends the whole shoulder on it: a pale block.
+    With `local`, local exposure of rising strength comes first, which lowers
+    the lit region as a whole and keeps its detail (the curve is reshaped
+    only if full strength is not enough). Shadows, mid-tones and the exposure
+    are unchanged either way; the 64-px thumbnail's area averaging lets a
+    small lamp clip, as it should, but not a facade.
     """
     small = thumbnail(thumb.float())
     free = small.amax(dim=1) < CLIP_LEVEL  # (B,h,w): not clipped in the input
     last = len(KNOTS) - 1.0
-    curves = []
+    curves, strengths = [], []
     for i, curve in enumerate(params.curve):
         one = replace(params, log_exposure=params.log_exposure[i:i + 1], log_wb=params.log_wb[i:i + 1],
-                      curve=curve[None], saturation=params.saturation[i:i + 1])
+                      curve=curve[None], saturation=params.saturation[i:i + 1], highlights=None)
         above = torch.nonzero(curve >= KNEE)
         knee = int(above[0]) if len(above) else len(curve) - 1
-        candidates = [curve] + [_run_to(curve, knee, knee + (last - knee) * f, CLIP_LEVEL - 0.005)
-                                for f in (0.25, 0.5, 0.75, 1.0)] + [_run_to(curve, knee, last, top)
-                                                                   for top in (0.95, 0.9, 0.85)]
-        for candidate in candidates:
-            developed = apply_tone(small[i:i + 1], replace(one, curve=candidate[None]))
+        reshaped = [_run_to(curve, knee, knee + (last - knee) * f, CLIP_LEVEL - 0.005) for f in (0.25, 0.5, 0.75, 1.0)]
+        reshaped += [_run_to(curve, knee, last, top) for top in (0.95, 0.9, 0.85)]
+        strength = LOCAL_STRENGTHS[-1] if local else 0.0
+        candidates = ([(curve, 0.0)] + [(curve, s) for s in LOCAL_STRENGTHS if local]
+                      + [(c, strength) for c in reshaped])
+        for candidate, strength in candidates:
+            developed = apply_tone(small[i:i + 1], replace(one, curve=candidate[None],
+                                                           highlights=curve.new_tensor([strength])))
             if float(((developed.amax(dim=1) >= CLIP_LEVEL) & free[i:i + 1]).float().mean()) <= MAX_NEW_CLIPPED:
                 break
         curves.append(candidate)
-    return replace(params, curve=torch.stack(curves))
+        strengths.append(strength)
+    return replace(params, curve=torch.stack(curves), highlights=params.curve.new_tensor(strengths))
 
 
 def apply_tone(low: torch.Tensor, params: ToneParams, ev: float | torch.Tensor = 0.0) -> torch.Tensor:
@@ -215,6 +234,9 @@ def apply_tone(low: torch.Tensor, params: ToneParams, ev: float | torch.Tensor =
     gain = params.log_exposure + torch.as_tensor(ev, dtype=torch.float32, device=low.device) * math.log(2.0)
     linear = srgb_to_linear(low.float()) * torch.exp(gain.view(-1, 1, 1, 1) + params.log_wb[:, :, None, None])
     lum = linear_luminance(linear).clamp_min(1e-6)
+    if params.highlights is not None and bool((params.highlights > 0).any()):
+        factor = compression(lum, params.highlights)
+        linear, lum = linear * factor, lum * factor
     knots = KNOTS.to(low.device)
     step = float(knots[1] - knots[0])
     position = ((torch.log2(lum) - float(knots[0])) / step).clamp(0.0, len(knots) - 1.0)
