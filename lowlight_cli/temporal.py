@@ -11,7 +11,7 @@ move both. Within a shot, three things keep consecutive frames consistent:
 * the region prior of the shot's first frame is reused, so the model is
   guided by the same regions, and only recomputed on a scene cut;
 * the tone judgement (exposure, white balance, curve, and the highlight
-  roll-off's choice of shoulder) is averaged over time, as a camera's
+  roll-off's choice of shoulder and local exposure strength) is averaged over time, as a camera's
   auto-exposure settles, so it follows the light without jumping between
   frames, and starts afresh on a cut;
 * the working-resolution output, which defines the colour transform that

@@ -106,6 +106,7 @@ def test_enhancer_exposure_is_monotone_on_a_real_photo_and_zero_is_the_default(t
         Enhancer(model, device="cpu", prior="none", exposure=5.0)
 
 
+@pytest.mark.skipif(not SAMPLE.exists(), reason="needs ../shared/data/lowlight-samples")
 def test_highlights_local_keeps_a_floodlit_facade_at_night_below_white_and_detailed():
     """DICM_26: a floodlit memorial on a black sky. `--highlights local` renders the regions the camera had lit
     darker and with more contrast than the curve's shoulder does, and leaves the dark rest of the frame alone.
@@ -297,8 +298,8 @@ def test_local_exposure_lowers_a_lit_region_whole_and_keeps_its_detail_and_the_d
     assert torch.equal(compression(lum, torch.zeros(1)), torch.ones_like(lum))
     factor = compression(lum, torch.ones(1))
     assert float(factor[0, 0, 32, 30]) < 0.1  # the facade comes down by more than three stops
-    sky = factor[0, 0, :12]  # the black sky, above the facade, untouched: no dark halo
-    assert float(sky.min()) == 1.0
+    sky = factor[0, 0, 14:20]  # the black sky just above the facade (row 20), within the filter's reach
+    assert float(sky.min()) == 1.0  # untouched: no dark halo
     compressed = torch.log2(lum * factor)[0, 0, 30]
     column, shade = float(compressed[17]), float(compressed[20])  # a column and the shade beside it
     before = float(torch.log2(lum[0, 0, 30, 17] / lum[0, 0, 30, 20]))
@@ -314,7 +315,8 @@ def test_local_highlights_keep_a_lit_facade_s_detail_that_the_curve_alone_flatte
     assert torch.equal(rolled.curve, params.curve)  # local exposure was enough: the curve is as judged
     contrast = lambda p: float((lambda lum: lum[30, 17] / lum[30, 20])(  # noqa: E731  column against shade
         linear_luminance(srgb_to_linear(apply_tone(low, p)))[0, 0]))
-    assert contrast(rolled) > 1.1 > 1.01 > contrast(curve_only)  # the curve alone leaves the columns flat
+    assert contrast(rolled) > 1.1
+    assert contrast(curve_only) < 1.01  # the curve alone leaves the columns flat
     assert float((apply_tone(low, rolled).amax(dim=1) >= CLIP_LEVEL).float().mean()) <= 0.01
 
 

@@ -6,7 +6,8 @@ at a thumbnail of the whole (dark) photo and predicts a handful of global
 parameters; applying them to the photo at any resolution gives the "base"
 the denoiser refines. Because the parameters are global, they are learned
 from whole frames (cheap: thumbnails) and then hold for every crop, tile and
-working size alike.
+working size alike (all but `--highlights local`'s compression, which looks at
+the image it develops: inference develops whole working copies only).
 
 The curve acts in linear light, the way a camera develops a raw file:
 exposure gain and per-channel white-balance gains multiply linear RGB, then a
@@ -212,9 +213,9 @@ def roll_off_highlights(params: ToneParams, thumb: torch.Tensor, local: bool = F
         knee = int(above[0]) if len(above) else len(curve) - 1
         reshaped = [_run_to(curve, knee, knee + (last - knee) * f, CLIP_LEVEL - 0.005) for f in (0.25, 0.5, 0.75, 1.0)]
         reshaped += [_run_to(curve, knee, last, top) for top in (0.95, 0.9, 0.85)]
-        strength = LOCAL_STRENGTHS[-1] if local else 0.0
+        with_reshape = LOCAL_STRENGTHS[-1] if local else 0.0  # a reshaped curve comes after full local strength
         candidates = ([(curve, 0.0)] + [(curve, s) for s in LOCAL_STRENGTHS if local]
-                      + [(c, strength) for c in reshaped])
+                      + [(c, with_reshape) for c in reshaped])
         for candidate, strength in candidates:
             developed = apply_tone(small[i:i + 1], replace(one, curve=candidate[None],
                                                            highlights=curve.new_tensor([strength])))
