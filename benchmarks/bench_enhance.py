@@ -32,7 +32,8 @@ from lowlight_cli.pipeline import Enhancer
 t0 = time.perf_counter()
 # With random SAM weights, build without a prior (`sam` would look for real weights) and attach the random SAM.
 enhancer = Enhancer(model=args["model"], device=args["device"], prior="none" if args["sam_random"] else args["prior"],
-                    steps=args["steps"], work_size=args["work_size"], full_res=args["full_res"])
+                    steps=args["steps"], work_size=args["work_size"], full_res=args["full_res"],
+                    highlights=args["highlights"])
 load = time.perf_counter() - t0
 if args["sam_random"]:
     from segment_anything import sam_model_registry
@@ -91,6 +92,7 @@ def main() -> None:
     parser.add_argument("--prior-sam-random", default="", help="add a 'sam' prior row: SAM of this size with random "
                                                                   "weights (cost only, no download)")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--highlights", default="curve", help="curve | local (the --highlights setting)")
     parser.add_argument("--warmup", action="store_true", help="run once before timing (GPU kernels, caches)")
     args = parser.parse_args()
     priors = args.priors.split(",")
@@ -106,6 +108,7 @@ def main() -> None:
                     child = dict(model=args.model, device=args.device, prior=prior, steps=steps,
                                  work_size=args.work_size, full_res=args.full_res, photo=str(photo),
                                  out=str(folder / "out.jpg"), threads=args.threads, warmup=args.warmup,
+                                 highlights=args.highlights,
                                  sam_random=args.prior_sam_random if prior == "sam" else "")
                     done = subprocess.run([sys.executable, "-c", CHILD, json.dumps(child)], capture_output=True,
                                           text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
