@@ -83,7 +83,7 @@ class ToneParams:
     log_wb: torch.Tensor  # (B,3) luminance-neutral white-balance gains
     curve: torch.Tensor  # (B,K) display luminance at each knot, increasing
     saturation: torch.Tensor  # (B,) chroma scale around the developed luminance
-    highlights: torch.Tensor | None = None  # (B,) local exposure strength in [0, 1] (`local_exposure`); None = 0
+    highlights: torch.Tensor  # (B,) local exposure strength in [0, 1] (`local_exposure`): the roll-off's to set
 
 
 class ToneEstimator(nn.Module):
@@ -124,6 +124,7 @@ class ToneEstimator(nn.Module):
             log_wb=log_wb,
             curve=torch.cumsum(F.softplus(out[:, 4:4 + len(KNOTS)]), dim=1),
             saturation=torch.exp(0.5 * torch.tanh(out[:, -1])),
+            highlights=torch.zeros_like(out[:, 0]),  # no local exposure until the roll-off asks for some
         )
 
 
@@ -153,12 +154,7 @@ def mix(past: ToneParams, current: ToneParams, weight: float) -> ToneParams:
     blend = lambda a, b: weight * a + (1.0 - weight) * b  # noqa: E731
     return ToneParams(blend(past.log_exposure, current.log_exposure), blend(past.log_wb, current.log_wb),
                       blend(past.curve, current.curve), blend(past.saturation, current.saturation),
-                      blend(highlight_strength(past), highlight_strength(current)))
-
-
-def highlight_strength(params: ToneParams) -> torch.Tensor:
-    """The local exposure strength per image, (B,): 0 where the judgement set none."""
-    return params.highlights if params.highlights is not None else torch.zeros_like(params.log_exposure)
+                      blend(past.highlights, current.highlights))
 
 
 def gain_loss(params: ToneParams, gains: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -208,7 +204,7 @@ def roll_off_highlights(params: ToneParams, thumb: torch.Tensor, local: bool = F
     curves, strengths = [], []
     for i, curve in enumerate(params.curve):
         one = replace(params, log_exposure=params.log_exposure[i:i + 1], log_wb=params.log_wb[i:i + 1],
-                      curve=curve[None], saturation=params.saturation[i:i + 1], highlights=None)
+                      curve=curve[None], saturation=params.saturation[i:i + 1])
         above = torch.nonzero(curve >= KNEE)
         knee = int(above[0]) if len(above) else len(curve) - 1
         reshaped = [_run_to(curve, knee, knee + (last - knee) * f, CLIP_LEVEL - 0.005) for f in (0.25, 0.5, 0.75, 1.0)]
@@ -235,7 +231,7 @@ def apply_tone(low: torch.Tensor, params: ToneParams, ev: float | torch.Tensor =
     gain = params.log_exposure + torch.as_tensor(ev, dtype=torch.float32, device=low.device) * math.log(2.0)
     linear = srgb_to_linear(low.float()) * torch.exp(gain.view(-1, 1, 1, 1) + params.log_wb[:, :, None, None])
     lum = linear_luminance(linear).clamp_min(1e-6)
-    if params.highlights is not None and bool((params.highlights > 0).any()):
+    if bool((params.highlights > 0).any()):
         factor = compression(lum, params.highlights)
         linear, lum = linear * factor, lum * factor
     knots = KNOTS.to(low.device)
