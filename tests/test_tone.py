@@ -326,3 +326,15 @@ def test_video_mixes_the_local_exposure_strength_and_a_judgement_without_one_cou
     mixed = mix(params, rolled, 0.75)  # the shot so far had none; this frame needs some
     assert float(mixed.highlights[0]) == pytest.approx(0.25 * float(rolled.highlights[0]))
     assert float(mix(rolled, rolled, 0.5).highlights[0]) == pytest.approx(float(rolled.highlights[0]))
+
+
+def test_the_white_balance_is_the_same_for_a_photo_and_its_mirror_image():
+    tone = ToneEstimator()
+    torch.manual_seed(0)
+    torch.nn.init.normal_(tone.head[-1].weight, std=0.1)  # a judgement that depends on the picture
+    low = photo()
+    with torch.no_grad():
+        params, mirrored = tone(low), tone(low.flip(-1))
+    assert params.log_wb.abs().max() > 1e-3
+    assert torch.allclose(params.log_wb, mirrored.log_wb, atol=1e-6)
+    assert not torch.allclose(params.log_exposure, mirrored.log_exposure, atol=1e-4)  # exposure keeps the orientation

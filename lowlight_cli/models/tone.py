@@ -108,16 +108,23 @@ class ToneEstimator(nn.Module):
             self.head[-1].bias[4:4 + len(KNOTS)] = torch.log(torch.expm1(increments))
 
     def forward(self, thumb: torch.Tensor) -> ToneParams:
-        """`thumb`: (B,3,h,w) sRGB in [0,1], any size (pooled to 64×64)."""
+        """`thumb`: (B,3,h,w) sRGB in [0,1], any size (pooled to 64×64).
+
+        The white balance is the mean of the judgements of the thumbnail and
+        of its mirror image. The branch is trained on both orientations but
+        is not mirror-invariant (its guesses for a photo and its mirror
+        differ), and a light's colour does not depend on which way the frame
+        faces: the mean is the better guess on every evaluation set (README,
+        Quality). The exposure and the curve keep the photo's own orientation:
+        averaged too, they trade LOL val for the other sets.
+        """
         linear = srgb_to_linear(thumbnail(thumb.float()))
-        log_lin = torch.log(linear.clamp_min(1e-4))
-        h = self.features(torch.cat([linear.sqrt(), log_lin / 5.0], dim=1))
         lum = torch.log(linear_luminance(linear).clamp_min(1e-4)).flatten(1)
         quantiles = torch.quantile(lum, lum.new_tensor([0.01, 0.1, 0.5, 0.9, 0.99]), dim=1).T
         stats = torch.cat([lum.mean(dim=1, keepdim=True), torch.log(linear.mean(dim=(1, 2, 3)).clamp_min(1e-4))[:, None],
-                           quantiles], dim=1) / 5.0
-        out = self.head(torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3)), stats], dim=1))
-        log_wb = out[:, 1:4]
+                           quantiles], dim=1) / 5.0  # the same for the mirror image
+        out, mirrored = self._head(torch.cat([linear, linear.flip(-1)]), torch.cat([stats, stats])).chunk(2)
+        log_wb = (out[:, 1:4] + mirrored[:, 1:4]) / 2
         log_wb = log_wb - (log_wb * log_wb.new_tensor(_LUMA)).sum(dim=1, keepdim=True)  # luminance-neutral
         return ToneParams(
             log_exposure=out[:, 0] + math.log(KEY) - torch.log(log_average(linear)),
@@ -126,6 +133,11 @@ class ToneEstimator(nn.Module):
             saturation=torch.exp(0.5 * torch.tanh(out[:, -1])),
             highlights=torch.zeros_like(out[:, 0]),  # no local exposure until the roll-off asks for some
         )
+
+    def _head(self, linear: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
+        """Raw head outputs (B, 1+3+K+1) for linear thumbnails and their luminance statistics."""
+        h = self.features(torch.cat([linear.sqrt(), torch.log(linear.clamp_min(1e-4)) / 5.0], dim=1))
+        return self.head(torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3)), stats], dim=1))
 
 
 def target_gains(low: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
