@@ -31,7 +31,7 @@ full average.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import cv2
@@ -66,8 +66,8 @@ class ShotState:
     """What carries from one frame to the next within a shot."""
 
     low: np.ndarray  # previous working-resolution input, to detect cuts and motion
-    prior: RegionPrior
-    output: np.ndarray  # time-averaged working-resolution output
+    prior: RegionPrior | None  # None after frames a resumed run found done: the next frame computes one
+    output: np.ndarray | None  # time-averaged working-resolution output (None: not read back yet, see `replay`)
     tone: ToneParams | None = None  # time-averaged tone judgement (None: a model without a tone branch)
 
 
@@ -93,8 +93,11 @@ def enhance_video(enhancer: Enhancer, source: FrameSource, sink: FrameSink,
         for index, rgb in source:
             if sink.done(index):
                 report.skipped += 1
-                state = None  # the next missing frame starts a fresh shot
+                state = replay(enhancer, rgb, state, smoothing, scene_cut)
             else:
+                if state is not None and state.output is None:  # the shot resumes from what was written
+                    height, width = state.low.shape[:2]
+                    state = replace(state, output=resize(sink.finished(index - 1), height, width))
                 out, state, new_prior = enhance_frame(enhancer, rgb, state, smoothing, scene_cut)
                 sink.write(index, out, source.time_of(index))
                 report.done += 1
@@ -103,6 +106,25 @@ def enhance_video(enhancer: Enhancer, source: FrameSource, sink: FrameSink,
                 on_frame(index)
     report.seconds = time.perf_counter() - start
     return report
+
+
+def replay(enhancer: Enhancer, rgb: np.ndarray, state: ShotState | None, smoothing: float,
+           scene_cut: float) -> ShotState:
+    """The state after a frame an earlier run already wrote, so a resumed run carries on as one run would.
+
+    Without it the first missing frame would start a fresh shot: its own tone
+    judgement instead of the settled average, a visible jump in the middle of
+    a shot. The judgement is cheap (a thumbnail), so it is replayed for every
+    frame found done; the output average is read back from the last written
+    frame only when the next frame needs it, and the region prior is computed
+    afresh there.
+    """
+    low = enhancer.shrink(rgb, direct=enhancer.full_res)
+    tone = enhancer.judge(low)
+    if state is not None and tone is not None and state.tone is not None and smoothing > 0:
+        if float(change_map(state.low, low).mean()) < scene_cut:
+            tone = mix(state.tone, tone, smoothing)
+    return ShotState(low=low, prior=None, output=None, tone=tone)
 
 
 def enhance_frame(enhancer: Enhancer, rgb: np.ndarray, state: ShotState | None, smoothing: float,
@@ -117,7 +139,8 @@ def enhance_frame(enhancer: Enhancer, rgb: np.ndarray, state: ShotState | None, 
     if same_shot and smoothing > 0 and tone is not None and state.tone is not None:
         tone = mix(state.tone, tone, smoothing)
     working = enhancer.develop_copy(low, tone)  # one judgement and one development per frame
-    working, work_output, prior, _ = enhancer.enhance_working(rgb, state.prior if same_shot else None, working)
+    reused = state.prior if same_shot else None
+    working, work_output, prior, _ = enhancer.enhance_working(rgb, reused, working)
     if same_shot and smoothing > 0:
         shift = global_shift(state.low, working.low)
         past_low, inside = translate(state.low, shift)
@@ -125,7 +148,7 @@ def enhance_frame(enhancer: Enhancer, rgb: np.ndarray, state: ShotState | None, 
         weight = smoothing * inside * agreement(past_low, working.low, scene_cut)
         work_output = weight * past_output + (1.0 - weight) * work_output
     out = enhancer.finish(rgb, working, work_output)
-    return out, ShotState(low=working.low, prior=prior, output=work_output, tone=tone), not same_shot
+    return out, ShotState(low=working.low, prior=prior, output=work_output, tone=tone), reused is None
 
 
 def global_shift(previous: np.ndarray, current: np.ndarray) -> tuple[float, float]:

@@ -14,6 +14,7 @@ import av
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from lowlight_cli.errors import InputError, OutputError
 from lowlight_cli.io.video import FolderSink, VideoSink, open_sink, open_source
@@ -463,3 +464,31 @@ def test_ctrl_c_on_one_video_says_what_was_kept(clip, tmp_path, tiny_checkpoint,
     assert message in result.output and "finished outputs are kept" not in result.output
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != clip.name) == (
         [] if target.endswith(".mp4") else ["frames"])
+
+
+def test_a_resumed_frames_folder_carries_on_as_one_run_would(tmp_path):
+    """Frames found done are replayed (tone judgement, output average), so the first missing frame does not
+    start a fresh shot: it matches the uninterrupted run, and a fresh start would not."""
+    model = tiny_model(tone_curve=True)
+    torch.nn.init.normal_(model.tone.head[-1].weight, std=0.3)  # a judgement that moves with each frame's noise
+    enhancer = Enhancer(model=model, device="cpu", prior="fallback", steps=1, work_size=64)
+    clip = make_clip(tmp_path / "clip.mp4", frames=6)
+    whole, resumed, fresh = tmp_path / "whole", tmp_path / "resumed", tmp_path / "fresh"
+    enhance(enhancer, clip, whole)
+    for folder in (resumed, fresh):
+        folder.mkdir()
+        for n in (1, 2, 3):
+            (folder / f"frame_{n:06d}.png").write_bytes((whole / f"frame_{n:06d}.png").read_bytes())
+    report = enhance(enhancer, clip, resumed)
+    assert (report.done, report.skipped, report.priors) == (3, 3, 1)
+    source = open_source(clip)
+    with source:  # a fresh start at frame 4: what a resumed run did before
+        state = None
+        for index, rgb in source:
+            if index >= 3:
+                out, state, _ = enhance_frame(enhancer, rgb, state, 0.8, 0.12)
+                FolderSink(fresh).write(index, out)
+    frame = lambda folder: np.asarray(Image.open(folder / "frame_000004.png"), np.float32)  # noqa: E731
+    resumed_error = np.abs(frame(resumed) - frame(whole)).mean()
+    fresh_error = np.abs(frame(fresh) - frame(whole)).mean()
+    assert resumed_error < 0.5 * fresh_error, (resumed_error, fresh_error)

@@ -281,6 +281,10 @@ class FrameSink(ABC):
         """Whether frame `index` is already written by an earlier run (only folders can resume)."""
         return False
 
+    def finished(self, index: int) -> np.ndarray:
+        """Frame `index` as an earlier run wrote it (float32 H×W×3): where a resumed shot picks up."""
+        raise NotImplementedError(f"{type(self).__name__} does not resume")
+
     @abstractmethod
     def write(self, index: int, rgb: np.ndarray, time: float | None = None) -> None:
         """Store frame `index`, shown `time` seconds after the first (None: at the constant frame rate)."""
@@ -361,6 +365,9 @@ class FolderSink(FrameSink):
 
     def done(self, index: int) -> bool:
         return self.resume and self.path_for(index).exists()
+
+    def finished(self, index: int) -> np.ndarray:
+        return load_image(self.path_for(index)).rgb
 
     def write(self, index: int, rgb: np.ndarray, time: float | None = None) -> None:
         save_image(self.path_for(index), rgb)
