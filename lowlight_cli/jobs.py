@@ -21,7 +21,8 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, TypeVar, Union
 
 from lowlight_cli.errors import InputError, LowlightError, OutputError
-from lowlight_cli.io.images import IMAGE_SUFFIXES, check_writable, default_suffix, is_image_name, supported_formats
+from lowlight_cli.io.images import (IMAGE_SUFFIXES, check_folder_writable, check_writable, default_suffix,
+                                    is_image_name, supported_formats)
 from lowlight_cli.storage import Location
 
 SUFFIX = "_enhanced"
@@ -227,7 +228,26 @@ def triage(jobs: list[Job], overwrite: bool, report: JobReport | None = None) ->
                                        "inputs are never overwritten"))
         else:
             pending.append(job)
-    return pending, report
+    return writable(pending, report), report
+
+
+def writable(jobs: list[Job], report: JobReport) -> list[Job]:
+    """`jobs` whose local output folder can be written; the others fail now, before any photo is enhanced."""
+    problems: dict[Path, str] = {}
+    for folder in {Path(os.fspath(job.target)).parent for job in jobs if is_local(job.target)}:
+        try:
+            check_folder_writable(folder)
+        except OutputError as exc:
+            problems[folder] = str(exc)
+    kept = []
+    for job in jobs:
+        problem = problems.get(Path(os.fspath(job.target)).parent) if is_local(job.target) else None
+        if problem is None:
+            kept.append(job)
+        else:
+            report.failed.append((job, f"{job.source}: not enhanced, its output {job.target} cannot be written: "
+                                       f"{problem}"))
+    return kept
 
 
 def run_jobs(jobs: list[Job], load: Callable[[Job], T], process: Callable[[Job, T], None], overwrite: bool,

@@ -106,7 +106,8 @@ class EnhanceSettings:
                                  "shadow): strength in units of the expected noise. 0 turns it off; above 1 also "
                                  "flattens texture.", min=0.0))
     exposure: float = field(default=0.0, metadata=_meta(
-        "--exposure", "EV", "Brightness bias in EV around the model's own choice, about -2..+2; applied through "
+        "--exposure", "EV", "Brightness bias in EV around the model's own choice, -3..+3 (its judgement is trained "
+                            "within about ±2); applied through "
                             "the model's tone conditioning, 0 = the model's choice.",
         min=-MAX_EXPOSURE, max=MAX_EXPOSURE))
     highlights: str = field(default="curve", metadata=_meta(

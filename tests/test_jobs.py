@@ -87,3 +87,30 @@ def test_run_jobs_loads_ahead_collects_failures_and_keeps_going(tmp_path):
     assert loaded == ["a.jpg", "b.jpg"] and processed == ["A"]
     assert report.done == [jobs[0]] and report.skipped == [jobs[2]] and report.failed == [(jobs[1], "b.jpg: corrupt")]
     assert advanced == ["c.jpg", "a.jpg", "b.jpg"]  # skipped ones first, then in order
+
+
+def test_outputs_that_cannot_be_written_fail_before_any_photo_is_enhanced(tmp_path, monkeypatch):
+    import lowlight_cli.atomic as atomic
+
+    a, b = touch(tmp_path / "in" / "a.jpg"), touch(tmp_path / "in" / "b.jpg")
+    readonly, fine = tmp_path / "readonly", tmp_path / "fine"
+    readonly.mkdir()
+    real = atomic.tempfile.mkstemp
+
+    def mkstemp(*args, dir=None, **kwargs):  # root ignores permissions: answer as a read-only disk would
+        if Path(dir) == readonly:
+            raise OSError(30, "Read-only file system")
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", mkstemp)
+    processed = []
+    jobs = [Job(a, readonly / "sub" / "a.jpg"), Job(b, fine / "b.jpg")]
+    report = run_jobs(jobs, lambda job: None, lambda job, _: processed.append(job.source), overwrite=False)
+    assert processed == [b]  # the other photo is never enhanced, and nothing was created for it
+    [(job, reason)] = report.failed
+    assert job.source == a and reason.startswith(f"{a}: not enhanced") and "Read-only file system" in reason
+    assert not (readonly / "sub").exists() and list(readonly.iterdir()) == []
+
+    blocker = touch(tmp_path / "afile")
+    _, report = triage([Job(a, blocker / "out.jpg")], overwrite=False)
+    assert f"{blocker}: is a file, not a folder" in report.failed[0][1]

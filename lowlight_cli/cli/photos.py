@@ -134,7 +134,8 @@ def read_stdin(folder: Path) -> Path:
         with Image.open(io.BytesIO(data)) as image:
             kind = image.format or ""
     except (UnidentifiedImageError, OSError):
-        raise InputError(f"standard input: not a supported image (supported: {supported_formats()})") from None
+        raise InputError(f"standard input: not a supported image: its contents match none of the formats we read "
+                         f"(supported: {supported_formats()})") from None
     suffix = {"JPEG": "jpg", "TIFF": "tif"}.get(kind, kind.lower())
     path = folder / f"stdin.{suffix}"
     path.write_bytes(data)

@@ -188,7 +188,8 @@ def _open_pillow(path: Path, data: bytes):
         raise InputError(f"{path}: declares more than {MAX_PIXELS // 1_000_000} MP; refusing to decode it") from None
     except UnidentifiedImageError:
         hint = " (HEIC needs pillow-heif: pip install pillow-heif)" if _is_heif_brand(data) and not _heif_plugin() else ""
-        raise InputError(f"{path}: not a supported image{hint} (supported: {supported_formats()})") from None
+        raise InputError(f"{path}: not a supported image: its contents match none of the formats we read{hint} "
+                         f"(supported: {supported_formats()})") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path}: corrupt or truncated image ({exc})") from None
     if image.format and image.format not in READABLE_FORMATS:
@@ -581,6 +582,22 @@ def same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def check_folder_writable(folder: Path) -> None:
+    """Raise a one-line `OutputError` unless files can be written in `folder` (made if missing).
+
+    Tried on the folder, or on its nearest existing ancestor when it does not
+    exist yet (nothing is created): a file there, or a read-only or full
+    disk, is found before any photo is enhanced, not after each one.
+    """
+    existing = next(p for p in (folder, *folder.parents) if p.exists() or p == Path(p.anchor or "."))
+    if not existing.is_dir():
+        raise OutputError(f"{existing}: is a file, not a folder (the output was to go inside it)")
+    try:
+        discard(temporary_beside(existing / "probe", suffix=".probe"))
+    except OSError as exc:
+        raise OutputError(f"{existing}: cannot write here ({exc.strerror or exc})") from None
+
+
 def atomic_write(path: Path, data: bytes, protect: list[Path] | None = None) -> None:
     """Write `data` to `path` via a temporary file in the same folder and an atomic rename.
 
@@ -593,6 +610,7 @@ def atomic_write(path: Path, data: bytes, protect: list[Path] | None = None) -> 
             raise OutputError(f"{path}: refusing to write over the input file")
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
+        check_folder_writable(folder)  # names a file in the way, which mkdir would only call "File exists"
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
