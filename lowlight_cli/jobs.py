@@ -22,7 +22,7 @@ from typing import Callable, TypeVar, Union
 
 from lowlight_cli.errors import InputError, LowlightError, OutputError
 from lowlight_cli.io.images import (IMAGE_SUFFIXES, check_folder_writable, check_writable, default_suffix,
-                                    is_image_name, supported_formats)
+                                    is_image_name, supported_formats, writable_ancestor)
 from lowlight_cli.storage import Location
 
 SUFFIX = "_enhanced"
@@ -212,8 +212,9 @@ def checked(jobs: list[Job]) -> list[Job]:
 
 
 def triage(jobs: list[Job], overwrite: bool, report: JobReport | None = None) -> tuple[list[Job], JobReport]:
-    """(jobs still to run, report of the others): finished outputs skipped unless `overwrite`, and outputs that
-    are inputs failed (`enhance x.jpg -o x.jpg`, or `x.jpg x_enhanced.jpg --overwrite`): inputs are never replaced."""
+    """(jobs still to run, report of the others): finished outputs skipped unless `overwrite`, outputs that
+    are inputs failed (`enhance x.jpg -o x.jpg`, or `x.jpg x_enhanced.jpg --overwrite`): inputs are never
+    replaced), and outputs whose local folder cannot be written failed before any work (`writable`)."""
     report = report if report is not None else JobReport()
     inputs = {job.source.resolve() for job in jobs}
     pending = []
@@ -233,12 +234,9 @@ def triage(jobs: list[Job], overwrite: bool, report: JobReport | None = None) ->
 
 def writable(jobs: list[Job], report: JobReport) -> list[Job]:
     """`jobs` whose local output folder can be written; the others fail now, before any photo is enhanced."""
-    problems: dict[Path, str] = {}
-    for folder in {Path(os.fspath(job.target)).parent for job in jobs if is_local(job.target)}:
-        try:
-            check_folder_writable(folder)
-        except OutputError as exc:
-            problems[folder] = str(exc)
+    tried: dict[Path, str | None] = {}
+    problems = {folder: write_problem(folder, tried)
+                for folder in {Path(os.fspath(job.target)).parent for job in jobs if is_local(job.target)}}
     kept = []
     for job in jobs:
         problem = problems.get(Path(os.fspath(job.target)).parent) if is_local(job.target) else None
@@ -248,6 +246,23 @@ def writable(jobs: list[Job], report: JobReport) -> list[Job]:
             report.failed.append((job, f"{job.source}: not enhanced, its output {job.target} cannot be written: "
                                        f"{problem}"))
     return kept
+
+
+def write_problem(folder: Path, tried: dict[Path, str | None]) -> str | None:
+    """Why no file can be written in `folder`, or None. Tried where the write would land
+    (`io.images.writable_ancestor`), once per such place (`tried`): a new tree of thousands of
+    sub-folders costs one test of the folder it will grow in."""
+    try:
+        place = writable_ancestor(folder)
+    except OutputError as exc:
+        return str(exc)
+    if place not in tried:
+        try:
+            check_folder_writable(place)
+            tried[place] = None
+        except OutputError as exc:
+            tried[place] = str(exc)
+    return tried[place]
 
 
 def run_jobs(jobs: list[Job], load: Callable[[Job], T], process: Callable[[Job, T], None], overwrite: bool,

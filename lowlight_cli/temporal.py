@@ -31,13 +31,14 @@ full average.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import cv2
 import numpy as np
 
-from lowlight_cli.errors import UsageError
+from lowlight_cli.errors import LowlightError, UsageError
 from lowlight_cli.io.video import FrameSink, FrameSource
 from lowlight_cli.models.tone import ToneParams, mix
 from lowlight_cli.pipeline import Enhancer
@@ -66,9 +67,10 @@ class ShotState:
     """What carries from one frame to the next within a shot."""
 
     low: np.ndarray  # previous working-resolution input, to detect cuts and motion
-    prior: RegionPrior | None  # None after frames a resumed run found done: the next frame computes one
-    output: np.ndarray | None  # time-averaged working-resolution output (None: not read back yet, see `replay`)
+    prior: RegionPrior | None  # None after a frame a resumed run found done: the next frame computes one
+    output: np.ndarray | None  # time-averaged working-resolution output (None after such a frame: see `written`)
     tone: ToneParams | None = None  # time-averaged tone judgement (None: a model without a tone branch)
+    written: Callable[[], np.ndarray] | None = None  # after such a frame: reads it back as the earlier run wrote it
 
 
 def enhance_video(enhancer: Enhancer, source: FrameSource, sink: FrameSink,
@@ -93,11 +95,8 @@ def enhance_video(enhancer: Enhancer, source: FrameSource, sink: FrameSink,
         for index, rgb in source:
             if sink.done(index):
                 report.skipped += 1
-                state = replay(enhancer, rgb, state, smoothing, scene_cut)
+                state = replay(enhancer, rgb, state, smoothing, scene_cut, written=partial(sink.finished, index))
             else:
-                if state is not None and state.output is None:  # the shot resumes from what was written
-                    height, width = state.low.shape[:2]
-                    state = replace(state, output=resize(sink.finished(index - 1), height, width))
                 out, state, new_prior = enhance_frame(enhancer, rgb, state, smoothing, scene_cut)
                 sink.write(index, out, source.time_of(index))
                 report.done += 1
@@ -108,15 +107,17 @@ def enhance_video(enhancer: Enhancer, source: FrameSource, sink: FrameSink,
     return report
 
 
-def replay(enhancer: Enhancer, rgb: np.ndarray, state: ShotState | None, smoothing: float,
-           scene_cut: float) -> ShotState:
-    """The state after a frame an earlier run already wrote, so a resumed run carries on as one run would.
+def replay(enhancer: Enhancer, rgb: np.ndarray, state: ShotState | None, smoothing: float, scene_cut: float,
+           written: Callable[[], np.ndarray]) -> ShotState:
+    """The state after a frame an earlier run already wrote (`written` reads it back), so that a resumed run
+    goes on close to what one run would give.
 
     Without it the first missing frame would start a fresh shot: its own tone
     judgement instead of the settled average, a visible jump in the middle of
     a shot. The judgement is cheap (a thumbnail), so it is replayed for every
-    frame found done; the output average is read back from the last written
-    frame only when the next frame needs it, and the region prior is computed
+    frame found done, exactly as the run that wrote them made it. The output
+    average goes on from the finished frame itself, read back only if the
+    next frame averages with it (`past_output`); the region prior is computed
     afresh there.
     """
     low = enhancer.shrink(rgb, direct=enhancer.full_res)
@@ -124,7 +125,22 @@ def replay(enhancer: Enhancer, rgb: np.ndarray, state: ShotState | None, smoothi
     if state is not None and tone is not None and state.tone is not None and smoothing > 0:
         if float(change_map(state.low, low).mean()) < scene_cut:
             tone = mix(state.tone, tone, smoothing)
-    return ShotState(low=low, prior=None, output=None, tone=tone)
+    return ShotState(low=low, prior=None, output=None, tone=tone, written=written)
+
+
+def past_output(state: ShotState, size: tuple[int, int]) -> np.ndarray | None:
+    """The shot's working-resolution output average so far; after a replayed frame, that frame as written
+    (full size `size`), shrunk to working size. None when it cannot be read or is not that size: the frame
+    then begins its own average, as at the start of a shot."""
+    if state.output is not None:
+        return state.output
+    try:
+        written = state.written()
+    except (LowlightError, OSError):
+        return None
+    if written.shape[:2] != size:
+        return None
+    return resize(written, *state.low.shape[:2])
 
 
 def enhance_frame(enhancer: Enhancer, rgb: np.ndarray, state: ShotState | None, smoothing: float,
@@ -141,12 +157,13 @@ def enhance_frame(enhancer: Enhancer, rgb: np.ndarray, state: ShotState | None, 
     working = enhancer.develop_copy(low, tone)  # one judgement and one development per frame
     reused = state.prior if same_shot else None
     working, work_output, prior, _ = enhancer.enhance_working(rgb, reused, working)
-    if same_shot and smoothing > 0:
+    past = past_output(state, rgb.shape[:2]) if same_shot and smoothing > 0 else None
+    if past is not None:
         shift = global_shift(state.low, working.low)
         past_low, inside = translate(state.low, shift)
-        past_output, _ = translate(state.output, shift)
+        past, _ = translate(past, shift)
         weight = smoothing * inside * agreement(past_low, working.low, scene_cut)
-        work_output = weight * past_output + (1.0 - weight) * work_output
+        work_output = weight * past + (1.0 - weight) * work_output
     out = enhancer.finish(rgb, working, work_output)
     return out, ShotState(low=working.low, prior=prior, output=work_output, tone=tone), reused is None
 

@@ -151,7 +151,9 @@ def test_alpha_is_kept_on_png(tmp_path):
 
 @pytest.mark.parametrize("payload, message", [
     (b"", "empty"),
-    (b"hello, I am text", "not a supported image"),
+    (b"hello, I am text", "not a supported image: its contents match none"),
+    (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01", "corrupt or truncated"),  # a JPEG cut after its first bytes
+    (b"\x89PNG\r\n\x1a\n", "corrupt or truncated"),  # a PNG's signature and nothing more
     (png_header_only(70000, 70000), "refusing to decode"),
 ])
 def test_bad_files_give_one_line_errors(tmp_path, payload, message):

@@ -98,7 +98,7 @@ def test_outputs_that_cannot_be_written_fail_before_any_photo_is_enhanced(tmp_pa
     real = atomic.tempfile.mkstemp
 
     def mkstemp(*args, dir=None, **kwargs):  # root ignores permissions: answer as a read-only disk would
-        if Path(dir) == readonly:
+        if dir is not None and Path(dir) == readonly:
             raise OSError(30, "Read-only file system")
         return real(*args, dir=dir, **kwargs)
 

@@ -329,12 +329,22 @@ def test_video_mixes_the_local_exposure_strength_and_a_judgement_without_one_cou
 
 
 def test_the_white_balance_is_the_same_for_a_photo_and_its_mirror_image():
-    tone = ToneEstimator()
     torch.manual_seed(0)
+    tone = ToneEstimator()
+    for layer in tone.features:
+        if isinstance(layer, torch.nn.Conv2d):
+            torch.nn.init.normal_(layer.weight, std=0.5)  # a trunk that sees where things are
     torch.nn.init.normal_(tone.head[-1].weight, std=0.1)  # a judgement that depends on the picture
     low = photo()
     with torch.no_grad():
         params, mirrored = tone(low), tone(low.flip(-1))
+        pair = tone(torch.cat([low, low.flip(-2)]))
+        other = tone(low.flip(-2))
     assert params.log_wb.abs().max() > 1e-3
     assert torch.allclose(params.log_wb, mirrored.log_wb, atol=1e-6)
-    assert not torch.allclose(params.log_exposure, mirrored.log_exposure, atol=1e-4)  # exposure keeps the orientation
+    assert (params.log_exposure - mirrored.log_exposure).abs().item() > 1e-2  # exposure keeps the orientation
+    # In a batch each photo keeps its own judgement (the mirror pass is batched with the originals).
+    assert torch.allclose(pair.log_wb[0], params.log_wb[0], atol=1e-6)
+    assert torch.allclose(pair.log_wb[1], other.log_wb[0], atol=1e-6)
+    assert torch.allclose(pair.log_exposure, torch.cat([params.log_exposure, other.log_exposure]), atol=1e-6)
+    assert not torch.allclose(pair.log_wb[0], pair.log_wb[1], atol=1e-4)

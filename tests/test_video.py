@@ -19,7 +19,7 @@ from PIL import Image
 from lowlight_cli.errors import InputError, OutputError
 from lowlight_cli.io.video import FolderSink, VideoSink, open_sink, open_source
 from lowlight_cli.pipeline import Enhancer
-from lowlight_cli.temporal import enhance_frame, enhance_video
+from lowlight_cli.temporal import enhance_frame, enhance_video, replay
 from tests.conftest import tiny_model
 
 
@@ -492,3 +492,25 @@ def test_a_resumed_frames_folder_carries_on_as_one_run_would(tmp_path):
     resumed_error = np.abs(frame(resumed) - frame(whole)).mean()
     fresh_error = np.abs(frame(fresh) - frame(whole)).mean()
     assert resumed_error < 0.5 * fresh_error, (resumed_error, fresh_error)
+
+
+def test_replayed_frames_carry_the_shot_s_tone_exactly_and_an_unreadable_frame_only_restarts_the_average(tmp_path):
+    model = tiny_model(tone_curve=True)
+    torch.nn.init.normal_(model.tone.head[-1].weight, std=0.3)
+    enhancer = Enhancer(model=model, device="cpu", prior="fallback", steps=1, work_size=64)
+    frames = [frame.astype(np.float32) / 255 for frame in noisy_frames(4, 96, 72)]
+    enhanced = replayed = None
+    for rgb in frames[:3]:
+        _, enhanced, _ = enhance_frame(enhancer, rgb, enhanced, 0.8, 0.12)
+        replayed = replay(enhancer, rgb, replayed, 0.8, 0.12, written=lambda: np.zeros((72, 96, 3), np.float32))
+    for field in ("log_exposure", "log_wb", "curve", "saturation", "highlights"):
+        assert torch.equal(getattr(enhanced.tone, field), getattr(replayed.tone, field)), field
+    assert not torch.equal(enhancer.judge(enhancer.shrink(frames[2])).log_exposure, replayed.tone.log_exposure)
+
+    def unreadable() -> np.ndarray:
+        raise InputError("frame_000003.png: file is empty")
+
+    for written in (unreadable, lambda: np.zeros((10, 10, 3), np.float32)):  # unreadable, or another size
+        broken = replay(enhancer, frames[2], None, 0.8, 0.12, written=written)
+        out, state, new_prior = enhance_frame(enhancer, frames[3], broken, 0.8, 0.12)
+        assert out.shape == frames[3].shape and new_prior and state.output is not None

@@ -143,6 +143,14 @@ def default_suffix(source: Path) -> str:
     return source.suffix if suffix in writable_suffixes() else ".png"
 
 
+SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"II*\x00", b"MM\x00*", b"GIF8", b"BM")
+
+
+def _has_image_signature(data: bytes) -> bool:
+    """Whether `data` starts as a JPEG, PNG, TIFF, GIF, BMP or WebP file does."""
+    return data.startswith(SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+
+
 def load_image(path: str | Path) -> LoadedImage:
     """Decode `path`, raising `InputError` with a one-line reason for anything unusable."""
     path = Path(path)
@@ -188,6 +196,8 @@ def _open_pillow(path: Path, data: bytes):
         raise InputError(f"{path}: declares more than {MAX_PIXELS // 1_000_000} MP; refusing to decode it") from None
     except UnidentifiedImageError:
         hint = " (HEIC needs pillow-heif: pip install pillow-heif)" if _is_heif_brand(data) and not _heif_plugin() else ""
+        if _has_image_signature(data):  # a known format's first bytes, then nothing Pillow can parse
+            raise InputError(f"{path}: corrupt or truncated image") from None
         raise InputError(f"{path}: not a supported image: its contents match none of the formats we read{hint} "
                          f"(supported: {supported_formats()})") from None
     except (OSError, SyntaxError, ValueError) as exc:
@@ -582,18 +592,30 @@ def same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def check_folder_writable(folder: Path) -> None:
-    """Raise a one-line `OutputError` unless files can be written in `folder` (made if missing).
-
-    Tried on the folder, or on its nearest existing ancestor when it does not
-    exist yet (nothing is created): a file there, or a read-only or full
-    disk, is found before any photo is enhanced, not after each one.
-    """
-    existing = next(p for p in (folder, *folder.parents) if p.exists() or p == Path(p.anchor or "."))
-    if not existing.is_dir():
-        raise OutputError(f"{existing}: is a file, not a folder (the output was to go inside it)")
+def writable_ancestor(folder: Path) -> Path:
+    """`folder`, or its nearest existing ancestor when it does not exist yet: where a write test can be made
+    without creating anything. A one-line `OutputError` when a file stands where a folder should be, or the
+    path cannot be looked at."""
     try:
-        discard(temporary_beside(existing / "probe", suffix=".probe"))
+        existing = next(p for p in (folder, *folder.parents) if p.exists() or p == Path(p.anchor or "."))
+        is_folder = existing.is_dir()
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot look at this output folder ({exc.strerror or exc})") from None
+    if not is_folder:
+        raise OutputError(f"{existing}: is a file, not a folder (the output was to go inside it)")
+    return existing
+
+
+def check_folder_writable(folder: Path) -> None:
+    """Raise a one-line `OutputError` unless a file can be created in `folder` (or where it will be made).
+
+    Tried on `writable_ancestor(folder)` with a temporary file (nothing is
+    created): a file in the way, a read-only disk or a folder without
+    permission is found before any photo is enhanced, not after each one.
+    """
+    existing = writable_ancestor(folder)
+    try:
+        discard(temporary_beside(existing / "probe"))
     except OSError as exc:
         raise OutputError(f"{existing}: cannot write here ({exc.strerror or exc})") from None
 
@@ -610,7 +632,7 @@ def atomic_write(path: Path, data: bytes, protect: list[Path] | None = None) -> 
             raise OutputError(f"{path}: refusing to write over the input file")
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
-        check_folder_writable(folder)  # names a file in the way, which mkdir would only call "File exists"
+        writable_ancestor(folder)  # names a file in the way, which mkdir would only call "File exists"
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
