@@ -110,6 +110,7 @@ def test_batch_outputs_resume_and_failures(tmp_path, tiny_checkpoint):
     result = run("batch", folder, "-o", out, "--recursive", "--model", tiny_checkpoint, *FAST)
     assert result.exit_code == 0, result.output
     assert "0 enhanced" in result.output and "2 skipped" in result.output
+    assert "2/2" in result.output and "img/s" not in result.output  # skips are done, and no throughput
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.*")} == mtimes
 
 

@@ -44,8 +44,12 @@ def ray_options(ray: Optional[str], workers: Optional[str], gpus_per_worker: flo
     return options
 
 
-def progress(label: str, total: int, unit: str):
-    """A rich bar per file: done/total, throughput, elapsed and remaining time. Returns (context, advance)."""
+def progress(label: str, total: int, unit: str, already: int = 0):
+    """A rich bar per file: done/total, throughput, elapsed and remaining time. Returns (context, advance).
+
+    `already` files count as done from the start (finished outputs a re-run skips) without counting towards
+    the throughput or the time left, which a burst of instant skips would otherwise inflate.
+    """
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
     from rich.text import Text
@@ -55,13 +59,25 @@ def progress(label: str, total: int, unit: str):
 
         def render(self, task: Any) -> Text:
             elapsed = task.finished_time if task.finished else task.elapsed
-            return Text(f"{task.completed / elapsed:.2f} {unit}/s" if elapsed and task.completed else "")
+            worked = task.completed - task.fields.get("already", 0)
+            return Text(f"{worked / elapsed:.2f} {unit}/s" if elapsed and worked > 0 else "")
 
     bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), Rate(), TimeElapsedColumn(),
                    TextColumn("eta"), TimeRemainingColumn(), console=console(), transient=False)
-    task = bar.add_task(label, total=total)
+    task = bar.add_task(label, total=total, completed=already, already=already)
     advance: Callable[[Any], None] = lambda job: bar.advance(task)
     return bar, advance
+
+
+def job_progress(label: str, jobs: list, overwrite: bool, unit: str = "img"):
+    """`progress` for `jobs`: those a run skips or fails before any work (`jobs.triage`) are counted done
+    from the start, and the returned `advance` ignores them when the run reports them."""
+    from lowlight_cli.jobs import triage
+
+    pending, _ = triage(jobs, overwrite)
+    waiting = {id(job) for job in pending}
+    bar, advance = progress(label, len(jobs), unit, already=len(jobs) - len(pending))
+    return bar, lambda job: advance(job) if id(job) in waiting else None
 
 
 def run_on_ray(jobs: list, settings: Any, options: Any, overwrite: bool, quality: Optional[int] = None,
@@ -71,7 +87,7 @@ def run_on_ray(jobs: list, settings: Any, options: Any, overwrite: bool, quality
 
     out = console()
     run = RayRun()
-    bar, advance = progress(label, len(jobs), unit)
+    bar, advance = job_progress(label, jobs, overwrite, unit)
     with bar:
         report = run_ray_batch(jobs, settings, options, overwrite, quality, on_advance=advance,
                                notify=lambda message: bar.console.print(f"[yellow]note:[/] {message}"),

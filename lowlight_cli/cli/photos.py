@@ -32,10 +32,10 @@ def report_timings(job, image, result) -> None:
 
 
 def run_with_progress(jobs, enhancer, overwrite: bool, label: str, quality: Optional[int] = None):
-    from lowlight_cli.cli.cluster import progress
+    from lowlight_cli.cli.cluster import job_progress
     from lowlight_cli.work import enhance_files
 
-    bar, advance = progress(label, len(jobs), "img")
+    bar, advance = job_progress(label, jobs, overwrite)
     with bar:
         return enhance_files(enhancer, jobs, overwrite, quality, on_advance=advance, on_done=report_timings)
 
