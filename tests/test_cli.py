@@ -31,15 +31,16 @@ def test_help_and_version_do_not_import_torch():
     assert __version__ in run("--version").output
 
 
-def test_enhance_writes_same_size_output_beside_input(dark_jpeg, tiny_checkpoint):
+def test_enhance_writes_same_size_output_beside_input(dark_jpeg, tiny_checkpoint, monkeypatch):
     before = dark_jpeg.read_bytes()
     result = run("enhance", dark_jpeg, "--model", tiny_checkpoint, *FAST)
     assert result.exit_code == 0, result.output
     out = dark_jpeg.with_name("dark photo_enhanced.jpg")
     assert Image.open(out).size == Image.open(dark_jpeg).size
     assert dark_jpeg.read_bytes() == before
-    # A second run skips the finished output instead of redoing it.
+    # A second run skips the finished output instead of redoing it, without loading a model.
     mtime = out.stat().st_mtime_ns
+    monkeypatch.setattr("lowlight_cli.cli.photos.build_enhancer", lambda settings: pytest.fail("model loaded"))
     result = run("enhance", dark_jpeg, "--model", tiny_checkpoint, *FAST)
     assert result.exit_code == 0 and "skipped" in result.output
     assert out.stat().st_mtime_ns == mtime

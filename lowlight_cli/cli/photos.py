@@ -81,7 +81,7 @@ def enhance(
     import tempfile
 
     from lowlight_cli.errors import InputError, UsageError
-    from lowlight_cli.jobs import jobs_for_files
+    from lowlight_cli.jobs import jobs_for_files, triage
 
     reads_stdin, writes_stdout = STDIO in inputs, output == STDIO or (STDIO in inputs and output is None)
     if (reads_stdin or writes_stdout) and len(inputs) > 1:
@@ -96,7 +96,9 @@ def enhance(
         if writes_stdout:
             output = Path(scratch) / f"stdout{ext or inputs[0].suffix.lower()}"
         jobs = jobs_for_files(inputs, output, ext=ext)
-        report = run_with_progress(jobs, build_enhancer(settings), overwrite, "enhancing", quality)
+        pending, _ = triage(jobs, overwrite)
+        enhancer = build_enhancer(settings) if pending else None  # nothing to do: no model to load
+        report = run_with_progress(jobs, enhancer, overwrite, "enhancing", quality)
         if writes_stdout:
             if report.done:
                 binary_stream("stdout").write(jobs[0].target.read_bytes())
