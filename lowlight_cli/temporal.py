@@ -121,11 +121,19 @@ def replay(enhancer: Enhancer, rgb: np.ndarray, state: ShotState | None, smoothi
     afresh there.
     """
     low = enhancer.shrink(rgb, direct=enhancer.full_res)
-    tone = enhancer.judge(low)
-    if state is not None and tone is not None and state.tone is not None and smoothing > 0:
-        if float(change_map(state.low, low).mean()) < scene_cut:
-            tone = mix(state.tone, tone, smoothing)
+    tone, _ = shot_tone(enhancer, low, state, smoothing, scene_cut)
     return ShotState(low=low, prior=None, output=None, tone=tone, written=written)
+
+
+def shot_tone(enhancer: Enhancer, low: np.ndarray, state: ShotState | None, smoothing: float, scene_cut: float
+              ) -> tuple[ToneParams | None, bool]:
+    """The frame's tone judgement, mixed into the shot's average when the frame continues the shot
+    (`change_map` under `scene_cut`), and whether it does."""
+    same_shot = state is not None and float(change_map(state.low, low).mean()) < scene_cut
+    tone = enhancer.judge(low)
+    if same_shot and smoothing > 0 and tone is not None and state.tone is not None:
+        tone = mix(state.tone, tone, smoothing)
+    return tone, same_shot
 
 
 def past_output(state: ShotState, size: tuple[int, int]) -> np.ndarray | None:
@@ -149,11 +157,7 @@ def enhance_frame(enhancer: Enhancer, rgb: np.ndarray, state: ShotState | None, 
     # Never sampled directly, even when small: the working copy's area averaging also averages the noise
     # that would flicker from frame to frame, and every frame of the clip compares at one size.
     low = enhancer.shrink(rgb, direct=enhancer.full_res)
-    changes = None if state is None else change_map(state.low, low)
-    same_shot = changes is not None and float(changes.mean()) < scene_cut
-    tone = enhancer.judge(low)
-    if same_shot and smoothing > 0 and tone is not None and state.tone is not None:
-        tone = mix(state.tone, tone, smoothing)
+    tone, same_shot = shot_tone(enhancer, low, state, smoothing, scene_cut)
     working = enhancer.develop_copy(low, tone)  # one judgement and one development per frame
     reused = state.prior if same_shot else None
     working, work_output, prior, _ = enhancer.enhance_working(rgb, reused, working)
