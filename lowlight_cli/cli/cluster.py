@@ -69,12 +69,10 @@ def progress(label: str, total: int, unit: str, already: int = 0):
     return bar, advance
 
 
-def job_progress(label: str, jobs: list, overwrite: bool, unit: str = "img"):
-    """`progress` for `jobs`: those a run skips or fails before any work (`jobs.triage`) are counted done
-    from the start, and the returned `advance` ignores them when the run reports them."""
-    from lowlight_cli.jobs import triage
-
-    pending, _ = triage(jobs, overwrite)
+def job_progress(label: str, jobs: list, pending: list, unit: str = "img"):
+    """`progress` for `jobs`, of which only `pending` (`jobs.triage`'s) are left to do: the others, which a
+    run skips or fails before any work, count as done from the start, and the returned `advance` ignores
+    them when the run reports them."""
     waiting = {id(job) for job in pending}
     bar, advance = progress(label, len(jobs), unit, already=len(jobs) - len(pending))
     return bar, lambda job: advance(job) if id(job) in waiting else None
@@ -83,11 +81,12 @@ def job_progress(label: str, jobs: list, overwrite: bool, unit: str = "img"):
 def run_on_ray(jobs: list, settings: Any, options: Any, overwrite: bool, quality: Optional[int] = None,
                label: str = "batch", unit: str = "img", video: Optional[dict] = None):
     """`run_ray_batch` under a progress bar; notes in yellow; `-v` adds Ray's own logs and the pool's figures."""
+    from lowlight_cli.jobs import triage
     from lowlight_cli.ray_batch import RayRun, run_ray_batch
 
     out = console()
     run = RayRun()
-    bar, advance = job_progress(label, jobs, overwrite, unit)
+    bar, advance = job_progress(label, jobs, triage(jobs, overwrite)[0], unit)
     with bar:
         report = run_ray_batch(jobs, settings, options, overwrite, quality, on_advance=advance,
                                notify=lambda message: bar.console.print(f"[yellow]note:[/] {message}"),

@@ -31,11 +31,15 @@ def report_timings(job, image, result) -> None:
             f"reconstruction {t['reconstruct']:.2f}s")
 
 
-def run_with_progress(jobs, enhancer, overwrite: bool, label: str, quality: Optional[int] = None):
+def run_with_progress(jobs, settings, overwrite: bool, label: str, quality: Optional[int] = None):
+    """Enhance `jobs` under a progress bar; the model is loaded only if some job is left to do."""
     from lowlight_cli.cli.cluster import job_progress
+    from lowlight_cli.jobs import triage
     from lowlight_cli.work import enhance_files
 
-    bar, advance = job_progress(label, jobs, overwrite)
+    pending, _ = triage(jobs, overwrite)
+    enhancer = build_enhancer(settings) if pending else None  # nothing to do: no model to load
+    bar, advance = job_progress(label, jobs, pending)
     with bar:
         return enhance_files(enhancer, jobs, overwrite, quality, on_advance=advance, on_done=report_timings)
 
@@ -81,7 +85,7 @@ def enhance(
     import tempfile
 
     from lowlight_cli.errors import InputError, UsageError
-    from lowlight_cli.jobs import jobs_for_files, triage
+    from lowlight_cli.jobs import jobs_for_files
 
     reads_stdin, writes_stdout = STDIO in inputs, output == STDIO or (STDIO in inputs and output is None)
     if (reads_stdin or writes_stdout) and len(inputs) > 1:
@@ -96,9 +100,7 @@ def enhance(
         if writes_stdout:
             output = Path(scratch) / f"stdout{ext or inputs[0].suffix.lower()}"
         jobs = jobs_for_files(inputs, output, ext=ext)
-        pending, _ = triage(jobs, overwrite)
-        enhancer = build_enhancer(settings) if pending else None  # nothing to do: no model to load
-        report = run_with_progress(jobs, enhancer, overwrite, "enhancing", quality)
+        report = run_with_progress(jobs, settings, overwrite, "enhancing", quality)
         if writes_stdout:
             if report.done:
                 binary_stream("stdout").write(jobs[0].target.read_bytes())
@@ -180,8 +182,7 @@ def batch(
     """
     from lowlight_cli.cli.cluster import ray_options, run_on_ray
     from lowlight_cli.errors import InputError, UsageError
-    from lowlight_cli.jobs import (default_folder_location, jobs_for_folder, no_images_message, triage,
-                                   unsupported_images)
+    from lowlight_cli.jobs import default_folder_location, jobs_for_folder, no_images_message, unsupported_images
     from lowlight_cli.storage import Location, is_remote, sweep_temporaries
 
     cluster = ray_options(ray, workers, gpus_per_worker, cpus_per_worker, settings.device)
@@ -204,8 +205,6 @@ def batch(
     if cluster is not None:
         report = run_on_ray(jobs, settings, cluster, overwrite, quality)
     else:
-        pending, _ = triage(jobs, overwrite)
-        enhancer = build_enhancer(settings) if pending else None  # nothing to do: no model to load
-        report = run_with_progress(jobs, enhancer, overwrite, "batch", quality)
+        report = run_with_progress(jobs, settings, overwrite, "batch", quality)
     report.unsupported = unsupported
     summarise(report)
