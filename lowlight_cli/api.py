@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 
 from lowlight_cli.errors import UsageError
+from lowlight_cli.io.images import to_gray
 from lowlight_cli.pipeline import Enhancer as PipelineEnhancer
 from lowlight_cli.pixels import quantise
 from lowlight_cli.settings import EnhanceSettings
@@ -41,8 +42,6 @@ ImageLike = Union[str, "os.PathLike[str]", "PILImage", np.ndarray]
 
 log = logging.getLogger("lowlight_cli")
 
-# Rec. 709 luma: how a gray input's colour result is turned back into one channel.
-LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 ACCEPTED = "a file path (str or Path), a PIL image, or a numpy array (uint8, uint16 or float in [0, 1])"
 
 
@@ -123,7 +122,7 @@ def _from_array(array: np.ndarray):
     rgb = np.repeat(values[:, :, None], 3, axis=2) if gray else values
 
     def restore(result: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
-        out = result @ LUMA if gray else result
+        out = to_gray(result) if gray else result
         if peak is None:
             return np.clip(out, 0.0, 1.0).astype(array.dtype)
         return quantise(out, 16 if peak == 65535 else 8)

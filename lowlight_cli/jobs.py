@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable, TypeVar, Union
 
-from lowlight_cli.errors import InputError, LowlightError, OutputError
+from lowlight_cli.errors import InputError, LowlightError, OutputError, UsageError
 from lowlight_cli.io.images import (IMAGE_SUFFIXES, check_folder_writable, check_writable, default_suffix,
                                     is_image_name, supported_formats, writable_ancestor)
 from lowlight_cli.storage import Location
@@ -55,16 +55,31 @@ def default_folder_output(folder: Path, ext: str = "") -> Path:
     return folder.with_name(f"{folder.name}{SUFFIX}{ext}")
 
 
+SAME_FORMAT = {".jpeg": ".jpg", ".tiff": ".tif", ".heif": ".heic", ".hif": ".heic"}  # spellings of one format
+
+
+def in_folder(source: Path, folder: Path, ext: str | None = None) -> Path:
+    """Where `source`'s result goes in output folder `folder`: under its own name (the folder says it is
+    enhanced, as `batch`'s do), or `{stem}_enhanced` when the folder is the source's own."""
+    if folder.resolve() == source.parent.resolve():
+        return default_output(source, ext)
+    return folder / f"{source.stem}{ext or default_suffix(source)}"
+
+
 def jobs_for_files(sources: list[Path], output: Path | None, ext: str | None = None) -> list[Job]:
     """`enhance INPUT... [-o OUT]`: OUT is a file for one input, a folder for several.
 
     An OUT whose extension names a picture format (`photo.heic`, `x.gif`) is
     a file: if we cannot write that format it is an error, never a folder
-    created under that name.
+    created under that name; nor may it name another format than `ext`.
     """
     output_is_file = output is not None and is_image_name(output) and not output.is_dir()
     if output_is_file:
         check_writable(output)
+        named = output.suffix.lower()
+        if ext is not None and SAME_FORMAT.get(named, named) != SAME_FORMAT.get(ext, ext):
+            raise UsageError(f"-o {output} names a {named} file but the format asked for is {ext}: "
+                             "make them agree, or leave one out")
     if output_is_file and len(sources) > 1:
         raise OutputError(f"-o {output}: with {len(sources)} inputs, -o must be a folder")
     jobs = []
@@ -74,7 +89,7 @@ def jobs_for_files(sources: list[Path], output: Path | None, ext: str | None = N
         elif output_is_file:
             target = output
         else:
-            target = output / default_output(source, ext).name
+            target = in_folder(source, output, ext)
         jobs.append(Job(source, target))
     return checked(jobs)
 

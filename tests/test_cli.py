@@ -54,7 +54,20 @@ def test_enhance_output_file_and_folder(tmp_path, dark_jpeg, tiny_checkpoint):
     Image.fromarray(dark_array(seed=1)).save(second)
     result = run("enhance", dark_jpeg, second, "-o", tmp_path / "outs", "--model", tiny_checkpoint, *FAST)
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (tmp_path / "outs").iterdir()) == ["dark photo_enhanced.jpg", "second_enhanced.png"]
+    # One naming rule with batch: an output folder keeps the names; the input's own folder adds _enhanced.
+    assert sorted(p.name for p in (tmp_path / "outs").iterdir()) == ["dark photo.jpg", "second.png"]
+    result = run("enhance", second, "-o", tmp_path, "--model", tiny_checkpoint, *FAST)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "second_enhanced.png").is_file()
+
+
+def test_an_output_name_and_format_that_disagree_is_an_error(tmp_path, dark_jpeg, tiny_checkpoint):
+    result = run("enhance", dark_jpeg, "-o", tmp_path / "o.jpg", "--format", "png", "--model", tiny_checkpoint, *FAST)
+    assert result.exit_code == 2 and "format asked for is .png" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert not (tmp_path / "o.jpg").exists()
+    result = run("enhance", dark_jpeg, "-o", tmp_path / "o.jpeg", "--format", "jpg", "--model", tiny_checkpoint, *FAST)
+    assert result.exit_code == 0, result.output
 
 
 def test_missing_input_is_one_line_error(tmp_path):
@@ -204,13 +217,34 @@ def test_models_list_path_and_info():
     result = run("models", "list")
     assert result.exit_code == 0 and "sam-vit-b" in result.output and "lowlight-default" in result.output
     header, first = result.output.splitlines()[:2]
-    assert header.split() == ["name", "kind", "source", "state", "description"]
-    assert first.split()[:3] == ["lowlight-default", "denoiser", "bundled"]
-    assert first.index("denoiser") == header.index("kind")  # aligned columns
+    assert header.split() == ["name", "state", "description"]
+    assert first.split()[:2] == ["lowlight-default", "present"]
+    assert first.index("present") == header.index("state")  # aligned columns
+    assert "sam-vit-b: facebook/sam-vit-base@" in result.output
+    assert result.output.splitlines()[-1].startswith("--prior auto: sam-vit-b if downloaded, else built-in")
     result = run("models", "path", "sam-vit-h")
     assert result.exit_code == 1 and "not downloaded" in result.output
     result = run("info")
     assert result.exit_code == 0 and "Hugging Face cache" in result.output
+
+
+def test_models_list_fits_80_columns_and_download_names_complete():
+    code = ("import subprocess, sys; out = subprocess.run([sys.executable, '-m', 'lowlight_cli', 'models', 'list'], "
+            "capture_output=True, text=True, env={'COLUMNS': '80', 'PATH': ''}).stdout; "
+            "assert out and max(map(len, out.splitlines())) <= 80, out")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    from lowlight_cli.cli.models import download_names
+
+    assert download_names("sam-vit-") == ["sam-vit-b", "sam-vit-l", "sam-vit-h"]
+
+
+def test_the_built_in_prior_note_is_said_under_verbose_only(dark_jpeg, tiny_checkpoint, tmp_path):
+    quiet = run("enhance", dark_jpeg, "-o", tmp_path / "a.png", "--model", tiny_checkpoint, "--prior", "auto",
+                "--steps", "1", "--work-size", "48")
+    loud = run("enhance", dark_jpeg, "-o", tmp_path / "b.png", "--model", tiny_checkpoint, "--prior", "auto",
+               "--steps", "1", "--work-size", "48", "-v")
+    assert quiet.exit_code == loud.exit_code == 0, (quiet.output, loud.output)
+    assert "built-in region prior" not in quiet.output and "built-in region prior" in loud.output
 
 
 def test_eval_and_train_on_a_tiny_paired_folder(tmp_path, tiny_checkpoint):
@@ -488,3 +522,11 @@ def test_every_package_is_in_the_wheel():
     listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {".".join(path.parent.relative_to(root).parts) for path in (root / "lowlight_cli").rglob("__init__.py")}
     assert found <= listed, sorted(found - listed)
+
+
+@pytest.mark.parametrize("args", [["enhance"], ["enhance", "x.jpg", "--steps", "abc"], ["enhance", "x.jpg", "--bogus"],
+                                  ["batch"], ["enhance", "x.jpg", "--device", "tpu"], ["video"]])
+def test_a_wrong_command_line_is_one_line_and_exit_code_2(args):
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1 and result.output.startswith("error: "), result.output

@@ -25,6 +25,7 @@ from lowlight_cli.errors import InputError, OutputError
 from lowlight_cli.io import images
 from lowlight_cli.io.images import encode_image, load_image
 from lowlight_cli.pipeline import Enhancer
+from lowlight_cli.pixels import quantise
 from tests.conftest import dark_array, tiny_model
 
 runner = CliRunner()
@@ -340,6 +341,11 @@ def test_batch_of_only_gifs_says_so(tmp_path, tiny_checkpoint):
     assert "--recursive" not in out
 
 
+def test_an_empty_batch_folder_is_an_error_like_one_of_only_gifs(tmp_path, tiny_checkpoint):
+    (tmp_path / "empty").mkdir()
+    assert "no images found in" in one_line_error(run("batch", tmp_path / "empty", "--model", tiny_checkpoint, *FAST))
+
+
 @pytest.mark.parametrize("name", ["photo.gif", "photo.jxl", "photo.dng"])
 def test_an_unwritable_image_extension_is_an_error_not_a_folder(tmp_path, dark_jpeg, tiny_checkpoint, name):
     target = tmp_path / "out" / name
@@ -382,3 +388,29 @@ def test_the_encoder_never_writes_non_finite_pixels_as_black(tmp_path):
     with pytest.raises(OutputError, match="NaN or infinite"):
         images.save_image(tmp_path / "x.png", rgb)
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize(("mode", "suffix"), [("L", ".png"), ("L", ".jpg"), ("I;16", ".png"), ("I;16", ".tif")])
+def test_a_gray_photo_comes_back_gray_in_one_channel(tmp_path, tiny_checkpoint, mode, suffix):
+    """Gray in, gray out: one channel, no tint (a colour result's channels would differ by the model's cast)."""
+    pixels = dark_array(48, 64)[:, :, 1]
+    source = tmp_path / f"gray{suffix}"
+    if mode == "I;16":
+        cv2.imwrite(str(source), pixels.astype(np.uint16) * 257)
+    else:
+        Image.fromarray(pixels, mode).save(source)
+    result = CliRunner().invoke(app, ["enhance", str(source), "--model", str(tiny_checkpoint), "--device", "cpu",
+                                      "--prior", "none"])
+    assert result.exit_code == 0, result.output
+    written = cv2.imread(str(tmp_path / f"gray_enhanced{suffix}"), cv2.IMREAD_UNCHANGED)
+    assert written.ndim == 2
+    assert written.dtype == (np.uint16 if mode == "I;16" else np.uint8)
+    assert load_image(tmp_path / f"gray_enhanced{suffix}").gray
+
+
+def test_16_bit_tiff_outputs_open_with_tifffile_alone():
+    """Deflate, not OpenCV's default LZW, which tifffile reads only with imagecodecs (not our dependency)."""
+    rgb = np.random.default_rng(0).random((20, 30, 3)).astype(np.float32)
+    data = encode_image(rgb, ".tif", bit_depth=16)
+    assert tifffile.TiffFile(io.BytesIO(data)).pages[0].compression == tifffile.COMPRESSION.ADOBE_DEFLATE
+    assert np.array_equal(tifffile.imread(io.BytesIO(data)), quantise(rgb, 16))

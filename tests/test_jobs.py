@@ -28,8 +28,9 @@ def test_output_names(tmp_path):
 def test_one_output_file_or_a_folder_for_several(tmp_path):
     a, b = tmp_path / "a.jpg", tmp_path / "b.png"
     assert jobs_for_files([a], tmp_path / "out.png") == [Job(a, tmp_path / "out.png")]
-    assert jobs_for_files([a, b], tmp_path / "out") == [Job(a, tmp_path / "out" / "a_enhanced.jpg"),
-                                                        Job(b, tmp_path / "out" / "b_enhanced.png")]
+    assert jobs_for_files([a, b], tmp_path / "out") == [Job(a, tmp_path / "out" / "a.jpg"),
+                                                        Job(b, tmp_path / "out" / "b.png")]
+    assert jobs_for_files([a], tmp_path) == [Job(a, tmp_path / "a_enhanced.jpg")]  # the input's own folder
     with pytest.raises(OutputError, match="with 2 inputs, -o must be a folder"):
         jobs_for_files([a, b], tmp_path / "out.png")
     with pytest.raises(OutputError, match="would both be written to"):

@@ -126,6 +126,32 @@ class LowlightGroup(TyperGroup):
     def get_params(self, ctx: Any) -> list[Any]:
         return plain_options(super().get_params(ctx))
 
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """Run; a wrong command line (a missing argument, an unknown option, a bad value) is one line and exit
+        code 2, as every other error is one line, instead of Typer's boxed panel."""
+        import sys
+
+        from typer._click import exceptions  # Typer vendors Click: its exception classes live here only
+
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except exceptions.NoArgsIsHelpError as exc:
+            typer.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+            sys.exit(exc.exit_code)
+        except exceptions.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else "lowlight"
+            typer.echo(f"error: {exc.format_message()} (see '{where} --help')", err=True)
+            sys.exit(exc.exit_code)
+        except exceptions.ClickException as exc:
+            typer.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         end = args.index("--") if "--" in args else len(args)
         flags = [arg for arg in args[:end] if arg in LOGGING_FLAGS]

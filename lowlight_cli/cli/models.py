@@ -35,22 +35,39 @@ def info() -> None:
 @models_app.command("list", cls=LowlightCommand)
 @handle_errors
 def models_list() -> None:
-    """Known checkpoints: the bundled denoiser and the SAM models."""
+    """Known checkpoints: the bundled denoiser and the SAM models, and which prior `--prior auto` uses."""
     from rich.console import Console
     from rich.table import Column, Table
 
-    from lowlight_cli.locate import known_models
+    from lowlight_cli.locate import known_models, sam_checkpoint_name
+    from lowlight_cli.settings import EnhanceSettings
 
-    table = Table("name", "kind", Column("source", overflow="fold"), "state", "description", box=None,
+    models = known_models()
+    # Three columns fit 80 characters; each source follows on its own line.
+    table = Table(Column("name", no_wrap=True), Column("state", no_wrap=True), "description", box=None,
                   header_style="bold")
-    for model in known_models():
-        table.add_row(model.name, model.kind, model.source, model.state, model.description)
-    Console(soft_wrap=False).print(table)
+    for model in models:
+        table.add_row(model.name, model.state, model.description)
+    out = Console(soft_wrap=False)
+    out.print(table)
+    for model in models:
+        out.print(f"{model.name}: {model.source}", highlight=False)
+    sam = next(m for m in models if m.name == sam_checkpoint_name(EnhanceSettings().sam_model))
+    out.print(f"--prior auto: {sam.name} if downloaded, else built-in (now: {'SAM' if sam.path else 'built-in'})",
+              highlight=False)
+
+
+def download_names(incomplete: str) -> list[str]:
+    """Shell completion of `models download`: the registry's names."""
+    from lowlight_cli.weights import REGISTRY
+
+    return [name for name in REGISTRY if name.startswith(incomplete)]
 
 
 @models_app.command("download", cls=LowlightCommand)
 @handle_errors
-def models_download(names: list[str] = typer.Argument(..., metavar="NAME", help="Checkpoint names from `lowlight models list`.")) -> None:
+def models_download(names: list[str] = typer.Argument(..., metavar="NAME", autocompletion=download_names,
+                                                      help="Checkpoint names from `lowlight models list`.")) -> None:
     """Download checkpoints into the Hugging Face cache (pinned revision, sha256-checked)."""
     from lowlight_cli.weights import fetch_checkpoint
 

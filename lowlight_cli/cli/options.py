@@ -79,7 +79,10 @@ def build_enhancer(settings: EnhanceSettings):
     from lowlight_cli.pipeline import Enhancer
 
     out = console()
-    enhancer = Enhancer(settings=settings, notify=lambda m: out.print(f"[yellow]note:[/] {m}"))
+    # Notes (the built-in prior standing in for SAM, ...) are the same on every run: said under --verbose
+    # (and by `lowlight models list`), not each time.
+    notify = (lambda m: out.print(f"[yellow]note:[/] {m}")) if STATE["verbose"] else (lambda m: None)
+    enhancer = Enhancer(settings=settings, notify=notify)
     if STATE["verbose"]:
         out.print(f"model: {settings.model} on {enhancer.device} ({str(enhancer.dtype).replace('torch.', '')}), "
                   f"{settings.describe()}")

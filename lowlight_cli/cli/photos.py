@@ -194,11 +194,8 @@ def batch(
         raise UsageError("-o must differ from the input folder (inputs are never overwritten)")
     jobs = jobs_for_folder(source, target, recursive, glob, normalise_ext(fmt))
     unsupported = unsupported_images(source, recursive, glob, exclude=target)  # listed, never skipped silently
-    if not jobs:
-        if unsupported:
-            raise InputError(no_images_message(source, recursive, unsupported))
-        console().print(no_images_message(source, recursive, unsupported))
-        return
+    if not jobs:  # nothing to enhance is an error, whether the folder is empty or holds only unreadable pictures
+        raise InputError(no_images_message(source, recursive, unsupported))
     swept = sweep_temporaries(target)  # what writers killed mid-write (SIGKILL, a lost machine) left behind
     if swept and STATE["verbose"]:
         console().print(f"removed {len(swept)} stale temporary file(s) under {target}")

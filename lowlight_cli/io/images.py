@@ -71,6 +71,7 @@ class LoadedImage:
     xmp: bytes | None = None
     text: dict[str, str] | None = None  # PNG tEXt/zTXt/iTXt chunks (Author, Comment, XMP…), kept for PNG outputs
     raw: bool = False  # decoded from camera RAW: written as 16-bit TIFF unless asked otherwise
+    gray: bool = False  # a one-channel photo: its result is written as one channel too (`to_gray`)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -223,6 +224,7 @@ def _from_pillow(data: bytes, image) -> LoadedImage:
     if exif is None and source_format == "TIFF":
         exif = exif_of_tiff(image)
     orientation = image.getexif().get(0x0112, 1)
+    gray = image.mode in GRAY_MODES
     sixteen = _decode_16bit(data) if source_format in {"PNG", "TIFF"} else None
     if sixteen is not None:
         rgb, alpha = sixteen
@@ -238,7 +240,20 @@ def _from_pillow(data: bytes, image) -> LoadedImage:
         if text:
             text = {key: _reset_xmp_orientation(value) if key == XMP_KEY else value for key, value in text.items()
                     if key not in STALE_EXIF_TEXT}
-    return LoadedImage(rgb=rgb, alpha=alpha, bit_depth=bit_depth, exif=exif, icc_profile=icc, xmp=xmp, text=text)
+    return LoadedImage(rgb=rgb, alpha=alpha, bit_depth=bit_depth, exif=exif, icc_profile=icc, xmp=xmp, text=text,
+                       gray=gray)
+
+
+# Adobe Deflate (zlib), which every TIFF reader opens, tifffile without imagecodecs too (OpenCV's default, LZW,
+# needs imagecodecs there).
+TIFF_DEFLATE = [259, 8]  # cv2.IMWRITE_TIFF_COMPRESSION, COMPRESSION_ADOBE_DEFLATE
+GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N"}  # Pillow's one-channel modes (alpha aside)
+GRAY_WEIGHTS = np.array([0.2126, 0.7152, 0.0722], np.float32)  # Rec.709 luma: a gray photo's result, one channel
+
+
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    """H×W×3 → H×W: how a gray photo's (colour) result becomes one channel again."""
+    return np.ascontiguousarray(rgb @ GRAY_WEIGHTS)
 
 
 TIFF_MAGIC = {b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"}
@@ -463,12 +478,13 @@ def _reset_orientation(exif: bytes) -> bytes:
 
 def encode_image(rgb: np.ndarray, suffix: str, alpha: np.ndarray | None = None, bit_depth: int = 8,
                  exif: bytes | None = None, icc_profile: bytes | None = None, quality: int = 95,
-                 xmp: bytes | None = None, text: dict[str, str] | None = None) -> bytes:
+                 xmp: bytes | None = None, text: dict[str, str] | None = None, gray: bool = False) -> bytes:
     """Encode RGB float [0,1] to the format `suffix` names, keeping what that format can hold.
 
     `bit_depth` 16 gives 16-bit PNG/TIFF, 32 (a floating-point input) a
-    float32 TIFF, or 16-bit PNG; other formats are 8-bit. Non-finite pixels
-    are refused: they would be written as black.
+    float32 TIFF, or 16-bit PNG; other formats are 8-bit. `gray` writes one
+    channel (`to_gray`), as a gray photo came in. Non-finite pixels are
+    refused: they would be written as black.
     """
     from PIL import Image
 
@@ -481,13 +497,18 @@ def encode_image(rgb: np.ndarray, suffix: str, alpha: np.ndarray | None = None, 
     keep_alpha = alpha is not None and suffix in {".png", ".tif", ".tiff", ".webp", ".avif", ".heic", ".heif", ".hif"}
     if bit_depth == 32 and suffix in FLOAT_SUFFIXES:
         return tiff_with_metadata(_float_tiff_bytes(rgb, alpha if keep_alpha else None), exif, icc_profile, xmp)
+    if gray:
+        rgb = np.repeat(to_gray(rgb)[:, :, None], 3, axis=2)
     if bit_depth >= 16 and suffix in SIXTEEN_BIT_SUFFIXES:
         import cv2
 
         channels = [quantise(rgb[:, :, 2], 16), quantise(rgb[:, :, 1], 16), quantise(rgb[:, :, 0], 16)]
+        if gray and not keep_alpha:  # OpenCV writes one channel as gray, but has no gray + alpha
+            channels = channels[:1]
         if keep_alpha:
             channels.append(quantise(alpha, 16))
-        ok, buffer = cv2.imencode(suffix, np.dstack(channels))
+        ok, buffer = cv2.imencode(suffix, np.dstack(channels) if len(channels) > 1 else channels[0],
+                                  TIFF_DEFLATE if suffix in {".tif", ".tiff"} else [])
         if not ok:
             raise OutputError(f"OpenCV could not encode a 16-bit {suffix} file")
         if suffix == ".png":
@@ -495,6 +516,8 @@ def encode_image(rgb: np.ndarray, suffix: str, alpha: np.ndarray | None = None, 
         return tiff_with_metadata(buffer.tobytes(), exif, icc_profile, xmp)
     pixels = quantise(rgb, 8)
     image = Image.fromarray(pixels, "RGB")
+    if gray:
+        image = Image.fromarray(np.ascontiguousarray(pixels[:, :, 0]), "L")
     if keep_alpha:
         image.putalpha(Image.fromarray(quantise(alpha, 8), "L"))
     options: dict = {}
@@ -658,7 +681,7 @@ def save_image(path: str | Path, rgb: np.ndarray, like: LoadedImage | None = Non
         data = encode_image(
             rgb, path.suffix, alpha=like.alpha if like else None, bit_depth=like.bit_depth if like else 8,
             exif=like.exif if like else None, icc_profile=like.icc_profile if like else None, quality=quality,
-            xmp=like.xmp if like else None, text=like.text if like else None,
+            xmp=like.xmp if like else None, text=like.text if like else None, gray=like.gray if like else False,
         )
     except OutputError as exc:
         raise OutputError(f"{path}: {exc}") from None
