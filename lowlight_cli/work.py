@@ -120,15 +120,22 @@ def process_file(enhancer: "Enhancer", source: "Path | Location", target: "Path 
     return enhance_loaded(enhancer, photo.image, source, target, quality, photo.quality, before_write)
 
 
-def enhance_files(enhancer: "Enhancer | None", jobs: list[Job], overwrite: bool, quality: int | None = None,
-                  on_advance: Callable[[Job], None] | None = None,
+def enhance_files(enhancer: "Enhancer | Callable[[], Enhancer] | None", jobs: list[Job], overwrite: bool,
+                  quality: int | None = None, on_advance: Callable[[Job], None] | None = None,
                   on_done: Callable[[Job, LoadedImage, "EnhanceResult"], None] | None = None) -> JobReport:
     """Enhance every pending job (finished outputs skipped unless `overwrite`), decoding the next photo while
-    the current one is enhanced; per-file failures are collected in the report. `enhancer` may be None
-    when no job is pending. Jobs may name `storage.Location`s (object storage) as well as paths."""
+    the current one is enhanced; per-file failures are collected in the report. Jobs may name
+    `storage.Location`s (object storage) as well as paths.
+
+    `enhancer` is an `Enhancer`, or a function that builds one, called once the first photo has decoded: a
+    run whose photos cannot be read fails in milliseconds, without loading a model (None: no job is pending).
+    """
+    built: list[Enhancer] = []
 
     def process(job: Job, photo: Photo) -> None:
-        result = enhance_loaded(enhancer, photo.image, job.source, job.target, quality, photo.quality)
+        if not built:
+            built.append(enhancer() if callable(enhancer) else enhancer)
+        result = enhance_loaded(built[0], photo.image, job.source, job.target, quality, photo.quality)
         if on_done is not None:
             on_done(job, photo.image, result)
 

@@ -60,3 +60,18 @@ def test_enhance_files_reports_each_file_and_calls_back_per_result(tmp_path, enh
     assert seen == [("good.png", (64, 48), (48, 64, 3), ["prepare", "prior", "reconstruct", "sample"])]
     again = enhance_files(None, jobs[:1], overwrite=False)  # finished: no model needed
     assert again.skipped == jobs[:1] and again.done == []
+
+
+def test_a_model_is_built_only_once_a_photo_has_decoded(tmp_path, enhancer):
+    """Bad files fail in milliseconds, without loading a model; a good one builds it once for the run."""
+    bad, good, also = tmp_path / "bad.jpg", tmp_path / "good.png", tmp_path / "also.png"
+    bad.write_bytes(b"just text")
+    Image.fromarray(dark_array()).save(good)
+    Image.fromarray(dark_array(seed=1)).save(also)
+    built = []
+    factory = lambda: built.append(1) or enhancer  # noqa: E731
+    report = enhance_files(factory, [Job(bad, tmp_path / "o" / "bad.jpg")], overwrite=False)
+    assert len(report.failed) == 1 and built == []
+    jobs = [Job(path, tmp_path / "o" / path.name) for path in (bad, good, also)]
+    report = enhance_files(factory, jobs, overwrite=False)
+    assert len(report.done) == 2 and len(report.failed) == 1 and built == [1]

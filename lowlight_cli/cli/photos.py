@@ -32,16 +32,17 @@ def report_timings(job, image, result) -> None:
 
 
 def run_with_progress(jobs, settings, overwrite: bool, label: str, quality: Optional[int] = None):
-    """Enhance `jobs` under a progress bar; the model is loaded only if some job is left to do."""
+    """Enhance `jobs` under a progress bar; the model is loaded once a photo has decoded, so a re-run with
+    nothing left to do or a bad file fails or finishes without loading it."""
     from lowlight_cli.cli.cluster import job_progress
     from lowlight_cli.jobs import triage
     from lowlight_cli.work import enhance_files
 
     pending, _ = triage(jobs, overwrite)
-    enhancer = build_enhancer(settings) if pending else None  # nothing to do: no model to load
     bar, advance = job_progress(label, jobs, pending)
     with bar:
-        return enhance_files(enhancer, jobs, overwrite, quality, on_advance=advance, on_done=report_timings)
+        return enhance_files(lambda: build_enhancer(settings), jobs, overwrite, quality, on_advance=advance,
+                             on_done=report_timings)
 
 
 def summarise(report) -> None:
