@@ -6,7 +6,9 @@ Sets (pairs never trained on):
 - LOL-v1 eval15, the literature's benchmark (15 pairs, 600×400);
 - LOL held-out scene groups (`lol/train`, the tenth of scene groups `training/data.is_held_out` keeps back);
 - SICE val (36 pairs of 17 held-out scenes, 512×512);
-- casts + noise: SICE val with four illuminant casts and extra sensor noise (built by benchmarks/robustness.py).
+- casts + noise: SICE val with four illuminant casts and extra sensor noise (built by benchmarks/robustness.py);
+- irrgb40: 40 real pairs from a camera no training set comes from (validation only; benchmarks/ood.py adds
+  its tone figures and the unpaired checks).
 
 Each model gets its own `--direct-sizes` entry (photos up to that long side are sampled at full size;
 0 = always through the working copy, the first release's pipeline). Prints one markdown row per model and
@@ -33,7 +35,8 @@ def real_sets(data: Path) -> list[tuple[str, Path, str]]:
 
 def sets(data: Path, robust: Path) -> list[tuple[str, Path, str]]:
     """The real sets and casts + noise (built under `robust` on first use)."""
-    return real_sets(data) + [("casts + noise", build(data / "sice", robust), "all")]
+    return real_sets(data) + [("casts + noise", build(data / "sice", robust), "all"),
+                              ("irrgb40 (unseen camera)", data / "irrgb40", "all")]
 
 
 def main() -> None:

@@ -67,7 +67,7 @@ def judge(whole: torch.Tensor, tone: ToneEstimator, target_thumb: torch.Tensor |
     """
     params = tone(whole)
     if target_thumb is not None:
-        return with_gains(params, target_gains(whole, target_thumb))
+        return with_gains(params, target_gains(whole, target_thumb, params.black.detach()))
     return roll_off_highlights(params, whole, local) if roll_off else params
 
 

@@ -48,8 +48,9 @@ class Summary:
 
 
 def evaluate_pairs(data: Path, split: str, method: str, enhancer=None, limit: int = 0,
-                   on_row: Callable[[Row], None] | None = None) -> Summary:
-    """Mean PSNR/SSIM over the pairs in `data`."""
+                   on_row: Callable[[Row], None] | None = None,
+                   on_output: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None) -> Summary:
+    """Mean PSNR/SSIM over the pairs in `data`; `on_output(low, output, target)` sees each pair's images."""
     if method != "model" and method not in BASELINES:
         raise UsageError(f"unknown --method '{method}' (choose from model, {', '.join(BASELINES)})")
     if split not in {"val", "train", "all"}:
@@ -70,6 +71,8 @@ def evaluate_pairs(data: Path, split: str, method: str, enhancer=None, limit: in
         start = time.perf_counter()
         out = enhancer.enhance(low).rgb if method == "model" else BASELINES[method](low)
         seconds = time.perf_counter() - start
+        if on_output:
+            on_output(low, out, high)
         name = f"{low_path.parent.name}/{low_path.name}"
         row = Row(name, psnr(out, high), ssim(out, high), psnr(gt_mean_scaled(out, high), high), seconds)
         rows.append(row)

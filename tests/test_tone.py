@@ -13,9 +13,9 @@ from PIL import Image
 
 from lowlight_cli.condition import develop
 from lowlight_cli.models.local_exposure import compression
-from lowlight_cli.models.tone import (CLIP_LEVEL, GAMUT_TOP, ToneEstimator, apply_tone, default_curve, fit_to_white, gain_loss,
-                                     linear_luminance, linear_to_srgb, roll_off_highlights, srgb_to_linear,
-                                     ToneParams, mix, target_gains, with_gains)
+from lowlight_cli.models.tone import (CLIP_LEVEL, GAMUT_TOP, ToneEstimator, apply_tone, default_curve, fit_in_gamut,
+                                     fit_to_white, gain_loss, linear_luminance, linear_to_srgb, roll_off_highlights,
+                                     srgb_to_linear, thumbnail, ToneParams, mix, target_gains, with_gains)
 from tests.conftest import dark_array, tiny_model
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "lowlight-samples" / "DICM_06.jpg"
@@ -121,7 +121,8 @@ def test_highlights_local_keeps_a_floodlit_facade_at_night_below_white_and_detai
            np.array([0.299, 0.587, 0.114], dtype=np.float32) for mode in ("curve", "local")}
     assert out["curve"][lit].mean() > 0.93 and out["curve"][lit].std() < 0.01  # a pale, flat block
     assert out["local"][lit].mean() < out["curve"][lit].mean() - 0.05
-    assert out["local"][lit].std() > 4 * out["curve"][lit].std()
+    # v10's own judged local exposure already gives the curve some of the facade's contrast (v8: 4× apart)
+    assert out["local"][lit].std() > 2 * out["curve"][lit].std()
     assert abs(out["local"][dark].mean() - out["curve"][dark].mean()) < 0.01
 
 
@@ -348,3 +349,55 @@ def test_the_white_balance_is_the_same_for_a_photo_and_its_mirror_image():
     assert torch.allclose(pair.log_wb[1], other.log_wb[0], atol=1e-6)
     assert torch.allclose(pair.log_exposure, torch.cat([params.log_exposure, other.log_exposure]), atol=1e-6)
     assert not torch.allclose(pair.log_wb[0], pair.log_wb[1], atol=1e-4)
+
+
+def test_look_only_training_moves_the_look_head_and_nothing_else(tmp_path):
+    """`--tone-parts look` fine-tunes the black point and local exposure on a finished branch: its exposure,
+    white balance and curve heads come out bit-identical, the look head (new to the init) does not."""
+    from lowlight_cli.checkpoint import load_checkpoint, save_checkpoint
+    from lowlight_cli.models.config import ModelConfig
+    from lowlight_cli.training.data import TrainingData
+    from lowlight_cli.training.trainer import TrainOptions, train
+    from tests.conftest import TINY
+
+    root = lol_like_folder(tmp_path / "lol", groups=4)
+    data = TrainingData([root], None, 0.42, crop=32, log=lambda m: None)
+    init = tmp_path / "branch.safetensors"
+    save_checkpoint(tiny_model(tone_curve=True, use_prior=False), init)
+    out = tmp_path / "look.safetensors"
+    options = TrainOptions(data=[root], out=out, steps=1, stop_at=6, batch_size=2, crop=32, tone_steps=6,
+                           tone_batch_size=4, tone_lr=1e-2, save_every=100, prior="none", init=init,
+                           tone_parts="look",
+                           config=ModelConfig(**{**TINY, "tone_curve": True, "tone_look": True, "use_prior": False}))
+    train(options, data, notify=lambda m: None)
+    before, after = load_checkpoint(init).state_dict(), load_checkpoint(out).state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # everything the init had, the tone branch too
+    fresh = ToneEstimator(look=True).look
+    assert not torch.equal(after["tone.look.bias"], fresh.bias.to(after["tone.look.bias"].dtype))
+
+
+def test_the_black_point_is_taken_off_before_the_gains_and_bounded_by_the_darkest_level():
+    """A pedestal under the whole frame (an unseen camera's red 4 levels up) is what the black level takes
+    off: the developed darkest pixels come down, never below zero, and a photo without one keeps its blacks."""
+    tone = ToneEstimator(look=True)
+    with torch.no_grad():
+        tone.look.bias.copy_(torch.tensor([10.0, 10.0, 10.0, -10.0]))  # the whole darkest level, no local exposure
+    low = photo()
+    lifted = linear_to_srgb(srgb_to_linear(low) + torch.tensor([0.0012, 0.0, 0.0]).view(1, 3, 1, 1))
+    params = tone(lifted)
+    floor = torch.quantile(srgb_to_linear(thumbnail(lifted)).flatten(2), 0.005, dim=2)
+    assert torch.all(params.black <= floor + 1e-7) and float(params.black[0, 0]) > 0.001
+    developed, plain = apply_tone(lifted, params), apply_tone(lifted, replace(params, black=torch.zeros(1, 3)))
+    assert float(developed[:, 0].amin()) < float(plain[:, 0].amin()) and float(developed.amin()) >= 0.0
+    assert torch.equal(ToneEstimator()(low).black, torch.zeros(1, 3))  # no look head: no black point
+
+
+def test_a_too_bright_colour_keeps_more_of_its_colour_than_paling_gives():
+    orange = torch.tensor([2.0, 0.6, 0.1]).view(1, 3, 1, 1)  # linear, far over the top
+    lum = linear_luminance(orange)
+    paled, fitted = fit_to_white(orange, lum), fit_in_gamut(orange)
+    assert float(fitted.amax()) <= GAMUT_TOP + 1e-6
+    chroma = lambda x: float((x.amax(dim=1) - x.amin(dim=1)).squeeze())  # noqa: E731
+    assert chroma(fitted) > chroma(paled)
+    inside = torch.tensor([0.5, 0.3, 0.1]).view(1, 3, 1, 1)
+    assert torch.allclose(fit_in_gamut(inside), inside)

@@ -37,6 +37,11 @@ def train(
     tone: bool = typer.Option(True, "--tone/--no-tone", help="Give the model a global tone branch (exposure, white "
                                                               "balance, tone curve from a thumbnail of the whole "
                                                               "photo); --no-tone keeps the first release's auto-gamma base."),
+    tone_parts: str = typer.Option("all", "--tone-parts", metavar="all|look",
+                                   help="What the tone phase trains: the whole branch, or only its look head "
+                                        "(black point, local exposure) on --init's finished branch."),
+    look: bool = typer.Option(True, "--look/--no-look", help="The tone branch also judges each photo's black point "
+                                                             "and local exposure (needs --tone)."),
     ssim_weight: float = typer.Option(0.2, help="Weight of the structure (1 - SSIM) term on the predicted image."),
     colour_weight: float = typer.Option(0.1, help="Weight of the colour (1 - cosine) term on the predicted image."),
     teacher_gains: bool = typer.Option(True, "--teacher-gains/--no-teacher-gains", help="Develop training photos at "

@@ -36,6 +36,8 @@ class ModelConfig:
     # A global tone branch (models/tone.py) develops the base from a thumbnail of the whole photo;
     # False: the parameter-free luminance auto-gamma of condition.brighten (the first release's base).
     tone_curve: bool = False
+    # The tone branch also judges the black point and the local exposure (models/tone.py, `look` head).
+    tone_look: bool = False
     num_train_timesteps: int = 1000
     residual_scale: float = 2.0
     target_brightness: float = 0.42

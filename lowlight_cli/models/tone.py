@@ -84,12 +84,27 @@ class ToneParams:
     curve: torch.Tensor  # (B,K) display luminance at each knot, increasing
     saturation: torch.Tensor  # (B,) chroma scale around the developed luminance
     highlights: torch.Tensor  # (B,) local exposure strength in [0, 1] (`local_exposure`): the roll-off's to set
+    black: torch.Tensor  # (B,3) linear black level per channel, taken off before the gains (0: none)
+    keep_chroma: bool = False  # too bright a colour is darkened at its own chromaticity (`fit_in_gamut`), not
+    # paled towards white (`fit_to_white`, what models before the look head were trained on)
+
+
+BLACK_QUANTILE = 0.005  # the thumbnail's per-channel quantile that bounds the black level the look may take off
 
 
 class ToneEstimator(nn.Module):
-    """A small CNN over a thumbnail and its luminance statistics → `ToneParams`."""
+    """A small CNN over a thumbnail and its luminance statistics → `ToneParams`.
 
-    def __init__(self, width: int = 32) -> None:
+    With `look` the branch also judges the black point and the local exposure
+    (`look` head): unseen cameras leave an unequal per-channel pedestal under
+    their blacks (irrgb40's red sits 4 levels up in a frame whose mean is 7)
+    that one gain lifts into a pink haze, and a lit subject on a dark ground
+    needs less gain than the ground. The black level is a share of each
+    channel's darkest thumbnail level (so a photo without a pedestal keeps its
+    blacks), the local exposure a strength for `local_exposure.compression`.
+    """
+
+    def __init__(self, width: int = 32, look: bool = False) -> None:
         super().__init__()
         layers, channels = [], 6
         for out in (width, width, 2 * width, 2 * width):  # 64 → 32 → 16 → 8 → 4
@@ -106,6 +121,13 @@ class ToneEstimator(nn.Module):
         with torch.no_grad():
             self.head[-1].bias.zero_()
             self.head[-1].bias[4:4 + len(KNOTS)] = torch.log(torch.expm1(increments))
+        # The look head starts at half of the darkest level taken off as black (where its sigmoid learns
+        # fastest) and little local exposure.
+        self.look = nn.Linear(2 * channels + stats, 4) if look else None
+        if self.look is not None:
+            nn.init.zeros_(self.look.weight)
+            with torch.no_grad():
+                self.look.bias.copy_(torch.tensor([0.0, 0.0, 0.0, -3.0]))
 
     def forward(self, thumb: torch.Tensor) -> ToneParams:
         """`thumb`: (B,3,h,w) sRGB in [0,1], any size (pooled to 64×64).
@@ -123,31 +145,43 @@ class ToneEstimator(nn.Module):
         quantiles = torch.quantile(lum, lum.new_tensor([0.01, 0.1, 0.5, 0.9, 0.99]), dim=1).T
         stats = torch.cat([lum.mean(dim=1, keepdim=True), torch.log(linear.mean(dim=(1, 2, 3)).clamp_min(1e-4))[:, None],
                            quantiles], dim=1) / 5.0  # the same for the mirror image
-        out, mirrored = self._head(torch.cat([linear, linear.flip(-1)]), torch.cat([stats, stats])).chunk(2)
+        pooled = self._pooled(torch.cat([linear, linear.flip(-1)]), torch.cat([stats, stats]))
+        out, mirrored = self.head(pooled).chunk(2)
         log_wb = (out[:, 1:4] + mirrored[:, 1:4]) / 2
         log_wb = log_wb - (log_wb * log_wb.new_tensor(_LUMA)).sum(dim=1, keepdim=True)  # luminance-neutral
+        black, highlights = torch.zeros_like(out[:, 1:4]), torch.zeros_like(out[:, 0])
+        if self.look is not None:  # judged on the photo and its mirror alike, as the white balance
+            look = torch.sigmoid(sum(self.look(pooled).chunk(2)) / 2)
+            floor = torch.quantile(linear.flatten(2), BLACK_QUANTILE, dim=2)  # (B,3)
+            black, highlights = look[:, :3] * floor, look[:, 3]
         return ToneParams(
-            log_exposure=out[:, 0] + math.log(KEY) - torch.log(log_average(linear)),
+            log_exposure=out[:, 0] + math.log(KEY) - torch.log(log_average((linear - black[:, :, None, None]).clamp_min(0.0))),
             log_wb=log_wb,
             curve=torch.cumsum(F.softplus(out[:, 4:4 + len(KNOTS)]), dim=1),
             saturation=torch.exp(0.5 * torch.tanh(out[:, -1])),
-            highlights=torch.zeros_like(out[:, 0]),  # no local exposure until the roll-off asks for some
+            highlights=highlights,  # the roll-off may ask for more
+            black=black,
+            keep_chroma=self.look is not None,
         )
 
-    def _head(self, linear: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
-        """Raw head outputs (B, 1+3+K+1) for linear thumbnails and their luminance statistics."""
+    def _pooled(self, linear: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
+        """The heads' input: pooled trunk features of linear thumbnails and their luminance statistics."""
         h = self.features(torch.cat([linear.sqrt(), torch.log(linear.clamp_min(1e-4)) / 5.0], dim=1))
-        return self.head(torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3)), stats], dim=1))
+        return torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3)), stats], dim=1)
 
 
-def target_gains(low: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def target_gains(low: torch.Tensor, high: torch.Tensor, black: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The exposure and white balance that bring `low` to its target `high` (sRGB, any sizes): (B,), (B,3).
 
     Exposure matches log-average luminance (the key the prediction is relative
     to); white balance matches the channel means in linear light, made
-    luminance-neutral as the estimator's is.
+    luminance-neutral as the estimator's is; both after the black level
+    `black` (B,3), when given, is taken off `low`.
     """
     low_lin, high_lin = srgb_to_linear(thumbnail(low.float())), srgb_to_linear(thumbnail(high.float()))
+    if black is not None:
+        low_lin = (low_lin - black[:, :, None, None]).clamp_min(0.0)
     log_exposure = torch.log(log_average(high_lin)) - torch.log(log_average(low_lin))
     ratio = torch.log(high_lin.mean(dim=(2, 3)).clamp_min(1e-4)) - torch.log(low_lin.mean(dim=(2, 3)).clamp_min(1e-4))
     log_wb = ratio - (ratio * ratio.new_tensor(_LUMA)).sum(dim=1, keepdim=True)
@@ -166,7 +200,8 @@ def mix(past: ToneParams, current: ToneParams, weight: float) -> ToneParams:
     blend = lambda a, b: weight * a + (1.0 - weight) * b  # noqa: E731
     return ToneParams(blend(past.log_exposure, current.log_exposure), blend(past.log_wb, current.log_wb),
                       blend(past.curve, current.curve), blend(past.saturation, current.saturation),
-                      blend(past.highlights, current.highlights))
+                      blend(past.highlights, current.highlights), blend(past.black, current.black),
+                      current.keep_chroma)
 
 
 def gain_loss(params: ToneParams, gains: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -179,6 +214,7 @@ def gain_loss(params: ToneParams, gains: tuple[torch.Tensor, torch.Tensor]) -> t
 
 CLIP_LEVEL = 0.97  # a channel at or above this (sRGB) reads as blown: the denoiser's residual (detail, a
 # level or two of noise) would carry it over 254, and a large area this close to white looks white anyway
+NEAR_WHITE = 240 / 255  # every channel at or above this reads as white too, for `--highlights local`
 KNEE = 0.75  # display luminance above which the roll-off may reshape the curve
 MAX_NEW_CLIPPED = 0.01  # share of the thumbnail, under CLIP_LEVEL in the input, that may be blown
 LOCAL_STRENGTHS = (0.25, 0.5, 0.75, 1.0)  # local exposure candidates of the roll-off (`local`), mildest first
@@ -212,22 +248,28 @@ def roll_off_highlights(params: ToneParams, thumb: torch.Tensor, local: bool = F
     """
     small = thumbnail(thumb.float())
     free = small.amax(dim=1) < CLIP_LEVEL  # (B,h,w): not clipped in the input
+    if local:  # nor white in it
+        free &= small.amin(dim=1) < NEAR_WHITE
     last = len(KNOTS) - 1.0
     curves, strengths = [], []
     for i, curve in enumerate(params.curve):
         one = replace(params, log_exposure=params.log_exposure[i:i + 1], log_wb=params.log_wb[i:i + 1],
-                      curve=curve[None], saturation=params.saturation[i:i + 1])
+                      curve=curve[None], saturation=params.saturation[i:i + 1], black=params.black[i:i + 1])
+        judged = float(params.highlights[i])  # the model's own local exposure: the roll-off only adds to it
         above = torch.nonzero(curve >= KNEE)
         knee = int(above[0]) if len(above) else len(curve) - 1
         reshaped = [_run_to(curve, knee, knee + (last - knee) * f, CLIP_LEVEL - 0.005) for f in (0.25, 0.5, 0.75, 1.0)]
         reshaped += [_run_to(curve, knee, last, top) for top in (0.95, 0.9, 0.85)]
-        with_reshape = LOCAL_STRENGTHS[-1] if local else 0.0  # a reshaped curve comes after full local strength
-        candidates = ([(curve, 0.0)] + [(curve, s) for s in LOCAL_STRENGTHS if local]
+        with_reshape = LOCAL_STRENGTHS[-1] if local else judged  # a reshaped curve comes after full local strength
+        candidates = ([(curve, judged)] + [(curve, s) for s in LOCAL_STRENGTHS if local and s > judged]
                       + [(c, with_reshape) for c in reshaped])
         for candidate, strength in candidates:
             developed = apply_tone(small[i:i + 1], replace(one, curve=candidate[None],
                                                            highlights=curve.new_tensor([strength])))
-            if float(((developed.amax(dim=1) >= CLIP_LEVEL) & free[i:i + 1]).float().mean()) <= MAX_NEW_CLIPPED:
+            blown = developed.amax(dim=1) >= CLIP_LEVEL
+            if local:  # a lit region is to keep its detail, not sit just under the clip level at 240-247
+                blown |= developed.amin(dim=1) >= NEAR_WHITE
+            if float((blown & free[i:i + 1]).float().mean()) <= MAX_NEW_CLIPPED:
                 break
         curves.append(candidate)
         strengths.append(strength)
@@ -241,7 +283,10 @@ def apply_tone(low: torch.Tensor, params: ToneParams, ev: float | torch.Tensor =
     scaled by the predicted saturation around the new luminance.
     """
     gain = params.log_exposure + torch.as_tensor(ev, dtype=torch.float32, device=low.device) * math.log(2.0)
-    linear = srgb_to_linear(low.float()) * torch.exp(gain.view(-1, 1, 1, 1) + params.log_wb[:, :, None, None])
+    linear = srgb_to_linear(low.float())
+    if bool((params.black > 0).any()):
+        linear = (linear - params.black[:, :, None, None]).clamp_min(0.0)
+    linear = linear * torch.exp(gain.view(-1, 1, 1, 1) + params.log_wb[:, :, None, None])
     lum = linear_luminance(linear).clamp_min(1e-6)
     if bool((params.highlights > 0).any()):
         factor = compression(lum, params.highlights)
@@ -263,7 +308,22 @@ def apply_tone(low: torch.Tensor, params: ToneParams, ev: float | torch.Tensor =
     out_lum = srgb_to_linear(display.clamp(0.0, 1.0))
     developed = linear * (out_lum / lum)
     developed = out_lum + params.saturation.view(-1, 1, 1, 1) * (developed - out_lum)
-    return linear_to_srgb(fit_to_white(developed, out_lum))
+    return linear_to_srgb(fit_in_gamut(developed) if params.keep_chroma else fit_to_white(developed, out_lum))
+
+
+def fit_in_gamut(linear: torch.Tensor) -> torch.Tensor:
+    """Bring a colour whose brightest channel would pass `GAMUT_TOP` into the gamut half by darkening it at
+    its own chromaticity (all three channels scaled together) and half by paling it (`fit_to_white`), in
+    log terms: the square root of the needed scale each.
+
+    Paling alone turned bright colours white: a candle flame pinkish white, a colour checker grey, 17 % of a
+    floodlit frame at every channel >= 240. Darkening alone kept every hue but cost 0.25 dB on SICE val,
+    whose camera-rendered targets pale their bright colours too (22.67 -> 22.42); half of each keeps most
+    of the colour at 22.64 (README, Quality).
+    """
+    peak = linear.amax(dim=1, keepdim=True)
+    darkened = linear * (GAMUT_TOP / peak.clamp_min(GAMUT_TOP)).sqrt()
+    return fit_to_white(darkened, linear_luminance(darkened))
 
 
 def fit_to_white(linear: torch.Tensor, lum: torch.Tensor) -> torch.Tensor:

@@ -27,6 +27,7 @@ class TrainRequest:
 
     run: TrainOptions
     tone: bool
+    look: bool
     mean_start: bool
     prior_map_scale: int
     no_diffusion: bool
@@ -54,6 +55,8 @@ class TrainRequest:
                    f"--crop must be a multiple of 8 and at least 16, got {run.crop}"),
                   (run.lr > 0, f"--lr must be positive, got {run.lr}"),
                   (run.tone_steps >= 0, f"--tone-steps must be at least 0, got {run.tone_steps}"),
+                  (run.tone_parts in {"all", "look"}, f"--tone-parts must be all or look, got {run.tone_parts}"),
+                  (run.tone_parts == "all" or self.look, "--tone-parts look needs the look head (--look)"),
                   (self.tone or not run.tone_steps, "--tone-steps needs a tone branch: use --tone-steps 0 with --no-tone"),
                   (run.ssim_weight >= 0 and run.colour_weight >= 0,
                    "--ssim-weight and --colour-weight must be at least 0"),
@@ -75,7 +78,8 @@ class TrainRequest:
     def model_config(self) -> ModelConfig:
         return ModelConfig(base_channels=self.base_channels, diffusion=not self.no_diffusion,
                            use_prior=self.run.prior != "none", mean_start=self.mean_start and not self.no_diffusion,
-                           prior_map_scale=self.prior_map_scale, tone_curve=self.tone)
+                           prior_map_scale=self.prior_map_scale, tone_curve=self.tone,
+                           tone_look=self.tone and self.look)
 
     @property
     def prior_kind(self) -> str:

@@ -56,6 +56,9 @@ class TrainOptions:
     tone_steps: int = 0
     tone_batch_size: int = 32
     tone_lr: float = 1e-3
+    # "look": the tone phase trains the look head alone (black point, local exposure) on a finished branch,
+    # whose exposure, white balance and curve stay as they are; "all": the whole branch.
+    tone_parts: str = "all"
     # Structure and colour terms beside L1, in both phases (training/losses.py).
     ssim_weight: float = 0.2
     colour_weight: float = 0.1
@@ -224,7 +227,8 @@ def tone_loss(tone: ToneEstimator, batch: dict[str, torch.Tensor], options: Trai
         developed = develop(low, tone, options.config.target_brightness, roll_off=False)[0]
         penalty = developed.new_zeros(())
     else:
-        params, gains = tone(low), target_gains(low, high)
+        params = tone(low)
+        gains = target_gains(low, high, params.black.detach())
         developed = apply_tone(low, with_gains(params, gains))
         penalty = gain_loss(params, gains)
     return (F.l1_loss(developed, high) + structure_and_colour(developed, high, options.ssim_weight,
@@ -249,9 +253,8 @@ def start_run(options: TrainOptions, model: PriorGuidedDenoiser, ema: PriorGuide
     elif options.init is not None:  # fine-tuning: the weights of a finished model, a fresh optimiser and schedule
         start_from = load_checkpoint(options.init)
         check_continuation(start_from.config, config, options.init, notify, INIT_REMEDY)
-        weights = start_from.state_dict()
-        if start_from.tone is None and model.tone is not None:  # a first-release denoiser gains a new tone branch
-            weights.update({f"tone.{k}": v for k, v in model.tone.state_dict().items()})
+        # A part the init lacks (a first release's tone branch, v8's look head) starts from its fresh weights.
+        weights = {**model.state_dict(), **start_from.state_dict()}
         model.load_state_dict(weights)
         ema.load_state_dict(weights)
     if options.init is not None and step > 0:
@@ -287,9 +290,9 @@ def phase_loss(step: int, model: PriorGuidedDenoiser, ema: PriorGuidedDenoiser, 
     """This step's loss, the parameters it trains, the (EMA, live) pairs to average, and the EMA decay."""
     if step < options.tone_steps:
         loss = tone_loss(model.tone, batch, options)
-        trained = list(model.tone.parameters())
-        averaged = zip(ema.tone.parameters(), model.tone.parameters())
-        return loss, trained, averaged, min(options.ema_decay, (1 + step) / (10 + step))
+        pairs = [(e, p) for (name, e), p in zip(ema.tone.named_parameters(), model.tone.parameters())
+                 if p.requires_grad]
+        return loss, [p for _, p in pairs], pairs, min(options.ema_decay, (1 + step) / (10 + step))
     loss = denoiser_loss(model, batch, options.config, scheduler, generator, options)
     trained = [p for name, p in model.named_parameters() if not name.startswith("tone.")]
     averaged = ((e, p) for (name, e), p in zip(ema.named_parameters(), model.parameters())
@@ -334,6 +337,9 @@ def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, flo
         if batches is None or step == options.tone_steps:  # a stream per phase: frames, then crops
             if not tone_phase and model.tone is not None:  # the denoiser learns on the branch that ships
                 model.tone.load_state_dict(ema.tone.state_dict())
+            elif tone_phase and options.tone_parts == "look":
+                for name, param in model.tone.named_parameters():
+                    param.requires_grad_(name.startswith("look."))
             batches = data.batches(options.tone_batch_size if tone_phase else options.batch_size, config.max_regions,
                                    seed=options.seed + step, workers=options.workers,
                                    pin_memory=options.device.startswith("cuda"), frames=tone_phase)
