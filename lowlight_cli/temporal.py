@@ -30,7 +30,8 @@ full average.
 
 from __future__ import annotations
 
-import time
+import math
+from time import perf_counter
 from dataclasses import dataclass
 from functools import partial
 from typing import Callable
@@ -46,6 +47,9 @@ from lowlight_cli.prepare import resize, working_size
 from lowlight_cli.priors.region_prior import RegionPrior
 
 THUMBNAIL = 16  # long side (px) at which frames are compared for cuts
+TONE_SECONDS = 0.5  # time constant of the shot's tone average: a steady scene stays steady (frame-to-frame
+# jitter of the judgement averaged over ~15 frames at 30 fps), a real change of light is followed within a second
+FRAME_SECONDS = 1 / 30  # the time between frames when the source gives none
 COMPARE_SIGMA = 1.5  # px at working size: blur that averages sensor noise out before pixels are compared
 MIN_ALIGNMENT = 0.05  # phase-correlation response below which no global shift is trusted
 
@@ -71,6 +75,7 @@ class ShotState:
     output: np.ndarray | None  # time-averaged working-resolution output (None after such a frame: see `written`)
     tone: ToneParams | None = None  # time-averaged tone judgement (None: a model without a tone branch)
     written: Callable[[], np.ndarray] | None = None  # after such a frame: reads it back as the earlier run wrote it
+    time: float | None = None  # the frame's time (seconds), from which the tone average's weight follows
 
 
 def enhance_video(enhancer: Enhancer, source: FrameSource, sink: FrameSink,
@@ -90,25 +95,27 @@ def enhance_video(enhancer: Enhancer, source: FrameSource, sink: FrameSink,
     if scene_cut <= 0:
         raise UsageError(f"the scene-cut threshold must be positive, got {scene_cut}")
     report, state = VideoReport(), None
-    start = time.perf_counter()
+    start = perf_counter()
     with source, sink:
         for index, rgb in source:
+            when = source.time_of(index)
             if sink.done(index):
                 report.skipped += 1
-                state = replay(enhancer, rgb, state, smoothing, scene_cut, written=partial(sink.finished, index))
+                state = replay(enhancer, rgb, state, smoothing, scene_cut, written=partial(sink.finished, index),
+                               time=when)
             else:
-                out, state, new_prior = enhance_frame(enhancer, rgb, state, smoothing, scene_cut)
+                out, state, new_prior = enhance_frame(enhancer, rgb, state, smoothing, scene_cut, time=when)
                 sink.write(index, out, source.time_of(index))
                 report.done += 1
                 report.priors += new_prior
             if on_frame is not None:
                 on_frame(index)
-    report.seconds = time.perf_counter() - start
+    report.seconds = perf_counter() - start
     return report
 
 
 def replay(enhancer: Enhancer, rgb: np.ndarray, state: ShotState | None, smoothing: float, scene_cut: float,
-           written: Callable[[], np.ndarray]) -> ShotState:
+           written: Callable[[], np.ndarray], time: float | None = None) -> ShotState:
     """The state after a frame an earlier run already wrote (`written` reads it back), so that a resumed run
     goes on close to what one run would give.
 
@@ -121,18 +128,25 @@ def replay(enhancer: Enhancer, rgb: np.ndarray, state: ShotState | None, smoothi
     afresh there.
     """
     low = enhancer.shrink(rgb, direct=enhancer.full_res)
-    tone, _ = shot_tone(enhancer, low, state, smoothing, scene_cut)
-    return ShotState(low=low, prior=None, output=None, tone=tone, written=written)
+    tone, _ = shot_tone(enhancer, low, state, smoothing, scene_cut, time)
+    return ShotState(low=low, prior=None, output=None, tone=tone, written=written, time=time)
 
 
-def shot_tone(enhancer: Enhancer, low: np.ndarray, state: ShotState | None, smoothing: float, scene_cut: float
-              ) -> tuple[ToneParams | None, bool]:
+def tone_weight(state: ShotState, time: float | None) -> float:
+    """The weight of the shot's tone average against a new frame `time` seconds into the clip: a time
+    constant (`TONE_SECONDS`), not a per-frame weight, so 24, 30 and 60 fps clips settle alike."""
+    seconds = time - state.time if time is not None and state.time is not None else FRAME_SECONDS
+    return math.exp(-max(seconds, 0.0) / TONE_SECONDS)
+
+
+def shot_tone(enhancer: Enhancer, low: np.ndarray, state: ShotState | None, smoothing: float, scene_cut: float,
+              time: float | None = None) -> tuple[ToneParams | None, bool]:
     """The frame's tone judgement, mixed into the shot's average when the frame continues the shot
-    (`change_map` under `scene_cut`), and whether it does."""
+    (`change_map` under `scene_cut`) and smoothing is on (`smoothing` > 0), and whether it does."""
     same_shot = state is not None and float(change_map(state.low, low).mean()) < scene_cut
     tone = enhancer.judge(low)
     if same_shot and smoothing > 0 and tone is not None and state.tone is not None:
-        tone = mix(state.tone, tone, smoothing)
+        tone = mix(state.tone, tone, tone_weight(state, time))
     return tone, same_shot
 
 
@@ -152,12 +166,13 @@ def past_output(state: ShotState, size: tuple[int, int]) -> np.ndarray | None:
 
 
 def enhance_frame(enhancer: Enhancer, rgb: np.ndarray, state: ShotState | None, smoothing: float,
-                  scene_cut: float) -> tuple[np.ndarray, ShotState, bool]:
-    """One frame: (full-resolution output, state for the next frame, whether a new prior was computed)."""
+                  scene_cut: float, time: float | None = None) -> tuple[np.ndarray, ShotState, bool]:
+    """One frame at `time` seconds (None: `FRAME_SECONDS` after the last): (full-resolution output, state for
+    the next frame, whether a new prior was computed)."""
     # Never sampled directly, even when small: the working copy's area averaging also averages the noise
     # that would flicker from frame to frame, and every frame of the clip compares at one size.
     low = enhancer.shrink(rgb, direct=enhancer.full_res)
-    tone, same_shot = shot_tone(enhancer, low, state, smoothing, scene_cut)
+    tone, same_shot = shot_tone(enhancer, low, state, smoothing, scene_cut, time)
     working = enhancer.develop_copy(low, tone)  # one judgement and one development per frame
     reused = state.prior if same_shot else None
     working, work_output, prior, _ = enhancer.enhance_working(rgb, reused, working)
@@ -169,7 +184,7 @@ def enhance_frame(enhancer: Enhancer, rgb: np.ndarray, state: ShotState | None, 
         weight = smoothing * inside * agreement(past_low, working.low, scene_cut)
         work_output = weight * past + (1.0 - weight) * work_output
     out = enhancer.finish(rgb, working, work_output)
-    return out, ShotState(low=working.low, prior=prior, output=work_output, tone=tone), reused is None
+    return out, ShotState(low=working.low, prior=prior, output=work_output, tone=tone, time=time), reused is None
 
 
 def global_shift(previous: np.ndarray, current: np.ndarray) -> tuple[float, float]:

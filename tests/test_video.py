@@ -7,6 +7,8 @@ check the machinery (counts, audio, temporal consistency), not quality.
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -21,7 +23,8 @@ from lowlight_cli.io.video import FolderSink, VideoSink, open_sink, open_source
 from lowlight_cli.pipeline import Enhancer
 from lowlight_cli import temporal
 from lowlight_cli.prepare import resize
-from lowlight_cli.temporal import enhance_frame, enhance_video, past_output, replay
+from lowlight_cli.temporal import (FRAME_SECONDS, TONE_SECONDS, ShotState, enhance_frame, enhance_video, past_output,
+                                   replay, tone_weight)
 from tests.conftest import tiny_model
 
 
@@ -169,11 +172,23 @@ def test_the_tone_judgement_settles_over_a_shot_and_starts_afresh_on_a_cut():
     assert torch.equal(state.tone.log_exposure, own(first).log_exposure)
     _, settled, new_prior = enhance_frame(enhancer, second, state, 0.8, 0.12)
     assert not new_prior
-    expected = 0.8 * own(first).log_exposure + 0.2 * own(second).log_exposure
+    weight = math.exp(-FRAME_SECONDS / TONE_SECONDS)  # no frame times given: one frame at 30 fps
+    expected = weight * own(first).log_exposure + (1 - weight) * own(second).log_exposure
     assert float(settled.tone.log_exposure) == pytest.approx(float(expected), abs=1e-6)
     assert float(own(second).log_exposure - own(first).log_exposure) > 0.05  # so the average did something
     _, after_cut, new_prior = enhance_frame(enhancer, cut, settled, 0.8, 0.12)
     assert new_prior and torch.equal(after_cut.tone.curve, own(cut).curve)
+
+
+def test_the_tone_average_follows_time_not_frames():
+    """A steady scene settles over ~15 frames at 30 fps whatever the frame rate, and a real change of light is
+    followed within a second (the old judgement keeps under 15 %)."""
+    state = ShotState(low=np.zeros((4, 4, 3), np.float32), prior=None, output=None, time=1.0)
+    at_60 = tone_weight(state, 1.0 + 1 / 60)
+    assert tone_weight(state, 1.0 + 1 / 30) == pytest.approx(at_60 * at_60)
+    assert tone_weight(state, 2.0) < 0.15
+    assert tone_weight(state, 1.0 + 1 / 30) > 0.9
+    assert tone_weight(replace(state, time=None), 5.0) == math.exp(-FRAME_SECONDS / TONE_SECONDS)
 
 
 def test_moving_subject_leaves_no_trail(enhancer, monkeypatch):
