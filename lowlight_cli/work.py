@@ -134,12 +134,22 @@ def enhance_files(enhancer: "Enhancer | Callable[[], Enhancer] | None", jobs: li
 
     def process(job: Job, photo: Photo) -> None:
         if not built:
-            built.append(enhancer() if callable(enhancer) else enhancer)
+            try:
+                built.append(enhancer() if callable(enhancer) else enhancer)
+            except LowlightError as exc:  # a bad setting or model stops the run; it is no one photo's failure
+                raise ModelUnavailable from exc
         result = enhance_loaded(built[0], photo.image, job.source, job.target, quality, photo.quality)
         if on_done is not None:
             on_done(job, photo.image, result)
 
-    return run_jobs(jobs, lambda job: load_photo(job.source), process, overwrite, on_advance=on_advance)
+    try:
+        return run_jobs(jobs, lambda job: load_photo(job.source), process, overwrite, on_advance=on_advance)
+    except ModelUnavailable as failed:
+        raise failed.__cause__ from None  # type: ignore[misc]
+
+
+class ModelUnavailable(Exception):
+    """The enhancer could not be built: carries its `LowlightError` past the per-photo error policy."""
 
 
 def is_remote_location(place: object) -> bool:

@@ -1,5 +1,6 @@
 """The `lowlight` commands as a user runs them (typer's CliRunner)."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -436,7 +437,10 @@ def test_shell_completion_does_not_import_torch():
             "r = CliRunner().invoke(app, [], prog_name='lowlight', env={'_LOWLIGHT_COMPLETE': 'complete_bash', "
             "'COMP_WORDS': 'lowlight ba', 'COMP_CWORD': '1'}); assert r.output.split() == ['batch'], r.output; "
             "assert 'torch' not in sys.modules, 'torch imported'")
-    subprocess.run([sys.executable, "-c", code], check=True)
+    # Typer takes `bash` as --show-completion's value only with shell detection off; with it on, the flag
+    # detects the parent process's shell, which depends on how the suite was started.
+    env = {**os.environ, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
 
 
 @pytest.mark.parametrize("args", [["enhance", "missing.jpg"], ["batch", "missing"], ["video", "missing.mp4"],
