@@ -171,7 +171,7 @@ PANELS = {
 TRAIN_PANELS = {
     "Data and output": ["data", "out", "init", "save_every", "stop_at"],
     "Schedule": ["steps", "tone_steps", "batch_size", "crop", "native_share", "lr", "seed"],
-    "Model": ["base_channels", "tone", "no_diffusion", "mean_start", "prior_map_scale"],
+    "Model": ["base_channels", "tone", "look", "tone_parts", "no_diffusion", "mean_start", "prior_map_scale"],
     "Losses": ["ssim_weight", "colour_weight", "teacher_gains", "semantic_weight", "final_step_share", "refine_share"],
     "Region prior": ["prior", "sam_model", "sam_checkpoint"],
     "Hardware": ["device", "threads", "workers"],

@@ -18,6 +18,11 @@ CROP = typer.Option(128, help="Crop side in pixels (a multiple of 8).")
 LR = typer.Option(2e-4, help="Peak learning rate (AdamW, cosine decay).")
 BASE_CHANNELS = typer.Option(24, help="U-Net width at full resolution.")
 SEED = typer.Option(0, help="Random seed.")
+TONE_PARTS = typer.Option("all", "--tone-parts", metavar="all|look",
+                          help="What the tone phase trains: the whole branch, or only its look head (black point, "
+                               "local exposure) on --init's finished branch.")
+LOOK = typer.Option(True, "--look/--no-look", help="The tone branch also judges each photo's black point and local "
+                                                   "exposure (needs --tone).")
 SAVE_EVERY = typer.Option(200, help="Write checkpoint + state every N steps.")
 THREADS = typer.Option(0, help="CPU threads for torch (0 = torch's default).")
 NATIVE_SHARE = typer.Option(0.0, help="Share of crops cut at the photo's own pixels instead of a random downscale, "
@@ -37,17 +42,12 @@ def train(
     tone: bool = typer.Option(True, "--tone/--no-tone", help="Give the model a global tone branch (exposure, white "
                                                               "balance, tone curve from a thumbnail of the whole "
                                                               "photo); --no-tone keeps the first release's auto-gamma base."),
-    tone_parts: str = typer.Option("all", "--tone-parts", metavar="all|look",
-                                   help="What the tone phase trains: the whole branch, or only its look head "
-                                        "(black point, local exposure) on --init's finished branch."),
-    look: bool = typer.Option(True, "--look/--no-look", help="The tone branch also judges each photo's black point "
-                                                             "and local exposure (needs --tone)."),
     ssim_weight: float = typer.Option(0.2, help="Weight of the structure (1 - SSIM) term on the predicted image."),
     colour_weight: float = typer.Option(0.1, help="Weight of the colour (1 - cosine) term on the predicted image."),
     teacher_gains: bool = typer.Option(True, "--teacher-gains/--no-teacher-gains", help="Develop training photos at "
                                        "their target's exposure and white balance and learn those gains apart, so "
                                        "the curve learns contrast instead of hedging an uncertain exposure."),
-    native_share: float = NATIVE_SHARE,
+    native_share: float = NATIVE_SHARE, tone_parts: str = TONE_PARTS, look: bool = LOOK,
     stop_at: Optional[int] = typer.Option(None, "--stop-at", help="End this run at this step (resumable later); "
                                                                   "the learning-rate schedule still spans --steps."),
     batch_size: int = BATCH_SIZE, crop: int = CROP, lr: float = LR,

@@ -500,20 +500,10 @@ def encode_image(rgb: np.ndarray, suffix: str, alpha: np.ndarray | None = None, 
     if gray:
         rgb = np.repeat(to_gray(rgb)[:, :, None], 3, axis=2)
     if bit_depth >= 16 and suffix in SIXTEEN_BIT_SUFFIXES:
-        import cv2
-
-        channels = [quantise(rgb[:, :, 2], 16), quantise(rgb[:, :, 1], 16), quantise(rgb[:, :, 0], 16)]
-        if gray and not keep_alpha:  # OpenCV writes one channel as gray, but has no gray + alpha
-            channels = channels[:1]
-        if keep_alpha:
-            channels.append(quantise(alpha, 16))
-        ok, buffer = cv2.imencode(suffix, np.dstack(channels) if len(channels) > 1 else channels[0],
-                                  TIFF_DEFLATE if suffix in {".tif", ".tiff"} else [])
-        if not ok:
-            raise OutputError(f"OpenCV could not encode a 16-bit {suffix} file")
+        data = _sixteen_bit_bytes(rgb, suffix, alpha if keep_alpha else None, gray)
         if suffix == ".png":
-            return png_with_metadata(buffer.tobytes(), exif, icc_profile, text=_text_with_xmp(text, xmp))
-        return tiff_with_metadata(buffer.tobytes(), exif, icc_profile, xmp)
+            return png_with_metadata(data, exif, icc_profile, text=_text_with_xmp(text, xmp))
+        return tiff_with_metadata(data, exif, icc_profile, xmp)
     pixels = quantise(rgb, 8)
     image = Image.fromarray(pixels, "RGB")
     if gray:
@@ -541,6 +531,23 @@ def encode_image(rgb: np.ndarray, suffix: str, alpha: np.ndarray | None = None, 
     if suffix in {".tif", ".tiff"} and xmp:
         data = tiff_with_metadata(data, None, None, xmp)
     return data
+
+
+def _sixteen_bit_bytes(rgb: np.ndarray, suffix: str, alpha: np.ndarray | None, gray: bool) -> bytes:
+    """A 16-bit PNG or TIFF (Deflate) from OpenCV, without metadata: one channel for `gray` (without alpha:
+    OpenCV has no gray + alpha)."""
+    import cv2
+
+    channels = [quantise(rgb[:, :, 2], 16), quantise(rgb[:, :, 1], 16), quantise(rgb[:, :, 0], 16)]
+    if gray and alpha is None:
+        channels = channels[:1]
+    if alpha is not None:
+        channels.append(quantise(alpha, 16))
+    ok, buffer = cv2.imencode(suffix, np.dstack(channels) if len(channels) > 1 else channels[0],
+                              TIFF_DEFLATE if suffix in {".tif", ".tiff"} else [])
+    if not ok:
+        raise OutputError(f"OpenCV could not encode a 16-bit {suffix} file")
+    return buffer.tobytes()
 
 
 def _float_tiff_bytes(rgb: np.ndarray, alpha: np.ndarray | None) -> bytes:
