@@ -31,9 +31,9 @@ from lowlight_cli.io.images import load_image, save_image
 from lowlight_cli.metrics import psnr
 from lowlight_cli.pipeline import Enhancer
 from lowlight_cli.shadow_noise import luma
+from lowlight_cli.training.data import UNCHANGED_CHECK  # never trained as unchanged pairs
 
 NEAR_WHITE = 240 / 255
-UNCHANGED_PREFIX = "kodak24_"  # training/data.UNCHANGED_CHECK: never trained as an unchanged pair
 
 
 def near_white(rgb: np.ndarray) -> float:
@@ -81,7 +81,7 @@ def unpaired(enhancer: Enhancer, folder: Path, out: Path) -> dict[str, float]:
 
 def unchanged(enhancer: Enhancer, folder: Path) -> dict[str, float]:
     shifts, scores = [], []
-    for path in sorted(folder.glob(f"{UNCHANGED_PREFIX}*")):
+    for path in sorted(folder.glob(f"{UNCHANGED_CHECK}*")):
         rgb = load_image(path).rgb
         result = enhancer.enhance(rgb).rgb
         shifts.append(abs(float(luma(result).mean() - luma(rgb).mean())) * 255.0)
