@@ -29,11 +29,10 @@ from samples import gamma_to_mean  # benchmarks/ is on sys.path when this file i
 from lowlight_cli.evaluation import evaluate_pairs
 from lowlight_cli.io.images import load_image, save_image
 from lowlight_cli.metrics import psnr
+from lowlight_cli.models.tone import NEAR_WHITE
 from lowlight_cli.pipeline import Enhancer
 from lowlight_cli.shadow_noise import luma
 from lowlight_cli.training.data import UNCHANGED_CHECK  # never trained as unchanged pairs
-
-NEAR_WHITE = 240 / 255
 
 
 def near_white(rgb: np.ndarray) -> float:

@@ -27,16 +27,16 @@ from lowlight_cli import temporal
 from lowlight_cli.io.images import load_image
 from lowlight_cli.pipeline import Enhancer
 from lowlight_cli.shadow_noise import luma
+from lowlight_cli.training.synth import linear_to_srgb, srgb_to_linear
 
 FRAMES, CUT_AT, WIDTH = 60, 30, 320
 
 
 def darkened(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A dark, noisy frame of a well-lit `rgb` (linear exposure 1/12, shot + read noise, 8-bit)."""
-    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4) / 12.0
+    linear = srgb_to_linear(rgb) / 12.0
     noisy = linear + rng.normal(0.0, 1.0, linear.shape) * np.sqrt(2e-4 * linear + 1e-6)
-    noisy = np.clip(noisy, 0.0, 1.0)
-    return np.round(np.where(noisy <= 0.0031308, noisy * 12.92, 1.055 * noisy ** (1 / 2.4) - 0.055) * 255) / 255
+    return np.round(linear_to_srgb(noisy) * 255) / 255
 
 
 def scene(path: Path) -> np.ndarray:

@@ -57,7 +57,7 @@ class NormalImage:
     may_stay: bool = True
 
 
-UNCHANGED_CHECK = "kodak24_"  # name prefix of the normal/ photos benchmarks/unchanged.py scores
+UNCHANGED_CHECK = "kodak24_"  # name prefix of the normal/ photos benchmarks/ood.py scores as unchanged
 
 
 THUMB = 96  # side of the whole-frame thumbnails the tone branch learns from (it pools them to 64)
