@@ -392,6 +392,28 @@ def test_the_black_point_is_taken_off_before_the_gains_and_bounded_by_the_darkes
     assert torch.equal(ToneEstimator()(low).black, torch.zeros(1, 3))  # no look head: no black point
 
 
+def test_the_pedestal_rule_starts_neutral_and_raises_the_black_share_of_a_floor_near_the_mean():
+    """Zero at start (the look head's own judgement, as v10 shipped); with a positive slope a channel whose
+    darkest level sits near its mean (a pedestal) gets more of it taken off than one whose darkest level is a
+    shadow, and a photo is judged the same with or without the rule while its weights are zero."""
+    from lowlight_cli.models.tone import PEDESTAL_RATIO, PedestalRule
+
+    rule = PedestalRule()
+    mean = torch.full((1, 3), 0.004)
+    floor = mean * torch.tensor([[0.3, PEDESTAL_RATIO, 0.03]])  # pedestal, neutral point, shadow
+    assert torch.equal(rule(floor, mean), torch.zeros(1, 3))
+    with torch.no_grad():
+        rule.weight.copy_(torch.tensor([0.5, 0.0]))
+    logits = rule(floor, mean)[0]
+    assert float(logits[0]) > 0.0 and abs(float(logits[1])) < 1e-5 and float(logits[2]) < 0.0
+    torch.manual_seed(0)
+    plain = ToneEstimator(look=True)
+    with_rule = ToneEstimator(look=True, pedestal=True)
+    with_rule.load_state_dict({**plain.state_dict(), "pedestal.weight": torch.zeros(2)})
+    low = photo()
+    assert torch.equal(plain(low).black, with_rule(low).black)
+
+
 def test_a_too_bright_colour_keeps_more_of_its_colour_than_paling_gives():
     orange = torch.tensor([2.0, 0.6, 0.1]).view(1, 3, 1, 1)  # linear, far over the top
     lum = linear_luminance(orange)

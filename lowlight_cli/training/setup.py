@@ -79,7 +79,7 @@ class TrainRequest:
         return ModelConfig(base_channels=self.base_channels, diffusion=not self.no_diffusion,
                            use_prior=self.run.prior != "none", mean_start=self.mean_start and not self.no_diffusion,
                            prior_map_scale=self.prior_map_scale, tone_curve=self.tone,
-                           tone_look=self.tone and self.look)
+                           tone_look=self.tone and self.look, tone_pedestal=self.tone and self.look)
 
     @property
     def prior_kind(self) -> str:

@@ -339,7 +339,7 @@ def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, flo
                 model.tone.load_state_dict(ema.tone.state_dict())
             elif tone_phase and options.tone_parts == "look":
                 for name, param in model.tone.named_parameters():
-                    param.requires_grad_(name.startswith("look."))
+                    param.requires_grad_(name.startswith(("look.", "pedestal.")))
             batches = data.batches(options.tone_batch_size if tone_phase else options.batch_size, config.max_regions,
                                    seed=options.seed + step, workers=options.workers,
                                    pin_memory=options.device.startswith("cuda"), frames=tone_phase)
