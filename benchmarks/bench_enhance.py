@@ -57,7 +57,8 @@ if args["warmup"]:
 seconds, result = once()
 peak_gpu = torch.cuda.max_memory_allocated() / 2**30 if enhancer.device.type == "cuda" else 0.0
 print(json.dumps({"seconds": seconds, "load": load, "timings": result.timings,
-                  "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**30 if sys.platform == "darwin" else 2**20),
+                  "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                                  / (2**30 if sys.platform == "darwin" else 2**20),
                   "peak_gpu_gib": peak_gpu, "regions": result.prior.num_regions}))
 """
 
@@ -89,8 +90,11 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--work-size", type=int, default=384)
     parser.add_argument("--full-res", action="store_true", help="sample at full resolution in tiles")
-    parser.add_argument("--prior-sam-random", default="", help="add a 'sam' prior row: SAM of this size with random "
-                                                                  "weights (cost only, no download)")
+    parser.add_argument(
+        "--prior-sam-random",
+        default="",
+        help="add a 'sam' prior row: SAM of this size with random weights (cost only, no download)",
+    )
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--highlights", default="curve", help="curve | local (the --highlights setting)")
     parser.add_argument("--warmup", action="store_true", help="run once before timing (GPU kernels, caches)")
@@ -105,31 +109,51 @@ def main() -> None:
             photo = make_photo(mp, folder)
             for prior in priors:
                 for steps in [int(s) for s in args.steps.split(",")]:
-                    child = dict(model=args.model, device=args.device, prior=prior, steps=steps,
-                                 work_size=args.work_size, full_res=args.full_res, photo=str(photo),
-                                 out=str(folder / "out.jpg"), threads=args.threads, warmup=args.warmup,
-                                 highlights=args.highlights,
-                                 sam_random=args.prior_sam_random if prior == "sam" else "")
-                    done = subprocess.run([sys.executable, "-c", CHILD, json.dumps(child)], capture_output=True,
-                                          text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
+                    child = dict(
+                        model=args.model,
+                        device=args.device,
+                        prior=prior,
+                        steps=steps,
+                        work_size=args.work_size,
+                        full_res=args.full_res,
+                        photo=str(photo),
+                        out=str(folder / "out.jpg"),
+                        threads=args.threads,
+                        warmup=args.warmup,
+                        highlights=args.highlights,
+                        sam_random=args.prior_sam_random if prior == "sam" else "",
+                    )
+                    done = subprocess.run(
+                        [sys.executable, "-c", CHILD, json.dumps(child)],
+                        capture_output=True,
+                        text=True,
+                        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+                    )
                     if done.returncode:
                         print(done.stderr[-2000:], file=sys.stderr)
                         continue
                     result = json.loads(done.stdout.strip().splitlines()[-1])
                     rows.append((mp, prior, steps, result))
                     t = result["timings"]
-                    print(f"{mp:g} MP {prior} {steps} steps: {result['seconds']:.1f}s "
-                          f"(prior {t['prior']:.2f}, sample {t['sample']:.2f}, reconstruct {t['reconstruct']:.2f}) "
-                          f"peak {result['peak_rss_gib']:.2f} GiB", file=sys.stderr)
+                    print(
+                        f"{mp:g} MP {prior} {steps} steps: {result['seconds']:.1f}s "
+                        f"(prior {t['prior']:.2f}, sample {t['sample']:.2f}, reconstruct {t['reconstruct']:.2f}) "
+                        f"peak {result['peak_rss_gib']:.2f} GiB",
+                        file=sys.stderr,
+                    )
     device = args.device + (f", {args.threads} threads" if args.threads else "")
-    print(f"\n| photo | prior | steps | total s | prior s | sampling s | reconstruction s | peak RSS GiB |"
-          f"{' peak GPU GiB |' if args.device == 'cuda' else ''}  ({device}, work size {args.work_size})")
+    print(
+        f"\n| photo | prior | steps | total s | prior s | sampling s | reconstruction s | peak RSS GiB |"
+        f"{' peak GPU GiB |' if args.device == 'cuda' else ''}  ({device}, work size {args.work_size})"
+    )
     print("|---|---|---|---|---|---|---|---|" + ("---|" if args.device == "cuda" else ""))
     for mp, prior, steps, r in rows:
         t = r["timings"]
         gpu = f" {r['peak_gpu_gib']:.2f} |" if args.device == "cuda" else ""
-        print(f"| {mp:g} MP | {prior} | {steps} | {r['seconds']:.1f} | {t['prior']:.2f} | {t['sample']:.2f} | "
-              f"{t['reconstruct']:.2f} | {r['peak_rss_gib']:.2f} |{gpu}")
+        print(
+            f"| {mp:g} MP | {prior} | {steps} | {r['seconds']:.1f} | {t['prior']:.2f} | {t['sample']:.2f} | "
+            f"{t['reconstruct']:.2f} | {r['peak_rss_gib']:.2f} |{gpu}"
+        )
     if rows:
         print(f"\nmodel load: {rows[0][3]['load']:.2f} s (once per process)")
 

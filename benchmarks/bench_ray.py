@@ -30,8 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
-TINY = dict(base_channels=8, channel_mults=(1, 2, 2), token_dim=16, attn_heads=2, max_regions=8,
-            num_train_timesteps=50)  # as tests/conftest.py: measures the machinery, not the real model
+TINY = dict(
+    base_channels=8, channel_mults=(1, 2, 2), token_dim=16, attn_heads=2, max_regions=8, num_train_timesteps=50
+)  # as tests/conftest.py: measures the machinery, not the real model
 
 
 def make_photos(folder: Path, count: int, size: tuple[int, int]) -> None:
@@ -46,8 +47,9 @@ def make_photos(folder: Path, count: int, size: tuple[int, int]) -> None:
         rng = np.random.default_rng(index)
         scene = np.stack([x / width, y / height, 0.5 + 0.5 * np.sin((x + 37 * index) / 23.0)], axis=2)
         dark = scene * np.array([0.14, 0.09, 0.06]) + rng.normal(0, 0.012, scene.shape)
-        Image.fromarray((np.clip(dark, 0, 1) * 255 + 0.5).astype(np.uint8)).save(folder / f"photo{index:03d}.jpg",
-                                                                                quality=92)
+        Image.fromarray((np.clip(dark, 0, 1) * 255 + 0.5).astype(np.uint8)).save(
+            folder / f"photo{index:03d}.jpg", quality=92
+        )
 
 
 def child(options: dict) -> dict:
@@ -89,8 +91,14 @@ def child(options: dict) -> dict:
         os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
         ray.init(num_cpus=options["cpus"], include_dashboard=False, logging_level="ERROR", log_to_driver=False)
         run = RayRun()
-        report = run_ray_batch(jobs, settings, RayOptions(workers=(options["workers"],) * 2), overwrite=True,
-                               on_advance=lambda job: finished.append(time.time()), run=run)
+        report = run_ray_batch(
+            jobs,
+            settings,
+            RayOptions(workers=(options["workers"],) * 2),
+            overwrite=True,
+            on_advance=lambda job: finished.append(time.time()),
+            run=run,
+        )
         ray.shutdown()
     assert not report.failed, report.failed
     end = time.time()
@@ -118,25 +126,39 @@ def main() -> None:
         folder = Path(scratch) / "dark"
         make_photos(folder, args.photos, (width, height))
         for workers in [0, -1] + [int(w) for w in args.workers.split(",")]:
-            options = {"input": str(folder), "out": str(Path(scratch) / f"out{workers}"), "workers": workers,
-                       "cpus": max(cpus, workers), "model": args.model, "tiny": args.tiny, "began": time.time()}
-            done = subprocess.run([sys.executable, __file__, "--child", json.dumps(options)], capture_output=True,
-                                  text=True)
-            line = next((l for l in done.stdout.splitlines() if l.startswith("RESULT ")), None)
+            options = {
+                "input": str(folder),
+                "out": str(Path(scratch) / f"out{workers}"),
+                "workers": workers,
+                "cpus": max(cpus, workers),
+                "model": args.model,
+                "tiny": args.tiny,
+                "began": time.time(),
+            }
+            done = subprocess.run(
+                [sys.executable, __file__, "--child", json.dumps(options)], capture_output=True, text=True
+            )
+            line = next((text for text in done.stdout.splitlines() if text.startswith("RESULT ")), None)
             if line is None:
                 sys.exit(f"run with {workers} workers failed:\n{done.stderr[-3000:]}")
-            rows.append((workers, json.loads(line[len("RESULT "):])))
-            print(f"# {workers} worker(s) (0: local batch, -1: local batch on 1 thread): {rows[-1][1]}", file=sys.stderr)
+            rows.append((workers, json.loads(line[len("RESULT ") :])))
+            print(
+                f"# {workers} worker(s) (0: local batch, -1: local batch on 1 thread): {rows[-1][1]}", file=sys.stderr
+            )
     local_first = rows[0][1]["first"]
-    print(f"{args.photos} photos of {width}x{height}, {cpus} CPUs, model {'tiny' if args.tiny else args.model}, "
-          "prior fallback, 1 step\n")
+    print(
+        f"{args.photos} photos of {width}x{height}, {cpus} CPUs, model {'tiny' if args.tiny else args.model}, "
+        "prior fallback, 1 step\n"
+    )
     print("| run | workers | first photo s | img/s after the first | total s | start-up vs local s |")
     print("|---|---|---|---|---|---|")
     for workers, result in rows:
         name = {0: "local batch", -1: "local batch, 1 torch thread"}.get(workers, "`--ray`")
         extra = "—" if workers <= 0 else f"{result['first'] - local_first:+.1f}"
-        print(f"| {name} | {workers if workers > 0 else '1 process'} | {result['first']:.1f} | {result['rate']:.2f} | "
-              f"{result['total']:.1f} | {extra} |")
+        print(
+            f"| {name} | {workers if workers > 0 else '1 process'} | {result['first']:.1f} | {result['rate']:.2f} | "
+            f"{result['total']:.1f} | {extra} |"
+        )
 
 
 if __name__ == "__main__":

@@ -47,9 +47,9 @@ def synthetic_image(height: int, width: int):
     rng = np.random.default_rng(0)
     y, x = np.mgrid[0:height, 0:width] / max(height, width)
     image = np.stack([0.3 + 0.4 * x, 0.25 + 0.3 * y, 0.5 - 0.2 * x], axis=-1)
-    image[height // 5: height // 2, width // 6: width // 2] = (0.8, 0.3, 0.2)
+    image[height // 5 : height // 2, width // 6 : width // 2] = (0.8, 0.3, 0.2)
     image[(y - 0.5) ** 2 + (x - 0.7) ** 2 < 0.02] = (0.2, 0.6, 0.9)
-    image[int(height * 0.7):, :] *= 0.5
+    image[int(height * 0.7) :, :] *= 0.5
     return np.clip(image + rng.normal(0, 0.02, image.shape), 0, 1).astype(np.float32)
 
 
@@ -70,12 +70,22 @@ def run_one(spec: str, threads: int, budget: float, height: int, width: int) -> 
     options = None
     if mode == "default":
         stock = inspect.signature(SamAutomaticMaskGenerator).parameters.items()
-        options = {name: param.default for name, param in stock
-                   if name != "model" and param.default is not inspect.Parameter.empty}
+        options = {
+            name: param.default
+            for name, param in stock
+            if name != "model" and param.default is not inspect.Parameter.empty
+        }
         options["points_per_side"] = points
     sam = sam_model_registry["vit_b"](checkpoint=None).eval()
-    producer = SamPriorProducer.from_model(sam, "vit_b", device="cpu", points_per_side=points,
-                                           encoder_size=encoder_size, cache=None, mask_generator_options=options)
+    producer = SamPriorProducer.from_model(
+        sam,
+        "vit_b",
+        device="cpu",
+        points_per_side=points,
+        encoder_size=encoder_size,
+        cache=None,
+        mask_generator_options=options,
+    )
     generator = producer.generator
     batch_size = generator.points_per_batch
     batches = -(-points * points // batch_size)
@@ -97,21 +107,41 @@ def run_one(spec: str, threads: int, budget: float, height: int, width: int) -> 
     image = synthetic_image(height, width)
     cpu_start = time.process_time()
     start[0] = time.perf_counter()
-    row = {"config": spec, "encoder_size": encoder_size, "points_per_side": points, "prompts": points * points,
-           "points_per_batch": batch_size, "threads": threads}
+    row = {
+        "config": spec,
+        "encoder_size": encoder_size,
+        "points_per_side": points,
+        "prompts": points * points,
+        "points_per_batch": batch_size,
+        "threads": threads,
+    }
     try:
         prior = producer(image)
         timings = producer.last_timings
-        row.update(encoder_s=timings["encoder"], decoder_s=timings["decoder"], total_s=timings["total"],
-                   masks=producer.last_masks, regions=prior.num_regions, extrapolated=False)
+        row.update(
+            encoder_s=timings["encoder"],
+            decoder_s=timings["decoder"],
+            total_s=timings["total"],
+            masks=producer.last_masks,
+            regions=prior.num_regions,
+            extrapolated=False,
+        )
     except OverBudget:
         encoder = generator.predictor.encoder_seconds
         per_batch = sum(done) / len(done)
         elapsed = time.perf_counter() - start[0]
         decoder = elapsed - encoder + (batches - len(done)) * per_batch
-        row.update(encoder_s=encoder, decoder_s=decoder, total_s=encoder + decoder, masks=None, regions=None,
-                   extrapolated=True, batches_done=len(done), batches=batches,
-                   seconds_per_point=per_batch / batch_size)
+        row.update(
+            encoder_s=encoder,
+            decoder_s=decoder,
+            total_s=encoder + decoder,
+            masks=None,
+            regions=None,
+            extrapolated=True,
+            batches_done=len(done),
+            batches=batches,
+            seconds_per_point=per_batch / batch_size,
+        )
     row["cpu_s"] = time.process_time() - cpu_start
     row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return row
@@ -120,10 +150,17 @@ def run_one(spec: str, threads: int, budget: float, height: int, width: int) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
-    parser.add_argument("--configs", default=DEFAULT_CONFIGS,
-                        help=f"comma-separated ENCODERxPOINTS[:default] (default {DEFAULT_CONFIGS})")
-    parser.add_argument("--budget", type=float, default=180.0,
-                        help="seconds a configuration may take before it is extrapolated (default 180)")
+    parser.add_argument(
+        "--configs",
+        default=DEFAULT_CONFIGS,
+        help=f"comma-separated ENCODERxPOINTS[:default] (default {DEFAULT_CONFIGS})",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=180.0,
+        help="seconds a configuration may take before it is extrapolated (default 180)",
+    )
     parser.add_argument("--height", type=int, default=384)
     parser.add_argument("--width", type=int, default=512)
     parser.add_argument("--one", help=argparse.SUPPRESS)
@@ -136,8 +173,20 @@ def main() -> None:
     root = Path(__file__).resolve().parent.parent
     rows = []
     for spec in [s.strip() for s in args.configs.split(",") if s.strip()]:
-        command = [sys.executable, str(Path(__file__).resolve()), "--one", spec, "--threads", str(args.threads),
-                   "--budget", str(args.budget), "--height", str(args.height), "--width", str(args.width)]
+        command = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--one",
+            spec,
+            "--threads",
+            str(args.threads),
+            "--budget",
+            str(args.budget),
+            "--height",
+            str(args.height),
+            "--width",
+            str(args.width),
+        ]
         result = subprocess.run(command, capture_output=True, text=True, cwd=root)
         if result.returncode != 0:
             print(f"{spec}: failed\n{result.stderr}", file=sys.stderr)
@@ -146,20 +195,30 @@ def main() -> None:
         rows.append(row)
         print(f"done {spec}: {row['total_s']:.1f} s", file=sys.stderr, flush=True)
 
-    print(f"\nSAM ViT-B (random weights), {args.width}×{args.height} image, {args.threads} thread(s), "
-          f"{platform.processor() or platform.machine()}, torch CPU\n")
-    print("| encoder | points/side | prompts (per batch) | encoder s | decoder + post-processing s | total s | CPU s | masks | "
-          "regions | peak RSS MB |")
+    print(
+        f"\nSAM ViT-B (random weights), {args.width}×{args.height} image, {args.threads} thread(s), "
+        f"{platform.processor() or platform.machine()}, torch CPU\n"
+    )
+    print(
+        "| encoder | points/side | prompts (per batch) | encoder s | decoder + post-processing s | total s | CPU s | "
+        "masks | regions | peak RSS MB |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         mark = "≈" if row["extrapolated"] else ""
-        note = (f" (extrapolated from {row['batches_done']}/{row['batches']} batches, "
-                f"{row['seconds_per_point'] * 1000:.0f} ms/point)" if row["extrapolated"] else "")
+        note = (
+            f" (extrapolated from {row['batches_done']}/{row['batches']} batches, "
+            f"{row['seconds_per_point'] * 1000:.0f} ms/point)"
+            if row["extrapolated"]
+            else ""
+        )
         label = f"{row['points_per_side']}" + (" (stock settings)" if row["config"].endswith(":default") else "")
-        print(f"| {row['encoder_size']} | {label} | {row['prompts']} ({row['points_per_batch']}) | "
-              f"{row['encoder_s']:.2f} | {mark}{row['decoder_s']:.2f} | {mark}{row['total_s']:.2f}{note} | "
-              f"{row['cpu_s']:.1f} | {row['masks'] if row['masks'] is not None else '–'} | "
-              f"{row['regions'] if row['regions'] is not None else '–'} | {row['peak_rss_mb']:.0f} |")
+        print(
+            f"| {row['encoder_size']} | {label} | {row['prompts']} ({row['points_per_batch']}) | "
+            f"{row['encoder_s']:.2f} | {mark}{row['decoder_s']:.2f} | {mark}{row['total_s']:.2f}{note} | "
+            f"{row['cpu_s']:.1f} | {row['masks'] if row['masks'] is not None else '–'} | "
+            f"{row['regions'] if row['regions'] is not None else '–'} | {row['peak_rss_mb']:.0f} |"
+        )
 
 
 if __name__ == "__main__":

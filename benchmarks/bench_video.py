@@ -23,8 +23,9 @@ import time
 from pathlib import Path
 
 SIZES = {"360p": (640, 360), "480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080), "4k": (3840, 2160)}
-TINY = dict(base_channels=8, channel_mults=(1, 2, 2), token_dim=16, attn_heads=2, max_regions=8,
-            num_train_timesteps=50)  # as tests/conftest.py: measures the machinery, not the real model
+TINY = dict(
+    base_channels=8, channel_mults=(1, 2, 2), token_dim=16, attn_heads=2, max_regions=8, num_train_timesteps=50
+)  # as tests/conftest.py: measures the machinery, not the real model
 
 
 def make_clip(path: Path, size: tuple[int, int], frames: int, fps: int = 30) -> Path:
@@ -47,10 +48,10 @@ def make_clip(path: Path, size: tuple[int, int], frames: int, fps: int = 30) -> 
 def child(options: dict) -> dict:
     """Runs in the fresh process: load, enhance the clip, measure."""
     import torch
+    from lowlight_cli.video import enhance_video
 
     from lowlight_cli.io.video import open_sink, open_source
     from lowlight_cli.pipeline import Enhancer
-    from lowlight_cli.video import enhance_video
 
     if options["threads"]:
         torch.set_num_threads(options["threads"])
@@ -61,8 +62,13 @@ def child(options: dict) -> dict:
         torch.manual_seed(0)
         model = PriorGuidedDenoiser(ModelConfig(**TINY)).eval()
     start = time.perf_counter()
-    enhancer = Enhancer(model=model, device=options["device"], prior=options["prior"], steps=options["steps"],
-                        work_size=options["work_size"])
+    enhancer = Enhancer(
+        model=model,
+        device=options["device"],
+        prior=options["prior"],
+        steps=options["steps"],
+        work_size=options["work_size"],
+    )
     load = time.perf_counter() - start
     if getattr(enhancer.prior_fn, "cache", None) is not None:
         enhancer.prior_fn.cache = None  # time SAM itself, not the prior cache
@@ -70,16 +76,22 @@ def child(options: dict) -> dict:
     report = enhance_video(enhancer, source, open_sink(Path(options["out"]), source, overwrite=True))
     cuda = enhancer.device.type == "cuda"
     rss_unit = 2**20 if sys.platform != "darwin" else 2**30  # ru_maxrss: KiB on Linux, bytes on macOS
-    return {"device": str(enhancer.device), "fps": report.fps, "frames": report.done, "load": load,
-            "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / rss_unit,
-            "peak_gpu_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None}
+    return {
+        "device": str(enhancer.device),
+        "fps": report.fps,
+        "frames": report.done,
+        "load": load,
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / rss_unit,
+        "peak_gpu_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
+    }
 
 
 def run_case(options: dict) -> dict | None:
     """`child` in a fresh interpreter; None (with its stderr shown) if it failed."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    done = subprocess.run([sys.executable, __file__, "--child", json.dumps(options)], capture_output=True,
-                          text=True, env=env)
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(options)], capture_output=True, text=True, env=env
+    )
     if done.returncode:
         print(done.stderr[-2000:], file=sys.stderr)
         return None
@@ -89,14 +101,18 @@ def run_case(options: dict) -> dict | None:
 def table(rows: list[tuple[str, dict]], args: argparse.Namespace) -> str:
     gpu = any(r["peak_gpu_gib"] is not None for _, r in rows)
     model = "tiny random" if args.tiny else args.model
-    lines = [f"| size | device | fps | peak RSS GiB |{' peak GPU GiB |' if gpu else ''}",
-             "|---|---|---|---|" + ("---|" if gpu else "")]
+    lines = [
+        f"| size | device | fps | peak RSS GiB |{' peak GPU GiB |' if gpu else ''}",
+        "|---|---|---|---|" + ("---|" if gpu else ""),
+    ]
     for size, r in rows:
         vram = f" {r['peak_gpu_gib']:.2f} |" if r["peak_gpu_gib"] is not None else (" - |" if gpu else "")
         lines.append(f"| {size} | {r['device']} | {r['fps']:.2f} | {r['peak_rss_gib']:.2f} |{vram}")
     threads = f", {args.threads} threads" if args.threads else ""
-    lines.append(f"\n{args.frames} frames, model {model}, {args.steps} steps, work size {args.work_size}, "
-                 f"prior {args.prior}{threads}")
+    lines.append(
+        f"\n{args.frames} frames, model {model}, {args.steps} steps, work size {args.work_size}, "
+        f"prior {args.prior}{threads}"
+    )
     return "\n".join(lines)
 
 
@@ -125,14 +141,24 @@ def main() -> None:
         for size in sizes:
             clip = make_clip(Path(tmp) / f"dark_{size}.mp4", SIZES[size], args.frames)
             for device in args.device.split(","):
-                options = dict(clip=str(clip), out=str(Path(tmp) / "out.mp4"), model=args.model, tiny=args.tiny,
-                               device=device, prior=args.prior, steps=args.steps, work_size=args.work_size,
-                               threads=args.threads)
+                options = dict(
+                    clip=str(clip),
+                    out=str(Path(tmp) / "out.mp4"),
+                    model=args.model,
+                    tiny=args.tiny,
+                    device=device,
+                    prior=args.prior,
+                    steps=args.steps,
+                    work_size=args.work_size,
+                    threads=args.threads,
+                )
                 result = run_case(options)
                 if result is not None:
                     rows.append((size, result))
-                    print(f"{size} on {result['device']}: {result['fps']:.2f} fps, model load {result['load']:.1f} s",
-                          file=sys.stderr)
+                    print(
+                        f"{size} on {result['device']}: {result['fps']:.2f} fps, model load {result['load']:.1f} s",
+                        file=sys.stderr,
+                    )
     print(table(rows, args))
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from lowlight_cli.evaluation import evaluate_pairs
-from lowlight_cli.pipeline import EnhanceResult, Enhancer
+from lowlight_cli.pipeline import Enhancer, EnhanceResult
 from lowlight_cli.prepare import WorkingCopy
 from lowlight_cli.priors.fallback import fallback_prior
 
@@ -84,8 +84,10 @@ def main() -> None:
         if variant not in VARIANTS:
             parser.error(f"unknown variant {variant!r} (choose from {', '.join(VARIANTS)})")
         summary = evaluate_pairs(args.data, args.split, "model", Averaged(args.model, variant))
-        lines.append(f"| {variant} | {summary.psnr:.2f} | {summary.ssim:.4f} | {summary.psnr_gt_mean:.2f} | "
-                     f"{summary.seconds:.2f} |")
+        lines.append(
+            f"| {variant} | {summary.psnr:.2f} | {summary.ssim:.4f} | {summary.psnr_gt_mean:.2f} | "
+            f"{summary.seconds:.2f} |"
+        )
         print(lines[-1], flush=True)
     print(f"\n{args.model} on {args.data} [{args.split}]")
     print("\n".join(lines))

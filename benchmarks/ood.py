@@ -23,7 +23,6 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-
 from samples import gamma_to_mean  # benchmarks/ is on sys.path when this file is run as a script
 
 from lowlight_cli.evaluation import evaluate_pairs
@@ -60,8 +59,15 @@ def paired(enhancer: Enhancer, folder: Path) -> dict[str, float]:
 
     summary = evaluate_pairs(folder, "all", "model", enhancer, on_output=on_pair)
     black, contrast, target_black, target_contrast = np.mean(figures, axis=0)
-    return {"psnr": summary.psnr, "ssim": summary.ssim, "psnr_gt_mean": summary.psnr_gt_mean,
-            "black": black, "target_black": target_black, "contrast": contrast, "target_contrast": target_contrast}
+    return {
+        "psnr": summary.psnr,
+        "ssim": summary.ssim,
+        "psnr_gt_mean": summary.psnr_gt_mean,
+        "black": black,
+        "target_black": target_black,
+        "contrast": contrast,
+        "target_contrast": target_contrast,
+    }
 
 
 def unpaired(enhancer: Enhancer, folder: Path, out: Path) -> dict[str, float]:
@@ -74,8 +80,13 @@ def unpaired(enhancer: Enhancer, folder: Path, out: Path) -> dict[str, float]:
         save_image(target, result)
         whiter.append(near_white(result) - near_white(image.rgb))
         colour.append(colourfulness(result) / max(colourfulness(gamma_to_mean(image.rgb, luma(result).mean())), 1e-6))
-    return {"photos": len(whiter), "near_white_worst": max(whiter), "near_white_mean": float(np.mean(whiter)),
-            "colour_vs_gamma": float(np.mean(colour)), "colour_vs_gamma_worst": min(colour)}
+    return {
+        "photos": len(whiter),
+        "near_white_worst": max(whiter),
+        "near_white_mean": float(np.mean(whiter)),
+        "colour_vs_gamma": float(np.mean(colour)),
+        "colour_vs_gamma_worst": min(colour),
+    }
 
 
 def unchanged(enhancer: Enhancer, folder: Path) -> dict[str, float]:
@@ -85,18 +96,28 @@ def unchanged(enhancer: Enhancer, folder: Path) -> dict[str, float]:
         result = enhancer.enhance(rgb).rgb
         shifts.append(abs(float(luma(result).mean() - luma(rgb).mean())) * 255.0)
         scores.append(psnr(result, rgb))
-    return {"photos": len(shifts), "mean_shift_worst": max(shifts), "psnr_worst": min(scores),
-            "psnr_mean": float(np.mean(scores))}
+    return {
+        "photos": len(shifts),
+        "mean_shift_worst": max(shifts),
+        "psnr_worst": min(scores),
+        "psnr_mean": float(np.mean(scores)),
+    }
 
 
 def iqa(python: str, tool: Path, folder: Path) -> dict[str, float]:
     """NIQE and BRISQUE, image means over every photo in `folder`'s sub-folders, by the outside tool."""
     report = folder / "iqa.json"
-    subprocess.run([python, str(tool / "metrics.py"), "--pred", str(folder), "--json", str(report), "--quiet"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [python, str(tool / "metrics.py"), "--pred", str(folder), "--json", str(report), "--quiet"],
+        check=True,
+        capture_output=True,
+    )
     images = [row for result in json.loads(report.read_text())["results"] for row in result["images"]]
-    return {"iqa_photos": len(images), "niqe": float(np.mean([row["niqe"] for row in images])),
-            "brisque": float(np.mean([row["brisque"] for row in images]))}
+    return {
+        "iqa_photos": len(images),
+        "niqe": float(np.mean([row["niqe"] for row in images])),
+        "brisque": float(np.mean([row["brisque"] for row in images])),
+    }
 
 
 def main() -> None:

@@ -20,8 +20,10 @@ from lowlight_cli.pipeline import DEFAULT_STEPS, DEFAULT_WORK_SIZE, Enhancer
 
 
 def row(label: str, summary: Summary, note: str = "") -> str:
-    return (f"| {label} | {summary.psnr:.2f} | {summary.ssim:.4f} | {summary.psnr_gt_mean:.2f} | "
-            f"{summary.seconds:.2f} | {note} |")
+    return (
+        f"| {label} | {summary.psnr:.2f} | {summary.ssim:.4f} | {summary.psnr_gt_mean:.2f} | "
+        f"{summary.seconds:.2f} | {note} |"
+    )
 
 
 def main() -> None:
@@ -32,8 +34,11 @@ def main() -> None:
     parser.add_argument("--baseline", default="", help="regression baseline checkpoint (equal budget)")
     parser.add_argument("--baseline-pair", default="", help="diffusion checkpoint trained for the same steps")
     parser.add_argument("--step-counts", default="1,2,4,10,20", help="step counts of the 'steps' rows")
-    parser.add_argument("--rows", default="refs,steps,prior,shadow,worksize,baseline",
-                        help="which groups: refs, steps, prior, shadow, worksize, baseline")
+    parser.add_argument(
+        "--rows",
+        default="refs,steps,prior,shadow,worksize,baseline",
+        help="which groups: refs, steps, prior, shadow, worksize, baseline",
+    )
     args = parser.parse_args()
     groups = set(args.rows.split(","))
     lines = ["| configuration | PSNR dB | SSIM | PSNR GT-mean dB | s/image | note |", "|---|---|---|---|---|---|"]
@@ -62,8 +67,12 @@ def main() -> None:
         model_row("work size 512 (direct, no reconstruction)", "full-resolution sampling", work_size=512)
         model_row("work size 256 + reconstruction", "", work_size=256)
     if "baseline" in groups and args.baseline:
-        model_row("U-Net regression baseline (equal budget)", "same network, no diffusion, no prior",
-                  model=args.baseline, prior="none")
+        model_row(
+            "U-Net regression baseline (equal budget)",
+            "same network, no diffusion, no prior",
+            model=args.baseline,
+            prior="none",
+        )
         if args.baseline_pair:
             model_row("diffusion model at the same step count", "", model=args.baseline_pair)
     print()

@@ -39,8 +39,10 @@ def main() -> None:
     args = parser.parse_args()
     fast = Enhancer(model=args.model, device="auto", prior="fallback")
     direct = Enhancer(model=args.model, device="auto", prior="fallback", full_res=True)
-    lines = ["| photo | size | agreement PSNR dB | agreement SSIM | detail fast | detail direct | s fast | s direct |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| photo | size | agreement PSNR dB | agreement SSIM | detail fast | detail direct | s fast | s direct |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     totals = []
     for path in sorted(p for p in args.folder.iterdir() if p.suffix.lower() in {".jpg", ".png"}):
         rgb = load_image(path).rgb
@@ -49,15 +51,25 @@ def main() -> None:
         middle = time.perf_counter()
         out_direct = direct.enhance(rgb).rgb
         end = time.perf_counter()
-        row = (psnr(out_fast, out_direct), ssim(out_fast, out_direct), detail_level(out_fast), detail_level(out_direct),
-               middle - start, end - middle)
+        row = (
+            psnr(out_fast, out_direct),
+            ssim(out_fast, out_direct),
+            detail_level(out_fast),
+            detail_level(out_direct),
+            middle - start,
+            end - middle,
+        )
         totals.append(row)
-        lines.append(f"| {path.stem} | {rgb.shape[1]}×{rgb.shape[0]} | {row[0]:.2f} | {row[1]:.4f} | {row[2]:.2f} | "
-                     f"{row[3]:.2f} | {row[4]:.2f} | {row[5]:.2f} |")
+        lines.append(
+            f"| {path.stem} | {rgb.shape[1]}×{rgb.shape[0]} | {row[0]:.2f} | {row[1]:.4f} | {row[2]:.2f} | "
+            f"{row[3]:.2f} | {row[4]:.2f} | {row[5]:.2f} |"
+        )
         print(lines[-1], flush=True)
     mean = np.mean(totals, axis=0)
-    lines.append(f"| **mean** | | {mean[0]:.2f} | {mean[1]:.4f} | {mean[2]:.2f} | {mean[3]:.2f} | {mean[4]:.2f} | "
-                 f"{mean[5]:.2f} |")
+    lines.append(
+        f"| **mean** | | {mean[0]:.2f} | {mean[1]:.4f} | {mean[2]:.2f} | {mean[3]:.2f} | {mean[4]:.2f} | "
+        f"{mean[5]:.2f} |"
+    )
     print("\n".join(lines))
 
 

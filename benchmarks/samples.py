@@ -29,6 +29,7 @@ from lowlight_cli.shadow_noise import luma
 
 CLIPPED = 254 / 255
 
+
 def clipped(rgb: np.ndarray) -> np.ndarray:
     return rgb.max(axis=2) >= CLIPPED
 
@@ -46,7 +47,7 @@ def half_luma(rgb: np.ndarray) -> np.ndarray:
 def edge_energy(rgb: np.ndarray, where: np.ndarray | None = None) -> float:
     """Mean squared luma gradient after a 2× area downscale, over the mask `where` (default: everywhere)."""
     gy, gx = np.gradient(half_luma(rgb))
-    energy = gx ** 2 + gy ** 2
+    energy = gx**2 + gy**2
     return float(np.mean(energy if where is None else energy[where]))
 
 
@@ -57,8 +58,7 @@ def edge_ratios(low: np.ndarray, out: np.ndarray) -> tuple[float, float, float]:
     level = half_luma(low)
     ratio = lambda where: edge_energy(out, where) / max(edge_energy(reference, where), 1e-12)  # noqa: E731
     signal, lit = level >= SIGNAL, level >= LIT
-    return (ratio(signal) if signal.any() else float("nan"), ratio(None),
-            ratio(lit) if lit.any() else float("nan"))
+    return (ratio(signal) if signal.any() else float("nan"), ratio(None), ratio(lit) if lit.any() else float("nan"))
 
 
 def gamma_to_mean(rgb: np.ndarray, mean: float) -> np.ndarray:
@@ -66,7 +66,7 @@ def gamma_to_mean(rgb: np.ndarray, mean: float) -> np.ndarray:
     lo, hi = 0.05, 3.0
     for _ in range(40):
         g = (lo + hi) / 2
-        if luma(rgb ** g).mean() > mean:
+        if luma(rgb**g).mean() > mean:
             lo = g
         else:
             hi = g
@@ -88,11 +88,15 @@ def main() -> None:
     parser.add_argument("--highlights", default="curve", help="curve | local (the --highlights setting)")
     args = parser.parse_args()
     options = {} if args.direct_size is None else {"direct_size": args.direct_size}
-    enhancer = Enhancer(model=args.model, device="auto", prior="fallback", exposure=args.exposure,
-                        highlights=args.highlights, **options)
+    enhancer = Enhancer(
+        model=args.model, device="auto", prior="fallback", exposure=args.exposure, highlights=args.highlights, **options
+    )
     args.out.mkdir(parents=True, exist_ok=True)
-    lines = ["| photo | mean in → out | black (1%) in → out | contrast (std) in → out | new clipped % | "
-             "edges vs gamma (signal) | (whole frame) | (lit regions) |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| photo | mean in → out | black (1%) in → out | contrast (std) in → out | new clipped % | "
+        "edges vs gamma (signal) | (whole frame) | (lit regions) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     totals = []
     for path in sorted(p for p in args.folder.iterdir() if p.suffix.lower() in {".jpg", ".png"}):
         image = load_image(path)
@@ -103,12 +107,16 @@ def main() -> None:
         new_clip = 100.0 * float((clipped(out) & ~clipped(rgb)).mean())
         edges, whole, lit = edge_ratios(rgb, out)
         totals.append((m0, m1, b0, b1, c0, c1, new_clip, edges, whole, lit))
-        lines.append(f"| {path.stem} | {m0:.0f} → {m1:.0f} | {b0:.0f} → {b1:.0f} | {c0:.0f} → {c1:.0f} | "
-                     f"{new_clip:.2f} | {edges:.2f} | {whole:.2f} | {lit:.2f} |")
+        lines.append(
+            f"| {path.stem} | {m0:.0f} → {m1:.0f} | {b0:.0f} → {b1:.0f} | {c0:.0f} → {c1:.0f} | "
+            f"{new_clip:.2f} | {edges:.2f} | {whole:.2f} | {lit:.2f} |"
+        )
         print(lines[-1], flush=True)
     t = np.nanmean(totals, axis=0)
-    lines.append(f"| **mean** | {t[0]:.0f} → {t[1]:.0f} | {t[2]:.0f} → {t[3]:.0f} | {t[4]:.0f} → {t[5]:.0f} | "
-                 f"{t[6]:.2f} | {t[7]:.2f} | {t[8]:.2f} | {t[9]:.2f} |")
+    lines.append(
+        f"| **mean** | {t[0]:.0f} → {t[1]:.0f} | {t[2]:.0f} → {t[3]:.0f} | {t[4]:.0f} → {t[5]:.0f} | "
+        f"{t[6]:.2f} | {t[7]:.2f} | {t[8]:.2f} | {t[9]:.2f} |"
+    )
     print()
     print("\n".join(lines))
 

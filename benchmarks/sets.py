@@ -28,15 +28,19 @@ from lowlight_cli.pipeline import DEFAULT_DIRECT_SIZE, Enhancer
 
 def real_sets(data: Path) -> list[tuple[str, Path, str]]:
     """The sets of real pairs: (name, folder, split)."""
-    return [("LOL eval15", data / "lol" / "eval15", "all"),
-            ("LOL val groups", data / "lol" / "train", "val"),
-            ("SICE val", data / "sice", "val")]
+    return [
+        ("LOL eval15", data / "lol" / "eval15", "all"),
+        ("LOL val groups", data / "lol" / "train", "val"),
+        ("SICE val", data / "sice", "val"),
+    ]
 
 
 def sets(data: Path, robust: Path) -> list[tuple[str, Path, str]]:
     """The real sets and casts + noise (built under `robust` on first use)."""
-    return real_sets(data) + [("casts + noise", build(data / "sice", robust), "all"),
-                              ("irrgb40 (unseen camera)", data / "irrgb40", "all")]
+    return real_sets(data) + [
+        ("casts + noise", build(data / "sice", robust), "all"),
+        ("irrgb40 (unseen camera)", data / "irrgb40", "all"),
+    ]
 
 
 def main() -> None:
@@ -48,20 +52,35 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1)
     parser.add_argument("--prior", default="fallback")
     parser.add_argument("--highlights", default="curve", help="curve | local (the --highlights setting)")
-    parser.add_argument("--sets", default="", help="comma-separated subset of the set names' first words (lol,sice,...)")
+    parser.add_argument(
+        "--sets", default="", help="comma-separated subset of the set names' first words (lol,sice,...)"
+    )
     args = parser.parse_args()
     models = args.models.split(",")
-    direct = [int(d) for d in args.direct_sizes.split(",")] if args.direct_sizes else [DEFAULT_DIRECT_SIZE] * len(models)
-    chosen = [s for s in sets(args.data, args.robust)
-              if not args.sets or any(s[0].lower().startswith(w) for w in args.sets.split(","))]
+    direct = (
+        [int(d) for d in args.direct_sizes.split(",")] if args.direct_sizes else [DEFAULT_DIRECT_SIZE] * len(models)
+    )
+    chosen = [
+        s
+        for s in sets(args.data, args.robust)
+        if not args.sets or any(s[0].lower().startswith(w) for w in args.sets.split(","))
+    ]
     lines = ["| model | set | PSNR dB | SSIM | PSNR GT-mean dB | s/image |", "|---|---|---|---|---|---|"]
-    for model, direct_size in zip(models, direct):
-        enhancer = Enhancer(model=model, device="auto", prior=args.prior, steps=args.steps, direct_size=direct_size,
-                            highlights=args.highlights)
+    for model, direct_size in zip(models, direct, strict=False):
+        enhancer = Enhancer(
+            model=model,
+            device="auto",
+            prior=args.prior,
+            steps=args.steps,
+            direct_size=direct_size,
+            highlights=args.highlights,
+        )
         for name, folder, split in chosen:
             summary = evaluate_pairs(folder, split, "model", enhancer)
-            lines.append(f"| {model} (direct ≤ {direct_size}) | {name} | {summary.psnr:.2f} | {summary.ssim:.4f} | "
-                         f"{summary.psnr_gt_mean:.2f} | {summary.seconds:.2f} |")
+            lines.append(
+                f"| {model} (direct ≤ {direct_size}) | {name} | {summary.psnr:.2f} | {summary.ssim:.4f} | "
+                f"{summary.psnr_gt_mean:.2f} | {summary.seconds:.2f} |"
+            )
             print(lines[-1], flush=True)
     print()
     print("\n".join(lines))

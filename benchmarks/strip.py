@@ -34,16 +34,23 @@ def main() -> None:
     parser.add_argument("--exposures", default="0", help="comma-separated --exposure values, one output row each")
     parser.add_argument("--highlights", default="curve", help="comma-separated --highlights modes, one row each")
     args = parser.parse_args()
-    enhancers = [Enhancer(model=args.model, device="auto", prior=args.prior, steps=args.steps, exposure=float(ev),
-                          highlights=mode)
-                 for ev in args.exposures.split(",") for mode in args.highlights.split(",")]
+    enhancers = [
+        Enhancer(
+            model=args.model, device="auto", prior=args.prior, steps=args.steps, exposure=float(ev), highlights=mode
+        )
+        for ev in args.exposures.split(",")
+        for mode in args.highlights.split(",")
+    ]
     rows: list[list[np.ndarray]] = [[] for _ in range(len(enhancers) + 1)]
     for name in args.names.split(","):
         rgb = load_image(args.folder / name).rgb
         width = round(rgb.shape[1] * args.height / rgb.shape[0])
-        for row, image in zip(rows, [rgb] + [enhancer.enhance(rgb).rgb for enhancer in enhancers]):
-            row.append(np.asarray(Image.fromarray((image * 255 + 0.5).astype(np.uint8)).resize((width, args.height),
-                                                                                                 Image.LANCZOS)))
+        for row, image in zip(rows, [rgb] + [enhancer.enhance(rgb).rgb for enhancer in enhancers], strict=True):
+            row.append(
+                np.asarray(
+                    Image.fromarray((image * 255 + 0.5).astype(np.uint8)).resize((width, args.height), Image.LANCZOS)
+                )
+            )
         print(name)
     strip = np.concatenate([np.concatenate(row, axis=1) for row in rows], axis=0)
     Image.fromarray(strip).save(args.out, quality=90)

@@ -60,8 +60,12 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     folders = [args.data / "sice", args.data / "normal", args.data / "lol" / "train"]
     data = TrainingData(folders, None, 0.42, crop=128, log=lambda m: None)
-    sets = [("LOL eval15", args.data / "lol" / "eval15", "all"), ("LOL val", args.data / "lol" / "train", "val"),
-            ("SICE val", args.data / "sice", "val"), ("casts + noise", build(args.data / "sice", args.robust), "all")]
+    sets = [
+        ("LOL eval15", args.data / "lol" / "eval15", "all"),
+        ("LOL val", args.data / "lol" / "train", "val"),
+        ("SICE val", args.data / "sice", "val"),
+        ("casts + noise", build(args.data / "sice", args.robust), "all"),
+    ]
     header = "| base | " + " | ".join(f"{name} PSNR / SSIM" for name, _, _ in sets) + " |"
     lines = [header, "|---" * (len(sets) + 1) + "|"]
 
@@ -76,10 +80,18 @@ def main() -> None:
         rows = [int(r) for r in args.recipes.split(",")] if args.recipes else range(1, len(RECIPES) + 1)
         for label, (ssim_weight, colour_weight, teacher_gains) in (list(RECIPES.items())[r - 1] for r in rows):
             out = Path(tmp) / f"{len(lines)}.safetensors"
-            options = TrainOptions(data=folders, out=out, steps=0, tone_steps=args.steps, save_every=10 ** 9,
-                                   prior="none", ssim_weight=ssim_weight, colour_weight=colour_weight,
-                                   teacher_gains=teacher_gains,
-                                   config=ModelConfig(tone_curve=True, use_prior=False))
+            options = TrainOptions(
+                data=folders,
+                out=out,
+                steps=0,
+                tone_steps=args.steps,
+                save_every=10**9,
+                prior="none",
+                ssim_weight=ssim_weight,
+                colour_weight=colour_weight,
+                teacher_gains=teacher_gains,
+                config=ModelConfig(tone_curve=True, use_prior=False),
+            )
             train(options, data, notify=lambda m: None)
             add(f"tone branch, {label}, {args.steps} steps", load_checkpoint(out).tone)
     print()

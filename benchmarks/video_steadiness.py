@@ -50,11 +50,11 @@ def clip(kind: str, first: np.ndarray, second: np.ndarray) -> list[np.ndarray]:
     frames = []
     for index in range(FRAMES):
         offset = 2 * index if kind == "pan" else 32
-        frame = (second if kind == "cut" and index >= CUT_AT else first)[:, offset:offset + WIDTH].copy()
+        frame = (second if kind == "cut" and index >= CUT_AT else first)[:, offset : offset + WIDTH].copy()
         if kind == "light":
-            y, x = np.mgrid[0:frame.shape[0], 0:WIDTH]
+            y, x = np.mgrid[0 : frame.shape[0], 0:WIDTH]
             cx = WIDTH * index / FRAMES
-            spot = np.exp(-((x - cx) ** 2 + (y - frame.shape[0] / 3) ** 2) / (2 * 12.0 ** 2))[..., None]
+            spot = np.exp(-((x - cx) ** 2 + (y - frame.shape[0] / 3) ** 2) / (2 * 12.0**2))[..., None]
             frame = np.clip(frame + 0.9 * spot, 0.0, 1.0)
         frames.append(frame.astype(np.float32))
     return frames
@@ -89,7 +89,9 @@ def main() -> None:
     height = min(first.shape[0], second.shape[0])  # a clip's frames share one size
     first, second = first[:height], second[:height]
     enhancer = Enhancer(model=args.model, device="auto", prior="fallback", steps=1, work_size=256)
-    print("| tone average | clip | input: max step % / drift % | output: max step % / drift % | cut: frames to settle |")
+    print(
+        "| tone average | clip | input: max step % / drift % | output: max step % / drift % | cut: frames to settle |"
+    )
     print("|---|---|---|---|---|")
     for seconds in (float(s) for s in args.tone_seconds.split(",")):
         temporal.TONE_SECONDS = seconds
@@ -102,8 +104,11 @@ def main() -> None:
                 after = np.asarray(outputs[CUT_AT:])
                 settled = after[-10:].mean()
                 settle = str(int(np.argmax(np.abs(after - settled) / settled < 0.05)))
-            print(f"| {seconds:.3f} s | {kind} | {i_step:.1f} / {i_drift:+.1f} | {o_step:.1f} / {o_drift:+.1f} | {settle} |",
-                  flush=True)
+            print(
+                f"| {seconds:.3f} s | {kind} | {i_step:.1f} / {i_drift:+.1f} | "
+                f"{o_step:.1f} / {o_drift:+.1f} | {settle} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -15,9 +15,10 @@ Kinds in → out:
   the tool for files (it keeps EXIF, ICC, 16-bit depth and writes atomically).
 
 Options are the CLI's, as keyword arguments (`--work-size 512` →
-`work_size=512`): the fields of `lowlight_cli.settings.EnhanceSettings`. Invalid values raise `ValueError`, unusable inputs
-`TypeError` or `ValueError`; a missing or unreadable file raises the
-package's `InputError` (a `LowlightError`) with a one-line message.
+`work_size=512`): the fields of `lowlight_cli.settings.EnhanceSettings`.
+Invalid values raise `ValueError`, unusable inputs `TypeError` or
+`ValueError`; a missing or unreadable file raises the package's
+`InputError` (a `LowlightError`) with a one-line message.
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ class Enhancer:
     or custom code that needs its finer steps.
     """
 
-    def __init__(self, model: str | os.PathLike[str] = "default", *, settings: EnhanceSettings | None = None,
-                 **options: Any) -> None:
+    def __init__(
+        self, model: str | os.PathLike[str] = "default", *, settings: EnhanceSettings | None = None, **options: Any
+    ) -> None:
         try:
             self.pipeline = PipelineEnhancer(model, settings=settings, notify=log.info, **options)
         except UsageError as exc:  # Python callers expect ValueError for a bad argument value
@@ -88,7 +90,7 @@ def to_float_rgb(image: Any):
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover - Pillow is a dependency
-        Image = None
+        Image = None  # type: ignore[assignment]  # a module or None: mypy types the name as the module
     if Image is not None and isinstance(image, Image.Image):
         return _from_pil(image)
     raise TypeError(f"cannot enhance a {type(image).__module__}.{type(image).__qualname__}: pass {ACCEPTED}")
@@ -111,11 +113,12 @@ def _from_array(array: np.ndarray):
         if values.size and not np.isfinite(values).all():
             raise ValueError("the float array holds NaN or infinity; values must be finite and in [0, 1]")
         if values.size and (values.min() < 0.0 or values.max() > 1.0):
-            raise ValueError(f"float arrays must hold values in [0, 1], got {values.min():g}..{values.max():g} "
-                             "(divide 8-bit values by 255)")
+            raise ValueError(
+                f"float arrays must hold values in [0, 1], got {values.min():g}..{values.max():g} "
+                "(divide 8-bit values by 255)"
+            )
     else:
-        raise TypeError(f"numpy arrays of dtype {array.dtype} are not supported: use uint8, uint16 or "
-                        "float in [0, 1]")
+        raise TypeError(f"numpy arrays of dtype {array.dtype} are not supported: use uint8, uint16 or float in [0, 1]")
     gray = array.ndim == 2
     if not (gray or (array.ndim == 3 and array.shape[2] == 3)) or 0 in array.shape:
         raise ValueError(f"expected an H×W×3 colour or H×W gray array, got shape {array.shape}")
@@ -130,7 +133,7 @@ def _from_array(array: np.ndarray):
     return np.ascontiguousarray(rgb), None, restore
 
 
-def _from_pil(image: "PILImage"):
+def _from_pil(image: PILImage):
     from PIL import Image
 
     if image.mode in {"I;16", "I;16L", "I;16B", "I"}:  # 16-bit gray: Pillow's convert("RGB") would clip it
@@ -152,7 +155,7 @@ def _from_pil(image: "PILImage"):
     return np.asarray(image.convert("RGB"), np.float32) / 255.0, None, _to_pil_rgb
 
 
-def _to_pil_rgb(result: np.ndarray, alpha: np.ndarray | None) -> "PILImage":
+def _to_pil_rgb(result: np.ndarray, alpha: np.ndarray | None) -> PILImage:
     """8-bit RGB, or RGBA with the input's own transparency."""
     from PIL import Image
 

@@ -25,8 +25,9 @@ FORMAT_KEY = "lowlight_format"
 PROVENANCE_KEY = "lowlight_provenance"
 
 
-def save_checkpoint(model: PriorGuidedDenoiser, path: str | Path, provenance: dict | None = None,
-                    dtype: torch.dtype = torch.float16) -> None:
+def save_checkpoint(
+    model: PriorGuidedDenoiser, path: str | Path, provenance: dict | None = None, dtype: torch.dtype = torch.float16
+) -> None:
     """Write `model` (weights cast to `dtype`) atomically with its config and provenance."""
     path = Path(path)
     tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}

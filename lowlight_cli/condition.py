@@ -23,8 +23,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lowlight_cli.models.tone import (ToneEstimator, ToneParams, apply_tone, roll_off_highlights, target_gains,
-                                     with_gains)
+from lowlight_cli.models.tone import (
+    ToneEstimator,
+    ToneParams,
+    apply_tone,
+    roll_off_highlights,
+    target_gains,
+    with_gains,
+)
 from lowlight_cli.priors.region_prior import RegionPrior
 
 LUMA = (0.299, 0.587, 0.114)
@@ -55,8 +61,13 @@ def log_mean_gain(base: torch.Tensor, low_mean: torch.Tensor) -> torch.Tensor:
     return torch.log(luminance(base).mean(dim=(1, 2, 3)).clamp_min(1e-4) / low_mean)
 
 
-def judge(whole: torch.Tensor, tone: ToneEstimator, target_thumb: torch.Tensor | None = None,
-          roll_off: bool = True, local: bool = False) -> ToneParams:
+def judge(
+    whole: torch.Tensor,
+    tone: ToneEstimator,
+    target_thumb: torch.Tensor | None = None,
+    roll_off: bool = True,
+    local: bool = False,
+) -> ToneParams:
     """The tone branch's parameters for the whole photo(s) `whole` (sRGB, any size).
 
     `target_thumb` (training only) is the whole target photo: exposure and
@@ -71,10 +82,17 @@ def judge(whole: torch.Tensor, tone: ToneEstimator, target_thumb: torch.Tensor |
     return roll_off_highlights(params, whole, local) if roll_off else params
 
 
-def develop(low: torch.Tensor, tone: ToneEstimator | None, target_brightness: float,
-            thumb: torch.Tensor | None = None, ev: float | torch.Tensor = 0.0,
-            target_thumb: torch.Tensor | None = None, roll_off: bool = True,
-            params: ToneParams | None = None, local: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def develop(
+    low: torch.Tensor,
+    tone: ToneEstimator | None,
+    target_brightness: float,
+    thumb: torch.Tensor | None = None,
+    ev: float | torch.Tensor = 0.0,
+    target_thumb: torch.Tensor | None = None,
+    roll_off: bool = True,
+    params: ToneParams | None = None,
+    local: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The base (B,3,H,W) the denoiser refines, and log(mean gain) per image (B,).
 
     `thumb` is the whole photo (any size) when `low` is a crop or tile of it:
@@ -121,21 +139,29 @@ class Conditioning:
     boundary: torch.Tensor  # (B,1,H,W)
 
     @classmethod
-    def from_prior(cls, base: torch.Tensor, log_gain: torch.Tensor, prior: RegionPrior,
-                   max_regions: int) -> "Conditioning":
+    def from_prior(
+        cls, base: torch.Tensor, log_gain: torch.Tensor, prior: RegionPrior, max_regions: int
+    ) -> Conditioning:
         """One image's conditioning: its (1,3,H,W) base, (1,) log gain and region prior."""
         labels, scores, boundary = prior_tensors(prior, max_regions)
         return cls(base, log_gain, labels[None], scores[None], boundary[None])
 
-    def crop(self, y: slice, x: slice) -> "Conditioning":
-        return Conditioning(self.base[..., y, x], self.log_gain, self.labels[..., y, x], self.scores,
-                            self.boundary[..., y, x])
+    def crop(self, y: slice, x: slice) -> Conditioning:
+        return Conditioning(
+            self.base[..., y, x], self.log_gain, self.labels[..., y, x], self.scores, self.boundary[..., y, x]
+        )
 
-    def rows(self, index: torch.Tensor) -> "Conditioning":
+    def rows(self, index: torch.Tensor) -> Conditioning:
         """The batch entries selected by `index` (a mask or indices)."""
-        return Conditioning(self.base[index], self.log_gain[index], self.labels[index], self.scores[index],
-                            self.boundary[index])
+        return Conditioning(
+            self.base[index], self.log_gain[index], self.labels[index], self.scores[index], self.boundary[index]
+        )
 
-    def to(self, device: torch.device, dtype: torch.dtype) -> "Conditioning":
-        return Conditioning(self.base.to(device, dtype), self.log_gain.to(device, dtype), self.labels.to(device),
-                            self.scores.to(device, dtype), self.boundary.to(device, dtype))
+    def to(self, device: torch.device, dtype: torch.dtype) -> Conditioning:
+        return Conditioning(
+            self.base.to(device, dtype),
+            self.log_gain.to(device, dtype),
+            self.labels.to(device),
+            self.scores.to(device, dtype),
+            self.boundary.to(device, dtype),
+        )

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from lowlight_cli.baselines import BASELINES
+from lowlight_cli.datasets import paired_rows
 from lowlight_cli.errors import InputError, UsageError
 from lowlight_cli.io.images import load_image
 from lowlight_cli.metrics import gt_mean_scaled, psnr, ssim
-from lowlight_cli.datasets import paired_rows
 
 
 @dataclass
@@ -25,8 +25,10 @@ class Row:
     seconds: float
 
     def format(self) -> str:
-        return (f"{self.name:<28} PSNR {self.psnr:6.2f} dB  SSIM {self.ssim:.4f}  "
-                f"PSNR(GT-mean) {self.psnr_gt_mean:6.2f} dB  {self.seconds:6.2f} s")
+        return (
+            f"{self.name:<28} PSNR {self.psnr:6.2f} dB  SSIM {self.ssim:.4f}  "
+            f"PSNR(GT-mean) {self.psnr_gt_mean:6.2f} dB  {self.seconds:6.2f} s"
+        )
 
 
 @dataclass
@@ -43,13 +45,21 @@ class Summary:
     seconds: float
 
     def format(self) -> str:
-        return (f"{self.method} on {self.pairs} pairs of {self.data} [{self.split}]: PSNR {self.psnr:.2f} dB, "
-                f"SSIM {self.ssim:.4f}, PSNR(GT-mean) {self.psnr_gt_mean:.2f} dB, {self.seconds:.2f} s/image")
+        return (
+            f"{self.method} on {self.pairs} pairs of {self.data} [{self.split}]: PSNR {self.psnr:.2f} dB, "
+            f"SSIM {self.ssim:.4f}, PSNR(GT-mean) {self.psnr_gt_mean:.2f} dB, {self.seconds:.2f} s/image"
+        )
 
 
-def evaluate_pairs(data: Path, split: str, method: str, enhancer=None, limit: int = 0,
-                   on_row: Callable[[Row], None] | None = None,
-                   on_output: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None) -> Summary:
+def evaluate_pairs(
+    data: Path,
+    split: str,
+    method: str,
+    enhancer=None,
+    limit: int = 0,
+    on_row: Callable[[Row], None] | None = None,
+    on_output: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None,
+) -> Summary:
     """Mean PSNR/SSIM over the pairs in `data`; `on_output(low, output, target)` sees each pair's images."""
     if method != "model" and method not in BASELINES:
         raise UsageError(f"unknown --method '{method}' (choose from model, {', '.join(BASELINES)})")
@@ -66,8 +76,10 @@ def evaluate_pairs(data: Path, split: str, method: str, enhancer=None, limit: in
     for low_path, high_path, _ in rows_in:
         low, high = load_image(low_path).rgb, load_image(high_path).rgb
         if low.shape != high.shape:
-            raise InputError(f"{low_path} is {low.shape[1]}x{low.shape[0]} but its target {high_path} is "
-                             f"{high.shape[1]}x{high.shape[0]}: pairs must be aligned")
+            raise InputError(
+                f"{low_path} is {low.shape[1]}x{low.shape[0]} but its target {high_path} is "
+                f"{high.shape[1]}x{high.shape[0]}: pairs must be aligned"
+            )
         start = time.perf_counter()
         out = enhancer.enhance(low).rgb if method == "model" else BASELINES[method](low)
         seconds = time.perf_counter() - start

@@ -15,19 +15,27 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Callable, TypeVar, Union
+from typing import TypeVar, cast
 
 from lowlight_cli.errors import InputError, LowlightError, OutputError, UsageError
-from lowlight_cli.io.images import (IMAGE_SUFFIXES, check_folder_writable, check_writable, default_suffix,
-                                    is_image_name, supported_formats, writable_ancestor)
+from lowlight_cli.io.images import (
+    IMAGE_SUFFIXES,
+    check_folder_writable,
+    check_writable,
+    default_suffix,
+    is_image_name,
+    supported_formats,
+    writable_ancestor,
+)
 from lowlight_cli.storage import Location
 
 SUFFIX = "_enhanced"
 T = TypeVar("T")
-Place = Union[Path, Location]  # a file or folder on disk, or a `storage.Location` (object storage)
+Place = Path | Location  # a file or folder on disk, or a `storage.Location` (object storage)
 
 
 @dataclass
@@ -74,12 +82,13 @@ def jobs_for_files(sources: list[Path], output: Path | None, ext: str | None = N
     created under that name; nor may it name another format than `ext`.
     """
     output_is_file = output is not None and is_image_name(output) and not output.is_dir()
-    if output_is_file:
+    if output_is_file and output is not None:
         check_writable(output)
         named = output.suffix.lower()
         if ext is not None and SAME_FORMAT.get(named, named) != SAME_FORMAT.get(ext, ext):
-            raise UsageError(f"-o {output} names a {named} file but the format asked for is {ext}: "
-                             "make them agree, or leave one out")
+            raise UsageError(
+                f"-o {output} names a {named} file but the format asked for is {ext}: make them agree, or leave one out"
+            )
     if output_is_file and len(sources) > 1:
         raise OutputError(f"-o {output}: with {len(sources)} inputs, -o must be a folder")
     jobs = []
@@ -102,15 +111,18 @@ def _considered(rel: PurePosixPath, pattern: str | None) -> bool:
     return not pattern or fnmatch.fnmatch(rel.as_posix(), pattern) or fnmatch.fnmatch(rel.name, pattern)
 
 
-def _candidates(folder: Place, recursive: bool, pattern: str | None, exclude: Place | None) -> list[Place]:
+def _candidates(folder: Place, recursive: bool, pattern: str | None, exclude: Place | None) -> Sequence[Place]:
     """Files under `folder` that `batch` considers: not hidden, not our outputs, not in `exclude`, matching `pattern`.
 
     `folder` may be a `storage.Location` in object storage: it is listed once, by the same rules.
     """
     if isinstance(folder, Location) and not folder.local:
         inside = exclude.path.rstrip("/") + "/" if isinstance(exclude, Location) and not exclude.local else None
-        return [folder / rel for rel in folder.list_files(recursive)
-                if _considered(PurePosixPath(rel), pattern) and not (inside and (folder / rel).path.startswith(inside))]
+        return [
+            folder / rel
+            for rel in folder.list_files(recursive)
+            if _considered(PurePosixPath(rel), pattern) and not (inside and (folder / rel).path.startswith(inside))
+        ]
     folder = Path(os.fspath(folder))
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder")
@@ -151,8 +163,11 @@ def unsupported_images(folder: Place, recursive: bool, pattern: str | None, excl
 
     `batch` lists them; files that are not pictures at all (sidecars, notes) are not listed.
     """
-    return [relative(path, folder) for path in _candidates(folder, recursive, pattern, exclude)
-            if path.suffix.lower() not in IMAGE_SUFFIXES and is_image_name(Path(path.name))]
+    return [
+        relative(path, folder)
+        for path in _candidates(folder, recursive, pattern, exclude)
+        if path.suffix.lower() not in IMAGE_SUFFIXES and is_image_name(Path(path.name))
+    ]
 
 
 def describe_unsupported(names: list[str], shown: int = 5) -> str:
@@ -161,7 +176,7 @@ def describe_unsupported(names: list[str], shown: int = 5) -> str:
     return f"{len(names)} unsupported file{'s' if len(names) != 1 else ''} skipped: {listed}"
 
 
-def no_images_message(folder: Path, recursive: bool, unsupported: list[str]) -> str:
+def no_images_message(folder: Place, recursive: bool, unsupported: list[str]) -> str:
     """What `batch` says when it finds nothing to enhance: names what it skipped, if anything."""
     if unsupported:
         return f"{folder}: no supported images; {describe_unsupported(unsupported)} (supported: {supported_formats()})"
@@ -193,8 +208,9 @@ def default_folder_location(folder: Place) -> Place:
 
 
 # Video files `video DIR --ray` picks up: what we write, plus common containers ffmpeg reads (written as .mp4).
-VIDEO_INPUT_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mts", ".m2ts", ".ts", ".mpg",
-                                  ".mpeg", ".wmv", ".flv", ".3gp"})
+VIDEO_INPUT_SUFFIXES = frozenset(
+    {".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mts", ".m2ts", ".ts", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"}
+)
 
 
 def video_jobs_for_folder(folder: Path, output: Path, recursive: bool = False, pattern: str | None = None) -> list[Job]:
@@ -202,11 +218,15 @@ def video_jobs_for_folder(folder: Path, output: Path, recursive: bool = False, p
     from lowlight_cli.io.video import VIDEO_SUFFIXES
 
     jobs = []
-    for source in _candidates(folder, recursive, pattern, output):
+    for source in cast(Sequence[Path], _candidates(folder, recursive, pattern, output)):  # a local folder's: Paths
         if source.suffix.lower() in VIDEO_INPUT_SUFFIXES:
             rel = source.relative_to(folder)
-            jobs.append(Job(source, output / rel.with_suffix(source.suffix if source.suffix.lower() in VIDEO_SUFFIXES
-                                                             else ".mp4")))
+            jobs.append(
+                Job(
+                    source,
+                    output / rel.with_suffix(source.suffix if source.suffix.lower() in VIDEO_SUFFIXES else ".mp4"),
+                )
+            )
     return checked(jobs)
 
 
@@ -216,12 +236,14 @@ def checked(jobs: list[Job]) -> list[Job]:
     `a.jpg a.png --format jpg`, or two inputs with one name from different
     folders, would otherwise silently keep only the last result.
     """
-    targets: dict[Path, Job] = {}
+    targets: dict[Place, Job] = {}
     for job in jobs:
         target = job.target.resolve()
         if target in targets:
-            raise OutputError(f"{targets[target].source} and {job.source} would both be written to {job.target}; "
-                              "enhance them separately or with different -o")
+            raise OutputError(
+                f"{targets[target].source} and {job.source} would both be written to {job.target}; "
+                "enhance them separately or with different -o"
+            )
         targets[target] = job
     return jobs
 
@@ -235,13 +257,19 @@ def triage(jobs: list[Job], overwrite: bool, report: JobReport | None = None) ->
     pending = []
     for job in jobs:
         if job.target.resolve() == job.source.resolve():
-            report.failed.append((job, f"{job.source}: refusing to write over the input (its output {job.target} "
-                                       "is one of the inputs; choose another -o)"))
+            report.failed.append(
+                (
+                    job,
+                    f"{job.source}: refusing to write over the input (its output {job.target} "
+                    "is one of the inputs; choose another -o)",
+                )
+            )
         elif job.target.exists() and not overwrite:
             report.skipped.append(job)
         elif job.target.resolve() in inputs:
-            report.failed.append((job, f"{job.source}: its output {job.target} is one of the inputs; "
-                                       "inputs are never overwritten"))
+            report.failed.append(
+                (job, f"{job.source}: its output {job.target} is one of the inputs; inputs are never overwritten")
+            )
         else:
             pending.append(job)
     return writable(pending, report), report
@@ -250,16 +278,19 @@ def triage(jobs: list[Job], overwrite: bool, report: JobReport | None = None) ->
 def writable(jobs: list[Job], report: JobReport) -> list[Job]:
     """`jobs` whose local output folder can be written; the others fail now, before any photo is enhanced."""
     tried: dict[Path, str | None] = {}
-    problems = {folder: write_problem(folder, tried)
-                for folder in {Path(os.fspath(job.target)).parent for job in jobs if is_local(job.target)}}
+    problems = {
+        folder: write_problem(folder, tried)
+        for folder in {Path(os.fspath(job.target)).parent for job in jobs if is_local(job.target)}
+    }
     kept = []
     for job in jobs:
         problem = problems.get(Path(os.fspath(job.target)).parent) if is_local(job.target) else None
         if problem is None:
             kept.append(job)
         else:
-            report.failed.append((job, f"{job.source}: not enhanced, its output {job.target} cannot be written: "
-                                       f"{problem}"))
+            report.failed.append(
+                (job, f"{job.source}: not enhanced, its output {job.target} cannot be written: {problem}")
+            )
     return kept
 
 
@@ -280,8 +311,13 @@ def write_problem(folder: Path, tried: dict[Path, str | None]) -> str | None:
     return tried[place]
 
 
-def run_jobs(jobs: list[Job], load: Callable[[Job], T], process: Callable[[Job, T], None], overwrite: bool,
-             on_advance: Callable[[Job], None] | None = None) -> JobReport:
+def run_jobs(
+    jobs: list[Job],
+    load: Callable[[Job], T],
+    process: Callable[[Job, T], None],
+    overwrite: bool,
+    on_advance: Callable[[Job], None] | None = None,
+) -> JobReport:
     """Run `process(job, load(job))` for each pending job (`triage`); collect failures, keep going.
 
     The next job's `load` (decoding) runs in a background thread while the
@@ -301,7 +337,7 @@ def run_jobs(jobs: list[Job], load: Callable[[Job], T], process: Callable[[Job, 
             current = upcoming
             upcoming = pool.submit(load, pending[index + 1]) if index + 1 < len(pending) else None
             try:
-                process(job, current.result())
+                process(job, cast("Future[T]", current).result())  # submitted for every pending job
                 report.done.append(job)
             except LowlightError as exc:
                 report.failed.append((job, str(exc)))

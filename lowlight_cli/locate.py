@@ -42,7 +42,8 @@ def resolve_model_path(model: str | Path, option: str = "--model") -> Path:
         path = default_model_path()
         if not path.exists():
             raise WeightsError(
-                f"the bundled default model is missing ({path}); reinstall lowlight-cli or pass --model PATH")
+                f"the bundled default model is missing ({path}); reinstall lowlight-cli or pass --model PATH"
+            )
         return path
     path = Path(model)
     if not path.exists():
@@ -104,10 +105,26 @@ def known_models() -> list[KnownModel]:
     from lowlight_cli import weights
 
     bundled = default_model_path()
-    rows = [KnownModel(DEFAULT_MODEL, "denoiser", "bundled", "present" if bundled.exists() else "MISSING",
-                       "the shipped diffusion model (weights/README.md)", bundled if bundled.exists() else None)]
+    rows = [
+        KnownModel(
+            DEFAULT_MODEL,
+            "denoiser",
+            "bundled",
+            "present" if bundled.exists() else "MISSING",
+            "the shipped diffusion model (weights/README.md)",
+            bundled if bundled.exists() else None,
+        )
+    ]
     for name, entry in weights.REGISTRY.items():
         path = weights.find_cached(name)
-        rows.append(KnownModel(name, entry.kind, f"{entry.repo_id}@{entry.revision[:8]}",
-                               "cached" if path else "not downloaded", entry.description, path))
+        rows.append(
+            KnownModel(
+                name,
+                entry.kind,
+                f"{entry.repo_id}@{entry.revision[:8]}",
+                "cached" if path else "not downloaded",
+                entry.description,
+                path,
+            )
+        )
     return rows

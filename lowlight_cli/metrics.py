@@ -18,7 +18,7 @@ def psnr(pred: np.ndarray, target: np.ndarray) -> float:
 
 def ssim(pred: np.ndarray, target: np.ndarray) -> float:
     """Mean SSIM over RGB channels (Gaussian window 11, σ 1.5, as Wang et al. 2004) on [0,1] images."""
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    c1, c2 = 0.01**2, 0.03**2
     values = []
     for ch in range(pred.shape[2]):
         x = pred[:, :, ch].astype(np.float64)

@@ -8,10 +8,11 @@ suppression → reconstruction to full resolution. Batch and video reuse one `En
 from __future__ import annotations
 
 import copy
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,9 +30,17 @@ from lowlight_cli.prepare import WorkingCopy, developed, shrink, to_tensor
 from lowlight_cli.priors.factory import make_prior_fn
 from lowlight_cli.priors.region_prior import RegionPrior
 from lowlight_cli.reconstruct import reconstruct
-from lowlight_cli.settings import (DEFAULT_DETAIL_THRESHOLD, DEFAULT_DIRECT_SIZE, DEFAULT_SHADOW_DENOISE,  # noqa: F401
-                                   DEFAULT_STEPS, DEFAULT_WORK_SIZE, MAX_EXPOSURE, EnhanceSettings, SettingError,
-                                   check_steps)
+from lowlight_cli.settings import (  # the DEFAULT_* and MAX_EXPOSURE names are re-exported
+    DEFAULT_DETAIL_THRESHOLD,  # noqa: F401
+    DEFAULT_DIRECT_SIZE,  # noqa: F401
+    DEFAULT_SHADOW_DENOISE,  # noqa: F401
+    DEFAULT_STEPS,  # noqa: F401
+    DEFAULT_WORK_SIZE,  # noqa: F401
+    MAX_EXPOSURE,  # noqa: F401
+    EnhanceSettings,
+    SettingError,
+    check_steps,
+)
 from lowlight_cli.shadow_noise import input_noise_sigma, luma, suppress_shadow_noise
 
 # Small photos (settings.DEFAULT_DIRECT_SIZE) are sampled at their own size, noisy ones too since model v4,
@@ -58,8 +67,10 @@ class EnhanceResult:
 
 def _setting(name: str) -> property:
     """An `Enhancer` attribute that reads and replaces (validated) one field of its settings."""
-    return property(lambda self: getattr(self.settings, name),
-                    lambda self, value: setattr(self, "settings", self.settings.with_changes(**{name: value})))
+    return property(
+        lambda self: getattr(self.settings, name),
+        lambda self, value: setattr(self, "settings", self.settings.with_changes(**{name: value})),
+    )
 
 
 class Enhancer:
@@ -72,11 +83,17 @@ class Enhancer:
 
     steps, seed, work_size, full_res, tile = map(_setting, ("steps", "seed", "work_size", "full_res", "tile"))
     detail_threshold, shadow_denoise, exposure, direct_size, highlights = map(
-        _setting, ("detail_threshold", "shadow_denoise", "exposure", "direct_size", "highlights"))
+        _setting, ("detail_threshold", "shadow_denoise", "exposure", "direct_size", "highlights")
+    )
 
-    def __init__(self, model: str | Path | PriorGuidedDenoiser | None = None, *,
-                 settings: EnhanceSettings | None = None, notify: Callable[[str], None] = lambda m: None,
-                 **options: Any) -> None:
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | PriorGuidedDenoiser | None = None,
+        *,
+        settings: EnhanceSettings | None = None,
+        notify: Callable[[str], None] = lambda m: None,
+        **options: Any,
+    ) -> None:
         if model is not None and not isinstance(model, PriorGuidedDenoiser):
             options["model"] = model
         self.settings = settings = (settings or EnhanceSettings()).with_changes(**options)
@@ -99,8 +116,14 @@ class Enhancer:
         if not config.use_prior and prior != "none":
             notify("this model was trained without region priors: running it with --prior none")
             prior = "none"
-        self.prior_fn = make_prior_fn(prior, config.max_regions, settings.sam_model, settings.sam_checkpoint,
-                                      device=str(self.device), notify=notify)
+        self.prior_fn = make_prior_fn(
+            prior,
+            config.max_regions,
+            settings.sam_model,
+            settings.sam_checkpoint,
+            device=str(self.device),
+            notify=notify,
+        )
 
     @property
     def config(self):
@@ -112,8 +135,12 @@ class Enhancer:
         return self.prior_fn(working.base)
 
     def conditioning(self, working: WorkingCopy, prior: RegionPrior) -> Conditioning:
-        return Conditioning.from_prior(to_tensor(working.base), torch.tensor([working.log_gain], dtype=torch.float32),
-                                       prior, self.config.max_regions)
+        return Conditioning.from_prior(
+            to_tensor(working.base),
+            torch.tensor([working.log_gain], dtype=torch.float32),
+            prior,
+            self.config.max_regions,
+        )
 
     def shrink(self, rgb: np.ndarray, direct: bool | None = None) -> np.ndarray:
         """The image at the resolution the denoiser runs at: full size with --full-res or when small.
@@ -132,8 +159,14 @@ class Enhancer:
     def develop(self, low: torch.Tensor, params: ToneParams | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The base of a (1,3,H,W) working copy and its log gain, with the user's exposure bias; `params`: a
         tone judgement already made (else the tone branch judges `low`)."""
-        return develop(low, self.tone, self.config.target_brightness, ev=self.exposure, params=params,
-                       local=self.highlights == "local")
+        return develop(
+            low,
+            self.tone,
+            self.config.target_brightness,
+            ev=self.exposure,
+            params=params,
+            local=self.highlights == "local",
+        )
 
     def judge(self, low: np.ndarray) -> ToneParams | None:
         """The tone branch's judgement of a working-size image (None for a model without one)."""
@@ -147,8 +180,9 @@ class Enhancer:
         judgement), or by the tone branch's own judgement of `low` when None."""
         return developed(low, lambda tensor: self.develop(tensor, params))
 
-    def enhance_working(self, rgb: np.ndarray, prior: RegionPrior | None = None, working: WorkingCopy | None = None
-                        ) -> tuple[WorkingCopy, np.ndarray, RegionPrior, dict[str, float]]:
+    def enhance_working(
+        self, rgb: np.ndarray, prior: RegionPrior | None = None, working: WorkingCopy | None = None
+    ) -> tuple[WorkingCopy, np.ndarray, RegionPrior, dict[str, float]]:
         """Prior + sampling at working resolution: (working copy, working output, prior, timings).
 
         Split from `reconstruct` so video can compare frames at working size
@@ -167,8 +201,15 @@ class Enhancer:
         self.make_room(*working.shape)
         cond = self.conditioning(working, prior)
         try:
-            residual = sample_residual(self.model, cond, self.steps, self.seed, self.device, self.dtype,
-                                       tile=self.tile if self.full_res else None)
+            residual = sample_residual(
+                self.model,
+                cond,
+                self.steps,
+                self.seed,
+                self.device,
+                self.dtype,
+                tile=self.tile if self.full_res else None,
+            )
         except (torch.OutOfMemoryError, MemoryError) as exc:
             raise self.out_of_memory() from exc
         except RuntimeError as exc:  # the CPU and MPS allocators report exhaustion as a plain RuntimeError
@@ -205,8 +246,9 @@ class Enhancer:
 
     def out_of_memory(self) -> DeviceError:
         hint = "a smaller --tile" if self.full_res else "a smaller --work-size"
-        return DeviceError(f"out of memory on {self.device}: try {hint}"
-                           + (", or --device cpu" if self.device.type != "cpu" else ""))
+        return DeviceError(
+            f"out of memory on {self.device}: try {hint}" + (", or --device cpu" if self.device.type != "cpu" else "")
+        )
 
     def enhance(self, rgb: np.ndarray, prior: RegionPrior | None = None) -> EnhanceResult:
         """Enhance an H×W×3 float image in [0,1]; `prior` (at working resolution) skips prior extraction."""

@@ -7,8 +7,9 @@ averages away most sensor noise before the model ever sees it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from typing import cast
 
 import cv2
 import numpy as np
@@ -47,7 +48,7 @@ def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def shrink(rgb: np.ndarray, work_size: int) -> np.ndarray:
     """The photo at working size (long side at most `work_size`), float32."""
-    height, width = working_size(*rgb.shape[:2], work_size)
+    height, width = working_size(*cast(tuple[int, int], rgb.shape[:2]), work_size)
     return np.ascontiguousarray(resize(rgb, height, width), dtype=np.float32)
 
 

@@ -40,17 +40,32 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, cast
 
 from lowlight_cli.errors import LowlightError, UsageError
 from lowlight_cli.jobs import Job, JobReport, triage
 from lowlight_cli.settings import EnhanceSettings
 from lowlight_cli.storage import Location, sweep_temporaries_of
 
-FORWARDED_ENV = ("AWS_", "GOOGLE_", "GCLOUD_", "CLOUDSDK_", "AZURE_", "FSSPEC_", "LOWLIGHT_", "HF_", "HUGGING",
-                 "XDG_CACHE_HOME", "PYTORCH_")
+if TYPE_CHECKING:
+    from lowlight_cli.pipeline import Enhancer
+
+FORWARDED_ENV = (
+    "AWS_",
+    "GOOGLE_",
+    "GCLOUD_",
+    "CLOUDSDK_",
+    "AZURE_",
+    "FSSPEC_",
+    "LOWLIGHT_",
+    "HF_",
+    "HUGGING",
+    "XDG_CACHE_HOME",
+    "PYTORCH_",
+)
 TASK_RETRIES = 3  # a file that kills its worker this many times more is reported failed, not retried forever
 MAX_BLOCKS = 2000  # one file per block up to this many files (finest retries); more files share blocks
 RAY_EXTRA = 'pip install "lowlight-cli[ray]"'
@@ -145,11 +160,16 @@ class EnhanceWorker:
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         rows: dict[str, list] = {"source": [], "target": [], "status": [], "error": [], "seconds": []}
-        for source, target in zip(batch["source"], batch["target"]):
+        for source, target in zip(batch["source"], batch["target"], strict=True):
             began = time.perf_counter()
             status, error = self.one(str(source), str(target))
-            for key, value in (("source", str(source)), ("target", str(target)), ("status", status),
-                               ("error", error), ("seconds", time.perf_counter() - began)):
+            for key, value in (
+                ("source", str(source)),
+                ("target", str(target)),
+                ("status", status),
+                ("error", error),
+                ("seconds", time.perf_counter() - began),
+            ):
                 rows[key].append(value)
         return rows
 
@@ -164,14 +184,14 @@ class EnhanceWorker:
         return None if self.spec.overwrite else "skipped"
 
     def one(self, source: str, target: str) -> tuple[str, str]:
-        from lowlight_cli.work import load_photo, enhance_loaded
+        from lowlight_cli.work import enhance_loaded, load_photo
 
         if self.error:
             return "failed", f"{source}: {self.error}"
         job = Job(Location.of(source), Location.of(target))
         fault = self.spec.fault or (lambda stage, name: None)
         try:
-            state = self.present(job.target)
+            state = self.present(cast(Location, job.target))
             if state:
                 return state, ""
             if self.spec.video is not None:
@@ -181,11 +201,18 @@ class EnhanceWorker:
             outcome: list[str] = []
 
             def still_missing() -> bool:  # the last look before writing: Ray may have run this file elsewhere
-                outcome.append(self.present(job.target) or "")
+                outcome.append(self.present(cast(Location, job.target)) or "")
                 return not outcome[-1]
 
-            written = enhance_loaded(self.enhancer, photo.image, job.source, job.target, self.spec.quality,
-                                     photo.quality, before_write=still_missing)
+            written = enhance_loaded(
+                cast("Enhancer", self.enhancer),  # set unless self.error
+                photo.image,
+                job.source,
+                job.target,
+                self.spec.quality,
+                photo.quality,
+                before_write=still_missing,
+            )
             if written is None:
                 return outcome[-1], ""
             fault("written", target)
@@ -206,10 +233,16 @@ class EnhanceWorker:
         from lowlight_cli.work import open_video_job
 
         options = self.spec.video or {}
-        with open_video_job(job.source.as_path(), job.target.as_path(), options.get("start"), options.get("end"),
-                            options.get("max_frames"), overwrite=True) as video:
+        with open_video_job(
+            cast(Location, job.source).as_path(),  # a Ray job's places are Locations
+            cast(Location, job.target).as_path(),
+            options.get("start"),
+            options.get("end"),
+            options.get("max_frames"),
+            overwrite=True,
+        ) as video:
             fault("enhancing", str(job.target))
-            video.run(self.enhancer, smoothing=options.get("smoothing", 0.8))
+            video.run(cast("Enhancer", self.enhancer), smoothing=options.get("smoothing", 0.8))
         fault("written", str(job.target))
         return "done", ""
 
@@ -277,18 +310,29 @@ def connect(address: str | None, verbose: bool = False) -> Cluster:
     else:
         if not verbose:  # the C++ core worker's own lines (e.g. about actor constructor arguments)
             os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
-        existing = address is not None or bool(os.environ.get("RAY_ADDRESS")) or Path(
-            tempfile.gettempdir(), "ray", "ray_current_cluster").exists()
+        existing = (
+            address is not None
+            or bool(os.environ.get("RAY_ADDRESS"))
+            or Path(tempfile.gettempdir(), "ray", "ray_current_cluster").exists()
+        )
         try:
             with native_stderr_to_null(not verbose):
-                ray.init(address=address, logging_level=quiet, log_to_driver=verbose, configure_logging=True,
-                         **({} if existing else {"include_dashboard": False}))
+                ray.init(
+                    address=address,
+                    logging_level=quiet,
+                    log_to_driver=verbose,
+                    configure_logging=True,
+                    **({} if existing else {"include_dashboard": False}),
+                )
         except ConnectionError as exc:
             if address == "auto" and not os.environ.get("RAY_ADDRESS"):
-                raise LowlightError("--ray auto: no running Ray cluster found (start one with `ray start --head`, "
-                                    "set RAY_ADDRESS, or give --ray alone for a local cluster)") from None
-            raise LowlightError(f"--ray {address or os.environ.get('RAY_ADDRESS', '')}: no Ray cluster reachable "
-                                f"({exc})") from None
+                raise LowlightError(
+                    "--ray auto: no running Ray cluster found (start one with `ray start --head`, "
+                    "set RAY_ADDRESS, or give --ray alone for a local cluster)"
+                ) from None
+            raise LowlightError(
+                f"--ray {address or os.environ.get('RAY_ADDRESS', '')}: no Ray cluster reachable ({exc})"
+            ) from None
         except (ValueError, RuntimeError) as exc:
             raise LowlightError(f"--ray {address or ''}: cannot start or join Ray: {exc}") from None
         cluster = Cluster(ray, started_here=not existing, connected_here=True)
@@ -313,9 +357,11 @@ def pool_size(options: RayOptions, cluster: Cluster, files: int, notify: Callabl
     low = min(low, high)
     need_cpu, need_gpu = low * options.cpus_per_worker, low * options.gpus_per_worker
     if need_cpu > cluster.cpus or need_gpu > cluster.gpus:
-        message = (f"{low} worker(s) × {options.cpus_per_worker:g} CPU, {options.gpus_per_worker:g} GPU need "
-                   f"{need_cpu:g} CPU and {need_gpu:g} GPU; the cluster has {cluster.cpus:g} CPU and "
-                   f"{cluster.gpus:g} GPU")
+        message = (
+            f"{low} worker(s) × {options.cpus_per_worker:g} CPU, {options.gpus_per_worker:g} GPU need "
+            f"{need_cpu:g} CPU and {need_gpu:g} GPU; the cluster has {cluster.cpus:g} CPU and "
+            f"{cluster.gpus:g} GPU"
+        )
         if cluster.started_here or (not options.workers and fits == 0):
             raise UsageError(f"{message} (lower --workers or the per-worker share)")
         notify(f"{message}: waiting for the cluster to grow")
@@ -332,11 +378,19 @@ class RayRun:
     per_file_s: list[float] = field(default_factory=list)
 
 
-def run_ray_batch(jobs: list[Job], settings: EnhanceSettings, options: RayOptions, overwrite: bool,
-                  quality: int | None = None, on_advance: Callable[[Job], None] | None = None,
-                  notify: Callable[[str], None] = lambda message: None, verbose: bool = False,
-                  fault: Callable[[str, str], None] | None = None, run: RayRun | None = None,
-                  video: dict[str, Any] | None = None) -> JobReport:
+def run_ray_batch(
+    jobs: list[Job],
+    settings: EnhanceSettings,
+    options: RayOptions,
+    overwrite: bool,
+    quality: int | None = None,
+    on_advance: Callable[[Job], None] | None = None,
+    notify: Callable[[str], None] = lambda message: None,
+    verbose: bool = False,
+    fault: Callable[[str, str], None] | None = None,
+    run: RayRun | None = None,
+    video: dict[str, Any] | None = None,
+) -> JobReport:
     """Run `jobs` (local or object-storage `Location`s) on a Ray cluster; the same report as the local batch.
 
     With `video` (start, end, max_frames, smoothing), each job is a whole
@@ -362,9 +416,17 @@ def run_ray_batch(jobs: list[Job], settings: EnhanceSettings, options: RayOption
     cluster = connect(options.address, verbose)
     try:
         run.workers = pool_size(options, cluster, len(pending), notify)
-        spec = WorkerSpec(settings=settings, model_bytes=model_bytes, model_name=settings.model, overwrite=overwrite,
-                          quality=quality, started=time.time(), threads=max(1, int(options.cpus_per_worker)),
-                          fault=fault, video=video)
+        spec = WorkerSpec(
+            settings=settings,
+            model_bytes=model_bytes,
+            model_name=settings.model,
+            overwrite=overwrite,
+            quality=quality,
+            started=time.time(),
+            threads=max(1, int(options.cpus_per_worker)),
+            fault=fault,
+            video=video,
+        )
         by_target = {str(Location.of(job.target)): job for job in pending}
         rows = iter(start_pool(cluster.ray, by_target, spec, options, run.workers).iter_rows())
         try:
@@ -385,8 +447,9 @@ def run_ray_batch(jobs: list[Job], settings: EnhanceSettings, options: RayOption
     return report
 
 
-def start_pool(ray: Any, by_target: dict[str, Job], spec: WorkerSpec, options: RayOptions,
-               workers: tuple[int, int]) -> Any:
+def start_pool(
+    ray: Any, by_target: dict[str, Job], spec: WorkerSpec, options: RayOptions, workers: tuple[int, int]
+) -> Any:
     """The lazy Ray Data pipeline: file names, one per block, through a pool of `EnhanceWorker` actors."""
     from ray.data import ActorPoolStrategy, DataContext
 
@@ -400,14 +463,26 @@ def start_pool(ray: Any, by_target: dict[str, Job], spec: WorkerSpec, options: R
     with warnings.catch_warnings():  # retries are set through Ray's remote args, deprecated from Ray 2.60
         warnings.simplefilter("ignore")
         return dataset.map_batches(
-            EnhanceWorker, fn_constructor_args=(spec,), batch_size=1, batch_format="default",
-            compute=ActorPoolStrategy(min_size=workers[0], max_size=workers[1]), num_cpus=options.cpus_per_worker,
-            num_gpus=options.gpus_per_worker or None, **actor_retries(),
-            runtime_env={"env_vars": {**forwarded_env(), "OMP_NUM_THREADS": str(spec.threads)}})
+            EnhanceWorker,
+            fn_constructor_args=(spec,),
+            batch_size=1,
+            batch_format="default",
+            compute=ActorPoolStrategy(min_size=workers[0], max_size=workers[1]),
+            num_cpus=options.cpus_per_worker,
+            num_gpus=options.gpus_per_worker or None,
+            **actor_retries(),
+            runtime_env={"env_vars": {**forwarded_env(), "OMP_NUM_THREADS": str(spec.threads)}},
+        )
 
 
-def collect(rows: Iterator[dict[str, Any]], by_target: dict[str, Job], report: JobReport, run: RayRun,
-            began: float, on_advance: Callable[[Job], None] | None) -> None:
+def collect(
+    rows: Iterator[dict[str, Any]],
+    by_target: dict[str, Job],
+    report: JobReport,
+    run: RayRun,
+    began: float,
+    on_advance: Callable[[Job], None] | None,
+) -> None:
     """Sort the workers' rows into `report` as they arrive; files whose rows never came failed with their worker."""
     seen = set()
     for row in rows:
@@ -428,7 +503,8 @@ def collect(rows: Iterator[dict[str, Any]], by_target: dict[str, Job], report: J
             on_advance(job)
     for target, job in by_target.items():  # blocks dropped after their worker died too often
         if target not in seen:
-            report.failed.append((job, f"{job.source}: its worker died {TASK_RETRIES + 1} times while "
-                                       "enhancing it; not retried further"))
+            report.failed.append(
+                (job, f"{job.source}: its worker died {TASK_RETRIES + 1} times while enhancing it; not retried further")
+            )
             if on_advance:
                 on_advance(job)

@@ -31,8 +31,9 @@ def box(image: np.ndarray, radius: int) -> np.ndarray:
     return cv2.boxFilter(image, -1, (2 * radius + 1, 2 * radius + 1), borderType=cv2.BORDER_REFLECT)
 
 
-def fit_colour_transform(guide: np.ndarray, target: np.ndarray, radius: int = 2, eps: float = 1e-3
-                         ) -> tuple[np.ndarray, np.ndarray]:
+def fit_colour_transform(
+    guide: np.ndarray, target: np.ndarray, radius: int = 2, eps: float = 1e-3
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-pixel A (H×W×3×3) and b (H×W×3) with target ≈ A·guide + b in each (2r+1)² window."""
     guide = guide.astype(np.float32)
     target = target.astype(np.float32)
@@ -95,7 +96,7 @@ def photo_noise(full_input: np.ndarray, work_input: np.ndarray, band: int = 64, 
     sigmas = []
     for top in tops:
         low = upsample_rows(work_input, height, width, top, top + band)
-        sigmas.append(estimate_noise(full_input[top:top + band].astype(np.float32) - low))
+        sigmas.append(estimate_noise(full_input[top : top + band].astype(np.float32) - low))
     noisy = [sigma for sigma in sigmas if sigma > FLAT_SIGMA]
     return float(np.median(noisy or sigmas))
 
@@ -104,9 +105,14 @@ def soft_threshold(values: np.ndarray, threshold: float) -> np.ndarray:
     return np.sign(values) * np.maximum(np.abs(values) - threshold, 0.0)
 
 
-def reconstruct(full_input: np.ndarray, work_input: np.ndarray, work_output: np.ndarray,
-                noise_threshold: float = 2.0, rows_per_chunk: int = 512, device: torch.device | None = None
-                ) -> np.ndarray:
+def reconstruct(
+    full_input: np.ndarray,
+    work_input: np.ndarray,
+    work_output: np.ndarray,
+    noise_threshold: float = 2.0,
+    rows_per_chunk: int = 512,
+    device: torch.device | None = None,
+) -> np.ndarray:
     """Full-resolution result from the full input and the working-resolution (input, output) pair.
 
     Processed in horizontal strips of `rows_per_chunk` rows so peak memory
@@ -144,13 +150,16 @@ def upsample_rows(coeffs: np.ndarray, height: int, width: int, top: int, bottom:
     ys = (np.arange(top, bottom, dtype=np.float32) + 0.5) * (work_h / height) - 0.5
     xs = (np.arange(width, dtype=np.float32) + 0.5) * (work_w / width) - 0.5
     map_x, map_y = np.meshgrid(xs, ys)
-    channels = [cv2.remap(coeffs[..., i:i + 4], map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-                for i in range(0, coeffs.shape[2], 4)]
+    channels = [
+        cv2.remap(coeffs[..., i : i + 4], map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        for i in range(0, coeffs.shape[2], 4)
+    ]
     return np.concatenate([c if c.ndim == 3 else c[..., None] for c in channels], axis=2)[..., : coeffs.shape[2]]
 
 
-def apply_on_device(full_input: np.ndarray, coeffs: np.ndarray, threshold: float, device: torch.device,
-                    rows_per_chunk: int) -> np.ndarray:
+def apply_on_device(
+    full_input: np.ndarray, coeffs: np.ndarray, threshold: float, device: torch.device, rows_per_chunk: int
+) -> np.ndarray:
     """The strip loop of `reconstruct` in torch on `device`, for the same result.
 
     `grid_sample` with border padding and align_corners=False samples the

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from lowlight_cli.errors import UsageError
 
@@ -28,7 +28,9 @@ SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h")
 DEFAULT_MODEL = "lowlight-default"
 DEFAULT_STEPS = 1
 DEFAULT_WORK_SIZE = 384
-DEFAULT_DETAIL_THRESHOLD = 2.0  # noise sigmas; 0 scores higher on the 512-px eval sets, but in big photos this band is grain (README)
+DEFAULT_DETAIL_THRESHOLD = (
+    2.0  # noise sigmas; 0 scores higher on the 512-px eval sets, but in big photos this band is grain (README)
+)
 DEFAULT_SHADOW_DENOISE = 0.5  # x expected noise; neutral on SICE val, +0.07 SSIM on the cast + noise set (README)
 DEFAULT_TILE = 512
 # Photos up to this long side are sampled at their own size when they are clean enough: for them the
@@ -76,49 +78,105 @@ def check_choice(setting: str, value: str, choices: tuple[str, ...]) -> None:
 class EnhanceSettings:
     """How to enhance: the model, where it runs, and every knob of the pipeline. Validated on creation."""
 
-    steps: int = field(default=DEFAULT_STEPS, metadata=_meta(
-        "--steps", "N", "DDIM sampling steps (1 to 1000). The default 1 is the model's one-pass estimate and "
-                        "scores best on every evaluation set; each further step is one more denoiser pass (12 MP on "
-                        "a 2-core CPU: 3.4 s at 1 step, 7.8 s at 10, 12.8 s at 20) and adds sampled texture that "
-                        "scores lower on every set we measure (docs/EXPERIMENTS.md)."))
-    seed: int = field(default=0, metadata=_meta(
-        "--seed", "N", "Noise seed: the same seed draws the same noise on every device (CUDA computes in 16 bits, "
-                       "so slightly different pixels). At 1 step the default model starts from the noise's mean, "
-                       "so only --steps > 1 uses it."))
-    device: str = field(default="auto", metadata=_meta(
-        "--device", None, "auto picks CUDA, then Apple MPS, then CPU."))
-    model: str = field(default="default", metadata=_meta(
-        "--model", "default|PATH", "'default' (bundled) or a .safetensors checkpoint path."))
-    prior: str = field(default="auto", metadata=_meta(
-        "--prior", None, "Region prior: auto (SAM if its weights are present, else the built-in one), sam, "
-                         "fallback (built-in), or none."))
+    steps: int = field(
+        default=DEFAULT_STEPS,
+        metadata=_meta(
+            "--steps",
+            "N",
+            "DDIM sampling steps (1 to 1000). The default 1 is the model's one-pass estimate and "
+            "scores best on every evaluation set; each further step is one more denoiser pass (12 MP on "
+            "a 2-core CPU: 3.4 s at 1 step, 7.8 s at 10, 12.8 s at 20) and adds sampled texture that "
+            "scores lower on every set we measure (docs/EXPERIMENTS.md).",
+        ),
+    )
+    seed: int = field(
+        default=0,
+        metadata=_meta(
+            "--seed",
+            "N",
+            "Noise seed: the same seed draws the same noise on every device (CUDA computes in 16 bits, "
+            "so slightly different pixels). At 1 step the default model starts from the noise's mean, "
+            "so only --steps > 1 uses it.",
+        ),
+    )
+    device: str = field(default="auto", metadata=_meta("--device", None, "auto picks CUDA, then Apple MPS, then CPU."))
+    model: str = field(
+        default="default",
+        metadata=_meta("--model", "default|PATH", "'default' (bundled) or a .safetensors checkpoint path."),
+    )
+    prior: str = field(
+        default="auto",
+        metadata=_meta(
+            "--prior",
+            None,
+            "Region prior: auto (SAM if its weights are present, else the built-in one), sam, "
+            "fallback (built-in), or none.",
+        ),
+    )
     sam_model: str = field(default="vit_b", metadata=_meta("--sam-model", None, "SAM size for --prior sam/auto."))
-    sam_checkpoint: Optional[Path] = field(default=None, metadata=_meta(
-        "--sam-checkpoint", None, "Local SAM .safetensors (Hugging Face or segment-anything names)."))
-    work_size: int = field(default=DEFAULT_WORK_SIZE, metadata=_meta(
-        "--work-size", "PX", "Long side (px) at which the diffusion model runs; the result is carried to full "
-                             "resolution by guided reconstruction. Photos up to 640 px with little noise are "
-                             "sampled at their own size."))
-    detail_threshold: float = field(default=DEFAULT_DETAIL_THRESHOLD, metadata=_meta(
-        "--detail-threshold", "SIGMAS", "Keep the photo's own fine detail above this many noise sigmas when "
-                                        "carrying the result to full resolution. Lower keeps more texture and more "
-                                        "grain; 0 keeps all of it.", min=0.0))
-    shadow_denoise: float = field(default=DEFAULT_SHADOW_DENOISE, metadata=_meta(
-        "--shadow-denoise", "K", "Smooth noise the brightening lifts out of near-black areas (night skies, deep "
-                                 "shadow): strength in units of the expected noise. 0 turns it off; above 1 also "
-                                 "flattens texture.", min=0.0))
-    exposure: float = field(default=0.0, metadata=_meta(
-        "--exposure", "EV", "Brightness bias in EV around the model's own choice, -3..+3 (its judgement is trained "
-                            "within about ±2); applied through "
-                            "the model's tone conditioning, 0 = the model's choice.",
-        min=-MAX_EXPOSURE, max=MAX_EXPOSURE))
-    highlights: str = field(default="curve", metadata=_meta(
-        "--highlights", None, "What keeps highlights the brightening would blow: curve (the tone curve's shoulder "
-                              "is compressed; bright skies stay bright, as in a single exposure) or local (lit "
-                              "regions the camera already exposed, a floodlit facade at night, a candle, a window, "
-                              "are brought down as a whole and keep their detail; a bright sky can come out darker)."))
-    full_res: bool = field(default=False, metadata=_meta(
-        "--full-res", None, "Sample at full resolution in blended tiles instead (slow; GPU advised)."))
+    sam_checkpoint: Path | None = field(
+        default=None,
+        metadata=_meta("--sam-checkpoint", None, "Local SAM .safetensors (Hugging Face or segment-anything names)."),
+    )
+    work_size: int = field(
+        default=DEFAULT_WORK_SIZE,
+        metadata=_meta(
+            "--work-size",
+            "PX",
+            "Long side (px) at which the diffusion model runs; the result is carried to full "
+            "resolution by guided reconstruction. Photos up to 640 px with little noise are "
+            "sampled at their own size.",
+        ),
+    )
+    detail_threshold: float = field(
+        default=DEFAULT_DETAIL_THRESHOLD,
+        metadata=_meta(
+            "--detail-threshold",
+            "SIGMAS",
+            "Keep the photo's own fine detail above this many noise sigmas when "
+            "carrying the result to full resolution. Lower keeps more texture and more "
+            "grain; 0 keeps all of it.",
+            min=0.0,
+        ),
+    )
+    shadow_denoise: float = field(
+        default=DEFAULT_SHADOW_DENOISE,
+        metadata=_meta(
+            "--shadow-denoise",
+            "K",
+            "Smooth noise the brightening lifts out of near-black areas (night skies, deep "
+            "shadow): strength in units of the expected noise. 0 turns it off; above 1 also "
+            "flattens texture.",
+            min=0.0,
+        ),
+    )
+    exposure: float = field(
+        default=0.0,
+        metadata=_meta(
+            "--exposure",
+            "EV",
+            "Brightness bias in EV around the model's own choice, -3..+3 (its judgement is trained "
+            "within about ±2); applied through "
+            "the model's tone conditioning, 0 = the model's choice.",
+            min=-MAX_EXPOSURE,
+            max=MAX_EXPOSURE,
+        ),
+    )
+    highlights: str = field(
+        default="curve",
+        metadata=_meta(
+            "--highlights",
+            None,
+            "What keeps highlights the brightening would blow: curve (the tone curve's shoulder "
+            "is compressed; bright skies stay bright, as in a single exposure) or local (lit "
+            "regions the camera already exposed, a floodlit facade at night, a candle, a window, "
+            "are brought down as a whole and keep their detail; a bright sky can come out darker).",
+        ),
+    )
+    full_res: bool = field(
+        default=False,
+        metadata=_meta("--full-res", None, "Sample at full resolution in blended tiles instead (slow; GPU advised)."),
+    )
     tile: int = field(default=DEFAULT_TILE, metadata=_meta("--tile", "PX", "Tile side for --full-res."))
     direct_size: int = field(default=DEFAULT_DIRECT_SIZE, metadata=_meta())  # Python API and benchmarks only
 
@@ -131,23 +189,29 @@ class EnhanceSettings:
         check_choice("highlights", self.highlights, HIGHLIGHT_MODES)
         check_choice("sam_model", self.sam_model, SAM_MODEL_TYPES)
         check_steps(self.steps)
-        limits = (("work_size", self.work_size, MIN_WORK_SIZE, " pixels"), ("tile", self.tile, MIN_TILE, " pixels"),
-                  ("detail_threshold", self.detail_threshold, 0, ""), ("shadow_denoise", self.shadow_denoise, 0, ""),
-                  ("direct_size", self.direct_size, 0, ""))
+        limits = (
+            ("work_size", self.work_size, MIN_WORK_SIZE, " pixels"),
+            ("tile", self.tile, MIN_TILE, " pixels"),
+            ("detail_threshold", self.detail_threshold, 0, ""),
+            ("shadow_denoise", self.shadow_denoise, 0, ""),
+            ("direct_size", self.direct_size, 0, ""),
+        )
         for name, value, least, unit in limits:
             if value < least:
                 raise SettingError(name, f"must be at least {least}{unit}, got {value}")
         if not -MAX_EXPOSURE <= self.exposure <= MAX_EXPOSURE:
             raise SettingError("exposure", f"must be within ±{MAX_EXPOSURE:g} EV, got {self.exposure:g}")
 
-    def with_changes(self, **changes: Any) -> "EnhanceSettings":
+    def with_changes(self, **changes: Any) -> EnhanceSettings:
         """A copy with `changes` applied (and validated)."""
         return replace(self, **changes)
 
     def describe(self) -> str:
         """One line for `--verbose`: what the run uses."""
-        return (f"{self.steps} steps, work size {self.work_size}, prior {self.prior}, "
-                f"exposure {self.exposure:+g} EV, highlights {self.highlights}")
+        return (
+            f"{self.steps} steps, work size {self.work_size}, prior {self.prior}, "
+            f"exposure {self.exposure:+g} EV, highlights {self.highlights}"
+        )
 
 
 SETTING_NAMES = tuple(item.name for item in fields(EnhanceSettings))

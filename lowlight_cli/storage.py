@@ -27,8 +27,9 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable
+from typing import Any
 
 from lowlight_cli.errors import InputError, OutputError, UsageError
 
@@ -38,8 +39,15 @@ ATOMIC_PUT_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss
 # and `Location.write_atomic` leave behind when killed.
 TEMPORARY = re.compile(r"^\..+\.part(\.[A-Za-z0-9]{1,5})?$")
 STALE_AFTER_S = 600.0  # a temporary untouched this long belongs to no running write: one image is written in seconds
-PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs",
-            "abfss": "adlfs"}
+PACKAGES = {
+    "s3": "s3fs",
+    "s3a": "s3fs",
+    "gs": "gcsfs",
+    "gcs": "gcsfs",
+    "az": "adlfs",
+    "abfs": "adlfs",
+    "abfss": "adlfs",
+}
 
 
 def is_url(text: str | os.PathLike[str]) -> bool:
@@ -86,7 +94,7 @@ class Location:
             fs, path = url_to_fs(url)
         except ImportError:
             package = PACKAGES.get(scheme, f"the fsspec package for {scheme}://")
-            raise UsageError(f"{url}: {scheme}:// needs {package} (pip install \"lowlight-cli[ray]\")") from None
+            raise UsageError(f'{url}: {scheme}:// needs {package} (pip install "lowlight-cli[ray]")') from None
         except ValueError as exc:
             raise UsageError(f"{url}: {exc}") from None
         protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
@@ -139,7 +147,7 @@ class Location:
         prefix = folder.path.rstrip("/" + os.sep)
         if not (self.path.startswith(prefix + "/") or self.path.startswith(prefix + os.sep)):
             raise ValueError(f"{self} is not under {folder}")
-        return self.path[len(prefix) + 1:].replace(os.sep, "/")
+        return self.path[len(prefix) + 1 :].replace(os.sep, "/")
 
     def as_path(self) -> Path:
         """The local `Path` (only for a location on the local disk)."""
@@ -211,8 +219,7 @@ class Location:
         if self.local:
             from lowlight_cli.io.images import atomic_write
 
-            atomic_write(Path(self.path), data, protect=[Path(os.fspath(p)) for p in protect
-                                                         if Location.of(p).local])
+            atomic_write(Path(self.path), data, protect=[Path(os.fspath(p)) for p in protect if Location.of(p).local])
             return
         try:
             if self.protocol in ATOMIC_PUT_PROTOCOLS:
@@ -256,7 +263,7 @@ class Location:
         self.fs.invalidate_cache(self.path)
         entries = self.fs.find(self.path, maxdepth=None if recursive else 1, withdirs=False)
         prefix = self.path.rstrip("/") + "/"
-        return sorted(entry[len(prefix):] for entry in entries if entry.startswith(prefix) and entry != prefix)
+        return sorted(entry[len(prefix) :] for entry in entries if entry.startswith(prefix) and entry != prefix)
 
 
 def locate(text: str | os.PathLike[str] | Location) -> Location:
@@ -264,8 +271,9 @@ def locate(text: str | os.PathLike[str] | Location) -> Location:
     return Location.of(text)
 
 
-def sweep_temporaries(folder: str | os.PathLike[str] | Location, older_than: float = STALE_AFTER_S,
-                      now: float | None = None) -> list[str]:
+def sweep_temporaries(
+    folder: str | os.PathLike[str] | Location, older_than: float = STALE_AFTER_S, now: float | None = None
+) -> list[str]:
     """Remove write temporaries (`.NAME.XXXX.part`) under `folder` untouched for `older_than` seconds.
 
     They are what a write killed between writing and renaming leaves behind

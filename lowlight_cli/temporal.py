@@ -31,10 +31,11 @@ full average.
 from __future__ import annotations
 
 import math
-from time import perf_counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
+from time import perf_counter
+from typing import cast
 
 import cv2
 import numpy as np
@@ -78,9 +79,14 @@ class ShotState:
     time: float | None = None  # the frame's time (seconds), from which the tone average's weight follows
 
 
-def enhance_video(enhancer: Enhancer, source: FrameSource, sink: FrameSink,
-                  on_frame: Callable[[int], None] | None = None, smoothing: float = 0.8,
-                  scene_cut: float = 0.12) -> VideoReport:
+def enhance_video(
+    enhancer: Enhancer,
+    source: FrameSource,
+    sink: FrameSink,
+    on_frame: Callable[[int], None] | None = None,
+    smoothing: float = 0.8,
+    scene_cut: float = 0.12,
+) -> VideoReport:
     """Enhance every frame of `source` into `sink`; closes the source and commits the sink.
 
     `smoothing` is the weight of the past in the output's moving average
@@ -101,8 +107,9 @@ def enhance_video(enhancer: Enhancer, source: FrameSource, sink: FrameSink,
             when = source.time_of(index)
             if sink.done(index):
                 report.skipped += 1
-                state = replay(enhancer, rgb, state, smoothing, scene_cut, written=partial(sink.finished, index),
-                               time=when)
+                state = replay(
+                    enhancer, rgb, state, smoothing, scene_cut, written=partial(sink.finished, index), time=when
+                )
             else:
                 out, state, new_prior = enhance_frame(enhancer, rgb, state, smoothing, scene_cut, time=when)
                 sink.write(index, out, source.time_of(index))
@@ -114,8 +121,15 @@ def enhance_video(enhancer: Enhancer, source: FrameSource, sink: FrameSink,
     return report
 
 
-def replay(enhancer: Enhancer, rgb: np.ndarray, state: ShotState | None, smoothing: float, scene_cut: float,
-           written: Callable[[], np.ndarray], time: float | None = None) -> ShotState:
+def replay(
+    enhancer: Enhancer,
+    rgb: np.ndarray,
+    state: ShotState | None,
+    smoothing: float,
+    scene_cut: float,
+    written: Callable[[], np.ndarray],
+    time: float | None = None,
+) -> ShotState:
     """The state after a frame an earlier run already wrote (`written` reads it back), so that a resumed run
     goes on close to what one run would give.
 
@@ -139,13 +153,19 @@ def tone_weight(state: ShotState, time: float | None) -> float:
     return math.exp(-max(seconds, 0.0) / TONE_SECONDS)
 
 
-def shot_tone(enhancer: Enhancer, low: np.ndarray, state: ShotState | None, smoothing: float, scene_cut: float,
-              time: float | None = None) -> tuple[ToneParams | None, bool]:
+def shot_tone(
+    enhancer: Enhancer,
+    low: np.ndarray,
+    state: ShotState | None,
+    smoothing: float,
+    scene_cut: float,
+    time: float | None = None,
+) -> tuple[ToneParams | None, bool]:
     """The frame's tone judgement, mixed into the shot's average when the frame continues the shot
     (`change_map` under `scene_cut`) and smoothing is on (`smoothing` > 0), and whether it does."""
     same_shot = state is not None and float(change_map(state.low, low).mean()) < scene_cut
     tone = enhancer.judge(low)
-    if same_shot and smoothing > 0 and tone is not None and state.tone is not None:
+    if same_shot and state is not None and smoothing > 0 and tone is not None and state.tone is not None:
         tone = mix(state.tone, tone, tone_weight(state, time))
     return tone, same_shot
 
@@ -157,7 +177,7 @@ def past_output(state: ShotState, size: tuple[int, int]) -> np.ndarray | None:
     if state.output is not None:
         return state.output
     try:
-        written = state.written()
+        written = cast(Callable[[], np.ndarray], state.written)()  # set whenever output is None
     except (LowlightError, OSError):
         return None
     if written.shape[:2] != size:
@@ -165,8 +185,14 @@ def past_output(state: ShotState, size: tuple[int, int]) -> np.ndarray | None:
     return resize(written, *state.low.shape[:2])
 
 
-def enhance_frame(enhancer: Enhancer, rgb: np.ndarray, state: ShotState | None, smoothing: float,
-                  scene_cut: float, time: float | None = None) -> tuple[np.ndarray, ShotState, bool]:
+def enhance_frame(
+    enhancer: Enhancer,
+    rgb: np.ndarray,
+    state: ShotState | None,
+    smoothing: float,
+    scene_cut: float,
+    time: float | None = None,
+) -> tuple[np.ndarray, ShotState, bool]:
     """One frame at `time` seconds (None: `FRAME_SECONDS` after the last): (full-resolution output, state for
     the next frame, whether a new prior was computed)."""
     # Never sampled directly, even when small: the working copy's area averaging also averages the noise
@@ -174,10 +200,10 @@ def enhance_frame(enhancer: Enhancer, rgb: np.ndarray, state: ShotState | None, 
     low = enhancer.shrink(rgb, direct=enhancer.full_res)
     tone, same_shot = shot_tone(enhancer, low, state, smoothing, scene_cut, time)
     working = enhancer.develop_copy(low, tone)  # one judgement and one development per frame
-    reused = state.prior if same_shot else None
+    reused = state.prior if same_shot and state is not None else None
     working, work_output, prior, _ = enhancer.enhance_working(rgb, reused, working)
-    past = past_output(state, rgb.shape[:2]) if same_shot and smoothing > 0 else None
-    if past is not None:
+    past = past_output(state, rgb.shape[:2]) if same_shot and state is not None and smoothing > 0 else None
+    if past is not None and state is not None:
         shift = global_shift(state.low, working.low)
         past_low, inside = translate(state.low, shift)
         past, _ = translate(past, shift)
@@ -208,10 +234,16 @@ def translate(image: np.ndarray, shift: tuple[float, float]) -> tuple[np.ndarray
     height, width = image.shape[:2]
     if shift == (0.0, 0.0):
         return image, np.ones((height, width, 1), np.float32)
-    matrix = np.float32([[1, 0, shift[0]], [0, 1, shift[1]]])
+    matrix = np.float32([[1, 0, shift[0]], [0, 1, shift[1]]])  # type: ignore[arg-type]  # numpy's stubs: scalars only
     moved = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
-    inside = cv2.warpAffine(np.ones((height, width), np.float32), matrix, (width, height), flags=cv2.INTER_NEAREST,
-                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    inside = cv2.warpAffine(
+        np.ones((height, width), np.float32),
+        matrix,
+        (width, height),
+        flags=cv2.INTER_NEAREST,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
     return moved, inside[..., None]
 
 
@@ -245,4 +277,4 @@ def change_map(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
 
 
 def thumbnail(image: np.ndarray) -> np.ndarray:
-    return resize(image, *working_size(*image.shape[:2], THUMBNAIL))
+    return resize(image, *working_size(*cast(tuple[int, int], image.shape[:2]), THUMBNAIL))

@@ -157,8 +157,14 @@ def find_cached(name: str, *, cache_dir: Path | None = None) -> Path | None:
     return path if path is not None and _is_intact(path, entry) else None
 
 
-def fetch_checkpoint(name: str, *, endpoint: str | None = None, cache_dir: Path | None = None,
-                     local_only: bool = False, progress: bool = False) -> Path:
+def fetch_checkpoint(
+    name: str,
+    *,
+    endpoint: str | None = None,
+    cache_dir: Path | None = None,
+    local_only: bool = False,
+    progress: bool = False,
+) -> Path:
     """The verified local file for `name`, downloading it into the HF cache if needed.
 
     A good cached copy is returned without any network access. A cached copy
@@ -173,13 +179,17 @@ def fetch_checkpoint(name: str, *, endpoint: str | None = None, cache_dir: Path 
         if _is_intact(cached, entry):
             return cached
         if offline:
-            raise WeightsError(f"cached {name} at {cached} fails its sha256 check and downloads are disabled; "
-                               f"delete it and run `lowlight models download {name}` with network")
+            raise WeightsError(
+                f"cached {name} at {cached} fails its sha256 check and downloads are disabled; "
+                f"delete it and run `lowlight models download {name}` with network"
+            )
         _evict(cached)
     elif offline:
-        raise WeightsError(f"{name} is not in the cache ({root}) and downloads are disabled; "
-                           f"run `lowlight models download {name}` on a machine with network, "
-                           f"or pass --sam-checkpoint PATH")
+        raise WeightsError(
+            f"{name} is not in the cache ({root}) and downloads are disabled; "
+            f"run `lowlight models download {name}` on a machine with network, "
+            f"or pass --sam-checkpoint PATH"
+        )
 
     # HF_ENDPOINT is read now, not at import: a mirror set after start-up (or by a test) still applies.
     endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
@@ -188,8 +198,9 @@ def fetch_checkpoint(name: str, *, endpoint: str | None = None, cache_dir: Path 
     actual = _file_sha256(path)
     if actual != entry.sha256.lower():
         _evict(path)
-        raise WeightsError(f"{name} from {endpoint} has sha256 {actual[:12]}…, expected {entry.sha256[:12]}…; "
-                           f"the download was deleted")
+        raise WeightsError(
+            f"{name} from {endpoint} has sha256 {actual[:12]}…, expected {entry.sha256[:12]}…; the download was deleted"
+        )
     return path
 
 
@@ -217,8 +228,11 @@ def _offline_mode() -> bool:
 def _cached_file(entry: KnownCheckpoint, root: Path) -> Path | None:
     """The snapshot path of the pinned file in the cache, unverified, or None."""
     try:
-        return Path(hf_hub_download(entry.repo_id, entry.filename, revision=entry.revision,
-                                    cache_dir=root, local_files_only=True))
+        return Path(
+            hf_hub_download(
+                entry.repo_id, entry.filename, revision=entry.revision, cache_dir=root, local_files_only=True
+            )
+        )
     except LocalEntryNotFoundError:
         return None
 
@@ -284,8 +298,9 @@ def _require_reachable(endpoint: str) -> None:
     host, port = _connect_target(endpoint)
     problem = _tcp_probe(host, port, PROBE_TIMEOUT_S)
     if problem is not None:
-        raise WeightsError(f"cannot reach {endpoint} ({problem}); check the network, "
-                           f"or use a cached or local checkpoint")
+        raise WeightsError(
+            f"cannot reach {endpoint} ({problem}); check the network, or use a cached or local checkpoint"
+        )
 
 
 def _connect_target(endpoint: str) -> tuple[str, int]:
@@ -325,11 +340,17 @@ def _download(entry: KnownCheckpoint, root: Path, endpoint: str, progress: bool)
     """hf_hub_download of the pinned file, with its errors turned into one-line WeightsErrors."""
     where = f"{entry.repo_id}@{entry.revision[:12]} on {endpoint}"
     try:
-        return Path(hf_hub_download(
-            entry.repo_id, entry.filename, revision=entry.revision, cache_dir=root, endpoint=endpoint,
-            token=False,  # the registry lists public repos only: never send a token to a mirror
-            tqdm_class=None if progress else _QuietBar,
-        ))
+        return Path(
+            hf_hub_download(
+                entry.repo_id,
+                entry.filename,
+                revision=entry.revision,
+                cache_dir=root,
+                endpoint=endpoint,
+                token=False,  # the registry lists public repos only: never send a token to a mirror
+                tqdm_class=None if progress else _QuietBar,
+            )
+        )
     except RepositoryNotFoundError as exc:
         raise WeightsError(f"repository {entry.repo_id} not found on {endpoint} (or it is private)") from exc
     except RevisionNotFoundError as exc:

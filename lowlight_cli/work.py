@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, TypeGuard, cast
 
 import numpy as np
 
@@ -29,7 +30,7 @@ from lowlight_cli.storage import Location
 
 if TYPE_CHECKING:
     from lowlight_cli.io.video import FrameSink, FrameSource
-    from lowlight_cli.pipeline import EnhanceResult, Enhancer
+    from lowlight_cli.pipeline import Enhancer, EnhanceResult
     from lowlight_cli.temporal import VideoReport
 
 
@@ -38,8 +39,10 @@ def check_finite(rgb: np.ndarray, model: str | Path) -> None:
     finite = np.isfinite(rgb)
     if not finite.all():
         share = 100.0 * float(np.count_nonzero(~finite)) / finite.size
-        raise WeightsError(f"model {model} produced NaN or infinite values ({share:.3g}% of the output); "
-                           "the checkpoint is broken or incompatible, nothing was written")
+        raise WeightsError(
+            f"model {model} produced NaN or infinite values ({share:.3g}% of the output); "
+            "the checkpoint is broken or incompatible, nothing was written"
+        )
 
 
 @dataclass
@@ -50,7 +53,7 @@ class Photo:
     quality: int | None = None
 
 
-def load_photo(source: "Path | Location") -> Photo:
+def load_photo(source: Path | Location) -> Photo:
     """Decode `source`: a path, or a `storage.Location` on disk or in object storage (s3://, gs://…).
 
     A file in a bucket is read as bytes into a private scratch copy and
@@ -72,8 +75,9 @@ def load_photo(source: "Path | Location") -> Photo:
             raise type(exc)(str(exc).replace(str(copy), str(source))) from None
 
 
-def save_result(target: "Path | Location", rgb: np.ndarray, like: LoadedImage, source: "Path | Location",
-                quality: int) -> None:
+def save_result(
+    target: Path | Location, rgb: np.ndarray, like: LoadedImage, source: Path | Location, quality: int
+) -> None:
     """Write a result atomically, never over `source`: on disk by `save_image`; into object storage by
     encoding it the same way (into a scratch file) and one atomic put (`Location.write_atomic`)."""
     if not is_remote_location(target):
@@ -89,9 +93,15 @@ def save_result(target: "Path | Location", rgb: np.ndarray, like: LoadedImage, s
         target.write_atomic(encoded.read_bytes(), protect=[source] if isinstance(source, Location) else [])
 
 
-def enhance_loaded(enhancer: "Enhancer", image: LoadedImage, source: "Path | Location", target: "Path | Location",
-                   quality: int | None = None, own_quality: int | None = None,
-                   before_write: Callable[[], bool] | None = None) -> "EnhanceResult | None":
+def enhance_loaded(
+    enhancer: Enhancer,
+    image: LoadedImage,
+    source: Path | Location,
+    target: Path | Location,
+    quality: int | None = None,
+    own_quality: int | None = None,
+    before_write: Callable[[], bool] | None = None,
+) -> EnhanceResult | None:
     """Enhance a decoded photo and write it to `target` atomically, never over `source`.
 
     `quality` (JPEG/WebP) defaults to the input's own (`own_quality`, else
@@ -110,8 +120,13 @@ def enhance_loaded(enhancer: "Enhancer", image: LoadedImage, source: "Path | Loc
     return result
 
 
-def process_file(enhancer: "Enhancer", source: "Path | Location", target: "Path | Location",
-                 quality: int | None = None, before_write: Callable[[], bool] | None = None) -> "EnhanceResult | None":
+def process_file(
+    enhancer: Enhancer,
+    source: Path | Location,
+    target: Path | Location,
+    quality: int | None = None,
+    before_write: Callable[[], bool] | None = None,
+) -> EnhanceResult | None:
     """One photo file: load, enhance, check, write atomically. Raises `LowlightError` for a bad file.
 
     `source` and `target` may be `storage.Location`s in object storage.
@@ -120,9 +135,14 @@ def process_file(enhancer: "Enhancer", source: "Path | Location", target: "Path 
     return enhance_loaded(enhancer, photo.image, source, target, quality, photo.quality, before_write)
 
 
-def enhance_files(enhancer: "Enhancer | Callable[[], Enhancer] | None", jobs: list[Job], overwrite: bool,
-                  quality: int | None = None, on_advance: Callable[[Job], None] | None = None,
-                  on_done: Callable[[Job, LoadedImage, "EnhanceResult"], None] | None = None) -> JobReport:
+def enhance_files(
+    enhancer: Enhancer | Callable[[], Enhancer] | None,
+    jobs: list[Job],
+    overwrite: bool,
+    quality: int | None = None,
+    on_advance: Callable[[Job], None] | None = None,
+    on_done: Callable[[Job, LoadedImage, EnhanceResult], None] | None = None,
+) -> JobReport:
     """Enhance every pending job (finished outputs skipped unless `overwrite`), decoding the next photo while
     the current one is enhanced; per-file failures are collected in the report. Jobs may name
     `storage.Location`s (object storage) as well as paths.
@@ -135,12 +155,12 @@ def enhance_files(enhancer: "Enhancer | Callable[[], Enhancer] | None", jobs: li
     def process(job: Job, photo: Photo) -> None:
         if not built:
             try:
-                built.append(enhancer() if callable(enhancer) else enhancer)
+                built.append(cast("Enhancer", enhancer() if callable(enhancer) else enhancer))  # None: nothing pending
             except LowlightError as exc:  # a bad setting or model stops the run; it is no one photo's failure
                 raise ModelUnavailable from exc
         result = enhance_loaded(built[0], photo.image, job.source, job.target, quality, photo.quality)
         if on_done is not None:
-            on_done(job, photo.image, result)
+            on_done(job, photo.image, cast("EnhanceResult", result))  # None only with before_write
 
     try:
         return run_jobs(jobs, lambda job: load_photo(job.source), process, overwrite, on_advance=on_advance)
@@ -152,7 +172,7 @@ class ModelUnavailable(Exception):
     """The enhancer could not be built: carries its `LowlightError` past the per-photo error policy."""
 
 
-def is_remote_location(place: object) -> bool:
+def is_remote_location(place: object) -> TypeGuard[Location]:
     """A `storage.Location` outside the local disk (paths and local locations are written with `save_image`)."""
     return isinstance(place, Location) and not place.local
 
@@ -161,29 +181,37 @@ def is_remote_location(place: object) -> bool:
 class VideoJob:
     """An opened video input and its output, ready for `run`; a context manager that closes both."""
 
-    frames: "FrameSource"
-    sink: "FrameSink"
+    frames: FrameSource
+    sink: FrameSink
     target: Path
     total: int | None  # frames to process, when known
     _stack: ExitStack = field(default_factory=ExitStack, repr=False)
 
-    def __enter__(self) -> "VideoJob":
+    def __enter__(self) -> VideoJob:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
 
-    def run(self, enhancer: "Enhancer", on_frame: Callable[[int], None] | None = None,
-            smoothing: float = 0.8) -> "VideoReport":
+    def run(
+        self, enhancer: Enhancer, on_frame: Callable[[int], None] | None = None, smoothing: float = 0.8
+    ) -> VideoReport:
         """Enhance every frame into the output (see `temporal.enhance_video`)."""
         from lowlight_cli.temporal import enhance_video
 
         return enhance_video(enhancer, self.frames, self.sink, on_frame=on_frame, smoothing=smoothing)
 
 
-def open_video_job(source: Path, output: Path | None = None, start: float | None = None, end: float | None = None,
-                   max_frames: int | None = None, fps: float | None = None, frame_format: str | None = None,
-                   overwrite: bool = False) -> VideoJob:
+def open_video_job(
+    source: Path,
+    output: Path | None = None,
+    start: float | None = None,
+    end: float | None = None,
+    max_frames: int | None = None,
+    fps: float | None = None,
+    frame_format: str | None = None,
+    overwrite: bool = False,
+) -> VideoJob:
     """Open a video file or frames folder and its output (default `{stem}_enhanced.mp4` beside it).
 
     Everything about the input and output is checked here, before any model is loaded.
@@ -196,7 +224,9 @@ def open_video_job(source: Path, output: Path | None = None, start: float | None
     stack = ExitStack()
     try:
         frames = stack.enter_context(open_source(source, start, end, max_frames, folder_fps))
-        target = output or (default_folder_output(source, ".mp4") if source.is_dir() else default_output(source, ".mp4"))
+        target = output or (
+            default_folder_output(source, ".mp4") if source.is_dir() else default_output(source, ".mp4")
+        )
         sink = open_sink(target, frames, frame_format, overwrite)
     except BaseException:
         stack.close()

@@ -39,8 +39,9 @@ class FakeHub:
     def start(self) -> FakeHub:
         # Port 0: the OS picks a free one; 127.0.0.1: nothing off this machine can connect.
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fake-hub", daemon=True)  # short poll: stop() waits one poll
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-hub", daemon=True
+        )  # short poll: stop() waits one poll
         self._thread.start()
         return self
 

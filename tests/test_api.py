@@ -32,9 +32,11 @@ def reference(enhancer) -> np.ndarray:
 
 
 def test_package_exports_the_api_lazily():
-    code = ("import sys, lowlight_cli; assert 'torch' not in sys.modules, 'torch imported'; "
-            "from lowlight_cli import enhance, Enhancer; assert 'torch' in sys.modules; "
-            "assert {'enhance', 'Enhancer'} <= set(dir(lowlight_cli))")
+    code = (
+        "import sys, lowlight_cli; assert 'torch' not in sys.modules, 'torch imported'; "
+        "from lowlight_cli import enhance, Enhancer; assert 'torch' in sys.modules; "
+        "assert {'enhance', 'Enhancer'} <= set(dir(lowlight_cli))"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
     import lowlight_cli
 
@@ -103,15 +105,18 @@ def test_one_call_enhance_takes_the_cli_options(tiny_checkpoint, enhancer):
     assert np.array_equal(enhance(source, model=tiny_checkpoint, **OPTIONS), enhancer.enhance(source))
 
 
-@pytest.mark.parametrize("image, error, message", [
-    ([[0, 1], [2, 3]], TypeError, "cannot enhance a builtins.list"),
-    (b"\xff\xd8 jpeg bytes", TypeError, "pass a file path"),
-    (np.zeros((8, 8, 3), np.int32), TypeError, "dtype int32 are not supported"),
-    (np.full((8, 8, 3), 2.0), ValueError, "values in [0, 1], got 2..2"),
-    (np.full((8, 8, 3), np.nan, np.float32), ValueError, "NaN or infinity"),
-    (np.zeros((8, 8, 4), np.uint8), ValueError, "got shape (8, 8, 4)"),
-    (np.zeros((0, 8, 3), np.uint8), ValueError, "got shape (0, 8, 3)"),
-])
+@pytest.mark.parametrize(
+    "image, error, message",
+    [
+        ([[0, 1], [2, 3]], TypeError, "cannot enhance a builtins.list"),
+        (b"\xff\xd8 jpeg bytes", TypeError, "pass a file path"),
+        (np.zeros((8, 8, 3), np.int32), TypeError, "dtype int32 are not supported"),
+        (np.full((8, 8, 3), 2.0), ValueError, "values in [0, 1], got 2..2"),
+        (np.full((8, 8, 3), np.nan, np.float32), ValueError, "NaN or infinity"),
+        (np.zeros((8, 8, 4), np.uint8), ValueError, "got shape (8, 8, 4)"),
+        (np.zeros((0, 8, 3), np.uint8), ValueError, "got shape (0, 8, 3)"),
+    ],
+)
 def test_unusable_inputs_are_clear_errors(enhancer, image, error, message):
     with pytest.raises(error) as info:
         enhancer.enhance(image)

@@ -18,7 +18,7 @@ def test_round_trip_keeps_config_weights_and_provenance(tmp_path):
     save_checkpoint(model, path, provenance={"steps": 3}, dtype=torch.float32)
     loaded = load_checkpoint(path)
     assert loaded.config == model.config
-    for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
+    for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     assert read_provenance(path) == {"steps": 3}
 
@@ -42,10 +42,13 @@ def test_other_architecture_is_refused_with_the_mismatch_named(tmp_path):
         load_checkpoint(path)
 
 
-@pytest.mark.parametrize("payload, message", [
-    (b"", "not a valid .safetensors"),
-    (b"PK\x03\x04 a pickle-style zip", "not a valid .safetensors"),
-])
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        (b"", "not a valid .safetensors"),
+        (b"PK\x03\x04 a pickle-style zip", "not a valid .safetensors"),
+    ],
+)
 def test_non_safetensors_files_are_refused(tmp_path, payload, message):
     path = tmp_path / "m.safetensors"
     path.write_bytes(payload)

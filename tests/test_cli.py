@@ -23,11 +23,13 @@ def run(*args):
 
 
 def test_help_and_version_do_not_import_torch():
-    code = ("import sys; from typer.testing import CliRunner; from lowlight_cli.cli import app; "
-            "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output; "
-            "r = CliRunner().invoke(app, ['enhance', '--help']); assert r.exit_code == 0; "
-            "r = CliRunner().invoke(app, ['--version']); assert r.exit_code == 0; "
-            "assert 'torch' not in sys.modules, 'torch imported'")
+    code = (
+        "import sys; from typer.testing import CliRunner; from lowlight_cli.cli import app; "
+        "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output; "
+        "r = CliRunner().invoke(app, ['enhance', '--help']); assert r.exit_code == 0; "
+        "r = CliRunner().invoke(app, ['--version']); assert r.exit_code == 0; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
     assert __version__ in run("--version").output
 
@@ -150,7 +152,9 @@ def test_batch_of_the_current_folder_writes_beside_it(tmp_path, tiny_checkpoint,
 
 def test_batch_glob_and_non_recursive(tmp_path, tiny_checkpoint):
     folder = make_folder(tmp_path)
-    result = run("batch", folder, "-o", tmp_path / "o", "--glob", "*.png", "--recursive", "--model", tiny_checkpoint, *FAST)
+    result = run(
+        "batch", folder, "-o", tmp_path / "o", "--glob", "*.png", "--recursive", "--model", tiny_checkpoint, *FAST
+    )
     assert result.exit_code == 0, result.output
     assert [p.name for p in (tmp_path / "o").rglob("*.*")] == ["b.png"]
 
@@ -176,15 +180,18 @@ def test_ctrl_c_stops_with_130_and_keeps_finished_outputs(tmp_path, tiny_checkpo
     assert not list((tmp_path / "o").rglob("*.part"))
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--steps", "0"], "--steps must be at least 1"),
-    (["--steps", "-3"], "--steps must be at least 1"),
-    (["--steps", "51"], "at most 50"),
-    (["--device", "cuda"], "cuda"),
-    (["--device", "mps"], "mps"),
-    (["--work-size", "4"], "--work-size"),
-    (["--sam-checkpoint", "/nonexistent/sam.safetensors", "--prior", "sam"], "not found"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--steps", "0"], "--steps must be at least 1"),
+        (["--steps", "-3"], "--steps must be at least 1"),
+        (["--steps", "51"], "at most 50"),
+        (["--device", "cuda"], "cuda"),
+        (["--device", "mps"], "mps"),
+        (["--work-size", "4"], "--work-size"),
+        (["--sam-checkpoint", "/nonexistent/sam.safetensors", "--prior", "sam"], "not found"),
+    ],
+)
 def test_invalid_options_are_clear_errors(dark_jpeg, tiny_checkpoint, args, message):
     import torch
 
@@ -230,9 +237,11 @@ def test_models_list_path_and_info():
 
 
 def test_models_list_fits_80_columns_and_download_names_complete():
-    code = ("import subprocess, sys; out = subprocess.run([sys.executable, '-m', 'lowlight_cli', 'models', 'list'], "
-            "capture_output=True, text=True, env={'COLUMNS': '80', 'PATH': ''}).stdout; "
-            "assert out and max(map(len, out.splitlines())) <= 80, out")
+    code = (
+        "import subprocess, sys; out = subprocess.run([sys.executable, '-m', 'lowlight_cli', 'models', 'list'], "
+        "capture_output=True, text=True, env={'COLUMNS': '80', 'PATH': ''}).stdout; "
+        "assert out and max(map(len, out.splitlines())) <= 80, out"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
     from lowlight_cli.cli.models import download_names
 
@@ -240,10 +249,35 @@ def test_models_list_fits_80_columns_and_download_names_complete():
 
 
 def test_the_built_in_prior_note_is_said_under_verbose_only(dark_jpeg, tiny_checkpoint, tmp_path):
-    quiet = run("enhance", dark_jpeg, "-o", tmp_path / "a.png", "--model", tiny_checkpoint, "--prior", "auto",
-                "--steps", "1", "--work-size", "48")
-    loud = run("enhance", dark_jpeg, "-o", tmp_path / "b.png", "--model", tiny_checkpoint, "--prior", "auto",
-               "--steps", "1", "--work-size", "48", "-v")
+    quiet = run(
+        "enhance",
+        dark_jpeg,
+        "-o",
+        tmp_path / "a.png",
+        "--model",
+        tiny_checkpoint,
+        "--prior",
+        "auto",
+        "--steps",
+        "1",
+        "--work-size",
+        "48",
+    )
+    loud = run(
+        "enhance",
+        dark_jpeg,
+        "-o",
+        tmp_path / "b.png",
+        "--model",
+        tiny_checkpoint,
+        "--prior",
+        "auto",
+        "--steps",
+        "1",
+        "--work-size",
+        "48",
+        "-v",
+    )
     assert quiet.exit_code == loud.exit_code == 0, (quiet.output, loud.output)
     assert "built-in region prior" not in quiet.output and "built-in region prior" in loud.output
 
@@ -254,7 +288,8 @@ def test_eval_and_train_on_a_tiny_paired_folder(tmp_path, tiny_checkpoint):
     for i in range(2):
         Image.fromarray(dark_array(40, 48, seed=i)).save(tmp_path / "pairs" / "low" / f"{i}.png")
         Image.fromarray((dark_array(40, 48, seed=i).astype(int) * 4).clip(0, 255).astype("uint8")).save(
-            tmp_path / "pairs" / "high" / f"{i}.png")
+            tmp_path / "pairs" / "high" / f"{i}.png"
+        )
     result = run("eval", "--data", tmp_path / "pairs", "--model", tiny_checkpoint, "--per-image", *FAST)
     assert result.exit_code == 0, result.output
     assert "PSNR" in result.output and "on 2 pairs" in result.output
@@ -271,9 +306,29 @@ def test_eval_and_train_on_a_tiny_paired_folder(tmp_path, tiny_checkpoint):
         (tmp_path / "pairs" / sub / "2.png").unlink()
 
     out = tmp_path / "new" / "folder" / "m.safetensors"  # created by train, not lost at the first save
-    args = ["train", "--data", tmp_path / "pairs", "--out", out, "--steps", "2", "--batch-size", "2", "--crop", "32",
-            "--base-channels", "8", "--save-every", "1", "--device", "cpu", "--no-mean-start", "--no-tone",
-            "--tone-steps", "0"]
+    args = [
+        "train",
+        "--data",
+        tmp_path / "pairs",
+        "--out",
+        out,
+        "--steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--crop",
+        "32",
+        "--base-channels",
+        "8",
+        "--save-every",
+        "1",
+        "--device",
+        "cpu",
+        "--no-mean-start",
+        "--no-tone",
+        "--tone-steps",
+        "0",
+    ]
     result = run(*args)
     assert result.exit_code == 0, result.output
     args[args.index("--steps") + 1] = "4"
@@ -311,27 +366,44 @@ def test_eval_and_train_on_a_tiny_paired_folder(tmp_path, tiny_checkpoint):
     # The exported EMA averages from the first step (no warm-up), so 6 big steps barely move the trained weights.
     assert all(torch.allclose(before[k], after[k], atol=1e-3) for k in before)
     args[args.index("--base-channels") + 1] = "16"
-    result = run(*args[:args.index("--out") + 1], tmp_path / "other.safetensors", *args[args.index("--out") + 2:],
-                 "--init", out)
+    result = run(
+        *args[: args.index("--out") + 1],
+        tmp_path / "other.safetensors",
+        *args[args.index("--out") + 2 :],
+        "--init",
+        out,
+    )
     assert result.exit_code == 2 and "another architecture" in result.output and "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("option, value, message", [
-    ("--batch-size", "0", "--batch-size must be at least 1"), ("--crop", "20", "--crop must be a multiple of 8"),
-    ("--steps", "0", "--steps must be at least 1"), ("--save-every", "0", "--save-every must be at least 1"),
-    ("--stop-at", "0", "--stop-at must be at least 1"), ("--base-channels", "20", "must be a multiple of 8"),
-    ("--workers", "-1", "--workers must be at least 0"),
-    ("--refine-share", "0.6", "--refine-share must be in [0, 1 - --final-step-share]"),
-    ("--native-share", "1.5", "--native-share must be in [0, 1]"),
-    ("--init", "missing.safetensors", "--init missing.safetensors: no such checkpoint file"),
-])
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--batch-size", "0", "--batch-size must be at least 1"),
+        ("--crop", "20", "--crop must be a multiple of 8"),
+        ("--steps", "0", "--steps must be at least 1"),
+        ("--save-every", "0", "--save-every must be at least 1"),
+        ("--stop-at", "0", "--stop-at must be at least 1"),
+        ("--base-channels", "20", "must be a multiple of 8"),
+        ("--workers", "-1", "--workers must be at least 0"),
+        ("--refine-share", "0.6", "--refine-share must be in [0, 1 - --final-step-share]"),
+        ("--native-share", "1.5", "--native-share must be in [0, 1]"),
+        ("--init", "missing.safetensors", "--init missing.safetensors: no such checkpoint file"),
+    ],
+)
 def test_train_options_are_checked_before_any_work(tmp_path, option, value, message):
     result = run("train", "--data", tmp_path, "--out", tmp_path / "m.safetensors", option, value, "--device", "cpu")
     assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("error", [MemoryError(), RuntimeError("DefaultCPUAllocator: can't allocate memory: 9 GB"),
-                                   RuntimeError("MPS backend out of memory (MPS allocated: 17.00 GB)")])
+@pytest.mark.parametrize(
+    "error",
+    [
+        MemoryError(),
+        RuntimeError("DefaultCPUAllocator: can't allocate memory: 9 GB"),
+        RuntimeError("MPS backend out of memory (MPS allocated: 17.00 GB)"),
+    ],
+)
 def test_out_of_memory_names_the_option_that_fixes_it(dark_jpeg, tiny_checkpoint, monkeypatch, error):
     import lowlight_cli.pipeline as pipeline
 
@@ -370,8 +442,9 @@ def test_detail_threshold_trades_grain_for_texture(tmp_path, tiny_checkpoint):
         image = np.asarray(Image.open(out), np.float32)
         detail[threshold] = np.abs(np.diff(image, axis=1)).mean()
     assert detail["0"] > 1.5 * detail["4"]
-    result = run("enhance", source, "-o", tmp_path / "bad.png", "--model", tiny_checkpoint, *FAST,
-                 "--detail-threshold", "-1")
+    result = run(
+        "enhance", source, "-o", tmp_path / "bad.png", "--model", tiny_checkpoint, *FAST, "--detail-threshold", "-1"
+    )
     assert result.exit_code == 2 and not (tmp_path / "bad.png").exists()
 
 
@@ -389,8 +462,9 @@ def test_exposure_biases_brightness_through_the_tone_branch(tmp_path, dark_jpeg,
         means[ev] = np.asarray(Image.open(out), np.float32).mean()
     assert means["-1"] < 0.9 * means["0"] and means["1"] > 1.1 * means["0"], means
     # A model without a tone branch runs at 0 as before, and refuses a bias in one line.
-    result = run("enhance", dark_jpeg, "-o", tmp_path / "plain.png", "--model", tiny_checkpoint, *FAST,
-                 "--exposure", "0.5")
+    result = run(
+        "enhance", dark_jpeg, "-o", tmp_path / "plain.png", "--model", tiny_checkpoint, *FAST, "--exposure", "0.5"
+    )
     assert result.exit_code == 2 and "needs a model with a tone branch" in result.output
     assert not (tmp_path / "plain.png").exists()
     result = run("enhance", dark_jpeg, "--exposure", "5")
@@ -431,25 +505,30 @@ def test_help_is_in_panels_without_python_type_names(command):
 
 
 def test_shell_completion_does_not_import_torch():
-    code = ("import sys; from typer.testing import CliRunner; from lowlight_cli.cli import app; "
-            "r = CliRunner().invoke(app, ['--show-completion', 'bash']); assert r.exit_code == 0, r.output; "
-            "assert '_LOWLIGHT_COMPLETE' in r.output, r.output; "
-            "r = CliRunner().invoke(app, [], prog_name='lowlight', env={'_LOWLIGHT_COMPLETE': 'complete_bash', "
-            "'COMP_WORDS': 'lowlight ba', 'COMP_CWORD': '1'}); assert r.output.split() == ['batch'], r.output; "
-            "assert 'torch' not in sys.modules, 'torch imported'")
+    code = (
+        "import sys; from typer.testing import CliRunner; from lowlight_cli.cli import app; "
+        "r = CliRunner().invoke(app, ['--show-completion', 'bash']); assert r.exit_code == 0, r.output; "
+        "assert '_LOWLIGHT_COMPLETE' in r.output, r.output; "
+        "r = CliRunner().invoke(app, [], prog_name='lowlight', env={'_LOWLIGHT_COMPLETE': 'complete_bash', "
+        "'COMP_WORDS': 'lowlight ba', 'COMP_CWORD': '1'}); assert r.output.split() == ['batch'], r.output; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
     # Typer takes `bash` as --show-completion's value only with shell detection off; with it on, the flag
     # detects the parent process's shell, which depends on how the suite was started.
     env = {**os.environ, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
 
 
-@pytest.mark.parametrize("args", [["enhance", "missing.jpg"], ["batch", "missing"], ["video", "missing.mp4"],
-                                  ["eval", "--data", "missing"]])
+@pytest.mark.parametrize(
+    "args", [["enhance", "missing.jpg"], ["batch", "missing"], ["video", "missing.mp4"], ["eval", "--data", "missing"]]
+)
 def test_missing_inputs_fail_before_torch_is_imported(tmp_path, args):
-    code = ("import sys; from typer.testing import CliRunner; from lowlight_cli.cli import app; "
-            f"r = CliRunner().invoke(app, {args!r}); assert r.exit_code == 1, r.output; "
-            "assert 'missing' in r.output and len(r.output.strip().splitlines()) == 1, r.output; "
-            "assert 'torch' not in sys.modules, 'torch imported'")
+    code = (
+        "import sys; from typer.testing import CliRunner; from lowlight_cli.cli import app; "
+        f"r = CliRunner().invoke(app, {args!r}); assert r.exit_code == 1, r.output; "
+        "assert 'missing' in r.output and len(r.output.strip().splitlines()) == 1, r.output; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
 
 
@@ -482,8 +561,9 @@ def test_dash_reads_stdin_and_writes_stdout(tmp_path, dark_jpeg, tiny_checkpoint
     out = Image.open(io.BytesIO(result.stdout_bytes))
     assert out.format == "PNG" and out.size == (64, 48)  # the input's format when --format is not given
     assert np.asarray(out).mean() > 2 * dark_array().mean()
-    result = runner.invoke(app, ["enhance", str(dark_jpeg), "-o", "-", "--format", "webp", "--model",
-                                 str(tiny_checkpoint), *FAST])
+    result = runner.invoke(
+        app, ["enhance", str(dark_jpeg), "-o", "-", "--format", "webp", "--model", str(tiny_checkpoint), *FAST]
+    )
     assert result.exit_code == 0, result.output
     assert Image.open(io.BytesIO(result.stdout_bytes)).format == "WEBP"
     assert sorted(p.name for p in dark_jpeg.parent.iterdir()) == [dark_jpeg.name]  # nothing written beside it
@@ -498,8 +578,9 @@ def test_a_file_named_like_an_option_gets_a_one_line_hint(tmp_path, tiny_checkpo
     Image.fromarray(dark_array()).save("-dark.png")
     result = run("enhance", "-dark.png")
     assert result.exit_code == 2
-    assert result.output.strip() == ("error: -dark.png: a name starting with '-' is read as an option; "
-                                     "write ./-dark.png or put -- before it")
+    assert result.output.strip() == (
+        "error: -dark.png: a name starting with '-' is read as an option; write ./-dark.png or put -- before it"
+    )
     result = run("enhance", "--model", tiny_checkpoint, *FAST, "--", "-dark.png")
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "-dark_enhanced.png").size == (64, 48)
@@ -528,8 +609,17 @@ def test_every_package_is_in_the_wheel():
     assert found <= listed, sorted(found - listed)
 
 
-@pytest.mark.parametrize("args", [["enhance"], ["enhance", "x.jpg", "--steps", "abc"], ["enhance", "x.jpg", "--bogus"],
-                                  ["batch"], ["enhance", "x.jpg", "--device", "tpu"], ["video"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["enhance"],
+        ["enhance", "x.jpg", "--steps", "abc"],
+        ["enhance", "x.jpg", "--bogus"],
+        ["batch"],
+        ["enhance", "x.jpg", "--device", "tpu"],
+        ["video"],
+    ],
+)
 def test_a_wrong_command_line_is_one_line_and_exit_code_2(args):
     result = run(*args)
     assert result.exit_code == 2, result.output

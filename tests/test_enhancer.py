@@ -22,10 +22,12 @@ def test_small_photos_are_sampled_at_their_own_size_and_large_ones_through_the_w
     assert enhancer.working_copy(clean).shape == (300, 400)  # direct: no reconstruction to lose structure in
     assert enhancer.working_copy(noisy).shape == (300, 400)
     assert enhancer.working_copy(large).shape == (96, 128)  # over direct_size (640): cost must not grow with size
-    assert Enhancer(tiny_model(), device="cpu", prior="none", work_size=128, direct_size=0
-                    ).working_copy(clean).shape == (96, 128)
-    assert Enhancer(tiny_model(), device="cpu", prior="none", work_size=128, full_res=True
-                    ).working_copy(large).shape == (600, 800)
+    assert Enhancer(tiny_model(), device="cpu", prior="none", work_size=128, direct_size=0).working_copy(
+        clean
+    ).shape == (96, 128)
+    assert Enhancer(tiny_model(), device="cpu", prior="none", work_size=128, full_res=True).working_copy(
+        large
+    ).shape == (600, 800)
 
 
 def test_a_noisy_photo_sampled_at_its_own_size_gets_the_stronger_shadow_noise_filter(monkeypatch):

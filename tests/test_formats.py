@@ -60,14 +60,16 @@ def one_line_error(result, code: int = 1) -> str:
 
 # --- HEIC / AVIF ------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("suffix", [".heic", ".avif"])
 def test_heic_and_avif_in_and_out_keep_exif_and_icc(tmp_path, tiny_checkpoint, suffix):
     if suffix not in images.writable_suffixes():
         pytest.skip(f"this Pillow/pillow-heif cannot write {suffix}")
     array = dark_array(40, 56)
     source = tmp_path / f"phone{suffix}"
-    source.write_bytes(encode_image(array / 255.0, suffix, exif=camera_exif(), icc_profile=SRGB_ICC, quality=95,
-                                    xmp=XMP))
+    source.write_bytes(
+        encode_image(array / 255.0, suffix, exif=camera_exif(), icc_profile=SRGB_ICC, quality=95, xmp=XMP)
+    )
     loaded = load_image(source)
     assert loaded.rgb.shape == (40, 56, 3)
     assert np.abs(loaded.rgb * 255 - array).mean() < 2.5  # lossy, but the same picture
@@ -113,8 +115,9 @@ def test_heic_orientation_is_applied_once(tmp_path):
     assert exif.get(0x0112, 1) == 1
 
 
-def test_without_a_heic_writer_an_heic_output_is_an_error_not_a_folder(tmp_path, dark_jpeg, tiny_checkpoint,
-                                                                       monkeypatch):
+def test_without_a_heic_writer_an_heic_output_is_an_error_not_a_folder(
+    tmp_path, dark_jpeg, tiny_checkpoint, monkeypatch
+):
     monkeypatch.setattr(images, "_heif_plugin", lambda: None)
     images.writable_suffixes.cache_clear()
     try:
@@ -127,6 +130,7 @@ def test_without_a_heic_writer_an_heic_output_is_an_error_not_a_folder(tmp_path,
 
 
 # --- Camera RAW ---------------------------------------------------------------------------------------------------
+
 
 def write_dng(path: Path, height: int = 48, width: int = 64) -> np.ndarray:
     """A minimal valid CFA DNG (RGGB, 12-bit) of a neutral left-to-right ramp, shot under a warm light.
@@ -207,6 +211,7 @@ def test_a_corrupt_raw_file_is_a_one_line_error(tmp_path):
 
 # --- TIFF: floating point and multi-page ------------------------------------------------------------------------
 
+
 def test_float32_rgb_tiff_is_read_as_is_and_written_back_as_float(tmp_path, tiny_checkpoint):
     rng = np.random.default_rng(0)
     values = (dark_array(24, 32) / 255.0 + rng.uniform(0, 1e-3, (24, 32, 3))).astype(np.float32)
@@ -262,6 +267,7 @@ def test_animated_webp_is_refused(tmp_path):
 
 # --- PNG text chunks ----------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("sixteen", [False, True])
 def test_png_text_chunks_are_kept(tmp_path, tiny_checkpoint, sixteen):
     info = PngImagePlugin.PngInfo()
@@ -271,7 +277,7 @@ def test_png_text_chunks_are_kept(tmp_path, tiny_checkpoint, sixteen):
     info.add_itxt("XML:com.adobe.xmp", XMP.decode())
     source = tmp_path / "tagged.png"
     if sixteen:
-        pixels = Image.fromarray((dark_array(20, 30)[:, :, 0].astype(np.uint16) * 257))  # 16-bit gray
+        pixels = Image.fromarray(dark_array(20, 30)[:, :, 0].astype(np.uint16) * 257)  # 16-bit gray
     else:
         pixels = Image.fromarray(dark_array(20, 30))
     pixels.save(source, pnginfo=info)
@@ -311,12 +317,16 @@ def test_a_float_tiff_whose_codec_is_missing_names_it(tmp_path, monkeypatch):
         raise ValueError("<COMPRESSION.LZW: 5> requires the 'imagecodecs' package")
 
     monkeypatch.setattr(tifffile.TiffPage, "asarray", no_codec)
-    with pytest.raises(InputError, match=r"floating-point TIFF with ADOBE_DEFLATE compression cannot be decoded "
-                                         r"here \(requires the 'imagecodecs' package; pip install imagecodecs\)"):
+    with pytest.raises(
+        InputError,
+        match=r"floating-point TIFF with ADOBE_DEFLATE compression cannot be decoded "
+        r"here \(requires the 'imagecodecs' package; pip install imagecodecs\)",
+    ):
         load_image(path)
 
 
 # --- batch, -o and the input --------------------------------------------------------------------------------------
+
 
 def test_batch_lists_unsupported_files(tmp_path, tiny_checkpoint):
     folder = tmp_path / "mixed"
@@ -369,6 +379,7 @@ def test_output_equal_to_input_says_it_refuses_to_write_over_it(dark_jpeg, tiny_
 
 # --- a model whose output is not finite ---------------------------------------------------------------------------
 
+
 def test_a_model_with_nan_output_fails_naming_the_model(tmp_path, dark_jpeg):
     model = tiny_model()
     with torch.no_grad():
@@ -399,8 +410,9 @@ def test_a_gray_photo_comes_back_gray_in_one_channel(tmp_path, tiny_checkpoint, 
         cv2.imwrite(str(source), pixels.astype(np.uint16) * 257)
     else:
         Image.fromarray(pixels, mode).save(source)
-    result = CliRunner().invoke(app, ["enhance", str(source), "--model", str(tiny_checkpoint), "--device", "cpu",
-                                      "--prior", "none"])
+    result = CliRunner().invoke(
+        app, ["enhance", str(source), "--model", str(tiny_checkpoint), "--device", "cpu", "--prior", "none"]
+    )
     assert result.exit_code == 0, result.output
     written = cv2.imread(str(tmp_path / f"gray_enhanced{suffix}"), cv2.IMREAD_UNCHANGED)
     assert written.ndim == 2

@@ -17,8 +17,10 @@ from tests.conftest import dark_array
 
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG whose IHDR declares width×height but carries almost no data (a decompression bomb's header)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
 
@@ -26,7 +28,9 @@ def png_header_only(width: int, height: int) -> bytes:
 @pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "P", "CMYK", "LA", "1", "I;16"])
 def test_every_mode_loads_as_rgb_float(tmp_path, mode):
     base = Image.fromarray(dark_array(20, 30))
-    image = base.convert(mode) if mode != "I;16" else Image.fromarray((np.asarray(base.convert("L")).astype(np.uint16) * 257))
+    image = (
+        base.convert(mode) if mode != "I;16" else Image.fromarray(np.asarray(base.convert("L")).astype(np.uint16) * 257)
+    )
     suffix = ".tiff" if mode == "CMYK" else ".png"
     path = tmp_path / f"x{suffix}"
     image.save(path)
@@ -51,7 +55,7 @@ def test_16bit_rgb_png_keeps_precision_and_depth(tmp_path):
 
 
 def test_16bit_tiff_round_trip(tmp_path):
-    values = (np.arange(8 * 8 * 3, dtype=np.uint16).reshape(8, 8, 3) * 300)
+    values = np.arange(8 * 8 * 3, dtype=np.uint16).reshape(8, 8, 3) * 300
     path = tmp_path / "deep.tif"
     cv2.imwrite(str(path), values[:, :, ::-1])
     loaded = load_image(path)
@@ -149,13 +153,16 @@ def test_alpha_is_kept_on_png(tmp_path):
     assert np.array_equal(np.asarray(Image.open(tmp_path / "b.png"))[:, :, 3], rgba[:, :, 3])
 
 
-@pytest.mark.parametrize("payload, message", [
-    (b"", "empty"),
-    (b"hello, I am text", "not a supported image: its contents match none"),
-    (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01", "corrupt or truncated"),  # a JPEG cut after its first bytes
-    (b"\x89PNG\r\n\x1a\n", "corrupt or truncated"),  # a PNG's signature and nothing more
-    (png_header_only(70000, 70000), "refusing to decode"),
-])
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        (b"", "empty"),
+        (b"hello, I am text", "not a supported image: its contents match none"),
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01", "corrupt or truncated"),  # a JPEG cut after its first bytes
+        (b"\x89PNG\r\n\x1a\n", "corrupt or truncated"),  # a PNG's signature and nothing more
+        (png_header_only(70000, 70000), "refusing to decode"),
+    ],
+)
 def test_bad_files_give_one_line_errors(tmp_path, payload, message):
     path = tmp_path / "bad.png"
     path.write_bytes(payload)

@@ -7,8 +7,18 @@ from pathlib import Path
 import pytest
 
 from lowlight_cli.errors import InputError, OutputError
-from lowlight_cli.jobs import (Job, checked, default_folder_output, default_output, discover, jobs_for_files,
-                               jobs_for_folder, run_jobs, triage, unsupported_images)
+from lowlight_cli.jobs import (
+    Job,
+    checked,
+    default_folder_output,
+    default_output,
+    discover,
+    jobs_for_files,
+    jobs_for_folder,
+    run_jobs,
+    triage,
+    unsupported_images,
+)
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:
@@ -28,8 +38,10 @@ def test_output_names(tmp_path):
 def test_one_output_file_or_a_folder_for_several(tmp_path):
     a, b = tmp_path / "a.jpg", tmp_path / "b.png"
     assert jobs_for_files([a], tmp_path / "out.png") == [Job(a, tmp_path / "out.png")]
-    assert jobs_for_files([a, b], tmp_path / "out") == [Job(a, tmp_path / "out" / "a.jpg"),
-                                                        Job(b, tmp_path / "out" / "b.png")]
+    assert jobs_for_files([a, b], tmp_path / "out") == [
+        Job(a, tmp_path / "out" / "a.jpg"),
+        Job(b, tmp_path / "out" / "b.png"),
+    ]
     assert jobs_for_files([a], tmp_path) == [Job(a, tmp_path / "a_enhanced.jpg")]  # the input's own folder
     with pytest.raises(OutputError, match="with 2 inputs, -o must be a folder"):
         jobs_for_files([a, b], tmp_path / "out.png")
@@ -40,17 +52,31 @@ def test_one_output_file_or_a_folder_for_several(tmp_path):
 
 def test_folder_discovery_skips_hidden_files_our_outputs_and_the_output_folder(tmp_path):
     folder = tmp_path / "in"
-    for name in ("b.jpg", "a.png", "a_enhanced.png", ".hidden.jpg", "notes.txt", "anim.gif", "sub/c.tif",
-                 "out/old.jpg"):
+    for name in (
+        "b.jpg",
+        "a.png",
+        "a_enhanced.png",
+        ".hidden.jpg",
+        "notes.txt",
+        "anim.gif",
+        "sub/c.tif",
+        "out/old.jpg",
+    ):
         touch(folder / name)
     assert [p.name for p in discover(folder, False, None, exclude=folder / "out")] == ["a.png", "b.jpg"]
     assert [p.relative_to(folder).as_posix() for p in discover(folder, True, None, exclude=folder / "out")] == [
-        "a.png", "b.jpg", "sub/c.tif"]
+        "a.png",
+        "b.jpg",
+        "sub/c.tif",
+    ]
     assert [p.name for p in discover(folder, True, "*.tif")] == ["c.tif"]
     assert unsupported_images(folder, True, None) == ["anim.gif"]  # pictures we cannot read; notes.txt is none
     jobs = jobs_for_folder(folder, folder / "out", True, None, ".png")  # a previous run's outputs are no inputs
     assert [(j.source.name, j.target.relative_to(folder / "out").as_posix()) for j in jobs] == [
-        ("a.png", "a.png"), ("b.jpg", "b.png"), ("c.tif", "sub/c.png")]
+        ("a.png", "a.png"),
+        ("b.jpg", "b.png"),
+        ("c.tif", "sub/c.png"),
+    ]
     with pytest.raises(InputError, match="not a folder"):
         discover(folder / "b.jpg", False, None)
 
@@ -58,8 +84,12 @@ def test_folder_discovery_skips_hidden_files_our_outputs_and_the_output_folder(t
 def test_triage_skips_finished_outputs_and_never_replaces_an_input(tmp_path):
     src, done, other = touch(tmp_path / "a.jpg"), touch(tmp_path / "b.jpg"), touch(tmp_path / "c.jpg")
     touch(tmp_path / "b_enhanced.jpg")
-    jobs = [Job(src, tmp_path / "a_enhanced.jpg"), Job(done, tmp_path / "b_enhanced.jpg"), Job(other, other),
-            Job(src, done)]
+    jobs = [
+        Job(src, tmp_path / "a_enhanced.jpg"),
+        Job(done, tmp_path / "b_enhanced.jpg"),
+        Job(other, other),
+        Job(src, done),
+    ]
     pending, report = triage(jobs, overwrite=False)
     assert pending == [jobs[0]] and report.skipped == [jobs[1], jobs[3]]  # an existing output is left alone
     assert [job for job, _ in report.failed] == [jobs[2]]

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lowlight_cli.io.metadata import (exif_of_tiff_bytes, png_text_chunks, png_with_metadata,
-                                      tiff_with_metadata)
+from lowlight_cli.io.metadata import exif_of_tiff_bytes, png_text_chunks, png_with_metadata, tiff_with_metadata
 
 ICC = b"fake icc profile " * 20
 

@@ -23,8 +23,7 @@ pytest.importorskip("ray.data")
 
 from lowlight_cli import ray_batch  # noqa: E402
 from lowlight_cli.errors import LowlightError, UsageError, WeightsError  # noqa: E402
-from lowlight_cli.jobs import jobs_for_folder  # noqa: E402
-from lowlight_cli.jobs import JobReport  # noqa: E402
+from lowlight_cli.jobs import JobReport, jobs_for_folder  # noqa: E402
 from lowlight_cli.ray_batch import Cluster, RayOptions, RayRun, parse_workers, pool_size, run_ray_batch  # noqa: E402
 from lowlight_cli.settings import EnhanceSettings  # noqa: E402
 from lowlight_cli.storage import Location, sweep_temporaries  # noqa: E402
@@ -36,8 +35,9 @@ CPUS = 2
 
 
 def settings(checkpoint: Path, **changes) -> EnhanceSettings:
-    return EnhanceSettings(**{**dict(model=str(checkpoint), device="cpu", prior="fallback", steps=2, work_size=48),
-                              **changes})
+    return EnhanceSettings(
+        **{**dict(model=str(checkpoint), device="cpu", prior="fallback", steps=2, work_size=48), **changes}
+    )
 
 
 def plan_folder(folder, output, recursive: bool, pattern, ext):
@@ -146,21 +146,25 @@ def test_same_outputs_as_the_local_batch_a_bad_file_and_resume(ray_cluster, tmp_
     jobs, _ = plan_folder(Location.of(folder), Location.of(tmp_path / "ray"), True, None, None)
     advanced, run = [], RayRun()
     # Two 1-CPU workers on a 2-CPU cluster take every CPU: only names travel in blocks, so nothing waits on a read task.
-    report = run_ray_batch(jobs, settings(tiny_checkpoint), RayOptions(), overwrite=False,
-                           on_advance=advanced.append, run=run)
+    report = run_ray_batch(
+        jobs, settings(tiny_checkpoint), RayOptions(), overwrite=False, on_advance=advanced.append, run=run
+    )
     assert run.workers == (2, 2)
     assert sorted(job.source.name for job in report.done) == ["a.jpg", "b.png", "c.jpg"]
     assert [job.source.name for job, _ in report.failed] == ["broken.jpg"]
-    assert "broken.jpg: corrupt or truncated image" in report.failed[0][1] or \
-           "broken.jpg: not a supported image" in report.failed[0][1]
+    assert (
+        "broken.jpg: corrupt or truncated image" in report.failed[0][1]
+        or "broken.jpg: not a supported image" in report.failed[0][1]
+    )
     assert len(advanced) == 4 and not report.skipped
     for rel in ["a.jpg", "b.png", "sub/c.jpg"]:
         ours, theirs = pixels(tmp_path / "ray" / rel), pixels(tmp_path / "local" / rel)
         assert ours.shape == theirs.shape
         # One torch thread per worker against the local batch's own: equal up to rounding.
         assert np.abs(ours - theirs).max() <= 2, rel
-    assert (tmp_path / "ray" / "b.png").read_bytes() == (tmp_path / "local" / "b.png").read_bytes() or \
-        np.abs(pixels(tmp_path / "ray" / "b.png") - pixels(tmp_path / "local" / "b.png")).max() <= 1
+    assert (tmp_path / "ray" / "b.png").read_bytes() == (tmp_path / "local" / "b.png").read_bytes() or np.abs(
+        pixels(tmp_path / "ray" / "b.png") - pixels(tmp_path / "local" / "b.png")
+    ).max() <= 1
 
     # An interrupted run: one output missing, and a temporary a killed writer left an hour ago.
     (tmp_path / "ray" / "sub" / "c.jpg").unlink()
@@ -200,8 +204,13 @@ def test_a_worker_that_dies_mid_block_is_replaced_and_nothing_is_written_twice(r
     logs = tmp_path / "logs"
     logs.mkdir()
     jobs, _ = plan_folder(Location.of(folder), Location.of(tmp_path / "ray"), True, None, None)
-    report = run_ray_batch(jobs, settings(tiny_checkpoint), RayOptions(workers=(1, 1)), overwrite=False,
-                           fault=functools.partial(kill_worker_once, str(logs)))
+    report = run_ray_batch(
+        jobs,
+        settings(tiny_checkpoint),
+        RayOptions(workers=(1, 1)),
+        overwrite=False,
+        fault=functools.partial(kill_worker_once, str(logs)),
+    )
     ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
     assert (logs / "killed-written-a.jpg").exists() and (logs / "killed-enhancing-b.png").exists()
     lines = (logs / "log").read_text().split()
@@ -216,7 +225,7 @@ def test_a_worker_that_dies_mid_block_is_replaced_and_nothing_is_written_twice(r
     assert not list((tmp_path / "ray").rglob("*.part"))
 
 
-def test_ray_batch_reads_and_writes_s3(ray_cluster, s3, tmp_path, tiny_checkpoint):
+def test_ray_batch_reads_and_writes_s3(ray_cluster, s3, tmp_path, tiny_checkpoint):  # noqa: F811 - the s3 fixture
     # The endpoint and keys were set after the cluster started: they reach the workers through the driver.
     folder = make_folder(tmp_path)
     (folder / "broken.jpg").unlink()
@@ -234,8 +243,9 @@ def test_ray_batch_reads_and_writes_s3(ray_cluster, s3, tmp_path, tiny_checkpoin
     assert (len(again.done), len(again.skipped)) == (0, 3)  # resumed from the bucket, without starting a pool
 
 
-def test_a_worker_that_cannot_load_the_model_fails_each_file_in_one_line(ray_cluster, tmp_path, tiny_checkpoint,
-                                                                        monkeypatch):
+def test_a_worker_that_cannot_load_the_model_fails_each_file_in_one_line(
+    ray_cluster, tmp_path, tiny_checkpoint, monkeypatch
+):
     folder = make_folder(tmp_path)
     (folder / "broken.jpg").unlink()
     jobs, _ = plan_folder(Location.of(folder), Location.of(tmp_path / "out"), True, None, None)
@@ -260,14 +270,15 @@ def test_a_folder_of_videos_goes_one_video_per_worker(ray_cluster, tmp_path, tin
     (clips / "notes.txt").write_text("not a video")
     jobs = video_jobs_for_folder(clips, tmp_path / "out")
     assert [(job.source.name, job.target.name) for job in jobs] == [("a.mp4", "a.mp4"), ("b.mov", "b.mov")]
-    report = run_ray_batch(jobs, settings(tiny_checkpoint), RayOptions(workers=(1, 2)), overwrite=False,
-                           video={"smoothing": 0.8})
+    report = run_ray_batch(
+        jobs, settings(tiny_checkpoint), RayOptions(workers=(1, 2)), overwrite=False, video={"smoothing": 0.8}
+    )
     assert sorted(job.source.name for job in report.done) == ["a.mp4", "b.mov"] and not report.failed
     with open_video_job(clips / "a.mp4", tmp_path / "local.mp4") as video:  # the local `lowlight video`
         video.run(Enhancer(settings=settings(tiny_checkpoint)), smoothing=0.8)
     ours, theirs = frames_of(tmp_path / "out" / "a.mp4"), frames_of(tmp_path / "local.mp4")
     assert len(ours) == len(theirs) == 4
-    assert max(np.abs(a.astype(int) - b.astype(int)).max() for a, b in zip(ours, theirs)) <= 3
+    assert max(np.abs(a.astype(int) - b.astype(int)).max() for a, b in zip(ours, theirs, strict=True)) <= 3
     assert [frame.shape for frame in frames_of(tmp_path / "out" / "b.mov")] == [(32, 48, 3)] * 3
     assert not list((tmp_path / "out").glob(".*"))
     again = run_ray_batch(jobs, settings(tiny_checkpoint), RayOptions(), overwrite=False, video={})
@@ -293,8 +304,14 @@ def test_ctrl_c_stops_the_pool_keeps_whole_outputs_and_a_rerun_resumes(ray_clust
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     try:
         with pytest.raises(KeyboardInterrupt):
-            run_ray_batch(jobs, settings(tiny_checkpoint), RayOptions(workers=(1, 1)), overwrite=False,
-                          on_advance=interrupt, fault=slow_after_the_first)
+            run_ray_batch(
+                jobs,
+                settings(tiny_checkpoint),
+                RayOptions(workers=(1, 1)),
+                overwrite=False,
+                on_advance=interrupt,
+                fault=slow_after_the_first,
+            )
     finally:
         ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
     written = sorted(p for p in (tmp_path / "out").rglob("*") if p.is_file())
@@ -371,7 +388,7 @@ def test_cli_batch_ray_summary_exit_codes_and_resume(ray_cluster, tmp_path, tiny
     assert result.exit_code == 0 and "0 enhanced, 3 skipped" in result.output  # nothing to do: no pool started
 
 
-def test_cli_batch_reads_and_writes_s3_locally_and_on_ray(ray_cluster, s3, tmp_path, tiny_checkpoint):
+def test_cli_batch_reads_and_writes_s3_locally_and_on_ray(ray_cluster, s3, tmp_path, tiny_checkpoint):  # noqa: F811 - the s3 fixture
     folder = make_folder(tmp_path)
     (folder / "broken.jpg").unlink()
     for path in sorted(folder.rglob("*.*")):
@@ -388,5 +405,8 @@ def test_cli_batch_reads_and_writes_s3_locally_and_on_ray(ray_cluster, s3, tmp_p
         (tmp_path / "ray").write_bytes(s3.get(f"ray/{key}"))
         assert np.abs(pixels(tmp_path / "local") - pixels(tmp_path / "ray")).max() <= 2, key
     result = cli("batch", s3.url("dark"), "-o", tmp_path / "to-disk", "-r", "--model", tiny_checkpoint, *FAST)
-    assert result.exit_code == 0 and sorted(p.name for p in (tmp_path / "to-disk").rglob("*.*")) == \
-        ["a.jpg", "b.png", "c.jpg"]
+    assert result.exit_code == 0 and sorted(p.name for p in (tmp_path / "to-disk").rglob("*.*")) == [
+        "a.jpg",
+        "b.png",
+        "c.jpg",
+    ]

@@ -57,7 +57,6 @@ def test_same_size_returns_the_working_output():
     assert np.allclose(reconstruct(image, image, image * 0.5), image * 0.5)
 
 
-
 def test_a_black_top_does_not_set_the_noise_level_for_the_whole_photo():
     """A letterbox or black sky filling the first strip must not switch the noise threshold off."""
     rng = np.random.default_rng(0)
@@ -67,7 +66,6 @@ def test_a_black_top_does_not_set_the_noise_level_for_the_whole_photo():
     work = resize(noisy, 300, 24)
     assert 0.005 < photo_noise(noisy, work) < 0.015
     assert photo_noise(noisy[600:], resize(noisy[600:], 150, 24)) == pytest.approx(0.01, rel=0.25)
-
 
 
 def test_the_gpu_strip_loop_computes_what_the_cpu_one_does(monkeypatch):

@@ -48,13 +48,18 @@ def test_random_bytes_never_crash(tmp_path, data, suffix):
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(mode=st.sampled_from(["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16"]),
-       width=st.integers(1, 40), height=st.integers(1, 40),
-       fmt=st.sampled_from(["PNG", "TIFF", "JPEG", "WEBP", "BMP"]), seed=st.integers(0, 1000))
+@given(
+    mode=st.sampled_from(["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16"]),
+    width=st.integers(1, 40),
+    height=st.integers(1, 40),
+    fmt=st.sampled_from(["PNG", "TIFF", "JPEG", "WEBP", "BMP"]),
+    seed=st.integers(0, 1000),
+)
 def test_random_small_images_of_any_mode_enhance(tmp_path, mode, width, height, fmt, seed):
     rng = np.random.default_rng(seed)
     image = Image.fromarray(rng.integers(0, 60, (height, width, 3), dtype=np.uint8)).convert(
-        "L" if mode == "I;16" else mode)
+        "L" if mode == "I;16" else mode
+    )
     if mode == "I;16":
         image = Image.fromarray(np.asarray(image).astype(np.uint16) * 257)
     buffer = io.BytesIO()
@@ -101,7 +106,8 @@ def test_non_ascii_names(tmp_path):
     save_checkpoint(tiny_model(), ckpt)
     source = tmp_path / "nuit à Zürich 夜.png"
     Image.new("RGB", (20, 12), (8, 6, 4)).save(source)
-    result = CliRunner().invoke(app, ["enhance", str(source), "--model", str(ckpt), "--prior", "fallback",
-                                      "--steps", "1"])
+    result = CliRunner().invoke(
+        app, ["enhance", str(source), "--model", str(ckpt), "--prior", "fallback", "--steps", "1"]
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "nuit à Zürich 夜_enhanced.png").exists()

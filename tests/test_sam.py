@@ -15,9 +15,9 @@ import torch
 from safetensors.torch import save_file
 
 from lowlight_cli.errors import UsageError, WeightsError
-from lowlight_cli.priors.region_prior import RegionPrior
 from lowlight_cli.locate import locate_sam_checkpoint
 from lowlight_cli.priors.cache import PriorCache
+from lowlight_cli.priors.region_prior import RegionPrior
 from lowlight_cli.priors.sam import SamPriorProducer, paint_masks, resize_sam_input
 from lowlight_cli.priors.sam_convert import (
     SAM_ARCHS,
@@ -29,9 +29,22 @@ from lowlight_cli.priors.sam_convert import (
     load_sam,
 )
 
-TINY = SamArch(embed_dim=32, depth=3, num_heads=2, global_attn_indexes=(1,), image_size=128, window_size=3,
-               mlp_ratio=2.0, prompt_embed_dim=32, mask_in_chans=8, decoder_depth=2, decoder_mlp_dim=64,
-               decoder_num_heads=2, iou_head_depth=4, iou_head_hidden_dim=24)
+TINY = SamArch(
+    embed_dim=32,
+    depth=3,
+    num_heads=2,
+    global_attn_indexes=(1,),
+    image_size=128,
+    window_size=3,
+    mlp_ratio=2.0,
+    prompt_embed_dim=32,
+    mask_in_chans=8,
+    decoder_depth=2,
+    decoder_mlp_dim=64,
+    decoder_num_heads=2,
+    iou_head_depth=4,
+    iou_head_hidden_dim=24,
+)
 # ViT-B's encoder exactly (width, depth, heads, global blocks, 14-token windows) and SAM's real decoder,
 # at a 256-px input so the test stays fast.
 VIT_B_256 = SamArch(embed_dim=768, depth=12, num_heads=12, global_attn_indexes=(2, 5, 8, 11), image_size=256)
@@ -49,17 +62,33 @@ def hf_config(arch: SamArch):
     from transformers import SamConfig
 
     return SamConfig(
-        vision_config=dict(hidden_size=arch.embed_dim, num_hidden_layers=arch.depth,
-                           num_attention_heads=arch.num_heads, image_size=arch.image_size,
-                           patch_size=arch.patch_size, output_channels=arch.prompt_embed_dim,
-                           window_size=arch.window_size, global_attn_indexes=list(arch.global_attn_indexes),
-                           num_pos_feats=arch.prompt_embed_dim // 2, mlp_dim=int(arch.embed_dim * arch.mlp_ratio)),
-        prompt_encoder_config=dict(hidden_size=arch.prompt_embed_dim, image_size=arch.image_size,
-                                   patch_size=arch.patch_size, mask_input_channels=arch.mask_in_chans),
-        mask_decoder_config=dict(hidden_size=arch.prompt_embed_dim, mlp_dim=arch.decoder_mlp_dim,
-                                 num_hidden_layers=arch.decoder_depth, num_attention_heads=arch.decoder_num_heads,
-                                 num_multimask_outputs=arch.num_multimask_outputs, iou_head_depth=arch.iou_head_depth,
-                                 iou_head_hidden_dim=arch.iou_head_hidden_dim),
+        vision_config=dict(
+            hidden_size=arch.embed_dim,
+            num_hidden_layers=arch.depth,
+            num_attention_heads=arch.num_heads,
+            image_size=arch.image_size,
+            patch_size=arch.patch_size,
+            output_channels=arch.prompt_embed_dim,
+            window_size=arch.window_size,
+            global_attn_indexes=list(arch.global_attn_indexes),
+            num_pos_feats=arch.prompt_embed_dim // 2,
+            mlp_dim=int(arch.embed_dim * arch.mlp_ratio),
+        ),
+        prompt_encoder_config=dict(
+            hidden_size=arch.prompt_embed_dim,
+            image_size=arch.image_size,
+            patch_size=arch.patch_size,
+            mask_input_channels=arch.mask_in_chans,
+        ),
+        mask_decoder_config=dict(
+            hidden_size=arch.prompt_embed_dim,
+            mlp_dim=arch.decoder_mlp_dim,
+            num_hidden_layers=arch.decoder_depth,
+            num_attention_heads=arch.decoder_num_heads,
+            num_multimask_outputs=arch.num_multimask_outputs,
+            iou_head_depth=arch.iou_head_depth,
+            iou_head_hidden_dim=arch.iou_head_hidden_dim,
+        ),
     )
 
 
@@ -113,12 +142,20 @@ def test_hf_checkpoint_converts_to_equivalent_segment_anything_model(arch, tmp_p
         points = torch.rand(5, 2, 2, generator=torch.Generator().manual_seed(3)) * arch.image_size
         labels = torch.tensor([[1, 0], [1, 1], [0, 1], [1, 0], [1, 1]], dtype=torch.int)
         for multimask in (True, False):
-            hf_out = hf(image_embeddings=sa_embed, input_points=points[None], input_labels=labels[None],
-                        multimask_output=multimask)
+            hf_out = hf(
+                image_embeddings=sa_embed,
+                input_points=points[None],
+                input_labels=labels[None],
+                multimask_output=multimask,
+            )
             sparse, dense = sam.prompt_encoder(points=(points, labels), boxes=None, masks=None)
-            masks, iou = sam.mask_decoder(image_embeddings=sa_embed, image_pe=sam.prompt_encoder.get_dense_pe(),
-                                          sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-                                          multimask_output=multimask)
+            masks, iou = sam.mask_decoder(
+                image_embeddings=sa_embed,
+                image_pe=sam.prompt_encoder.get_dense_pe(),
+                sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense,
+                multimask_output=multimask,
+            )
             assert masks.shape == (5, 3 if multimask else 1, 4 * grid, 4 * grid)
             close(masks, hf_out.pred_masks[0])
             close(iou, hf_out.iou_scores[0])
@@ -127,9 +164,13 @@ def test_hf_checkpoint_converts_to_equivalent_segment_anything_model(arch, tmp_p
         boxes = torch.tensor([[10.0, 20.0, 90.0, 100.0], [0.0, 0.0, 50.0, 60.0]]) * arch.image_size / 128
         hf_out = hf(image_embeddings=sa_embed, input_boxes=boxes[None], multimask_output=True)
         sparse, dense = sam.prompt_encoder(points=None, boxes=boxes, masks=None)
-        masks, iou = sam.mask_decoder(image_embeddings=sa_embed, image_pe=sam.prompt_encoder.get_dense_pe(),
-                                      sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-                                      multimask_output=True)
+        masks, iou = sam.mask_decoder(
+            image_embeddings=sa_embed,
+            image_pe=sam.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=True,
+        )
         close(masks, hf_out.pred_masks[0])
         close(iou, hf_out.iou_scores[0])
         mask_input = torch.randn(2, 1, 4 * grid, 4 * grid, generator=torch.Generator().manual_seed(4))
@@ -188,8 +229,12 @@ def test_bad_files_fail_with_one_line_weights_errors(tmp_path):
     torch.save(sam.state_dict(), pickle)
     text = tmp_path / "notes.safetensors"
     text.write_text("this is not a checkpoint\n")
-    for path, message in ((truncated, "not a valid .safetensors"), (pickle, "PyTorch pickle"),
-                          (text, "not a valid .safetensors"), (tmp_path / "missing.safetensors", "not found")):
+    for path, message in (
+        (truncated, "not a valid .safetensors"),
+        (pickle, "PyTorch pickle"),
+        (text, "not a valid .safetensors"),
+        (tmp_path / "missing.safetensors", "not found"),
+    ):
         with pytest.raises(WeightsError, match=message) as info:
             load_sam("custom", path, "cpu", model=build_sam(TINY))
         assert "\n" not in str(info.value)
@@ -268,22 +313,39 @@ def tiny_sam_file(tmp_path: Path, seed: int) -> Path:
 
 def tiny_producer(path: Path, max_regions: int = 8, **kwargs) -> SamPriorProducer:
     # Random weights predict poor masks: keep all of them (no IoU / stability / NMS filtering).
-    return SamPriorProducer("tiny", path, max_regions=max_regions, points_per_side=4, encoder_size=64, arch=TINY,
-                            pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0, **kwargs)
+    return SamPriorProducer(
+        "tiny",
+        path,
+        max_regions=max_regions,
+        points_per_side=4,
+        encoder_size=64,
+        arch=TINY,
+        pred_iou_thresh=0.0,
+        stability_score_thresh=0.0,
+        box_nms_thresh=1.0,
+        **kwargs,
+    )
 
 
 def test_prior_cache_evicts_least_recently_used_entries(tmp_path):
     import os
 
     rng = np.random.default_rng(0)
-    priors = [RegionPrior(labels=rng.integers(0, 4, (64, 64)).astype(np.int32), scores=np.ones(3, np.float32),
-                          boundary=rng.random((64, 64)).astype(np.float32), source="fallback") for _ in range(6)]
+    priors = [
+        RegionPrior(
+            labels=rng.integers(0, 4, (64, 64)).astype(np.int32),
+            scores=np.ones(3, np.float32),
+            boundary=rng.random((64, 64)).astype(np.float32),
+            source="fallback",
+        )
+        for _ in range(6)
+    ]
     keys = [f"{i:02d}" + "0" * 62 for i in range(6)]
     probe = PriorCache(tmp_path / "probe")
     probe.put(keys[0], priors[0])
     entry_size = probe.path(keys[0]).stat().st_size
     cache = PriorCache(tmp_path / "priors", max_bytes=int(3.5 * entry_size))  # room for three
-    for i, (key, prior) in enumerate(zip(keys[:3], priors)):
+    for i, (key, prior) in enumerate(zip(keys[:3], priors, strict=False)):
         cache.put(key, prior)
         os.utime(cache.path(key), ns=(i * 10**9, i * 10**9))  # a clear age order: 0 oldest
     assert cache.get(keys[0]) is not None  # a hit makes entry 0 the most recently used
@@ -337,8 +399,10 @@ def test_paint_masks_keeps_small_masks_on_top():
     big = np.ones((4, 4), bool)
     small = np.zeros((4, 4), bool)
     small[1:3, 1:3] = True
-    masks = [{"segmentation": small, "area": 4, "predicted_iou": 0.9},
-             {"segmentation": big, "area": 16, "predicted_iou": 1.3}]
+    masks = [
+        {"segmentation": small, "area": 4, "predicted_iou": 0.9},
+        {"segmentation": big, "area": 16, "predicted_iou": 1.3},
+    ]
     labels, scores = paint_masks(masks, 4, 4)
     assert labels[0, 0] == 1 and labels[1, 1] == 2
     assert scores.tolist() == pytest.approx([0.0, 1.0, 0.9])
@@ -352,8 +416,9 @@ def test_locate_sam_checkpoint(tmp_path, monkeypatch):
     import lowlight_cli.weights as weights
 
     monkeypatch.setattr(weights, "find_cached", lambda name: cached.get(name))
-    monkeypatch.setattr(weights, "fetch_checkpoint",
-                        lambda name, **kw: fetched.append(name) or tmp_path / f"{name}.safetensors")
+    monkeypatch.setattr(
+        weights, "fetch_checkpoint", lambda name, **kw: fetched.append(name) or tmp_path / f"{name}.safetensors"
+    )
 
     with pytest.raises(UsageError, match="vit_b, vit_l, vit_h"):
         locate_sam_checkpoint("vit_q", None, download=False)
@@ -381,8 +446,13 @@ def test_sam_downloads_from_the_loopback_hub_and_guides_the_enhancer(tmp_path, m
     from tests.hub_server import FakeHub
 
     payload = tiny_sam_file(tmp_path, seed=3).read_bytes()
-    entry = dataclasses.replace(weights.REGISTRY["sam-vit-b"], repo_id="test/sam-tiny", revision="a" * 40,
-                                sha256=hashlib.sha256(payload).hexdigest(), size=len(payload))
+    entry = dataclasses.replace(
+        weights.REGISTRY["sam-vit-b"],
+        repo_id="test/sam-tiny",
+        revision="a" * 40,
+        sha256=hashlib.sha256(payload).hexdigest(),
+        size=len(payload),
+    )
     monkeypatch.setitem(weights.REGISTRY, "sam-vit-b", entry)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
@@ -426,8 +496,9 @@ def test_sam_makes_room_for_the_denoiser_only_when_memory_is_short(tmp_path, mon
         np.testing.assert_allclose(result.rgb, first.rgb, atol=1e-6)
 
     # A SAM handed in as a model has no checkpoint to come back from: it stays.
-    held = SamPriorProducer.from_model(build_sam(TINY), "tiny", max_regions=8, points_per_side=4, encoder_size=64,
-                                       arch=TINY, cache=None)
+    held = SamPriorProducer.from_model(
+        build_sam(TINY), "tiny", max_regions=8, points_per_side=4, encoder_size=64, arch=TINY, cache=None
+    )
     enhancer.prior_fn = held
     enhancer.enhance(image)
     assert held._sam is not None and not held.release()

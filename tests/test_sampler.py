@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from lowlight_cli.diffusion.ddim import DDIMScheduler
 from lowlight_cli.condition import Conditioning
+from lowlight_cli.diffusion.ddim import DDIMScheduler
 from lowlight_cli.diffusion.sampling import sample_residual, tile_windows
 from lowlight_cli.errors import UsageError
 from tests.conftest import tiny_model
@@ -13,9 +13,13 @@ from tests.conftest import tiny_model
 def conditioning(height=24, width=40, seed=0):
     gen = torch.Generator().manual_seed(seed)
     labels = torch.randint(0, 9, (1, height, width), generator=gen)
-    return Conditioning(base=torch.rand(1, 3, height, width, generator=gen), log_gain=torch.tensor([1.5]),
-                        labels=labels, scores=torch.rand(1, 8, generator=gen),
-                        boundary=torch.zeros(1, 1, height, width))
+    return Conditioning(
+        base=torch.rand(1, 3, height, width, generator=gen),
+        log_gain=torch.tensor([1.5]),
+        labels=labels,
+        scores=torch.rand(1, 8, generator=gen),
+        boundary=torch.zeros(1, 1, height, width),
+    )
 
 
 @pytest.mark.parametrize("steps", [1, 4, 7, 50])
@@ -53,7 +57,7 @@ def test_every_step_count_gives_exactly_that_many_distinct_timesteps():
         scheduler.set_timesteps(steps)
         timesteps = scheduler.timesteps.tolist()
         assert len(timesteps) == steps and timesteps[0] == 999 and timesteps[-1] >= 0
-        assert all(a > b for a, b in zip(timesteps, timesteps[1:]))
+        assert all(a > b for a, b in zip(timesteps, timesteps[1:], strict=False))
 
 
 @pytest.mark.parametrize("steps", [0, -1, 51])

@@ -10,8 +10,14 @@ from pathlib import Path
 import pytest
 
 from lowlight_cli.errors import UsageError
-from lowlight_cli.settings import (DEFAULT_DIRECT_SIZE, MAX_EXPOSURE, EnhanceSettings, SettingError, check_steps,
-                                   option_name)
+from lowlight_cli.settings import (
+    DEFAULT_DIRECT_SIZE,
+    MAX_EXPOSURE,
+    EnhanceSettings,
+    SettingError,
+    check_steps,
+    option_name,
+)
 
 
 def test_defaults_are_the_documented_ones():
@@ -22,18 +28,21 @@ def test_defaults_are_the_documented_ones():
     assert (settings.full_res, settings.sam_checkpoint, settings.direct_size) == (False, None, DEFAULT_DIRECT_SIZE)
 
 
-@pytest.mark.parametrize("changes, setting, message", [
-    ({"steps": 0}, "steps", "--steps must be at least 1, got 0"),
-    ({"work_size": 15}, "work_size", "--work-size must be at least 16 pixels, got 15"),
-    ({"tile": 63}, "tile", "--tile must be at least 64 pixels, got 63"),
-    ({"detail_threshold": -0.5}, "detail_threshold", "--detail-threshold must be at least 0, got -0.5"),
-    ({"shadow_denoise": -1.0}, "shadow_denoise", "--shadow-denoise must be at least 0, got -1.0"),
-    ({"exposure": 3.5}, "exposure", "--exposure must be within ±3 EV, got 3.5"),
-    ({"direct_size": -1}, "direct_size", "direct_size must be at least 0, got -1"),
-    ({"device": "tpu"}, "device", "--device 'tpu' is not one of auto, cuda, mps, cpu"),
-    ({"prior": "magic"}, "prior", "--prior 'magic' is not one of auto, sam, fallback, none"),
-    ({"sam_model": "vit_q"}, "sam_model", "--sam-model 'vit_q' is not one of vit_b, vit_l, vit_h"),
-])
+@pytest.mark.parametrize(
+    "changes, setting, message",
+    [
+        ({"steps": 0}, "steps", "--steps must be at least 1, got 0"),
+        ({"work_size": 15}, "work_size", "--work-size must be at least 16 pixels, got 15"),
+        ({"tile": 63}, "tile", "--tile must be at least 64 pixels, got 63"),
+        ({"detail_threshold": -0.5}, "detail_threshold", "--detail-threshold must be at least 0, got -0.5"),
+        ({"shadow_denoise": -1.0}, "shadow_denoise", "--shadow-denoise must be at least 0, got -1.0"),
+        ({"exposure": 3.5}, "exposure", "--exposure must be within ±3 EV, got 3.5"),
+        ({"direct_size": -1}, "direct_size", "direct_size must be at least 0, got -1"),
+        ({"device": "tpu"}, "device", "--device 'tpu' is not one of auto, cuda, mps, cpu"),
+        ({"prior": "magic"}, "prior", "--prior 'magic' is not one of auto, sam, fallback, none"),
+        ({"sam_model": "vit_q"}, "sam_model", "--sam-model 'vit_q' is not one of vit_b, vit_l, vit_h"),
+    ],
+)
 def test_a_bad_value_names_its_setting(changes, setting, message):
     with pytest.raises(SettingError) as info:
         EnhanceSettings(**changes)
@@ -71,6 +80,8 @@ def test_every_setting_with_a_flag_is_an_option_of_the_enhancing_commands():
 
 
 def test_settings_and_the_cli_import_without_torch():
-    code = ("import sys, lowlight_cli.settings, lowlight_cli.cli; "
-            "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))")
+    code = (
+        "import sys, lowlight_cli.settings, lowlight_cli.cli; "
+        "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -11,7 +11,7 @@ def dark_scene(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     low = np.empty((height, width, 3), np.float32)
     low[:, : width // 2] = 0.01 + rng.normal(0, 0.003, (height, width // 2, 3))
     stripes = 0.5 + 0.15 * np.sign(np.sin(np.arange(width // 2) / 2.0))
-    low[:, width // 2:] = stripes[None, :, None]
+    low[:, width // 2 :] = stripes[None, :, None]
     low = np.clip(low, 0, 1)
     out = low.copy()
     out[:, : width // 2] = np.clip(low[:, : width // 2] * 20, 0, 1)  # what brightening does to the dark half

@@ -23,8 +23,9 @@ def plan(folder, output, recursive=False, pattern=None, ext=None):
     from lowlight_cli.jobs import jobs_for_folder, unsupported_images
 
     folder, output = Location.of(folder), Location.of(output)
-    return jobs_for_folder(folder, output, recursive, pattern, ext), unsupported_images(folder, recursive, pattern,
-                                                                                        output)
+    return jobs_for_folder(folder, output, recursive, pattern, ext), unsupported_images(
+        folder, recursive, pattern, output
+    )
 
 
 def test_local_location_answers_like_a_path(tmp_path):
@@ -99,7 +100,7 @@ def test_sweep_removes_only_stale_temporaries(tmp_path):
     assert sweep_temporaries(tmp_path / "missing") == []
 
 
-def test_s3_location_lists_reads_writes_and_sweeps(s3):
+def test_s3_location_lists_reads_writes_and_sweeps(s3):  # noqa: F811 - the s3 fixture
     s3.put("dark/a.jpg", b"aaa")
     s3.put("dark/sub/b.png", b"bbb")
     s3.put("dark/.c.png.abcd.part", b"half")
@@ -119,17 +120,26 @@ def test_s3_location_lists_reads_writes_and_sweeps(s3):
     assert s3.keys("dark/") == ["dark/a.jpg", "dark/sub/b.png"]
 
 
-def test_s3_folder_plan_follows_the_local_rules(s3):
+def test_s3_folder_plan_follows_the_local_rules(s3):  # noqa: F811 - the s3 fixture
     from lowlight_cli.jobs import default_folder_location
 
-    for key in ["dark/a.jpg", "dark/b_enhanced.jpg", "dark/.hidden.jpg", "dark/notes.txt", "dark/anim.gif",
-                "dark/sub/c.png", "dark/out/old.jpg"]:
+    for key in [
+        "dark/a.jpg",
+        "dark/b_enhanced.jpg",
+        "dark/.hidden.jpg",
+        "dark/notes.txt",
+        "dark/anim.gif",
+        "dark/sub/c.png",
+        "dark/out/old.jpg",
+    ]:
         s3.put(key, b"x")
     folder = Location.of(s3.url("dark"))
     assert str(default_folder_location(folder)) == s3.url("dark_enhanced")
     jobs, unsupported = plan(folder, folder / "out", True, None, ".png")
     assert [(job.source.relative_to(folder), str(job.target)) for job in jobs] == [
-        ("a.jpg", s3.url("dark/out/a.png")), ("sub/c.png", s3.url("dark/out/sub/c.png"))]
+        ("a.jpg", s3.url("dark/out/a.png")),
+        ("sub/c.png", s3.url("dark/out/sub/c.png")),
+    ]
     assert unsupported == ["anim.gif"]
     jobs, _ = plan(folder, Location.of(s3.url("o")), False, "*.jpg", None)
     assert [str(job.target) for job in jobs] == [s3.url("o/a.jpg")]
@@ -145,7 +155,7 @@ def make_inputs(folder: Path, count: int = 3) -> list[Path]:
     return paths
 
 
-def test_local_batch_reads_and_writes_s3_with_the_disk_batch_bytes(s3, tmp_path, tiny_checkpoint):
+def test_local_batch_reads_and_writes_s3_with_the_disk_batch_bytes(s3, tmp_path, tiny_checkpoint):  # noqa: F811 - the s3 fixture
     from lowlight_cli.pipeline import Enhancer
     from lowlight_cli.work import enhance_files
 
@@ -178,7 +188,12 @@ def test_temporaries_of_given_outputs_go_whatever_their_age(tmp_path):
     others = [tmp_path / ".b.jpg.k3j4h5.part", tmp_path / "a.jpg", tmp_path / ".a.jpg.notes"]
     for path in mine + others:
         path.write_bytes(b"x")
-    removed = sweep_temporaries_of([Location.of(tmp_path / "a.jpg"), Location.of(tmp_path / "sub" / "c.png"),
-                                    Location.of(tmp_path / "missing" / "d.jpg")])
+    removed = sweep_temporaries_of(
+        [
+            Location.of(tmp_path / "a.jpg"),
+            Location.of(tmp_path / "sub" / "c.png"),
+            Location.of(tmp_path / "missing" / "d.jpg"),
+        ]
+    )
     assert sorted(removed) == sorted(str(path) for path in mine)
     assert all(path.exists() for path in others) and not any(path.exists() for path in mine)

@@ -13,9 +13,25 @@ from PIL import Image
 
 from lowlight_cli.condition import develop
 from lowlight_cli.models.local_exposure import compression
-from lowlight_cli.models.tone import (CLIP_LEVEL, GAMUT_TOP, ToneEstimator, apply_tone, default_curve, fit_in_gamut,
-                                     fit_to_white, gain_loss, linear_luminance, linear_to_srgb, roll_off_highlights,
-                                     srgb_to_linear, thumbnail, ToneParams, mix, target_gains, with_gains)
+from lowlight_cli.models.tone import (
+    CLIP_LEVEL,
+    GAMUT_TOP,
+    ToneEstimator,
+    ToneParams,
+    apply_tone,
+    default_curve,
+    fit_in_gamut,
+    fit_to_white,
+    gain_loss,
+    linear_luminance,
+    linear_to_srgb,
+    mix,
+    roll_off_highlights,
+    srgb_to_linear,
+    target_gains,
+    thumbnail,
+    with_gains,
+)
 from tests.conftest import dark_array, tiny_model
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "lowlight-samples" / "DICM_06.jpg"
@@ -30,7 +46,9 @@ def test_srgb_round_trip_and_a_fresh_estimator_starts_from_the_default_curve():
     assert torch.allclose(linear_to_srgb(srgb_to_linear(x)), x, atol=1e-5)
     params = ToneEstimator()(photo())
     assert torch.allclose(params.curve[0], default_curve(), atol=1e-4)
-    assert torch.allclose(params.log_wb, torch.zeros(1, 3), atol=1e-6) and torch.allclose(params.saturation, torch.ones(1))
+    assert torch.allclose(params.log_wb, torch.zeros(1, 3), atol=1e-6) and torch.allclose(
+        params.saturation, torch.ones(1)
+    )
 
 
 def test_black_stays_black_and_the_curve_is_monotone_in_brightness():
@@ -80,7 +98,7 @@ def test_exposure_bias_brightens_monotonically_and_needs_a_tone_branch():
     tone = ToneEstimator().requires_grad_(False)
     low = photo()
     means = [float(develop(low, tone, 0.42, ev=ev)[0].mean()) for ev in (-2, -1, 0, 1, 2)]
-    assert all(b > a + 0.01 for a, b in zip(means, means[1:])), means
+    assert all(b > a + 0.01 for a, b in zip(means, means[1:], strict=False)), means
     with pytest.raises(ValueError, match="no tone branch"):
         develop(low, None, 0.42, ev=1.0)
     base, _ = develop(low, None, 0.42)  # the first release's auto-gamma, unchanged
@@ -117,8 +135,11 @@ def test_highlights_local_keeps_a_floodlit_facade_at_night_below_white_and_detai
     rgb = load_image(SAMPLE.with_name("DICM_26.jpg")).rgb[::2, ::2]
     luma = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     lit, dark = luma >= 0.5, luma < 0.05
-    out = {mode: Enhancer("default", device="cpu", prior="none", highlights=mode).enhance(rgb).rgb @
-           np.array([0.299, 0.587, 0.114], dtype=np.float32) for mode in ("curve", "local")}
+    out = {
+        mode: Enhancer("default", device="cpu", prior="none", highlights=mode).enhance(rgb).rgb
+        @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        for mode in ("curve", "local")
+    }
     assert out["curve"][lit].mean() > 0.93 and out["curve"][lit].std() < 0.01  # a pale, flat block
     assert out["local"][lit].mean() < out["curve"][lit].mean() - 0.05
     # v10's own judged local exposure already gives the curve some of the facade's contrast (v8: 4× apart)
@@ -135,7 +156,8 @@ def lol_like_folder(root: Path, groups: int = 30) -> Path:
             name = f"{g * 2 + k}.png"
             Image.fromarray(dark_array(32, 40, seed=g)).save(root / "low" / name)
             Image.fromarray(np.clip(dark_array(32, 40, seed=g).astype(int) * 5, 0, 255).astype(np.uint8)).save(
-                root / "high" / name)
+                root / "high" / name
+            )
             lines.append(f"{name},{g}")
     (root / "pairs.csv").write_text("\n".join(lines) + "\n")
     return root
@@ -159,7 +181,8 @@ def test_crops_carry_their_whole_photo_and_unchanged_photos_are_their_own_target
     photos.mkdir()
     for i in range(3):
         Image.fromarray(np.clip(dark_array(64, 80, seed=i).astype(int) * 6, 0, 255).astype(np.uint8)).save(
-            photos / f"{i}.png")
+            photos / f"{i}.png"
+        )
     data = TrainingData([photos], None, 0.42, crop=32, log=lambda m: None, unchanged_share=1.0, mild_share=0.0)
     rng = np.random.default_rng(0)
     sample = data.sample(rng, 8)
@@ -182,9 +205,19 @@ def test_the_tone_phase_trains_the_branch_on_frames_and_then_the_denoiser_uses_i
     root = lol_like_folder(tmp_path / "lol", groups=6)
     data = TrainingData([root], None, 0.42, crop=32, log=lambda m: None)
     out = tmp_path / "m.safetensors"
-    options = TrainOptions(data=[root], out=out, steps=2, batch_size=2, crop=32, tone_steps=30, tone_batch_size=8,
-                           tone_lr=3e-3, save_every=100, prior="none",
-                           config=ModelConfig(**{**TINY, "tone_curve": True, "use_prior": False}))
+    options = TrainOptions(
+        data=[root],
+        out=out,
+        steps=2,
+        batch_size=2,
+        crop=32,
+        tone_steps=30,
+        tone_batch_size=8,
+        tone_lr=3e-3,
+        save_every=100,
+        prior="none",
+        config=ModelConfig(**{**TINY, "tone_curve": True, "use_prior": False}),
+    )
     train(options, data, notify=lambda m: None)
     model = load_checkpoint(out)
     assert read_provenance(out)["steps"] == 32
@@ -209,9 +242,20 @@ def test_a_fine_tune_that_adds_a_tone_branch_does_not_ship_a_blend_with_the_old_
     moved = {}
     for tone in (False, True):
         out = tmp_path / f"tone{tone}.safetensors"
-        options = TrainOptions(data=[root], out=out, steps=6, batch_size=2, crop=32, lr=1e-2, tone_steps=2 * tone,
-                               tone_batch_size=4, save_every=100, prior="none", init=init,
-                               config=ModelConfig(**{**TINY, "tone_curve": tone, "use_prior": False}))
+        options = TrainOptions(
+            data=[root],
+            out=out,
+            steps=6,
+            batch_size=2,
+            crop=32,
+            lr=1e-2,
+            tone_steps=2 * tone,
+            tone_batch_size=4,
+            save_every=100,
+            prior="none",
+            init=init,
+            config=ModelConfig(**{**TINY, "tone_curve": tone, "use_prior": False}),
+        )
         train(options, data, notify=lambda m: None)
         before, after = load_checkpoint(init).state_dict(), load_checkpoint(out).state_dict()
         moved[tone] = max(float((after[k] - before[k]).abs().max()) for k in before)
@@ -314,8 +358,11 @@ def test_local_highlights_keep_a_lit_facade_s_detail_that_the_curve_alone_flatte
     rolled = roll_off_highlights(params, low, local=True)
     assert 0.0 < float(rolled.highlights[0]) <= 1.0
     assert torch.equal(rolled.curve, params.curve)  # local exposure was enough: the curve is as judged
-    contrast = lambda p: float((lambda lum: lum[30, 17] / lum[30, 20])(  # noqa: E731  column against shade
-        linear_luminance(srgb_to_linear(apply_tone(low, p)))[0, 0]))
+    contrast = lambda p: float(  # noqa: E731
+        (lambda lum: lum[30, 17] / lum[30, 20])(  # column against shade
+            linear_luminance(srgb_to_linear(apply_tone(low, p)))[0, 0]
+        )
+    )
     assert contrast(rolled) > 1.1
     assert contrast(curve_only) < 1.01  # the curve alone leaves the columns flat
     assert float((apply_tone(low, rolled).amax(dim=1) >= CLIP_LEVEL).float().mean()) <= 0.01
@@ -365,10 +412,22 @@ def test_look_only_training_moves_the_look_head_and_nothing_else(tmp_path):
     init = tmp_path / "branch.safetensors"
     save_checkpoint(tiny_model(tone_curve=True, use_prior=False), init)
     out = tmp_path / "look.safetensors"
-    options = TrainOptions(data=[root], out=out, steps=1, stop_at=6, batch_size=2, crop=32, tone_steps=6,
-                           tone_batch_size=4, tone_lr=1e-2, save_every=100, prior="none", init=init,
-                           tone_parts="look",
-                           config=ModelConfig(**{**TINY, "tone_curve": True, "tone_look": True, "use_prior": False}))
+    options = TrainOptions(
+        data=[root],
+        out=out,
+        steps=1,
+        stop_at=6,
+        batch_size=2,
+        crop=32,
+        tone_steps=6,
+        tone_batch_size=4,
+        tone_lr=1e-2,
+        save_every=100,
+        prior="none",
+        init=init,
+        tone_parts="look",
+        config=ModelConfig(**{**TINY, "tone_curve": True, "tone_look": True, "use_prior": False}),
+    )
     train(options, data, notify=lambda m: None)
     before, after = load_checkpoint(init).state_dict(), load_checkpoint(out).state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # everything the init had, the tone branch too

@@ -16,9 +16,13 @@ from lowlight_cli.training.trainer import make_model_inputs
 
 
 def batch(size: int = 64) -> dict[str, torch.Tensor]:
-    return {"low": torch.rand(size, 3, 8, 8) * 0.1, "high": torch.rand(size, 3, 8, 8),
-            "labels": torch.zeros(size, 8, 8, dtype=torch.long), "scores": torch.zeros(size, 4),
-            "boundary": torch.zeros(size, 1, 8, 8)}
+    return {
+        "low": torch.rand(size, 3, 8, 8) * 0.1,
+        "high": torch.rand(size, 3, 8, 8),
+        "labels": torch.zeros(size, 8, 8, dtype=torch.long),
+        "scores": torch.zeros(size, 4),
+        "boundary": torch.zeros(size, 1, 8, 8),
+    }
 
 
 def test_final_step_share_puts_that_share_of_samples_where_one_step_sampling_queries():
@@ -36,16 +40,22 @@ def test_final_step_share_puts_that_share_of_samples_where_one_step_sampling_que
 def test_regression_baseline_sees_no_noise():
     config = dataclasses.replace(ModelConfig(), diffusion=False)
     data = batch()
-    inputs, x0, base = make_model_inputs(data, config, DDIMScheduler(config.num_train_timesteps),
-                                         torch.Generator().manual_seed(0), final_step_share=0.5)
+    inputs, x0, base = make_model_inputs(
+        data, config, DDIMScheduler(config.num_train_timesteps), torch.Generator().manual_seed(0), final_step_share=0.5
+    )
     assert torch.all(inputs["x_t"] == 0) and torch.all(inputs["timesteps"] == 0)
     torch.testing.assert_close(x0, (data["high"] - base) * config.residual_scale)
 
 
 def test_mean_start_zeroes_only_the_last_timestep_inputs():
     config = dataclasses.replace(ModelConfig(), mean_start=True)
-    inputs, _, _ = make_model_inputs(batch(64), config, DDIMScheduler(config.num_train_timesteps),
-                                     torch.Generator().manual_seed(0), final_step_share=0.5)
+    inputs, _, _ = make_model_inputs(
+        batch(64),
+        config,
+        DDIMScheduler(config.num_train_timesteps),
+        torch.Generator().manual_seed(0),
+        final_step_share=0.5,
+    )
     last = inputs["timesteps"] == config.num_train_timesteps - 1
     assert 0 < int(last.sum()) < 64
     assert torch.all(inputs["x_t"][last] == 0)
@@ -72,8 +82,9 @@ def test_refine_samples_are_what_two_step_sampling_feeds_the_model_at_its_second
     assert [t for _, t in seen] == [config.num_train_timesteps - 1, int(two_step_sampler(config).timesteps[1])]
     inputs = dict(x_t=torch.zeros(1, 3, 8, 8), timesteps=torch.zeros(1, dtype=torch.long), cond=cond)
     with torch.no_grad():
-        trained_on = first_transition(inputs, initial_noise((1, 3, 8, 8), 3), config.mean_start,
-                                      two_step_sampler(config), lambda kw: model(**kw))
+        trained_on = first_transition(
+            inputs, initial_noise((1, 3, 8, 8), 3), config.mean_start, two_step_sampler(config), lambda kw: model(**kw)
+        )
     torch.testing.assert_close(trained_on, seen[1][0])
 
 
@@ -88,22 +99,31 @@ def test_refine_share_puts_that_share_at_the_second_timestep_around_the_models_e
         calls.append(inputs)
         return torch.full_like(inputs["x_t"], 5.0)  # far from every target
 
-    inputs, x0, _ = make_model_inputs(batch(2000), config, DDIMScheduler(config.num_train_timesteps),
-                                      torch.Generator().manual_seed(0), 0.5, 0.3, estimate=estimate)
+    inputs, x0, _ = make_model_inputs(
+        batch(2000),
+        config,
+        DDIMScheduler(config.num_train_timesteps),
+        torch.Generator().manual_seed(0),
+        0.5,
+        0.3,
+        estimate=estimate,
+    )
     refine = inputs["timesteps"] == second
     assert 0.25 < float(refine.float().mean()) < 0.35
     assert len(calls) == 1 and torch.all(calls[0]["x_t"] == 0)  # queried as the sampler's first step is
     assert torch.all(calls[0]["timesteps"] == config.num_train_timesteps - 1)
     abar = float(DDIMScheduler(config.num_train_timesteps).alphas_cumprod[second])
-    assert abs(float(inputs["x_t"][refine].mean()) - 5.0 * abar ** 0.5) < 0.05  # noised around the estimate
+    assert abs(float(inputs["x_t"][refine].mean()) - 5.0 * abar**0.5) < 0.05  # noised around the estimate
     assert float(inputs["x_t"][~refine & (inputs["timesteps"] > 0)].mean()) < 1.0  # the rest around the target
     with pytest.raises(ValueError, match="estimate"):
-        make_model_inputs(batch(200), config, DDIMScheduler(config.num_train_timesteps),
-                          torch.Generator().manual_seed(0), 0.5, 0.3)
+        make_model_inputs(
+            batch(200), config, DDIMScheduler(config.num_train_timesteps), torch.Generator().manual_seed(0), 0.5, 0.3
+        )
 
 
-needs_fork = pytest.mark.skipif("fork" not in __import__("multiprocessing").get_all_start_methods(),
-                                reason="training workers are forked")
+needs_fork = pytest.mark.skipif(
+    "fork" not in __import__("multiprocessing").get_all_start_methods(), reason="training workers are forked"
+)
 
 
 @pytest.mark.parametrize("workers", [0, pytest.param(1, marks=needs_fork)])
@@ -153,10 +173,11 @@ def test_forked_start_up_loads_the_same_images_and_priors_as_one_process(tmp_pat
     from lowlight_cli.training.data import TrainingData
 
     folders = photo_folders(tmp_path, count=10)  # > 2 workers × 4 jobs a chunk: both workers load some
-    serial, forked = (TrainingData(folders, fallback_prior, 0.42, crop=32, log=lambda m: None, workers=n)
-                      for n in (0, 2))
+    serial, forked = (
+        TrainingData(folders, fallback_prior, 0.42, crop=32, log=lambda m: None, workers=n) for n in (0, 2)
+    )
     assert repr(serial) == repr(forked) == "TrainingData(10 real pairs in 10 scenes, 10 photos for synthesis)"
-    for a, b in zip(serial.normal, forked.normal):
+    for a, b in zip(serial.normal, forked.normal, strict=False):
         assert np.array_equal(a.high, b.high) and np.array_equal(a.labels, b.labels)
     for key in serial.groups:
         assert np.array_equal(serial.paired[key][0].labels, forked.paired[key][0].labels)
@@ -229,8 +250,15 @@ def test_degrading_a_window_gives_the_pixels_of_the_degraded_whole_image():
     rng = np.random.default_rng(0)
     image = np.clip(rng.random((140, 170, 3)) * 0.3 + np.linspace(0, 0.7, 170)[None, :, None], 0, 1).astype(np.float32)
     # Every local step at its widest: demosaicing, chroma blur of sigma 3, JPEG with colour subsampling.
-    params = DarkeningParams(exposure=0.1, wb_gains=(1.4, 1.0, 0.6), shot=0.0, read=0.0, jpeg_quality=70,
-                             sensor_gains=(2.0, 1.0, 1.6), chroma_smoothing=3.0)
+    params = DarkeningParams(
+        exposure=0.1,
+        wb_gains=(1.4, 1.0, 0.6),
+        shot=0.0,
+        read=0.0,
+        jpeg_quality=70,
+        sensor_gains=(2.0, 1.0, 1.6),
+        chroma_smoothing=3.0,
+    )
     degrade = lambda im: darken(im, params, np.random.default_rng(1))  # noqa: E731 - no noise: deterministic
     whole = degrade(image).astype(int)
     data = TrainingData.__new__(TrainingData)

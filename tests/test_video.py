@@ -18,13 +18,21 @@ import pytest
 import torch
 from PIL import Image
 
+from lowlight_cli import temporal
 from lowlight_cli.errors import InputError, OutputError
 from lowlight_cli.io.video import FolderSink, VideoSink, open_sink, open_source
 from lowlight_cli.pipeline import Enhancer
-from lowlight_cli import temporal
 from lowlight_cli.prepare import resize
-from lowlight_cli.temporal import (FRAME_SECONDS, TONE_SECONDS, ShotState, enhance_frame, enhance_video, past_output,
-                                   replay, tone_weight)
+from lowlight_cli.temporal import (
+    FRAME_SECONDS,
+    TONE_SECONDS,
+    ShotState,
+    enhance_frame,
+    enhance_video,
+    past_output,
+    replay,
+    tone_weight,
+)
 from tests.conftest import tiny_model
 
 
@@ -61,8 +69,14 @@ def noisy_frames(count: int, width: int, height: int, cut_at: int | None = None,
         yield (np.clip(scene + rng.normal(0, 0.01, scene.shape), 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def make_clip(path: Path, frames: int = 12, size: tuple[int, int] = (96, 72), audio: str | None = "aac",
-              rotation: int = 0, times: list[float] | None = None) -> Path:
+def make_clip(
+    path: Path,
+    frames: int = 12,
+    size: tuple[int, int] = (96, 72),
+    audio: str | None = "aac",
+    rotation: int = 0,
+    times: list[float] | None = None,
+) -> Path:
     """A test clip; `times` (seconds, one per frame) makes it variable-rate, as phones record in low light."""
     width, height = size
     with av.open(str(path), "w") as out:
@@ -95,7 +109,7 @@ def write_sine(out, stream, seconds: float) -> None:
     fmt = stream.codec_context.format.name
     step = stream.codec_context.frame_size or 1024
     for start in range(0, samples, step):
-        chunk = tone[start:start + step][None]
+        chunk = tone[start : start + step][None]
         chunk = (chunk * 32767).astype(np.int16) if fmt == "s16" else chunk.astype(np.float32)
         frame = av.AudioFrame.from_ndarray(chunk, format=fmt, layout="mono")
         frame.sample_rate, frame.pts = SAMPLE_RATE, start
@@ -150,7 +164,6 @@ def test_video_keeps_frames_and_audio_brightens_without_flicker(enhancer, clip, 
 
 
 def test_scene_cut_recomputes_prior(enhancer, tmp_path):
-    from PIL import Image
 
     folder = tmp_path / "frames"
     folder.mkdir()
@@ -194,12 +207,17 @@ def test_the_tone_average_follows_time_not_frames():
 def test_moving_subject_leaves_no_trail(enhancer, monkeypatch):
     """Averaging over time must skip what moves: a square crossing the frame stays bright, leaves no ghost."""
     sample = enhancer.enhance_working
-    monkeypatch.setattr(enhancer, "enhance_working", lambda rgb, prior=None, working=None: (  # a trained model's tone curve
-        lambda w, out, p, t: (w, np.clip(w.low * 8, 0, 1), p, t))(*sample(rgb, prior, working)))
+    monkeypatch.setattr(
+        enhancer,
+        "enhance_working",
+        lambda rgb, prior=None, working=None: (  # a trained model's tone curve
+            lambda w, out, p, t: (w, np.clip(w.low * 8, 0, 1), p, t)
+        )(*sample(rgb, prior, working)),
+    )
     frames = []
     for step in range(8):
         frame = np.full((48, 64, 3), 0.03, np.float32)
-        frame[14:34, 4 + 6 * step:16 + 6 * step] = 0.06
+        frame[14:34, 4 + 6 * step : 16 + 6 * step] = 0.06
         frames.append(frame)
     state = None
     for frame in frames:
@@ -310,12 +328,29 @@ def test_cli_video(clip, tmp_path, tiny_checkpoint):
 
     from lowlight_cli.cli import app
 
-    if not any(command.name == "video" or getattr(command.callback, "__name__", "") == "video"
-               for command in app.registered_commands):
+    if not any(
+        command.name == "video" or getattr(command.callback, "__name__", "") == "video"
+        for command in app.registered_commands
+    ):
         pytest.skip("`lowlight video` is not wired into the CLI yet")
     out = tmp_path / "cli.mp4"
-    result = CliRunner().invoke(app, ["video", str(clip), "-o", str(out), "--model", str(tiny_checkpoint),
-                                      "--prior", "fallback", "--steps", "2", "--work-size", "64"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "video",
+            str(clip),
+            "-o",
+            str(out),
+            "--model",
+            str(tiny_checkpoint),
+            "--prior",
+            "fallback",
+            "--steps",
+            "2",
+            "--work-size",
+            "64",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert len(frames_of(out)) == 12 and audio_codec(out) == "aac"
 
@@ -378,8 +413,10 @@ def test_variable_frame_rate_keeps_frame_times_and_audio_in_step(enhancer, tmp_p
         with av.open(str(path)) as container:
             video = [float(frame.time) for frame in container.decode(container.streams.video[0])]
         with av.open(str(path)) as container:
-            audio = [float(frame.time) + frame.samples / frame.sample_rate
-                     for frame in container.decode(container.streams.audio[0])]
+            audio = [
+                float(frame.time) + frame.samples / frame.sample_rate
+                for frame in container.decode(container.streams.audio[0])
+            ]
         return [t - video[0] for t in video], max(audio)
 
     source_times, _ = timeline(clip)
@@ -396,7 +433,7 @@ def panning_frames(count: int, width: int = 96, height: int = 72, speed: int = 4
 
     texture = cv2.GaussianBlur(rng.random((height, width + speed * count)).astype(np.float32), (0, 0), 1.2)
     scene = np.repeat(texture[:, :, None], 3, axis=2) * np.array([0.12, 0.09, 0.06], np.float32)
-    return [np.ascontiguousarray(scene[:, speed * index:speed * index + width]) for index in range(count)]
+    return [np.ascontiguousarray(scene[:, speed * index : speed * index + width]) for index in range(count)]
 
 
 def test_smoothing_does_not_ghost_a_camera_pan(monkeypatch):
@@ -407,8 +444,13 @@ def test_smoothing_does_not_ghost_a_camera_pan(monkeypatch):
     """
     enhancer = Enhancer(model=tiny_model(), device="cpu", prior="fallback", steps=2, work_size=96)
     sample = enhancer.enhance_working
-    monkeypatch.setattr(enhancer, "enhance_working", lambda rgb, prior=None, working=None: (  # a trained model's tone curve
-        lambda w, out, p, t: (w, np.clip(w.low * 6, 0, 1), p, t))(*sample(rgb, prior, working)))
+    monkeypatch.setattr(
+        enhancer,
+        "enhance_working",
+        lambda rgb, prior=None, working=None: (  # a trained model's tone curve
+            lambda w, out, p, t: (w, np.clip(w.low * 6, 0, 1), p, t)
+        )(*sample(rgb, prior, working)),
+    )
     frames = panning_frames(8)
     outputs = {}
     for smoothing in (0.0, 0.8):
@@ -426,7 +468,6 @@ def test_smoothing_does_not_ghost_a_camera_pan(monkeypatch):
 
 
 def test_odd_frame_sizes_come_back_exactly(enhancer, tmp_path):
-    from PIL import Image
 
     folder = tmp_path / "odd"
     folder.mkdir()
@@ -437,12 +478,11 @@ def test_odd_frame_sizes_come_back_exactly(enhancer, tmp_path):
 
 
 def test_frames_folder_to_folder_keeps_the_names(enhancer, tmp_path):
-    from PIL import Image
 
     folder = tmp_path / "shot"
     folder.mkdir()
     names = ["take2_0009.png", "take2_0010.jpg", "take2_0011.png"]
-    for name, pixels in zip(names, noisy_frames(3, 64, 48)):
+    for name, pixels in zip(names, noisy_frames(3, 64, 48), strict=True):
         Image.fromarray(pixels).save(folder / name)
     assert enhance(enhancer, folder, tmp_path / "out").done == 3
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == names
@@ -456,10 +496,13 @@ def test_frames_folder_to_folder_keeps_the_names(enhancer, tmp_path):
         open_sink(tmp_path / "clash", source, frame_format="png")
 
 
-@pytest.mark.parametrize("target, message", [
-    ("bright.mp4", "bright.mp4 was not written (a video is only moved into place once complete)"),
-    ("frames", "2 frame(s) are in"),
-])
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        ("bright.mp4", "bright.mp4 was not written (a video is only moved into place once complete)"),
+        ("frames", "2 frame(s) are in"),
+    ],
+)
 def test_ctrl_c_on_one_video_says_what_was_kept(clip, tmp_path, tiny_checkpoint, monkeypatch, target, message):
     from typer.testing import CliRunner
 
@@ -475,12 +518,26 @@ def test_ctrl_c_on_one_video_says_what_was_kept(clip, tmp_path, tiny_checkpoint,
         return real(*args, **kwargs)
 
     monkeypatch.setattr(video, "enhance_frame", interrupt_third)
-    result = CliRunner().invoke(app, ["video", str(clip), "-o", str(tmp_path / target), "--model",
-                                      str(tiny_checkpoint), "--prior", "fallback", "--work-size", "64"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "video",
+            str(clip),
+            "-o",
+            str(tmp_path / target),
+            "--model",
+            str(tiny_checkpoint),
+            "--prior",
+            "fallback",
+            "--work-size",
+            "64",
+        ],
+    )
     assert result.exit_code == 130
     assert message in result.output and "finished outputs are kept" not in result.output
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != clip.name) == (
-        [] if target.endswith(".mp4") else ["frames"])
+        [] if target.endswith(".mp4") else ["frames"]
+    )
 
 
 def test_a_resumed_frames_folder_carries_on_as_one_run_would(tmp_path, monkeypatch):
@@ -493,7 +550,9 @@ def test_a_resumed_frames_folder_carries_on_as_one_run_would(tmp_path, monkeypat
     tones, pasts = [], []
     develop_copy = enhancer.develop_copy
     monkeypatch.setattr(enhancer, "develop_copy", lambda low, tone: tones.append(tone) or develop_copy(low, tone))
-    monkeypatch.setattr(temporal, "past_output", lambda state, size: pasts.append(past_output(state, size)) or pasts[-1])
+    monkeypatch.setattr(
+        temporal, "past_output", lambda state, size: pasts.append(past_output(state, size)) or pasts[-1]
+    )
     clip = make_clip(tmp_path / "clip.mp4", frames=6)
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
     enhance(enhancer, clip, whole)

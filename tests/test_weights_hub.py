@@ -53,9 +53,17 @@ def hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
-    entry = weights.KnownCheckpoint(name=NAME, kind="sam", repo_id=REPO, revision=REVISION, filename=FILENAME,
-                                    sha256=_sha(GOOD), size=len(GOOD), licence="Apache-2.0",
-                                    description="tiny test checkpoint")
+    entry = weights.KnownCheckpoint(
+        name=NAME,
+        kind="sam",
+        repo_id=REPO,
+        revision=REVISION,
+        filename=FILENAME,
+        sha256=_sha(GOOD),
+        size=len(GOOD),
+        licence="Apache-2.0",
+        description="tiny test checkpoint",
+    )
     monkeypatch.setattr(weights, "REGISTRY", {NAME: entry})
     return root
 
@@ -162,11 +170,15 @@ def test_unreachable_endpoint_fails_fast():
     assert time.monotonic() - start < FAST_S
 
 
-@pytest.mark.parametrize(("served", "expected"), [
-    ((("someone/else", REVISION, FILENAME),), "repository lowlight-tests/tiny-sam not found"),
-    (((REPO, "f" * 40, FILENAME),), "revision 0123456789ab of lowlight-tests/tiny-sam not found"),
-    (((REPO, REVISION, "other.safetensors"),), "model.safetensors not found in lowlight-tests/tiny-sam@"),
-], ids=["repo", "revision", "file"])
+@pytest.mark.parametrize(
+    ("served", "expected"),
+    [
+        ((("someone/else", REVISION, FILENAME),), "repository lowlight-tests/tiny-sam not found"),
+        (((REPO, "f" * 40, FILENAME),), "revision 0123456789ab of lowlight-tests/tiny-sam not found"),
+        (((REPO, REVISION, "other.safetensors"),), "model.safetensors not found in lowlight-tests/tiny-sam@"),
+    ],
+    ids=["repo", "revision", "file"],
+)
 def test_not_found_is_a_one_line_weights_error(served, expected: str):
     with FakeHub() as sparse_hub:
         for repo_id, revision, filename in served:
@@ -219,9 +231,17 @@ def test_unknown_name_lists_the_known_ones():
 
 
 def test_bundled_checkpoint_is_not_downloadable(monkeypatch: pytest.MonkeyPatch):
-    bundled = weights.KnownCheckpoint(name="default", kind="denoiser", repo_id="", revision="0" * 40,
-                                      filename="default.safetensors", sha256="0" * 64, size=None,
-                                      licence="Apache-2.0", description="bundled")
+    bundled = weights.KnownCheckpoint(
+        name="default",
+        kind="denoiser",
+        repo_id="",
+        revision="0" * 40,
+        filename="default.safetensors",
+        sha256="0" * 64,
+        size=None,
+        licence="Apache-2.0",
+        description="bundled",
+    )
     monkeypatch.setitem(weights.REGISTRY, "default", bundled)
     with pytest.raises(WeightsError, match="ships inside"):
         weights.fetch_checkpoint("default")

@@ -52,9 +52,14 @@ def test_enhance_files_reports_each_file_and_calls_back_per_result(tmp_path, enh
     bad.write_bytes(b"not a png")
     jobs = [Job(good, tmp_path / "out" / "good.png"), Job(bad, tmp_path / "out" / "bad.png")]
     seen = []
-    report = enhance_files(enhancer, jobs, overwrite=False,
-                           on_done=lambda job, image, result: seen.append((job.source.name, image.size,
-                                                                           result.rgb.shape, sorted(result.timings))))
+    report = enhance_files(
+        enhancer,
+        jobs,
+        overwrite=False,
+        on_done=lambda job, image, result: seen.append(
+            (job.source.name, image.size, result.rgb.shape, sorted(result.timings))
+        ),
+    )
     assert report.done == [jobs[0]] and [job for job, _ in report.failed] == [jobs[1]]
     assert "bad.png" in report.failed[0][1] and not (tmp_path / "out" / "bad.png").exists()
     assert seen == [("good.png", (64, 48), (48, 64, 3), ["prepare", "prior", "reconstruct", "sample"])]

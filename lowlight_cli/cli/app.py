@@ -11,8 +11,9 @@ exceptions show a traceback only with --verbose.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
@@ -27,7 +28,7 @@ class PlainOption(TyperOption):
     were valid, and Python annotations such as `<list[Path]>` elsewhere.
     """
 
-    def display_type_rich(self, ctx: Any) -> Optional[str]:
+    def display_type_rich(self, ctx: Any) -> str | None:
         if self.is_flag:
             return None
         if self.metavar is not None:
@@ -43,7 +44,7 @@ class PlainOption(TyperOption):
 class PlainArgument(TyperArgument):
     """An argument shown by its metavar (PHOTO...), not as `{inputs}...` with a `<list[Path]>` type."""
 
-    def display_type_rich(self, ctx: Any) -> Optional[str]:
+    def display_type_rich(self, ctx: Any) -> str | None:
         return None
 
     def _usage_display_name(self) -> str:
@@ -133,10 +134,11 @@ class LowlightGroup(TyperGroup):
 
         from typer._click import exceptions  # Typer vendors Click: its exception classes live here only
 
+        # mypy: `*args` might also fill `standalone_mode`; our callers pass it by keyword only.
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[misc]
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            code = super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[misc]
         except exceptions.NoArgsIsHelpError as exc:
             typer.echo(exc.ctx.get_help() if exc.ctx else str(exc))
             sys.exit(exc.exit_code)
@@ -198,9 +200,8 @@ def console():
 
 
 def fail(message: str, code: int = 1) -> None:
-    from rich.markup import escape
-
     from rich.console import Console
+    from rich.markup import escape
 
     Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
@@ -223,7 +224,7 @@ def handle_errors(command: Callable) -> Callable:
             fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             console().print("[yellow]interrupted[/]: finished outputs are kept; re-run to resume")
-            raise typer.Exit(130)
+            raise typer.Exit(130)  # noqa: B904 - an exit code, not an error; no chained exception (unchanged)
         except MemoryError:
             fail("out of memory: try a smaller --work-size, or --device cpu")
         except typer.Exit:
@@ -244,9 +245,12 @@ def version_callback(value: bool) -> None:
 
 @app.callback()
 def main(
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log details (timings, prior regions) and show tracebacks."),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Log details (timings, prior regions) and show tracebacks."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors."),
-    version: Optional[bool] = typer.Option(None, "--version", callback=version_callback, is_eager=True,
-                                           help="Print the version and exit."),
+    version: bool | None = typer.Option(
+        None, "--version", callback=version_callback, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     STATE["verbose"], STATE["quiet"] = verbose, quiet

@@ -7,39 +7,59 @@ command runs.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any
 
 import typer
 
 from lowlight_cli.cli.app import STATE, console
 
-RAY = typer.Option(None, "--ray", metavar="[ADDRESS|auto]",
-                   help="Run on a Ray cluster (pip install \"lowlight-cli\\[ray]\"). Alone: RAY_ADDRESS, else a running "
-                        "`ray start` on this machine, else a local cluster of this machine's CPUs and GPUs; auto: "
-                        "a running cluster only; or HOST:6379 / ray://HOST:10001.")
-WORKERS = typer.Option(None, "--workers", metavar="N|MIN,MAX",
-                       help="Ray workers, each loading the model once: N, or MIN,MAX for a pool that grows with the "
-                            "work. Default: as many as the cluster's CPUs (GPUs with --gpus-per-worker) hold.")
-GPUS_PER_WORKER = typer.Option(0.0, "--gpus-per-worker", min=0.0, metavar="G",
-                               help="GPUs per Ray worker (0.5: two workers share a GPU).")
-CPUS_PER_WORKER = typer.Option(1.0, "--cpus-per-worker", min=0.0, metavar="C",
-                               help="CPUs per Ray worker; also its torch threads.")
+RAY = typer.Option(
+    None,
+    "--ray",
+    metavar="[ADDRESS|auto]",
+    help='Run on a Ray cluster (pip install "lowlight-cli\\[ray]"). Alone: RAY_ADDRESS, else a running '
+    "`ray start` on this machine, else a local cluster of this machine's CPUs and GPUs; auto: "
+    "a running cluster only; or HOST:6379 / ray://HOST:10001.",
+)
+WORKERS = typer.Option(
+    None,
+    "--workers",
+    metavar="N|MIN,MAX",
+    help="Ray workers, each loading the model once: N, or MIN,MAX for a pool that grows with the "
+    "work. Default: as many as the cluster's CPUs (GPUs with --gpus-per-worker) hold.",
+)
+GPUS_PER_WORKER = typer.Option(
+    0.0, "--gpus-per-worker", min=0.0, metavar="G", help="GPUs per Ray worker (0.5: two workers share a GPU)."
+)
+CPUS_PER_WORKER = typer.Option(
+    1.0, "--cpus-per-worker", min=0.0, metavar="C", help="CPUs per Ray worker; also its torch threads."
+)
 
 
-def ray_options(ray: Optional[str], workers: Optional[str], gpus_per_worker: float, cpus_per_worker: float,
-                device: str):
+def ray_options(ray: str | None, workers: str | None, gpus_per_worker: float, cpus_per_worker: float, device: str):
     """The checked `RayOptions`, or None without `--ray` (then the worker options are an error)."""
     from lowlight_cli.errors import UsageError
     from lowlight_cli.ray_batch import RayOptions, check_options, parse_workers
 
     if ray is None:
-        given = [name for name, value in (("--workers", workers), ("--gpus-per-worker", gpus_per_worker),
-                                          ("--cpus-per-worker", cpus_per_worker != 1.0)) if value]
+        given = [
+            name
+            for name, value in (
+                ("--workers", workers),
+                ("--gpus-per-worker", gpus_per_worker),
+                ("--cpus-per-worker", cpus_per_worker != 1.0),
+            )
+            if value
+        ]
         if given:
             raise UsageError(f"{', '.join(given)} {'apply' if len(given) > 1 else 'applies'} only with --ray")
         return None
-    options = RayOptions(address=ray or None, workers=parse_workers(workers), gpus_per_worker=gpus_per_worker,
-                         cpus_per_worker=cpus_per_worker)
+    options = RayOptions(
+        address=ray or None,
+        workers=parse_workers(workers),
+        gpus_per_worker=gpus_per_worker,
+        cpus_per_worker=cpus_per_worker,
+    )
     check_options(options, device)
     return options
 
@@ -50,8 +70,15 @@ def progress(label: str, total: int, unit: str, already: int = 0):
     `already` files count as done from the start (finished outputs a re-run skips) without counting towards
     the throughput or the time left, which a burst of instant skips would otherwise inflate.
     """
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
     from rich.text import Text
 
     class Rate(ProgressColumn):
@@ -62,10 +89,22 @@ def progress(label: str, total: int, unit: str, already: int = 0):
             worked = task.completed - task.fields.get("already", 0)
             return Text(f"{worked / elapsed:.2f} {unit}/s" if elapsed and worked > 0 else "")
 
-    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), Rate(), TimeElapsedColumn(),
-                   TextColumn("eta"), TimeRemainingColumn(), console=console(), transient=False)
+    bar = Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        Rate(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console(),
+        transient=False,
+    )
     task = bar.add_task(label, total=total, completed=already, already=already)
-    advance: Callable[[Any], None] = lambda job: bar.advance(task)
+
+    def advance(job: Any) -> None:
+        bar.advance(task)
+
     return bar, advance
 
 
@@ -78,8 +117,16 @@ def job_progress(label: str, jobs: list, pending: list, unit: str = "img"):
     return bar, lambda job: advance(job) if id(job) in waiting else None
 
 
-def run_on_ray(jobs: list, settings: Any, options: Any, overwrite: bool, quality: Optional[int] = None,
-               label: str = "batch", unit: str = "img", video: Optional[dict] = None):
+def run_on_ray(
+    jobs: list,
+    settings: Any,
+    options: Any,
+    overwrite: bool,
+    quality: int | None = None,
+    label: str = "batch",
+    unit: str = "img",
+    video: dict | None = None,
+):
     """`run_ray_batch` under a progress bar; notes in yellow; `-v` adds Ray's own logs and the pool's figures."""
     from lowlight_cli.jobs import triage
     from lowlight_cli.ray_batch import RayRun, run_ray_batch
@@ -88,10 +135,21 @@ def run_on_ray(jobs: list, settings: Any, options: Any, overwrite: bool, quality
     run = RayRun()
     bar, advance = job_progress(label, jobs, triage(jobs, overwrite)[0], unit)
     with bar:
-        report = run_ray_batch(jobs, settings, options, overwrite, quality, on_advance=advance,
-                               notify=lambda message: bar.console.print(f"[yellow]note:[/] {message}"),
-                               verbose=STATE["verbose"], run=run, video=video)
+        report = run_ray_batch(
+            jobs,
+            settings,
+            options,
+            overwrite,
+            quality,
+            on_advance=advance,
+            notify=lambda message: bar.console.print(f"[yellow]note:[/] {message}"),
+            verbose=STATE["verbose"],
+            run=run,
+            video=video,
+        )
     if STATE["verbose"] and run.per_file_s:
-        out.print(f"ray: {run.workers[0]}–{run.workers[1]} workers, first result after {run.startup_s:.1f}s, "
-                  f"{len(run.per_file_s)} files in {run.seconds:.1f}s")
+        out.print(
+            f"ray: {run.workers[0]}–{run.workers[1]} workers, first result after {run.startup_s:.1f}s, "
+            f"{len(run.per_file_s)} files in {run.seconds:.1f}s"
+        )
     return report

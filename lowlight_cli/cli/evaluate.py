@@ -15,12 +15,16 @@ from lowlight_cli.settings import EnhanceSettings
 @handle_errors
 @settings_options()
 def evaluate(
-    data: Path = typer.Option(..., "--data", help="Paired folder: SICE layout (pairs.csv + val_scenes.txt) or low/ + high/."),
+    data: Path = typer.Option(
+        ..., "--data", help="Paired folder: SICE layout (pairs.csv + val_scenes.txt) or low/ + high/."
+    ),
     split: str = typer.Option("val", help="For SICE layout: val, train or all."),
-    method: str = typer.Option("model", help="model, or a classical reference: gamma (auto-gamma), clahe (CLAHE on L)."),
+    method: str = typer.Option(
+        "model", help="model, or a classical reference: gamma (auto-gamma), clahe (CLAHE on L)."
+    ),
     limit: int = typer.Option(0, help="Evaluate only the first N pairs (0 = all)."),
     per_image: bool = typer.Option(False, "--per-image", help="Print a row per image."),
-    settings: EnhanceSettings = None,
+    settings: EnhanceSettings = None,  # type: ignore[assignment]  # always given by @settings_options
 ) -> None:
     """PSNR / SSIM (and GT-mean PSNR, labelled) on paired data, with time per image."""
     from lowlight_cli.errors import InputError
@@ -30,6 +34,7 @@ def evaluate(
     from lowlight_cli.evaluation import evaluate_pairs
 
     enhancer = build_enhancer(settings) if method == "model" else None
-    summary = evaluate_pairs(data, split, method, enhancer, limit=limit,
-                             on_row=(lambda row: typer.echo(row.format())) if per_image else None)
+    summary = evaluate_pairs(
+        data, split, method, enhancer, limit=limit, on_row=(lambda row: typer.echo(row.format())) if per_image else None
+    )
     typer.echo(summary.format())

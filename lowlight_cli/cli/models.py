@@ -44,8 +44,9 @@ def models_list() -> None:
 
     models = known_models()
     # Three columns fit 80 characters; each source follows on its own line.
-    table = Table(Column("name", no_wrap=True), Column("state", no_wrap=True), "description", box=None,
-                  header_style="bold")
+    table = Table(
+        Column("name", no_wrap=True), Column("state", no_wrap=True), "description", box=None, header_style="bold"
+    )
     for model in models:
         table.add_row(model.name, model.state, model.description)
     out = Console(soft_wrap=False)
@@ -53,8 +54,10 @@ def models_list() -> None:
     for model in models:
         out.print(f"{model.name}: {model.source}", highlight=False)
     sam = next(m for m in models if m.name == sam_checkpoint_name(EnhanceSettings().sam_model))
-    out.print(f"--prior auto: {sam.name} if downloaded, else built-in (now: {'SAM' if sam.path else 'built-in'})",
-              highlight=False)
+    out.print(
+        f"--prior auto: {sam.name} if downloaded, else built-in (now: {'SAM' if sam.path else 'built-in'})",
+        highlight=False,
+    )
 
 
 def download_names(incomplete: str) -> list[str]:
@@ -66,8 +69,11 @@ def download_names(incomplete: str) -> list[str]:
 
 @models_app.command("download", cls=LowlightCommand)
 @handle_errors
-def models_download(names: list[str] = typer.Argument(..., metavar="NAME", autocompletion=download_names,
-                                                      help="Checkpoint names from `lowlight models list`.")) -> None:
+def models_download(
+    names: list[str] = typer.Argument(
+        ..., metavar="NAME", autocompletion=download_names, help="Checkpoint names from `lowlight models list`."
+    ),
+) -> None:
     """Download checkpoints into the Hugging Face cache (pinned revision, sha256-checked)."""
     from lowlight_cli.weights import fetch_checkpoint
 

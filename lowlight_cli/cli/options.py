@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable
 from dataclasses import MISSING, fields
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, cast
 
 import typer
 
@@ -23,7 +24,7 @@ from lowlight_cli.settings import DEVICE_CHOICES, HIGHLIGHT_MODES, PRIOR_KINDS, 
 
 def choice_enum(name: str, choices: tuple[str, ...]) -> type[Enum]:
     """A str Enum of `choices`, which typer shows as `a|b|c` and checks."""
-    return Enum(name, {choice: choice for choice in choices}, type=str)
+    return cast(type[Enum], Enum(name, {choice: choice for choice in choices}, type=str))  # a class, not a member
 
 
 Device = choice_enum("Device", DEVICE_CHOICES)
@@ -31,8 +32,18 @@ Prior = choice_enum("Prior", PRIOR_KINDS)
 SamModel = choice_enum("SamModel", SAM_MODEL_TYPES)
 Highlights = choice_enum("Highlights", HIGHLIGHT_MODES)
 CHOICES = {"device": Device, "prior": Prior, "sam_model": SamModel, "highlights": Highlights}
-TYPES = {"model": str, "sam_checkpoint": Optional[Path], "steps": int, "seed": int, "work_size": int,
-         "full_res": bool, "tile": int, "detail_threshold": float, "shadow_denoise": float, "exposure": float}
+TYPES = {
+    "model": str,
+    "sam_checkpoint": Path | None,
+    "steps": int,
+    "seed": int,
+    "work_size": int,
+    "full_res": bool,
+    "tile": int,
+    "detail_threshold": float,
+    "shadow_denoise": float,
+    "exposure": float,
+}
 
 
 def setting_option(name: str) -> Any:
@@ -59,8 +70,12 @@ def settings_options(exclude: tuple[str, ...] = ()) -> Callable[[Callable], Call
     def decorate(command: Callable) -> Callable:
         signature = inspect.signature(command, eval_str=True)
         own = [param for param in signature.parameters.values() if param.name != "settings"]
-        added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=OPTIONS[name],
-                                   annotation=CHOICES.get(name) or TYPES[name]) for name in names]
+        added = [
+            inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, default=OPTIONS[name], annotation=CHOICES.get(name) or TYPES[name]
+            )
+            for name in names
+        ]
 
         @functools.wraps(command)
         def wrapper(**kwargs: Any) -> Any:
@@ -68,7 +83,7 @@ def settings_options(exclude: tuple[str, ...] = ()) -> Callable[[Callable], Call
             values = {name: value.value if isinstance(value, Enum) else value for name, value in values.items()}
             return command(settings=EnhanceSettings(**values), **kwargs)
 
-        wrapper.__signature__ = signature.replace(parameters=own + added)
+        wrapper.__signature__ = signature.replace(parameters=own + added)  # type: ignore[attr-defined]  # read by inspect
         return wrapper
 
     return decorate
@@ -84,6 +99,8 @@ def build_enhancer(settings: EnhanceSettings):
     notify = (lambda m: out.print(f"[yellow]note:[/] {m}")) if STATE["verbose"] else (lambda m: None)
     enhancer = Enhancer(settings=settings, notify=notify)
     if STATE["verbose"]:
-        out.print(f"model: {settings.model} on {enhancer.device} ({str(enhancer.dtype).replace('torch.', '')}), "
-                  f"{settings.describe()}")
+        out.print(
+            f"model: {settings.model} on {enhancer.device} ({str(enhancer.dtype).replace('torch.', '')}), "
+            f"{settings.describe()}"
+        )
     return enhancer

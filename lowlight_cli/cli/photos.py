@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -14,11 +14,17 @@ from lowlight_cli.settings import EnhanceSettings
 
 STDIO = Path("-")  # as an input: standard input; as -o: standard output
 OVERWRITE = typer.Option(False, "--overwrite", help="Replace outputs that already exist (inputs are never replaced).")
-FORMAT = typer.Option(None, "--format", metavar="EXT",
-                      help="Output extension, e.g. png or jpg (default: same as the input).")
-QUALITY = typer.Option(None, "--quality", min=1, max=100, metavar="N",
-                       help="JPEG/WebP quality of the output (default: the input JPEG's own quality where it can be "
-                            "read, else 95).")
+FORMAT = typer.Option(
+    None, "--format", metavar="EXT", help="Output extension, e.g. png or jpg (default: same as the input)."
+)
+QUALITY = typer.Option(
+    None,
+    "--quality",
+    min=1,
+    max=100,
+    metavar="N",
+    help="JPEG/WebP quality of the output (default: the input JPEG's own quality where it can be read, else 95).",
+)
 
 
 def report_timings(job, image, result) -> None:
@@ -28,10 +34,11 @@ def report_timings(job, image, result) -> None:
         console().print(
             f"{job.source} → {job.target}: {image.size[0]}x{image.size[1]}, prior {result.prior.source} "
             f"made {result.prior.num_regions} regions in {t['prior']:.2f}s, sampling {t['sample']:.2f}s, "
-            f"reconstruction {t['reconstruct']:.2f}s")
+            f"reconstruction {t['reconstruct']:.2f}s"
+        )
 
 
-def run_with_progress(jobs, settings, overwrite: bool, label: str, quality: Optional[int] = None):
+def run_with_progress(jobs, settings, overwrite: bool, label: str, quality: int | None = None):
     """Enhance `jobs` under a progress bar; the model is loaded once a photo has decoded, so a re-run with
     nothing left to do or a bad file fails or finishes without loading it."""
     from lowlight_cli.cli.cluster import job_progress
@@ -41,8 +48,9 @@ def run_with_progress(jobs, settings, overwrite: bool, label: str, quality: Opti
     pending, _ = triage(jobs, overwrite)
     bar, advance = job_progress(label, jobs, pending)
     with bar:
-        return enhance_files(lambda: build_enhancer(settings), jobs, overwrite, quality, on_advance=advance,
-                             on_done=report_timings)
+        return enhance_files(
+            lambda: build_enhancer(settings), jobs, overwrite, quality, on_advance=advance, on_done=report_timings
+        )
 
 
 def summarise(report) -> None:
@@ -52,7 +60,7 @@ def summarise(report) -> None:
     from lowlight_cli.jobs import describe_unsupported
 
     out = console()
-    for job, reason in report.failed:
+    for _job, reason in report.failed:
         out.print(f"[red]failed[/] {escape(reason)}", highlight=False)
     parts = [f"{len(report.done)} enhanced"]
     if report.skipped:
@@ -70,13 +78,21 @@ def summarise(report) -> None:
 @handle_errors
 @settings_options()
 def enhance(
-    inputs: list[Path] = typer.Argument(..., metavar="PHOTO", show_default=False,
-                                        help="Photo(s) to enhance; - reads one from standard input."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file (one input) or folder (several); "
-                                          "- writes to standard output. Default: {stem}_enhanced.{ext} beside each "
-                                          "input (standard output for standard input)."),
-    overwrite: bool = OVERWRITE, fmt: Optional[str] = FORMAT, quality: Optional[int] = QUALITY,
-    settings: EnhanceSettings = None,
+    inputs: list[Path] = typer.Argument(
+        ..., metavar="PHOTO", show_default=False, help="Photo(s) to enhance; - reads one from standard input."
+    ),
+    output: Path | None = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="Output file (one input) or folder (several); "
+        "- writes to standard output. Default: {stem}_enhanced.{ext} beside each "
+        "input (standard output for standard input).",
+    ),
+    overwrite: bool = OVERWRITE,
+    fmt: str | None = FORMAT,
+    quality: int | None = QUALITY,
+    settings: EnhanceSettings = None,  # type: ignore[assignment]  # always given by @settings_options
 ) -> None:
     """Enhance one or more dark photos.
 
@@ -130,8 +146,10 @@ def read_stdin(folder: Path) -> Path:
 
     stream = binary_stream("stdin")
     if stream.isatty():
-        raise UsageError("- reads a photo from standard input, which is a terminal here: pipe one in "
-                         "(lowlight enhance - < photo.jpg)")
+        raise UsageError(
+            "- reads a photo from standard input, which is a terminal here: pipe one in "
+            "(lowlight enhance - < photo.jpg)"
+        )
     data = stream.read()
     if not data:
         raise InputError("standard input: no image data")
@@ -139,15 +157,17 @@ def read_stdin(folder: Path) -> Path:
         with Image.open(io.BytesIO(data)) as image:
             kind = image.format or ""
     except (UnidentifiedImageError, OSError):
-        raise InputError(f"standard input: not a supported image: its contents match none of the formats we read "
-                         f"(supported: {supported_formats()})") from None
+        raise InputError(
+            f"standard input: not a supported image: its contents match none of the formats we read "
+            f"(supported: {supported_formats()})"
+        ) from None
     suffix = {"JPEG": "jpg", "TIFF": "tif"}.get(kind, kind.lower())
     path = folder / f"stdin.{suffix}"
     path.write_bytes(data)
     return path
 
 
-def normalise_ext(fmt: Optional[str]) -> Optional[str]:
+def normalise_ext(fmt: str | None) -> str | None:
     from lowlight_cli.errors import UsageError
     from lowlight_cli.io.images import writable_formats, writable_suffixes
 
@@ -163,17 +183,26 @@ def normalise_ext(fmt: Optional[str]) -> Optional[str]:
 @handle_errors
 @settings_options()
 def batch(
-    folder: str = typer.Argument(..., metavar="DIR", help="Folder of photos: a path, or s3://BUCKET/PREFIX, "
-                                                          "gs://… (any fsspec URL)."),
-    output: Optional[str] = typer.Option(None, "--output", "-o", metavar="PATH|URL",
-                                         help="Output folder or bucket prefix (default: <DIR>_enhanced beside DIR). "
-                                              "Sub-folders are mirrored."),
+    folder: str = typer.Argument(
+        ..., metavar="DIR", help="Folder of photos: a path, or s3://BUCKET/PREFIX, gs://… (any fsspec URL)."
+    ),
+    output: str | None = typer.Option(
+        None,
+        "--output",
+        "-o",
+        metavar="PATH|URL",
+        help="Output folder or bucket prefix (default: <DIR>_enhanced beside DIR). Sub-folders are mirrored.",
+    ),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Include sub-folders."),
-    glob: Optional[str] = typer.Option(None, "--glob", help="Only files matching this pattern, e.g. '*.png'."),
-    overwrite: bool = OVERWRITE, fmt: Optional[str] = FORMAT, quality: Optional[int] = QUALITY,
-    ray: Optional[str] = RAY, workers: Optional[str] = WORKERS, gpus_per_worker: float = GPUS_PER_WORKER,
+    glob: str | None = typer.Option(None, "--glob", help="Only files matching this pattern, e.g. '*.png'."),
+    overwrite: bool = OVERWRITE,
+    fmt: str | None = FORMAT,
+    quality: int | None = QUALITY,
+    ray: str | None = RAY,
+    workers: str | None = WORKERS,
+    gpus_per_worker: float = GPUS_PER_WORKER,
     cpus_per_worker: float = CPUS_PER_WORKER,
-    settings: EnhanceSettings = None,
+    settings: EnhanceSettings = None,  # type: ignore[assignment]  # always given by @settings_options
 ) -> None:
     """Enhance every photo in a folder: resumable, keeps going past bad files.
 

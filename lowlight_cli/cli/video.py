@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -19,23 +18,38 @@ from lowlight_cli.settings import EnhanceSettings
 @settings_options(exclude=("full_res", "tile"))
 def video(
     source: Path = typer.Argument(..., metavar="INPUT", help="Video file (mp4/mov/mkv/avi…) or a folder of frames."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Video file (.mp4/.m4v/.mov/.mkv) or a folder "
-                                                                       "for frames. Default: {stem}_enhanced.mp4 beside INPUT."),
-    start: Optional[float] = typer.Option(None, "--start", help="Start time in seconds."),
-    end: Optional[float] = typer.Option(None, "--end", help="End time in seconds."),
-    max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Stop after this many frames (try a clip first)."),
-    smoothing: float = typer.Option(0.8, "--smoothing", metavar="W",
-                                    help="Weight of the past in the temporal smoothing, 0 (off) to <1. The past is "
-                                         "aligned to each frame first and left out where the picture moved."),
-    frame_format: Optional[str] = typer.Option(None, "--frame-format", metavar="png|jpg",
-                                               help="Format of a frames-folder output (default: frames from a "
-                                                    "folder keep their names and formats; from a video, png)."),
-    fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of a frames-folder input (default 30). "
-                                                            "A video file keeps its own."),
+    output: Path | None = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="Video file (.mp4/.m4v/.mov/.mkv) or a folder for frames. Default: {stem}_enhanced.mp4 beside INPUT.",
+    ),
+    start: float | None = typer.Option(None, "--start", help="Start time in seconds."),
+    end: float | None = typer.Option(None, "--end", help="End time in seconds."),
+    max_frames: int | None = typer.Option(None, "--max-frames", help="Stop after this many frames (try a clip first)."),
+    smoothing: float = typer.Option(
+        0.8,
+        "--smoothing",
+        metavar="W",
+        help="Weight of the past in the temporal smoothing, 0 (off) to <1. The past is "
+        "aligned to each frame first and left out where the picture moved.",
+    ),
+    frame_format: str | None = typer.Option(
+        None,
+        "--frame-format",
+        metavar="png|jpg",
+        help="Format of a frames-folder output (default: frames from a "
+        "folder keep their names and formats; from a video, png).",
+    ),
+    fps: float | None = typer.Option(
+        None, "--fps", help="Frame rate of a frames-folder input (default 30). A video file keeps its own."
+    ),
     overwrite: bool = OVERWRITE,
-    ray: Optional[str] = RAY, workers: Optional[str] = WORKERS, gpus_per_worker: float = GPUS_PER_WORKER,
+    ray: str | None = RAY,
+    workers: str | None = WORKERS,
+    gpus_per_worker: float = GPUS_PER_WORKER,
     cpus_per_worker: float = CPUS_PER_WORKER,
-    settings: EnhanceSettings = None,
+    settings: EnhanceSettings = None,  # type: ignore[assignment]  # always given by @settings_options
 ) -> None:
     """Enhance a video or a folder of frames without flicker; audio and frame rate are kept.
 
@@ -44,19 +58,35 @@ def video(
     A video is written to a temporary file and moved into place when complete; a frames folder resumes where it stopped.
     With --ray, INPUT is a folder of videos and each worker enhances whole videos: lowlight video ./clips --ray auto
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from lowlight_cli.cli.cluster import ray_options
     from lowlight_cli.work import open_video_job
 
     cluster = ray_options(ray, workers, gpus_per_worker, cpus_per_worker, settings.device)
     if cluster is not None:
-        return videos_on_ray(source, output, cluster, settings, start, end, max_frames, smoothing, frame_format, fps,
-                             overwrite)
+        return videos_on_ray(
+            source, output, cluster, settings, start, end, max_frames, smoothing, frame_format, fps, overwrite
+        )
     with open_video_job(source, output, start, end, max_frames, fps, frame_format, overwrite) as job:
         enhancer = build_enhancer(settings)  # torch: only once the input and output are known to be usable
-        with Progress(TextColumn("video"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
-                      TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console()) as progress:
+        with Progress(
+            TextColumn("video"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("frames"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=console(),
+        ) as progress:
             task = progress.add_task("video", total=job.total)
             finished = []  # frames written or found done: what a frames folder holds if Ctrl-C comes
 
@@ -68,9 +98,11 @@ def video(
                 report = job.run(enhancer, on_frame=advance, smoothing=smoothing)
             except KeyboardInterrupt:
                 progress.stop()
-                raise typer.Exit(interrupted_video(job.sink, job.target, len(finished)))
-    console().print(f"{report.done} frames enhanced, {report.skipped} already done, {report.priors} prior(s) computed, "
-                    f"{report.fps:.2f} frames/s")
+                raise typer.Exit(interrupted_video(job.sink, job.target, len(finished)))  # noqa: B904 - an exit code
+    console().print(
+        f"{report.done} frames enhanced, {report.skipped} already done, {report.priors} prior(s) computed, "
+        f"{report.fps:.2f} frames/s"
+    )
     if not STATE["quiet"]:
         typer.echo(str(job.target))
 
@@ -87,8 +119,19 @@ def interrupted_video(sink, target: Path, frames_done: int) -> int:
     return 130
 
 
-def videos_on_ray(source: Path, output: Optional[Path], cluster, settings: EnhanceSettings, start, end, max_frames,
-                  smoothing: float, frame_format: Optional[str], fps: Optional[float], overwrite: bool) -> None:
+def videos_on_ray(
+    source: Path,
+    output: Path | None,
+    cluster,
+    settings: EnhanceSettings,
+    start,
+    end,
+    max_frames,
+    smoothing: float,
+    frame_format: str | None,
+    fps: float | None,
+    overwrite: bool,
+) -> None:
     """`video DIR --ray`: every video file in DIR to OUT (default <DIR>_enhanced), one whole video per worker."""
     from lowlight_cli.cli.cluster import run_on_ray
     from lowlight_cli.cli.photos import summarise
@@ -109,6 +152,13 @@ def videos_on_ray(source: Path, output: Optional[Path], cluster, settings: Enhan
     if not jobs:
         raise InputError(f"{source}: no video files (a folder of frames is one video: run without --ray)")
     sweep_temporaries(target)
-    report = run_on_ray(jobs, settings, cluster, overwrite, label="video", unit="videos",
-                        video={"start": start, "end": end, "max_frames": max_frames, "smoothing": smoothing})
+    report = run_on_ray(
+        jobs,
+        settings,
+        cluster,
+        overwrite,
+        label="video",
+        unit="videos",
+        video={"start": start, "end": end, "max_frames": max_frames, "smoothing": smoothing},
+    )
     summarise(report)

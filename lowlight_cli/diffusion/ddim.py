@@ -50,8 +50,9 @@ class DDIMScheduler:
         abar = self.alphas_cumprod.to(x0.device)[timesteps].to(x0.dtype).view(-1, 1, 1, 1)
         return abar.sqrt() * x0 + (1 - abar).sqrt() * noise
 
-    def step(self, x0_pred: torch.Tensor, timestep: int, sample: torch.Tensor,
-             eps: torch.Tensor | None = None) -> torch.Tensor:
+    def step(
+        self, x0_pred: torch.Tensor, timestep: int, sample: torch.Tensor, eps: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """One DDIM update from x_t to x_{t_prev} given the model's x_0 estimate.
 
         `eps` overrides the noise direction implied by `sample`; a mean-start

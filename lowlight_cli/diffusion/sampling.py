@@ -38,9 +38,16 @@ def pad_to_multiple(cond: Conditioning, noise: torch.Tensor, multiple: int) -> t
         return cond, noise
     pad = (0, pad_w, 0, pad_h)
     labels = F.pad(cond.labels[:, None].float(), pad, mode="replicate")[:, 0].long()
-    return (Conditioning(F.pad(cond.base, pad, mode="replicate"), cond.log_gain, labels, cond.scores,
-                         F.pad(cond.boundary, pad, mode="replicate")),
-            F.pad(noise, pad, mode="replicate"))
+    return (
+        Conditioning(
+            F.pad(cond.base, pad, mode="replicate"),
+            cond.log_gain,
+            labels,
+            cond.scores,
+            F.pad(cond.boundary, pad, mode="replicate"),
+        ),
+        F.pad(noise, pad, mode="replicate"),
+    )
 
 
 def tile_windows(length: int, tile: int, overlap: int) -> list[int]:
@@ -54,6 +61,7 @@ def tile_windows(length: int, tile: int, overlap: int) -> list[int]:
 
 def blend_weight(height: int, width: int, overlap: int, device: torch.device) -> torch.Tensor:
     """A separable ramp that is 1 inside and falls towards tile borders, so seams average out."""
+
     def ramp(n: int) -> torch.Tensor:
         r = torch.ones(n, device=device)
         k = min(overlap, n // 2)
@@ -67,8 +75,9 @@ def blend_weight(height: int, width: int, overlap: int, device: torch.device) ->
 
 
 @torch.no_grad()
-def predict_x0(model: PriorGuidedDenoiser, x_t: torch.Tensor, timestep: int, cond: Conditioning,
-               tile: int | None, overlap: int) -> torch.Tensor:
+def predict_x0(
+    model: PriorGuidedDenoiser, x_t: torch.Tensor, timestep: int, cond: Conditioning, tile: int | None, overlap: int
+) -> torch.Tensor:
     """The model's x_0 estimate for the whole image, in overlapping tiles if `tile` is set."""
     height, width = x_t.shape[-2:]
     steps = torch.full((x_t.shape[0],), timestep, device=x_t.device, dtype=torch.long)
@@ -87,9 +96,16 @@ def predict_x0(model: PriorGuidedDenoiser, x_t: torch.Tensor, timestep: int, con
 
 
 @torch.no_grad()
-def sample_residual(model: PriorGuidedDenoiser, cond: Conditioning, steps: int, seed: int,
-                    device: torch.device, dtype: torch.dtype = torch.float32,
-                    tile: int | None = None, overlap: int = 32) -> torch.Tensor:
+def sample_residual(
+    model: PriorGuidedDenoiser,
+    cond: Conditioning,
+    steps: int,
+    seed: int,
+    device: torch.device,
+    dtype: torch.dtype = torch.float32,
+    tile: int | None = None,
+    overlap: int = 32,
+) -> torch.Tensor:
     """Sample the clean residual (target − base, unscaled) for `cond`; returns (1,3,H,W) float32 on CPU.
 
     A regression checkpoint (config.diffusion False) is a single forward pass.

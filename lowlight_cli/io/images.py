@@ -25,14 +25,19 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 
 from lowlight_cli.atomic import commit, discard, temporary_beside
 from lowlight_cli.errors import InputError, OutputError
-from lowlight_cli.io.metadata import (exif_of_tiff, exif_of_tiff_bytes, png_with_metadata, png_text_chunks,
-                                      tiff_with_metadata)
+from lowlight_cli.io.metadata import (
+    exif_of_tiff,
+    exif_of_tiff_bytes,
+    png_text_chunks,
+    png_with_metadata,
+    tiff_with_metadata,
+)
 from lowlight_cli.pixels import quantise
 
 BASE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
@@ -44,17 +49,63 @@ IMAGE_SUFFIXES = BASE_SUFFIXES | HEIF_SUFFIXES | AVIF_SUFFIXES | RAW_SUFFIXES  #
 SIXTEEN_BIT_SUFFIXES = {".png", ".tif", ".tiff"}
 FLOAT_SUFFIXES = {".tif", ".tiff"}
 # Extensions that name pictures we cannot read: listed as skipped by `batch`, refused as `-o` targets.
-OTHER_IMAGE_SUFFIXES = {".gif", ".apng", ".jxl", ".jp2", ".j2k", ".jpx", ".jpe", ".jfif", ".ico", ".icns", ".psd",
-                        ".psb", ".xcf", ".kra", ".exr", ".hdr", ".svg", ".tga", ".pbm", ".pgm", ".ppm", ".pnm",
-                        ".pcx", ".dds", ".qoi", ".dib", ".eps", ".crw", ".mrw", ".x3f", ".3fr", ".iiq", ".mos",
-                        ".kdc", ".erf", ".sr2", ".srf"}
-PILLOW_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP",
-                  ".bmp": "BMP", ".heic": "HEIF", ".heif": "HEIF", ".hif": "HEIF", ".avif": "AVIF"}
+OTHER_IMAGE_SUFFIXES = {
+    ".gif",
+    ".apng",
+    ".jxl",
+    ".jp2",
+    ".j2k",
+    ".jpx",
+    ".jpe",
+    ".jfif",
+    ".ico",
+    ".icns",
+    ".psd",
+    ".psb",
+    ".xcf",
+    ".kra",
+    ".exr",
+    ".hdr",
+    ".svg",
+    ".tga",
+    ".pbm",
+    ".pgm",
+    ".ppm",
+    ".pnm",
+    ".pcx",
+    ".dds",
+    ".qoi",
+    ".dib",
+    ".eps",
+    ".crw",
+    ".mrw",
+    ".x3f",
+    ".3fr",
+    ".iiq",
+    ".mos",
+    ".kdc",
+    ".erf",
+    ".sr2",
+    ".srf",
+}
+PILLOW_FORMATS = {
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".png": "PNG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".heic": "HEIF",
+    ".heif": "HEIF",
+    ".hif": "HEIF",
+    ".avif": "AVIF",
+}
 READABLE_FORMATS = {"JPEG", "MPO", "PNG", "TIFF", "WEBP", "BMP", "HEIF", "AVIF"}
 if TYPE_CHECKING:
-    from PIL.Image import Image as PILImage
+    from PIL.PngImagePlugin import PngImageFile
 
-XmpLike = TypeVar("XmpLike", bytes, str, None)  # an XMP packet as bytes, or as a PNG text value
+XmpLike = TypeVar("XmpLike", "bytes | None", str)  # an XMP packet as bytes, or as a PNG text value
 MAX_PIXELS = 200_000_000  # 200 MP: past this, decoding alone would need > 2 GB
 FLOAT_TOLERANCE = 1.01  # float pixels up to this are rounding overshoot, clipped to 1; more is HDR
 
@@ -85,7 +136,7 @@ def supported_formats() -> str:
     return f"{plain}, camera RAW ({', '.join(sorted(s.lstrip('.') for s in RAW_SUFFIXES))})"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _heif_plugin() -> ModuleType | None:
     """pillow_heif with its Pillow opener registered, or None when it is not installed."""
     try:
@@ -96,7 +147,7 @@ def _heif_plugin() -> ModuleType | None:
     return pillow_heif
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def writable_suffixes() -> frozenset[str]:
     """Extensions `encode_image` can write here: HEIC needs pillow-heif's encoder, AVIF a Pillow built with libavif."""
     from PIL import features
@@ -130,8 +181,10 @@ def check_writable(path: Path) -> None:
     if suffix in writable_suffixes():
         return
     if suffix in RAW_SUFFIXES:
-        raise OutputError(f"{path}: camera RAW ({suffix}) cannot be written; choose one of {writable_formats()} "
-                          "(RAW photos default to 16-bit .tif)")
+        raise OutputError(
+            f"{path}: camera RAW ({suffix}) cannot be written; choose one of {writable_formats()} "
+            "(RAW photos default to 16-bit .tif)"
+        )
     if is_image_name(path):
         raise OutputError(f"{path}: cannot write {suffix} files (writable: {writable_formats()})")
 
@@ -187,8 +240,8 @@ def _open_pillow(path: Path, data: bytes):
             width, height = image.size
             if width * height > MAX_PIXELS:
                 raise InputError(
-                    f"{path}: {width}x{height} is {width * height / 1e6:.0f} MP, more than {MAX_PIXELS // 1_000_000} MP; "
-                    "refusing to decode it"
+                    f"{path}: {width}x{height} is {width * height / 1e6:.0f} MP, "
+                    f"more than {MAX_PIXELS // 1_000_000} MP; refusing to decode it"
                 )
             image.load()
     except InputError:
@@ -196,19 +249,25 @@ def _open_pillow(path: Path, data: bytes):
     except Image.DecompressionBombError:
         raise InputError(f"{path}: declares more than {MAX_PIXELS // 1_000_000} MP; refusing to decode it") from None
     except UnidentifiedImageError:
-        hint = " (HEIC needs pillow-heif: pip install pillow-heif)" if _is_heif_brand(data) and not _heif_plugin() else ""
+        hint = (
+            " (HEIC needs pillow-heif: pip install pillow-heif)" if _is_heif_brand(data) and not _heif_plugin() else ""
+        )
         if _has_image_signature(data):  # a known format's first bytes, then nothing Pillow can parse
             raise InputError(f"{path}: corrupt or truncated image") from None
-        raise InputError(f"{path}: not a supported image: its contents match none of the formats we read{hint} "
-                         f"(supported: {supported_formats()})") from None
+        raise InputError(
+            f"{path}: not a supported image: its contents match none of the formats we read{hint} "
+            f"(supported: {supported_formats()})"
+        ) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path}: corrupt or truncated image ({exc})") from None
     if image.format and image.format not in READABLE_FORMATS:
         raise InputError(f"{path}: {image.format} images are not supported (supported: {supported_formats()})")
     frames = getattr(image, "n_frames", 1) if image.format in {"PNG", "WEBP", "HEIF", "AVIF"} else 1
     if frames > 1:
-        raise InputError(f"{path}: holds {frames} images (animated or a burst); only single-image files are "
-                         "enhanced, so nothing would be silently dropped: extract the frames first")
+        raise InputError(
+            f"{path}: holds {frames} images (animated or a burst); only single-image files are "
+            "enhanced, so nothing would be silently dropped: extract the frames first"
+        )
     return image
 
 
@@ -228,7 +287,10 @@ def _from_pillow(data: bytes, image) -> LoadedImage:
     sixteen = _decode_16bit(data) if source_format in {"PNG", "TIFF"} else None
     if sixteen is not None:
         rgb, alpha = sixteen
-        rgb, alpha = _apply_orientation(rgb, orientation), (None if alpha is None else _apply_orientation(alpha, orientation))
+        rgb, alpha = (
+            _apply_orientation(rgb, orientation),
+            (None if alpha is None else _apply_orientation(alpha, orientation)),
+        )
         bit_depth = 16
     else:
         image = ImageOps.exif_transpose(image) or image
@@ -238,10 +300,14 @@ def _from_pillow(data: bytes, image) -> LoadedImage:
         exif = _reset_orientation(exif) if exif else exif
         xmp = _reset_xmp_orientation(xmp)
         if text:
-            text = {key: _reset_xmp_orientation(value) if key == XMP_KEY else value for key, value in text.items()
-                    if key not in STALE_EXIF_TEXT}
-    return LoadedImage(rgb=rgb, alpha=alpha, bit_depth=bit_depth, exif=exif, icc_profile=icc, xmp=xmp, text=text,
-                       gray=gray)
+            text = {
+                key: _reset_xmp_orientation(value) if key == XMP_KEY else value
+                for key, value in text.items()
+                if key not in STALE_EXIF_TEXT
+            }
+    return LoadedImage(
+        rgb=rgb, alpha=alpha, bit_depth=bit_depth, exif=exif, icc_profile=icc, xmp=xmp, text=text, gray=gray
+    )
 
 
 # Adobe Deflate (zlib), which every TIFF reader opens, tifffile without imagecodecs too (OpenCV's default, LZW,
@@ -268,11 +334,19 @@ def _as_bytes(value: str | bytes | None) -> bytes | None:
 
 
 def _is_heif_brand(data: bytes) -> bool:
-    return data[4:8] == b"ftyp" and data[8:12] in {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1",
-                                                      b"msf1"}
+    return data[4:8] == b"ftyp" and data[8:12] in {
+        b"heic",
+        b"heix",
+        b"hevc",
+        b"hevx",
+        b"heim",
+        b"heis",
+        b"mif1",
+        b"msf1",
+    }
 
 
-def _png_text(image: PILImage) -> dict[str, str] | None:
+def _png_text(image: PngImageFile) -> dict[str, str] | None:
     """A PNG's text chunks, keeping iTXt's language and translated key (Pillow's `iTXt` str subclass)."""
     try:
         text = dict(image.text)
@@ -285,16 +359,16 @@ def _reset_xmp_orientation(xmp: XmpLike) -> XmpLike:
     """XMP (bytes or str) with tiff:Orientation = 1, since the pixels were turned upright."""
     if not xmp:
         return xmp
-    is_str = isinstance(xmp, str)
-    data = xmp.encode("utf-8") if is_str else xmp
+    data = xmp.encode("utf-8") if isinstance(xmp, str) else xmp
     data = re.sub(rb'(tiff:Orientation=")[2-8](")', rb"\g<1>1\g<2>", data)
     data = re.sub(rb"(<tiff:Orientation>)[2-8](</tiff:Orientation>)", rb"\g<1>1\g<2>", data)
-    if not is_str:
+    if not isinstance(xmp, str):
         return data
     from PIL.PngImagePlugin import iTXt
 
     decoded = data.decode("utf-8")
-    return iTXt(decoded, xmp.lang, xmp.tkey) if isinstance(xmp, iTXt) else decoded
+    # Pillow types iTXt.lang/tkey as str | bytes | None but its constructor's as str | None; read ones are str.
+    return iTXt(decoded, xmp.lang, xmp.tkey) if isinstance(xmp, iTXt) else decoded  # type: ignore[arg-type]
 
 
 def _load_raw(path: Path, data: bytes) -> LoadedImage:
@@ -312,10 +386,17 @@ def _load_raw(path: Path, data: bytes) -> LoadedImage:
         with rawpy.imread(io.BytesIO(data)) as raw:
             width, height = raw.sizes.width, raw.sizes.height
             if width * height > MAX_PIXELS:
-                raise InputError(f"{path}: {width}x{height} is {width * height / 1e6:.0f} MP, more than "
-                                 f"{MAX_PIXELS // 1_000_000} MP; refusing to decode it")
-            pixels = raw.postprocess(use_camera_wb=True, output_color=rawpy.ColorSpace.sRGB, output_bps=16,
-                                     no_auto_bright=True, gamma=(2.4, 12.92))
+                raise InputError(
+                    f"{path}: {width}x{height} is {width * height / 1e6:.0f} MP, more than "
+                    f"{MAX_PIXELS // 1_000_000} MP; refusing to decode it"
+                )
+            pixels = raw.postprocess(
+                use_camera_wb=True,
+                output_color=rawpy.ColorSpace.sRGB,
+                output_bps=16,
+                no_auto_bright=True,
+                gamma=(2.4, 12.92),
+            )
     except InputError:
         raise
     except (rawpy.LibRawError, OSError, ValueError) as exc:
@@ -336,9 +417,11 @@ def _load_tiff_specials(path: Path, data: bytes) -> LoadedImage | None:
         with tifffile.TiffFile(io.BytesIO(data)) as tif:
             pages = [page for page in tif.pages if not (getattr(page, "subfiletype", 0) or 0) & 1]
             if len(pages) > 1:
-                raise InputError(f"{path}: multi-page TIFF ({len(pages)} pages); only single-page TIFFs are "
-                                 "enhanced, so nothing would be silently dropped: split it first "
-                                 "(e.g. `tiffsplit` or `magick in.tif page_%d.tif`)")
+                raise InputError(
+                    f"{path}: multi-page TIFF ({len(pages)} pages); only single-page TIFFs are "
+                    "enhanced, so nothing would be silently dropped: split it first "
+                    "(e.g. `tiffsplit` or `magick in.tif page_%d.tif`)"
+                )
             if not pages or pages[0].dtype is None or pages[0].dtype.kind != "f":
                 return None
             page = pages[0]
@@ -350,8 +433,10 @@ def _load_tiff_specials(path: Path, data: bytes) -> LoadedImage | None:
                 if page.samplesperpixel == 1:
                     return None  # Pillow (libtiff) decodes single-channel float itself
                 reason = re.sub(r"<[^>]*>\s*", "", str(exc)).strip() or type(exc).__name__
-                raise InputError(f"{path}: floating-point TIFF with {page.compression.name} compression cannot be "
-                                 f"decoded here ({reason}; pip install imagecodecs)") from None
+                raise InputError(
+                    f"{path}: floating-point TIFF with {page.compression.name} compression cannot be "
+                    f"decoded here ({reason}; pip install imagecodecs)"
+                ) from None
             photometric, planar = int(page.photometric), int(page.planarconfig)
             orientation = int(page.tags[274].value) if 274 in page.tags else 1
             icc = bytes(page.tags[34675].value) if 34675 in page.tags else None
@@ -363,8 +448,16 @@ def _load_tiff_specials(path: Path, data: bytes) -> LoadedImage | None:
     return _float_tiff(path, data, values, photometric, planar, orientation, icc, xmp)
 
 
-def _float_tiff(path: Path, data: bytes, values: np.ndarray, photometric: int, planar: int, orientation: int,
-                icc: bytes | None, xmp: bytes | None) -> LoadedImage:
+def _float_tiff(
+    path: Path,
+    data: bytes,
+    values: np.ndarray,
+    photometric: int,
+    planar: int,
+    orientation: int,
+    icc: bytes | None,
+    xmp: bytes | None,
+) -> LoadedImage:
     """Floating-point TIFF pixels, read as-is: values in [0, 1] are the display-referred levels (not linearised)."""
     if values.ndim == 3 and planar == 2:
         values = np.moveaxis(values, 0, -1)
@@ -372,24 +465,29 @@ def _float_tiff(path: Path, data: bytes, values: np.ndarray, photometric: int, p
         values = values[:, :, None]
     channels = values.shape[2] if values.ndim == 3 else 0
     if photometric not in {1, 2} or values.ndim != 3 or channels not in {1, 2, 3, 4}:
-        raise InputError(f"{path}: floating-point TIFF with photometric {photometric} and {channels} samples per pixel "
-                         "is not supported (floating-point TIFF must be gray or RGB, optionally with alpha)")
+        raise InputError(
+            f"{path}: floating-point TIFF with photometric {photometric} and {channels} samples per pixel "
+            "is not supported (floating-point TIFF must be gray or RGB, optionally with alpha)"
+        )
     values = values.astype(np.float32)
     if not np.isfinite(values).all():
         raise InputError(f"{path}: floating-point TIFF holds NaN or infinite pixels")
     colour = values[:, :, :3] if channels >= 3 else np.repeat(values[:, :, :1], 3, axis=2)
     peak = float(colour.max(initial=0.0))
     if peak > FLOAT_TOLERANCE or float(colour.min(initial=0.0)) < -0.01:
-        raise InputError(f"{path}: floating-point TIFF with values from {colour.min():g} to {peak:g}; only values "
-                         "in [0, 1] (display-referred) are supported, not HDR or scene-linear data above 1")
+        raise InputError(
+            f"{path}: floating-point TIFF with values from {colour.min():g} to {peak:g}; only values "
+            "in [0, 1] (display-referred) are supported, not HDR or scene-linear data above 1"
+        )
     alpha = values[:, :, -1] if channels in {2, 4} else None
     rgb = _apply_orientation(np.clip(colour, 0.0, 1.0), orientation)
     alpha = None if alpha is None else _apply_orientation(np.clip(alpha, 0.0, 1.0), orientation)
     exif = exif_of_tiff_bytes(data, orientation=False)
     if orientation != 1:
         xmp = _reset_xmp_orientation(xmp)
-    return LoadedImage(rgb=np.ascontiguousarray(rgb), alpha=alpha, bit_depth=32, exif=exif,
-                       icc_profile=rgb_profile(icc), xmp=xmp)
+    return LoadedImage(
+        rgb=np.ascontiguousarray(rgb), alpha=alpha, bit_depth=32, exif=exif, icc_profile=rgb_profile(icc), xmp=xmp
+    )
 
 
 NON_RGB_ICC_SPACES = {b"CMYK", b"CMY ", b"GRAY", b"Lab ", b"XYZ ", b"YCbr"}  # ICC header bytes 16–20
@@ -476,9 +574,18 @@ def _reset_orientation(exif: bytes) -> bytes:
         return b""
 
 
-def encode_image(rgb: np.ndarray, suffix: str, alpha: np.ndarray | None = None, bit_depth: int = 8,
-                 exif: bytes | None = None, icc_profile: bytes | None = None, quality: int = 95,
-                 xmp: bytes | None = None, text: dict[str, str] | None = None, gray: bool = False) -> bytes:
+def encode_image(
+    rgb: np.ndarray,
+    suffix: str,
+    alpha: np.ndarray | None = None,
+    bit_depth: int = 8,
+    exif: bytes | None = None,
+    icc_profile: bytes | None = None,
+    quality: int = 95,
+    xmp: bytes | None = None,
+    text: dict[str, str] | None = None,
+    gray: bool = False,
+) -> bytes:
     """Encode RGB float [0,1] to the format `suffix` names, keeping what that format can hold.
 
     `bit_depth` 16 gives 16-bit PNG/TIFF, 32 (a floating-point input) a
@@ -492,8 +599,10 @@ def encode_image(rgb: np.ndarray, suffix: str, alpha: np.ndarray | None = None, 
     if suffix not in writable_suffixes():
         raise OutputError(f"cannot write '{suffix}' files (writable: {writable_formats()})")
     if not np.isfinite(rgb).all():
-        raise OutputError(f"the result holds NaN or infinite values (of {rgb.size}, {np.count_nonzero(~np.isfinite(rgb))}); "
-                          "nothing was written")
+        raise OutputError(
+            f"the result holds NaN or infinite values (of {rgb.size}, {np.count_nonzero(~np.isfinite(rgb))}); "
+            "nothing was written"
+        )
     keep_alpha = alpha is not None and suffix in {".png", ".tif", ".tiff", ".webp", ".avif", ".heic", ".heif", ".hif"}
     if bit_depth == 32 and suffix in FLOAT_SUFFIXES:
         return tiff_with_metadata(_float_tiff_bytes(rgb, alpha if keep_alpha else None), exif, icc_profile, xmp)
@@ -509,7 +618,7 @@ def encode_image(rgb: np.ndarray, suffix: str, alpha: np.ndarray | None = None, 
     if gray:
         image = Image.fromarray(np.ascontiguousarray(pixels[:, :, 0]), "L")
     if keep_alpha:
-        image.putalpha(Image.fromarray(quantise(alpha, 8), "L"))
+        image.putalpha(Image.fromarray(quantise(cast(np.ndarray, alpha), 8), "L"))  # keep_alpha: alpha is set
     options: dict = {}
     if icc_profile:
         options["icc_profile"] = icc_profile
@@ -543,8 +652,11 @@ def _sixteen_bit_bytes(rgb: np.ndarray, suffix: str, alpha: np.ndarray | None, g
         channels = channels[:1]
     if alpha is not None:
         channels.append(quantise(alpha, 16))
-    ok, buffer = cv2.imencode(suffix, np.dstack(channels) if len(channels) > 1 else channels[0],
-                              TIFF_DEFLATE if suffix in {".tif", ".tiff"} else [])
+    ok, buffer = cv2.imencode(
+        suffix,
+        np.dstack(channels) if len(channels) > 1 else channels[0],
+        TIFF_DEFLATE if suffix in {".tif", ".tiff"} else [],
+    )
     if not ok:
         raise OutputError(f"OpenCV could not encode a 16-bit {suffix} file")
     return buffer.tobytes()
@@ -555,7 +667,7 @@ def _float_tiff_bytes(rgb: np.ndarray, alpha: np.ndarray | None) -> bytes:
     import tifffile
 
     pixels = np.clip(rgb, 0.0, 1.0).astype(np.float32)
-    extra = {}
+    extra: dict[str, Any] = {}
     if alpha is not None:
         pixels = np.dstack([pixels, np.clip(alpha, 0.0, 1.0).astype(np.float32)])
         extra["extrasamples"] = [2]  # unassociated alpha
@@ -580,8 +692,9 @@ def _png_info(text: dict[str, str] | None):
     info = PngInfo()
     for key, value, kind in png_text_chunks(text):
         if kind == "iTXt":
-            info.add_itxt(key, value, getattr(value, "lang", "") or "", getattr(value, "tkey", "") or "",
-                          zip=len(value) > 1024)
+            info.add_itxt(
+                key, value, getattr(value, "lang", "") or "", getattr(value, "tkey", "") or "", zip=len(value) > 1024
+            )
         else:
             info.add_text(key, value, zip=kind == "zTXt")
     return info
@@ -589,9 +702,72 @@ def _png_info(text: dict[str, str] | None):
 
 DEFAULT_QUALITY = 95  # JPEG/WebP quality when the input's own cannot be read
 # The IJG (libjpeg) luminance table at quality 50: other qualities scale it, which is how a file's quality is read back.
-IJG_LUMINANCE = (16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
-                 14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
-                 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99)
+IJG_LUMINANCE = (
+    16,
+    11,
+    10,
+    16,
+    24,
+    40,
+    51,
+    61,
+    12,
+    12,
+    14,
+    19,
+    26,
+    58,
+    60,
+    55,
+    14,
+    13,
+    16,
+    24,
+    40,
+    57,
+    69,
+    56,
+    14,
+    17,
+    22,
+    29,
+    51,
+    87,
+    80,
+    62,
+    18,
+    22,
+    37,
+    56,
+    68,
+    109,
+    103,
+    77,
+    24,
+    35,
+    55,
+    64,
+    81,
+    104,
+    113,
+    92,
+    49,
+    64,
+    78,
+    87,
+    103,
+    121,
+    120,
+    101,
+    72,
+    92,
+    95,
+    98,
+    112,
+    100,
+    103,
+    99,
+)
 
 
 def jpeg_quality(path: Path) -> int | None:
@@ -679,16 +855,28 @@ def atomic_write(path: Path, data: bytes, protect: list[Path] | None = None) -> 
         raise OutputError(f"{path}: write failed ({exc.strerror or exc}); no partial file was left") from None
 
 
-def save_image(path: str | Path, rgb: np.ndarray, like: LoadedImage | None = None,
-               protect: list[Path] | None = None, quality: int = DEFAULT_QUALITY) -> None:
+def save_image(
+    path: str | Path,
+    rgb: np.ndarray,
+    like: LoadedImage | None = None,
+    protect: list[Path] | None = None,
+    quality: int = DEFAULT_QUALITY,
+) -> None:
     """Encode by extension and write atomically, keeping alpha/bit depth/EXIF/ICC/XMP/text of `like`."""
     path = Path(path)
     check_writable(path)
     try:
         data = encode_image(
-            rgb, path.suffix, alpha=like.alpha if like else None, bit_depth=like.bit_depth if like else 8,
-            exif=like.exif if like else None, icc_profile=like.icc_profile if like else None, quality=quality,
-            xmp=like.xmp if like else None, text=like.text if like else None, gray=like.gray if like else False,
+            rgb,
+            path.suffix,
+            alpha=like.alpha if like else None,
+            bit_depth=like.bit_depth if like else 8,
+            exif=like.exif if like else None,
+            icc_profile=like.icc_profile if like else None,
+            quality=quality,
+            xmp=like.xmp if like else None,
+            text=like.text if like else None,
+            gray=like.gray if like else False,
         )
     except OutputError as exc:
         raise OutputError(f"{path}: {exc}") from None

@@ -78,8 +78,9 @@ def _text_chunk(key: str, value: str, kind: str) -> bytes:
     return _png_chunk(b"iTXt", name + b"\x00" + bytes([int(compressed), 0]) + lang + b"\x00" + tkey + b"\x00" + payload)
 
 
-def png_with_metadata(png: bytes, exif: bytes | None, icc_profile: bytes | None,
-                      text: dict[str, str] | None = None) -> bytes:
+def png_with_metadata(
+    png: bytes, exif: bytes | None, icc_profile: bytes | None, text: dict[str, str] | None = None
+) -> bytes:
     """`png` with iCCP/eXIf (and text) chunks right after IHDR (iCCP and eXIf must precede IDAT)."""
     if not (exif or icc_profile or text):
         return png
@@ -90,7 +91,7 @@ def png_with_metadata(png: bytes, exif: bytes | None, icc_profile: bytes | None,
     if icc_profile:
         extra += _png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc_profile))
     if exif:
-        raw = exif[len(EXIF_HEADER):] if exif.startswith(EXIF_HEADER) else exif
+        raw = exif[len(EXIF_HEADER) :] if exif.startswith(EXIF_HEADER) else exif
         extra += _png_chunk(b"eXIf", raw)
     for key, value, kind in png_text_chunks(text or {}):
         extra += _text_chunk(key, value, kind)
@@ -184,8 +185,8 @@ def tiff_with_metadata(tiff: bytes, exif: bytes | None, icc_profile: bytes | Non
         raise ValueError("not a classic TIFF stream")
     ifd = struct.unpack(order + "I", tiff[4:8])[0]
     entries = _ifd_entries(tiff, ifd, order)
-    count = struct.unpack(order + "H", tiff[ifd:ifd + 2])[0]
-    next_ifd = tiff[ifd + 2 + 12 * count: ifd + 6 + 12 * count]
+    count = struct.unpack(order + "H", tiff[ifd : ifd + 2])[0]
+    next_ifd = tiff[ifd + 2 + 12 * count : ifd + 6 + 12 * count]
 
     out = bytearray(tiff)
     _word_align(out)
@@ -215,10 +216,10 @@ def tiff_with_metadata(tiff: bytes, exif: bytes | None, icc_profile: bytes | Non
 
 def _ifd_entries(data: bytes, at: int, order: str) -> dict[int, bytes]:
     """The raw 12-byte entries of the IFD at `at` in `data`, by tag."""
-    count = struct.unpack(order + "H", data[at:at + 2])[0]
+    count = struct.unpack(order + "H", data[at : at + 2])[0]
     entries = {}
     for index in range(count):
-        raw = data[at + 2 + 12 * index: at + 14 + 12 * index]
+        raw = data[at + 2 + 12 * index : at + 14 + 12 * index]
         entries[struct.unpack(order + "H", raw[:2])[0]] = raw
     return entries
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import itertools
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -74,18 +75,23 @@ class FrameSource(ABC):
         """Seconds from the first frame to frame `index`, the frame just read (constant rate here)."""
         return index / float(self.fps)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook: a no-op unless a subclass needs it
         """Release the decoder (idempotent)."""
 
-    def __enter__(self) -> "FrameSource":
+    def __enter__(self) -> FrameSource:
         return self
 
     def __exit__(self, *exc_info) -> None:
         self.close()
 
 
-def open_source(path: Path, start: float | None = None, end: float | None = None, max_frames: int | None = None,
-                folder_fps: Fraction = FOLDER_FPS) -> FrameSource:
+def open_source(
+    path: Path,
+    start: float | None = None,
+    end: float | None = None,
+    max_frames: int | None = None,
+    folder_fps: Fraction = FOLDER_FPS,
+) -> FrameSource:
     """A video file or a folder of frames, limited to [start, end) seconds and at most `max_frames` frames.
 
     `folder_fps` is the frame rate assumed for a folder, which has none of its own.
@@ -216,8 +222,9 @@ class VideoFileSource(FrameSource):
         av = _av()
         index = 0
         try:
-            for index, frame in enumerate(itertools.islice(itertools.chain([self._first], self._frames),
-                                                           self.max_frames)):
+            for index, frame in enumerate(
+                itertools.islice(itertools.chain([self._first], self._frames), self.max_frames)
+            ):
                 if frame.time is not None:  # phones record at variable rates: keep each frame's own time
                     self._latest = (index, frame.time - self.start_time)
                 yield index, self._rgb(frame)
@@ -237,13 +244,20 @@ class VideoFileSource(FrameSource):
 class FolderSource(FrameSource):
     """Sorted image files as frames; names sort naturally, so frame_2 comes before frame_10."""
 
-    def __init__(self, folder: Path, start: float | None, end: float | None, max_frames: int | None,
-                 fps: Fraction) -> None:
+    def __init__(
+        self, folder: Path, start: float | None, end: float | None, max_frames: int | None, fps: Fraction
+    ) -> None:
         if fps <= 0:
             raise UsageError(f"the frame rate of a frames folder must be positive, got {fps}")
         self.path, self.fps = folder, fps
-        files = sorted((p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
-                        and p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+        files = sorted(
+            (
+                p
+                for p in folder.iterdir()
+                if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+            ),
+            key=_natural_key,
+        )
         if not files:
             raise InputError(f"{folder}: no image frames found")
         first = round(start * fps) if start else 0
@@ -259,8 +273,10 @@ class FolderSource(FrameSource):
         for index, path in enumerate(self.files):
             rgb = load_image(path).rgb
             if (rgb.shape[1], rgb.shape[0]) != self.size:
-                raise InputError(f"{path}: is {rgb.shape[1]}x{rgb.shape[0]}, but the first frame is "
-                                 f"{self.size[0]}x{self.size[1]} (all frames must match)")
+                raise InputError(
+                    f"{path}: is {rgb.shape[1]}x{rgb.shape[0]}, but the first frame is "
+                    f"{self.size[0]}x{self.size[1]} (all frames must match)"
+                )
             yield index, rgb
 
 
@@ -289,13 +305,13 @@ class FrameSink(ABC):
     def write(self, index: int, rgb: np.ndarray, time: float | None = None) -> None:
         """Store frame `index`, shown `time` seconds after the first (None: at the constant frame rate)."""
 
-    def commit(self) -> None:
+    def commit(self) -> None:  # noqa: B027 - an optional hook: a no-op unless a subclass needs it
         """Make the output final."""
 
-    def abort(self) -> None:
+    def abort(self) -> None:  # noqa: B027 - an optional hook: a no-op unless a subclass needs it
         """Drop whatever is unfinished."""
 
-    def __enter__(self) -> "FrameSink":
+    def __enter__(self) -> FrameSink:
         return self
 
     def __exit__(self, exc_type, exc, traceback) -> None:
@@ -305,8 +321,7 @@ class FrameSink(ABC):
             self.abort()
 
 
-def open_sink(target: Path, source: FrameSource, frame_format: str | None = None, overwrite: bool = False
-              ) -> FrameSink:
+def open_sink(target: Path, source: FrameSource, frame_format: str | None = None, overwrite: bool = False) -> FrameSink:
     """A video file for a video extension, otherwise a folder of frames.
 
     Frames from a frames folder keep their names (and, without `frame_format`,
@@ -339,8 +354,9 @@ class FolderSink(FrameSink):
     without, frames are numbered `frame_000001.png`.
     """
 
-    def __init__(self, folder: Path, frame_format: str | None = "png", resume: bool = True,
-                 names: list[str] | None = None) -> None:
+    def __init__(
+        self, folder: Path, frame_format: str | None = "png", resume: bool = True, names: list[str] | None = None
+    ) -> None:
         suffix = None
         if frame_format is not None:
             frame_format = frame_format.lower().lstrip(".")
@@ -353,8 +369,10 @@ class FolderSink(FrameSink):
             stems = [Path(name).stem for name in names]
             clash = next((stem for stem in stems if stems.count(stem) > 1), None)
             if clash is not None:
-                raise OutputError(f"frames named {clash}.* in several formats would be written to one "
-                                  f"{clash}{suffix}: leave out --frame-format to keep each frame's own")
+                raise OutputError(
+                    f"frames named {clash}.* in several formats would be written to one "
+                    f"{clash}{suffix}: leave out --frame-format to keep each frame's own"
+                )
         self.folder, self.suffix, self.resume, self.names = Path(folder), suffix, resume, names
 
     def path_for(self, index: int) -> Path:
@@ -384,8 +402,15 @@ class VideoSink(FrameSink):
     before the first frame, so a sink that is never written leaves nothing behind.
     """
 
-    def __init__(self, target: Path, fps: Fraction, size: tuple[int, int],
-                 audio: tuple[Path, float] | None = None) -> None:
+    # None until `_start` (at the first frame) sets them: the temporary file, PyAV's container and stream.
+    tmp: Any
+    container: Any
+    video: Any
+    audio: AudioTrack | None
+
+    def __init__(
+        self, target: Path, fps: Fraction, size: tuple[int, int], audio: tuple[Path, float] | None = None
+    ) -> None:
         self.target, self.fps, self.size, self.audio_from = Path(target), Fraction(fps), size, audio
         self.frames_written = 0
         self.end = 0.0  # seconds of video written: the last frame's time plus one frame
@@ -417,7 +442,8 @@ class VideoSink(FrameSink):
             self._start()
         pixels = quantise(rgb)
         frame = av.VideoFrame.from_ndarray(pixels, format="rgb24").reformat(
-            format=self.video.pix_fmt, dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG)
+            format=self.video.pix_fmt, dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG
+        )
         seconds = self.frames_written / self.fps if time is None else time
         frame.pts = self.last_pts = max(round(seconds * VIDEO_TICKS), self.last_pts + 1)
         frame.time_base = Fraction(1, VIDEO_TICKS)
@@ -449,8 +475,9 @@ class VideoSink(FrameSink):
             commit(self.tmp, self.target)
         except OSError as exc:
             self.abort()
-            raise OutputError(f"{self.target}: write failed ({exc.strerror or exc}); "
-                              "no partial file was left") from None
+            raise OutputError(
+                f"{self.target}: write failed ({exc.strerror or exc}); no partial file was left"
+            ) from None
         except BaseException:
             self.abort()
             raise
@@ -516,7 +543,9 @@ class AudioTrack:
         try:
             self.stream = self.input.streams.audio[0]
             codec = self.stream.codec_context.name
-            self.copy = codec in output.supported_codecs and (codec in PORTABLE_AUDIO or output.format.name == "matroska")
+            self.copy = codec in output.supported_codecs and (
+                codec in PORTABLE_AUDIO or output.format.name == "matroska"
+            )
             if self.copy:
                 self.output = output.add_stream_from_template(self.stream)
             else:

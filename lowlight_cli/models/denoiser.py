@@ -12,7 +12,7 @@ steps, x_0 prediction is the parameterisation that degrades least.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 import torch.nn.functional as F
@@ -70,7 +70,7 @@ class RegionAttention(nn.Module):
         batch, channels, height, width = x.shape
         seq = x.flatten(2).transpose(1, 2)
         if self.self_attn is not None:
-            q = self.norm_self(seq)
+            q = cast(nn.LayerNorm, self.norm_self)(seq)  # set with self_attn
             seq = seq + self.self_attn(q, q, q, need_weights=False)[0]
         q = self.norm_cross(seq)
         seq = seq + self.cross_attn(q, tokens, tokens, key_padding_mask=absent, need_weights=False)[0]
@@ -112,14 +112,17 @@ class PriorGuidedDenoiser(nn.Module):
                 self.upsamples.append(nn.Conv2d(chans[i], chans[i], 3, padding=1))
         # Cross-attention to region tokens one level above the bottleneck too,
         # where features still resolve object-sized regions.
-        self.up_attn = (RegionAttention(chans[-2], config.token_dim, config.attn_heads, self_attention=False)
-                        if len(chans) > 1 else None)
+        self.up_attn = (
+            RegionAttention(chans[-2], config.token_dim, config.attn_heads, self_attention=False)
+            if len(chans) > 1
+            else None
+        )
         self.out_norm = group_norm(chans[0])
         self.out_conv = nn.Conv2d(chans[0], 3, 3, padding=1)
         nn.init.zeros_(self.out_conv.weight)
-        nn.init.zeros_(self.out_conv.bias)
+        nn.init.zeros_(cast(torch.Tensor, self.out_conv.bias))  # Conv2d's bias=True
 
-    def forward(self, x_t: torch.Tensor, timesteps: torch.Tensor, cond: "Conditioning") -> torch.Tensor:
+    def forward(self, x_t: torch.Tensor, timesteps: torch.Tensor, cond: Conditioning) -> torch.Tensor:
         """Predict x_0 (the scaled residual target − base) from x_t at `timesteps`, conditioned on `cond`.
 
         Spatial sides must be multiples of `config.downsample_factor`.

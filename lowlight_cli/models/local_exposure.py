@@ -55,8 +55,11 @@ def base_layer(log_lum: torch.Tensor) -> torch.Tensor:
     """
     height, width = log_lum.shape[-2:]
     scale = max(height, width) / FIT_SIZE
-    small = F.interpolate(log_lum, size=(max(1, round(height / scale)), max(1, round(width / scale))),
-                          mode="area") if scale > 1 else log_lum
+    small = (
+        F.interpolate(log_lum, size=(max(1, round(height / scale)), max(1, round(width / scale))), mode="area")
+        if scale > 1
+        else log_lum
+    )
     radius = max(1, round(RADIUS * max(small.shape[-2:])))
     mean = _box(small, radius)
     var = (_box(small * small, radius) - mean * mean).clamp_min(0.0)

@@ -35,7 +35,9 @@ def region_pool(values: torch.Tensor, labels: torch.Tensor, num_labels: int) -> 
     return sums, counts
 
 
-def region_stats(image: torch.Tensor, labels: torch.Tensor, num_labels: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def region_stats(
+    image: torch.Tensor, labels: torch.Tensor, num_labels: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-region mean, std (B,num_labels,C) and pixel count (B,num_labels,1) of `image`, in its dtype.
 
     Accumulated in float32 (see `region_pool`), only the results are rounded.
@@ -56,13 +58,12 @@ class PriorEncoder(nn.Module):
         super().__init__()
         self.max_regions = max_regions
         self.map_scale = map_scale
-        self.embed = nn.Sequential(
-            nn.Linear(DESCRIPTOR_DIM, token_dim), nn.SiLU(), nn.Linear(token_dim, token_dim)
-        )
+        self.embed = nn.Sequential(nn.Linear(DESCRIPTOR_DIM, token_dim), nn.SiLU(), nn.Linear(token_dim, token_dim))
         self.null_token = nn.Parameter(torch.zeros(1, 1, token_dim))
 
-    def forward(self, base: torch.Tensor, labels: torch.Tensor, scores: torch.Tensor,
-                boundary: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, base: torch.Tensor, labels: torch.Tensor, scores: torch.Tensor, boundary: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """base (B,3,H,W); labels (B,H,W) long in [0, max_regions]; scores (B,max_regions); boundary (B,1,H,W).
 
         Returns prior_map (B,5,H,W), tokens (B,1+max_regions,D) and a key padding
@@ -71,8 +72,16 @@ class PriorEncoder(nn.Module):
         batch, _, height, width = base.shape
         num_labels = self.max_regions + 1
         mean, std, counts = region_stats(base, labels, num_labels)
-        ys = torch.linspace(0, 1, height, device=base.device, dtype=base.dtype).view(1, 1, height, 1).expand(batch, 1, height, width)
-        xs = torch.linspace(0, 1, width, device=base.device, dtype=base.dtype).view(1, 1, 1, width).expand(batch, 1, height, width)
+        ys = (
+            torch.linspace(0, 1, height, device=base.device, dtype=base.dtype)
+            .view(1, 1, height, 1)
+            .expand(batch, 1, height, width)
+        )
+        xs = (
+            torch.linspace(0, 1, width, device=base.device, dtype=base.dtype)
+            .view(1, 1, 1, width)
+            .expand(batch, 1, height, width)
+        )
         centroid_sums, exact_counts = region_pool(torch.cat([ys, xs], dim=1), labels, num_labels)
         centroid = (centroid_sums / exact_counts.clamp_min(1.0)).to(base.dtype)
         area = counts / float(height * width)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -71,7 +72,7 @@ def log_average(linear: torch.Tensor) -> torch.Tensor:
 
 def default_curve() -> torch.Tensor:
     """Knot values of the curve the estimator starts from: a filmic (x/(1+x)) shoulder, sRGB-encoded."""
-    x = 2.0 ** KNOTS * 2.0
+    x = 2.0**KNOTS * 2.0
     return linear_to_srgb(x / (1.0 + x))
 
 
@@ -137,15 +138,16 @@ class ToneEstimator(nn.Module):
             channels = out
         self.features = nn.Sequential(*layers)
         stats = 7  # log key, log mean, five luminance quantiles
-        self.head = nn.Sequential(nn.Linear(2 * channels + stats, 4 * width), nn.SiLU(),
-                                  nn.Linear(4 * width, 1 + 3 + len(KNOTS) + 1))
+        self.head = nn.Sequential(
+            nn.Linear(2 * channels + stats, 4 * width), nn.SiLU(), nn.Linear(4 * width, 1 + 3 + len(KNOTS) + 1)
+        )
         # Start from the plain auto-exposure and the default curve: the zero-initialised last layer
         # outputs its bias, which encodes exposure 0, neutral white balance, the filmic curve, saturation 1.
-        nn.init.zeros_(self.head[-1].weight)
+        nn.init.zeros_(cast(nn.Linear, self.head[-1]).weight)
         increments = torch.diff(default_curve(), prepend=torch.zeros(1)).clamp_min(1e-4)
         with torch.no_grad():
-            self.head[-1].bias.zero_()
-            self.head[-1].bias[4:4 + len(KNOTS)] = torch.log(torch.expm1(increments))
+            cast(nn.Linear, self.head[-1]).bias.zero_()
+            cast(nn.Linear, self.head[-1]).bias[4 : 4 + len(KNOTS)] = torch.log(torch.expm1(increments))
         # The look head starts at half of the darkest level taken off as black (where its sigmoid learns
         # fastest) and little local exposure.
         self.look = nn.Linear(2 * channels + stats, 4) if look else None
@@ -169,8 +171,17 @@ class ToneEstimator(nn.Module):
         linear = srgb_to_linear(thumbnail(thumb.float()))
         lum = torch.log(linear_luminance(linear).clamp_min(1e-4)).flatten(1)
         quantiles = torch.quantile(lum, lum.new_tensor([0.01, 0.1, 0.5, 0.9, 0.99]), dim=1).T
-        stats = torch.cat([lum.mean(dim=1, keepdim=True), torch.log(linear.mean(dim=(1, 2, 3)).clamp_min(1e-4))[:, None],
-                           quantiles], dim=1) / 5.0  # the same for the mirror image
+        stats = (
+            torch.cat(
+                [
+                    lum.mean(dim=1, keepdim=True),
+                    torch.log(linear.mean(dim=(1, 2, 3)).clamp_min(1e-4))[:, None],
+                    quantiles,
+                ],
+                dim=1,
+            )
+            / 5.0
+        )  # the same for the mirror image
         pooled = self._pooled(torch.cat([linear, linear.flip(-1)]), torch.cat([stats, stats]))
         out, mirrored = self.head(pooled).chunk(2)
         log_wb = (out[:, 1:4] + mirrored[:, 1:4]) / 2
@@ -184,9 +195,11 @@ class ToneEstimator(nn.Module):
             look = torch.sigmoid(logits)
             black, highlights = look[:, :3] * floor, look[:, 3]
         return ToneParams(
-            log_exposure=out[:, 0] + math.log(KEY) - torch.log(log_average((linear - black[:, :, None, None]).clamp_min(0.0))),
+            log_exposure=out[:, 0]
+            + math.log(KEY)
+            - torch.log(log_average((linear - black[:, :, None, None]).clamp_min(0.0))),
             log_wb=log_wb,
-            curve=torch.cumsum(F.softplus(out[:, 4:4 + len(KNOTS)]), dim=1),
+            curve=torch.cumsum(F.softplus(out[:, 4 : 4 + len(KNOTS)]), dim=1),
             saturation=torch.exp(0.5 * torch.tanh(out[:, -1])),
             highlights=highlights,  # the roll-off may ask for more
             black=black,
@@ -199,8 +212,9 @@ class ToneEstimator(nn.Module):
         return torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3)), stats], dim=1)
 
 
-def target_gains(low: torch.Tensor, high: torch.Tensor, black: torch.Tensor | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def target_gains(
+    low: torch.Tensor, high: torch.Tensor, black: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The exposure and white balance that bring `low` to its target `high` (sRGB, any sizes): (B,), (B,3).
 
     Exposure matches log-average luminance (the key the prediction is relative
@@ -227,10 +241,15 @@ def mix(past: ToneParams, current: ToneParams, weight: float) -> ToneParams:
     that follows the light, not a fresh one per frame). Exposure and white balance mix in log space; the mix
     of two increasing curves is increasing."""
     blend = lambda a, b: weight * a + (1.0 - weight) * b  # noqa: E731
-    return ToneParams(blend(past.log_exposure, current.log_exposure), blend(past.log_wb, current.log_wb),
-                      blend(past.curve, current.curve), blend(past.saturation, current.saturation),
-                      blend(past.highlights, current.highlights), blend(past.black, current.black),
-                      current.keep_chroma)
+    return ToneParams(
+        blend(past.log_exposure, current.log_exposure),
+        blend(past.log_wb, current.log_wb),
+        blend(past.curve, current.curve),
+        blend(past.saturation, current.saturation),
+        blend(past.highlights, current.highlights),
+        blend(past.black, current.black),
+        current.keep_chroma,
+    )
 
 
 def gain_loss(params: ToneParams, gains: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -282,23 +301,33 @@ def roll_off_highlights(params: ToneParams, thumb: torch.Tensor, local: bool = F
     last = len(KNOTS) - 1.0
     curves, strengths = [], []
     for i, curve in enumerate(params.curve):
-        one = replace(params, log_exposure=params.log_exposure[i:i + 1], log_wb=params.log_wb[i:i + 1],
-                      curve=curve[None], saturation=params.saturation[i:i + 1], black=params.black[i:i + 1])
+        one = replace(
+            params,
+            log_exposure=params.log_exposure[i : i + 1],
+            log_wb=params.log_wb[i : i + 1],
+            curve=curve[None],
+            saturation=params.saturation[i : i + 1],
+            black=params.black[i : i + 1],
+        )
         judged = float(params.highlights[i])  # the model's own local exposure: the roll-off only adds to it
         above = torch.nonzero(curve >= KNEE)
         knee = int(above[0]) if len(above) else len(curve) - 1
         reshaped = [_run_to(curve, knee, knee + (last - knee) * f, CLIP_LEVEL - 0.005) for f in (0.25, 0.5, 0.75, 1.0)]
         reshaped += [_run_to(curve, knee, last, top) for top in (0.95, 0.9, 0.85)]
         with_reshape = LOCAL_STRENGTHS[-1] if local else judged  # a reshaped curve comes after full local strength
-        candidates = ([(curve, judged)] + [(curve, s) for s in LOCAL_STRENGTHS if local and s > judged]
-                      + [(c, with_reshape) for c in reshaped])
+        candidates = (
+            [(curve, judged)]
+            + [(curve, s) for s in LOCAL_STRENGTHS if local and s > judged]
+            + [(c, with_reshape) for c in reshaped]
+        )
         for candidate, strength in candidates:
-            developed = apply_tone(small[i:i + 1], replace(one, curve=candidate[None],
-                                                           highlights=curve.new_tensor([strength])))
+            developed = apply_tone(
+                small[i : i + 1], replace(one, curve=candidate[None], highlights=curve.new_tensor([strength]))
+            )
             blown = developed.amax(dim=1) >= CLIP_LEVEL
             if local:  # a lit region is to keep its detail, not sit just under the clip level at 240-247
                 blown |= developed.amin(dim=1) >= NEAR_WHITE
-            if float((blown & free[i:i + 1]).float().mean()) <= MAX_NEW_CLIPPED:
+            if float((blown & free[i : i + 1]).float().mean()) <= MAX_NEW_CLIPPED:
                 break
         curves.append(candidate)
         strengths.append(strength)

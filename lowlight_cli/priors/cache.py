@@ -88,8 +88,12 @@ class PriorCache:
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error):
             self.misses += 1
             return None
-        if labels.ndim != 2 or boundary.shape != labels.shape or scores.ndim != 1 \
-                or (labels.size and int(labels.max()) > scores.shape[0]):
+        if (
+            labels.ndim != 2
+            or boundary.shape != labels.shape
+            or scores.ndim != 1
+            or (labels.size and int(labels.max()) > scores.shape[0])
+        ):
             self.misses += 1
             return None
         self.hits += 1
@@ -105,9 +109,17 @@ class PriorCache:
         path = self.path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(path, suffix=".npz", fsync=False) as temp, open(temp, "wb") as file:  # readers never see half a file
-                np.savez_compressed(file, labels=prior.labels.astype(np.int32), scores=prior.scores.astype(np.float32),
-                                    boundary=prior.boundary.astype(np.float32), source=np.array(prior.source))
+            with (
+                atomic_path(path, suffix=".npz", fsync=False) as temp,
+                open(temp, "wb") as file,
+            ):  # readers never see half a file
+                np.savez_compressed(
+                    file,
+                    labels=prior.labels.astype(np.int32),
+                    scores=prior.scores.astype(np.float32),
+                    boundary=prior.boundary.astype(np.float32),
+                    source=np.array(prior.source),
+                )
         except OSError:
             self.writable = False
             return

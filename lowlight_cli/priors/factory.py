@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -14,8 +14,14 @@ from lowlight_cli.settings import PRIOR_KINDS, check_choice
 PriorFn = Callable[[np.ndarray], RegionPrior]
 
 
-def make_prior_fn(kind: str, max_regions: int, sam_model: str = "vit_b", sam_checkpoint: Path | None = None,
-                  device: str = "cpu", notify: Callable[[str], None] = lambda message: None) -> PriorFn | None:
+def make_prior_fn(
+    kind: str,
+    max_regions: int,
+    sam_model: str = "vit_b",
+    sam_checkpoint: Path | None = None,
+    device: str = "cpu",
+    notify: Callable[[str], None] = lambda message: None,
+) -> PriorFn | None:
     """A function base_rgb → RegionPrior for `kind`, or None for `--prior none`.
 
     `auto` uses SAM when its weights are already on disk (never downloads
@@ -31,8 +37,10 @@ def make_prior_fn(kind: str, max_regions: int, sam_model: str = "vit_b", sam_che
 
             producer = SamPriorProducer(sam_model, path, device=device, max_regions=max_regions)
             return producer
-        notify(f"SAM {sam_model} weights not found locally: using the built-in region prior "
-               f"(run `lowlight models download {sam_checkpoint_name(sam_model)}` to use SAM)")
+        notify(
+            f"SAM {sam_model} weights not found locally: using the built-in region prior "
+            f"(run `lowlight models download {sam_checkpoint_name(sam_model)}` to use SAM)"
+        )
     from lowlight_cli.priors.fallback import fallback_prior
 
     return lambda base_rgb: fallback_prior(base_rgb, max_regions=max_regions)

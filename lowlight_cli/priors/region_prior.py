@@ -32,7 +32,7 @@ class RegionPrior:
         return int(self.scores.shape[0])
 
     @classmethod
-    def empty(cls, height: int, width: int) -> "RegionPrior":
+    def empty(cls, height: int, width: int) -> RegionPrior:
         """No prior at all (`--prior none`): the encoder sees one blank map and no tokens."""
         return cls(
             labels=np.zeros((height, width), np.int32),
@@ -42,8 +42,9 @@ class RegionPrior:
         )
 
     @classmethod
-    def from_labels(cls, labels: np.ndarray, source: str, max_regions: int,
-                    scores: np.ndarray | None = None) -> "RegionPrior":
+    def from_labels(
+        cls, labels: np.ndarray, source: str, max_regions: int, scores: np.ndarray | None = None
+    ) -> RegionPrior:
         """Relabel any integer map (0 = no region) to 1..K by descending area, keeping at most `max_regions`.
 
         Regions past the cap become 0 ("no region"): the encoder then treats
@@ -63,7 +64,7 @@ class RegionPrior:
             new_scores = np.asarray([scores[values[i]] for i in order], np.float32)
         return cls(labels=new, scores=new_scores, boundary=boundary_map(new), source=source)
 
-    def resized(self, height: int, width: int) -> "RegionPrior":
+    def resized(self, height: int, width: int) -> RegionPrior:
         """Nearest-neighbour resize (labels must never be interpolated)."""
         import cv2
 

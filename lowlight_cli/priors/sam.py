@@ -50,6 +50,7 @@ _DEFAULT = object()
 # Running SAM at a reduced input size
 # --------------------------------------------------------------------------------------------
 
+
 def resize_sam_input(sam, encoder_size: int) -> None:
     """Make `sam` take `encoder_size`-pixel inputs instead of its native size (in place).
 
@@ -71,10 +72,17 @@ def resize_sam_input(sam, encoder_size: int) -> None:
         if original.shape[1] == grid:
             table = original
         else:
-            table = torch.nn.functional.interpolate(
-                original.permute(0, 3, 1, 2).float(), size=(grid, grid), mode="bicubic", align_corners=False,
-                antialias=grid < original.shape[1],
-            ).permute(0, 2, 3, 1).to(original.dtype)
+            table = (
+                torch.nn.functional.interpolate(
+                    original.permute(0, 3, 1, 2).float(),
+                    size=(grid, grid),
+                    mode="bicubic",
+                    align_corners=False,
+                    antialias=grid < original.shape[1],
+                )
+                .permute(0, 2, 3, 1)
+                .to(original.dtype)
+            )
         encoder.pos_embed = torch.nn.Parameter(table.contiguous(), requires_grad=False)
     encoder.img_size = encoder_size
     prompt = sam.prompt_encoder
@@ -97,6 +105,7 @@ def _mask_generator(sam, device: torch.device, **options: Any):
 
     class Predictor(SamPredictor):
         encoder_seconds = 0.0
+        features: torch.Tensor  # set by SamPredictor.set_torch_image
 
         def __init__(self, model) -> None:
             super().__init__(model)
@@ -145,8 +154,11 @@ def _file_fingerprint(path: Path) -> str:
 
 def _model_fingerprint(sam) -> str:
     digest = hashlib.sha256()
-    for tensor in (sam.image_encoder.patch_embed.proj.weight, sam.image_encoder.neck[2].weight,
-                   sam.mask_decoder.iou_prediction_head.layers[-1].weight):
+    for tensor in (
+        sam.image_encoder.patch_embed.proj.weight,
+        sam.image_encoder.neck[2].weight,
+        sam.mask_decoder.iou_prediction_head.layers[-1].weight,
+    ):
         digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
 
@@ -162,17 +174,29 @@ class SamPriorProducer:
     `last_timings` ({"encoder", "decoder", "total"} seconds) describe it.
     """
 
-    def __init__(self, sam_model: str, checkpoint: Path, device: str = "cpu", max_regions: int = 64,
-                 points_per_side: int = 8, encoder_size: int = 512, *, pred_iou_thresh: float = 0.8,
-                 stability_score_thresh: float = 0.9, box_nms_thresh: float = 0.7,
-                 mask_generator_options: dict[str, Any] | None = None, cache: Any = _DEFAULT,
-                 arch: SamArch | None = None) -> None:
+    def __init__(
+        self,
+        sam_model: str,
+        checkpoint: Path | None,
+        device: str = "cpu",
+        max_regions: int = 64,
+        points_per_side: int = 8,
+        encoder_size: int = 512,
+        *,
+        pred_iou_thresh: float = 0.8,
+        stability_score_thresh: float = 0.9,
+        box_nms_thresh: float = 0.7,
+        mask_generator_options: dict[str, Any] | None = None,
+        cache: Any = _DEFAULT,
+        arch: SamArch | None = None,
+    ) -> None:
         if arch is None and checkpoint is not None:
             validate_model_type(sam_model)
         patch = (arch or SAM_ARCHS["vit_b"]).patch_size
         if encoder_size % patch or encoder_size < 4 * patch:
-            raise UsageError(f"SAM encoder size must be a multiple of {patch} and at least {4 * patch}, "
-                             f"got {encoder_size}")
+            raise UsageError(
+                f"SAM encoder size must be a multiple of {patch} and at least {4 * patch}, got {encoder_size}"
+            )
         if max_regions < 1:
             raise UsageError(f"max_regions must be at least 1, got {max_regions}")
         if points_per_side < 1:
@@ -189,7 +213,7 @@ class SamPriorProducer:
             # All points in one batch, unless that batch's upsampled logits and their temporaries (about
             # 5 × points × 3 × encoder_size² float32) would exceed 1 GiB: the default 64 points at 512 px
             # are one batch; 256 points at 512 px peaked at 3.7 GB RSS in one batch.
-            "points_per_batch": max(16, min(points_per_side ** 2, (1 << 30) // (60 * encoder_size ** 2))),
+            "points_per_batch": max(16, min(points_per_side**2, (1 << 30) // (60 * encoder_size**2))),
             "pred_iou_thresh": pred_iou_thresh,
             "stability_score_thresh": stability_score_thresh,
             "box_nms_thresh": box_nms_thresh,
@@ -215,7 +239,7 @@ class SamPriorProducer:
         self.last_timings: dict[str, float] = {}
 
     @classmethod
-    def from_model(cls, sam, sam_model: str = "vit_b", **kwargs: Any) -> "SamPriorProducer":
+    def from_model(cls, sam, sam_model: str = "vit_b", **kwargs: Any) -> SamPriorProducer:
         """A producer around an already-built segment-anything `Sam` (adapted in place to encoder_size)."""
         producer = cls(sam_model, None, **kwargs)
         producer._sam = sam.to(producer.device).eval()
@@ -225,8 +249,11 @@ class SamPriorProducer:
     def identity(self) -> str:
         """What determines this producer's output, for the prior cache."""
         if self._fingerprint is None:
-            self._fingerprint = (_file_fingerprint(self.checkpoint) if self._sam is None and self.checkpoint
-                                 else _model_fingerprint(self.sam))
+            self._fingerprint = (
+                _file_fingerprint(self.checkpoint)
+                if self._sam is None and self.checkpoint
+                else _model_fingerprint(self.sam)
+            )
         settings = ",".join(f"{key}={self.options[key]}" for key in sorted(self.options) if key != "points_per_batch")
         return f"sam:{self.sam_model}:{self._fingerprint}|enc={self.encoder_size}|max={self.max_regions}|{settings}"
 
@@ -304,15 +331,17 @@ class SamPriorProducer:
             with torch.inference_mode():
                 masks = generator.generate(image)
         except torch.OutOfMemoryError:
-            raise DeviceError(f"out of memory running SAM on {self.device}: use --device cpu or a smaller "
-                              "SAM (--sam-model vit_b)") from None
+            raise DeviceError(
+                f"out of memory running SAM on {self.device}: use --device cpu or a smaller SAM (--sam-model vit_b)"
+            ) from None
         elapsed = time.perf_counter() - start
         encoder = generator.predictor.encoder_seconds
         self.last_timings = {"encoder": encoder, "decoder": elapsed - encoder}
         self.last_masks = len(masks)
         labels, scores = paint_masks(masks, *image.shape[:2])
-        return RegionPrior.from_labels(labels, source=f"sam:{self.sam_model}", max_regions=self.max_regions,
-                                       scores=scores)
+        return RegionPrior.from_labels(
+            labels, source=f"sam:{self.sam_model}", max_regions=self.max_regions, scores=scores
+        )
 
 
 __all__ = ["SamPriorProducer", "resize_sam_input", "paint_masks"]

@@ -15,11 +15,12 @@ can execute code from a pickle).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Literal, overload
 
 import torch
 from torch import Tensor
@@ -123,49 +124,66 @@ def _sam(arch: SamArch, grid: int, Sam, ImageEncoderViT, MaskDecoder, PromptEnco
 # Renaming rules, HF `SamModel` → segment-anything `Sam`. Each regex must match a whole key.
 # --------------------------------------------------------------------------------------------
 _WB = r"(weight|bias)"
-_RULES: list[tuple[re.Pattern[str], str]] = [(re.compile(p), r) for p, r in [
-    # Image encoder (ViT backbone): vision_encoder → image_encoder, layers → blocks, layer_norm → norm.
-    (rf"vision_encoder\.patch_embed\.projection\.{_WB}", r"image_encoder.patch_embed.proj.\1"),
-    (r"vision_encoder\.pos_embed", r"image_encoder.pos_embed"),
-    (rf"vision_encoder\.layers\.(\d+)\.layer_norm([12])\.{_WB}", r"image_encoder.blocks.\1.norm\2.\3"),
-    (rf"vision_encoder\.layers\.(\d+)\.attn\.(qkv|proj)\.{_WB}", r"image_encoder.blocks.\1.attn.\2.\3"),
-    (r"vision_encoder\.layers\.(\d+)\.attn\.rel_pos_([hw])", r"image_encoder.blocks.\1.attn.rel_pos_\2"),
-    (rf"vision_encoder\.layers\.(\d+)\.mlp\.(lin[12])\.{_WB}", r"image_encoder.blocks.\1.mlp.\2.\3"),
-    # Neck: named modules → nn.Sequential indices (conv, LayerNorm2d, conv, LayerNorm2d; convs have no bias).
-    (r"vision_encoder\.neck\.conv1\.weight", r"image_encoder.neck.0.weight"),
-    (rf"vision_encoder\.neck\.layer_norm1\.{_WB}", r"image_encoder.neck.1.\1"),
-    (r"vision_encoder\.neck\.conv2\.weight", r"image_encoder.neck.2.weight"),
-    (rf"vision_encoder\.neck\.layer_norm2\.{_WB}", r"image_encoder.neck.3.\1"),
-    # Prompt encoder. HF keeps the random-Fourier matrix at the top level (shared with the prompt encoder).
-    (r"shared_image_embedding\.positional_embedding", r"prompt_encoder.pe_layer.positional_encoding_gaussian_matrix"),
-    (r"prompt_encoder\.point_embed\.(\d+)\.weight", r"prompt_encoder.point_embeddings.\1.weight"),
-    (r"prompt_encoder\.(not_a_point_embed|no_mask_embed)\.weight", r"prompt_encoder.\1.weight"),
-    # Mask embedding: nn.Sequential(conv, LN2d, GELU, conv, LN2d, GELU, conv) → indices 0, 1, 3, 4, 6.
-    (rf"prompt_encoder\.mask_embed\.conv1\.{_WB}", r"prompt_encoder.mask_downscaling.0.\1"),
-    (rf"prompt_encoder\.mask_embed\.layer_norm1\.{_WB}", r"prompt_encoder.mask_downscaling.1.\1"),
-    (rf"prompt_encoder\.mask_embed\.conv2\.{_WB}", r"prompt_encoder.mask_downscaling.3.\1"),
-    (rf"prompt_encoder\.mask_embed\.layer_norm2\.{_WB}", r"prompt_encoder.mask_downscaling.4.\1"),
-    (rf"prompt_encoder\.mask_embed\.conv3\.{_WB}", r"prompt_encoder.mask_downscaling.6.\1"),
-    # Mask decoder: tokens and the two-way transformer (same names except layer_norm → norm).
-    (r"mask_decoder\.(iou_token|mask_tokens)\.weight", r"mask_decoder.\1.weight"),
-    (rf"mask_decoder\.transformer\.layers\.(\d+)\.(self_attn|cross_attn_token_to_image|cross_attn_image_to_token)"
-     rf"\.([qkv]_proj|out_proj)\.{_WB}", r"mask_decoder.transformer.layers.\1.\2.\3.\4"),
-    (rf"mask_decoder\.transformer\.layers\.(\d+)\.layer_norm([1-4])\.{_WB}",
-     r"mask_decoder.transformer.layers.\1.norm\2.\3"),
-    (rf"mask_decoder\.transformer\.layers\.(\d+)\.mlp\.(lin[12])\.{_WB}",
-     r"mask_decoder.transformer.layers.\1.mlp.\2.\3"),
-    (rf"mask_decoder\.transformer\.final_attn_token_to_image\.([qkv]_proj|out_proj)\.{_WB}",
-     r"mask_decoder.transformer.final_attn_token_to_image.\1.\2"),
-    (rf"mask_decoder\.transformer\.layer_norm_final_attn\.{_WB}", r"mask_decoder.transformer.norm_final_attn.\1"),
-    # Upscaling: nn.Sequential(convT, LN2d, GELU, convT, GELU) → indices 0, 1, 3.
-    (rf"mask_decoder\.upscale_conv1\.{_WB}", r"mask_decoder.output_upscaling.0.\1"),
-    (rf"mask_decoder\.upscale_layer_norm\.{_WB}", r"mask_decoder.output_upscaling.1.\1"),
-    (rf"mask_decoder\.upscale_conv2\.{_WB}", r"mask_decoder.output_upscaling.3.\1"),
-]]
+_RULES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(p), r)
+    for p, r in [
+        # Image encoder (ViT backbone): vision_encoder → image_encoder, layers → blocks, layer_norm → norm.
+        (rf"vision_encoder\.patch_embed\.projection\.{_WB}", r"image_encoder.patch_embed.proj.\1"),
+        (r"vision_encoder\.pos_embed", r"image_encoder.pos_embed"),
+        (rf"vision_encoder\.layers\.(\d+)\.layer_norm([12])\.{_WB}", r"image_encoder.blocks.\1.norm\2.\3"),
+        (rf"vision_encoder\.layers\.(\d+)\.attn\.(qkv|proj)\.{_WB}", r"image_encoder.blocks.\1.attn.\2.\3"),
+        (r"vision_encoder\.layers\.(\d+)\.attn\.rel_pos_([hw])", r"image_encoder.blocks.\1.attn.rel_pos_\2"),
+        (rf"vision_encoder\.layers\.(\d+)\.mlp\.(lin[12])\.{_WB}", r"image_encoder.blocks.\1.mlp.\2.\3"),
+        # Neck: named modules → nn.Sequential indices (conv, LayerNorm2d, conv, LayerNorm2d; convs have no bias).
+        (r"vision_encoder\.neck\.conv1\.weight", r"image_encoder.neck.0.weight"),
+        (rf"vision_encoder\.neck\.layer_norm1\.{_WB}", r"image_encoder.neck.1.\1"),
+        (r"vision_encoder\.neck\.conv2\.weight", r"image_encoder.neck.2.weight"),
+        (rf"vision_encoder\.neck\.layer_norm2\.{_WB}", r"image_encoder.neck.3.\1"),
+        # Prompt encoder. HF keeps the random-Fourier matrix at the top level (shared with the prompt encoder).
+        (
+            r"shared_image_embedding\.positional_embedding",
+            r"prompt_encoder.pe_layer.positional_encoding_gaussian_matrix",
+        ),
+        (r"prompt_encoder\.point_embed\.(\d+)\.weight", r"prompt_encoder.point_embeddings.\1.weight"),
+        (r"prompt_encoder\.(not_a_point_embed|no_mask_embed)\.weight", r"prompt_encoder.\1.weight"),
+        # Mask embedding: nn.Sequential(conv, LN2d, GELU, conv, LN2d, GELU, conv) → indices 0, 1, 3, 4, 6.
+        (rf"prompt_encoder\.mask_embed\.conv1\.{_WB}", r"prompt_encoder.mask_downscaling.0.\1"),
+        (rf"prompt_encoder\.mask_embed\.layer_norm1\.{_WB}", r"prompt_encoder.mask_downscaling.1.\1"),
+        (rf"prompt_encoder\.mask_embed\.conv2\.{_WB}", r"prompt_encoder.mask_downscaling.3.\1"),
+        (rf"prompt_encoder\.mask_embed\.layer_norm2\.{_WB}", r"prompt_encoder.mask_downscaling.4.\1"),
+        (rf"prompt_encoder\.mask_embed\.conv3\.{_WB}", r"prompt_encoder.mask_downscaling.6.\1"),
+        # Mask decoder: tokens and the two-way transformer (same names except layer_norm → norm).
+        (r"mask_decoder\.(iou_token|mask_tokens)\.weight", r"mask_decoder.\1.weight"),
+        (
+            rf"mask_decoder\.transformer\.layers\.(\d+)\.(self_attn|cross_attn_token_to_image|cross_attn_image_to_token)"
+            rf"\.([qkv]_proj|out_proj)\.{_WB}",
+            r"mask_decoder.transformer.layers.\1.\2.\3.\4",
+        ),
+        (
+            rf"mask_decoder\.transformer\.layers\.(\d+)\.layer_norm([1-4])\.{_WB}",
+            r"mask_decoder.transformer.layers.\1.norm\2.\3",
+        ),
+        (
+            rf"mask_decoder\.transformer\.layers\.(\d+)\.mlp\.(lin[12])\.{_WB}",
+            r"mask_decoder.transformer.layers.\1.mlp.\2.\3",
+        ),
+        (
+            rf"mask_decoder\.transformer\.final_attn_token_to_image\.([qkv]_proj|out_proj)\.{_WB}",
+            r"mask_decoder.transformer.final_attn_token_to_image.\1.\2",
+        ),
+        (rf"mask_decoder\.transformer\.layer_norm_final_attn\.{_WB}", r"mask_decoder.transformer.norm_final_attn.\1"),
+        # Upscaling: nn.Sequential(convT, LN2d, GELU, convT, GELU) → indices 0, 1, 3.
+        (rf"mask_decoder\.upscale_conv1\.{_WB}", r"mask_decoder.output_upscaling.0.\1"),
+        (rf"mask_decoder\.upscale_layer_norm\.{_WB}", r"mask_decoder.output_upscaling.1.\1"),
+        (rf"mask_decoder\.upscale_conv2\.{_WB}", r"mask_decoder.output_upscaling.3.\1"),
+    ]
+]
 
 # Hypernetwork MLPs and the IoU head: HF `proj_in, layers.0..n-3, proj_out` → segment-anything `layers.0..n-1`.
-_MLP = re.compile(rf"(mask_decoder\.(?:output_hypernetworks_mlps\.\d+|iou_prediction_head))"
-                  rf"\.(proj_in|layers\.(\d+)|proj_out)\.{_WB}")
+_MLP = re.compile(
+    rf"(mask_decoder\.(?:output_hypernetworks_mlps\.\d+|iou_prediction_head))"
+    rf"\.(proj_in|layers\.(\d+)|proj_out)\.{_WB}"
+)
 
 # The HF tensor duplicated by weight tying: `SamModel` ties the prompt encoder's copy of the Fourier
 # matrix to `shared_image_embedding.positional_embedding` (the tie's source); segment-anything has one
@@ -177,8 +195,13 @@ _HF_PE = "shared_image_embedding.positional_embedding"
 # exports of the original checkpoints include them; HF does the normalisation in its image processor.
 _SA_EXTRA = ("pixel_mean", "pixel_std")
 
-_HF_PREFIXES = ("vision_encoder.", "shared_image_embedding.", "prompt_encoder.point_embed.",
-                "prompt_encoder.mask_embed.", "prompt_encoder.shared_embedding.")
+_HF_PREFIXES = (
+    "vision_encoder.",
+    "shared_image_embedding.",
+    "prompt_encoder.point_embed.",
+    "prompt_encoder.mask_embed.",
+    "prompt_encoder.shared_embedding.",
+)
 
 
 def is_hf_sam_state(state: Mapping[str, object] | Iterable[str]) -> bool:
@@ -232,8 +255,10 @@ def convert_hf_to_segment_anything(state: dict[str, Tensor]) -> dict[str, Tensor
     """
     renamed, dropped, unknown = hf_key_map(state)
     if unknown:
-        raise WeightsError(f"cannot convert {len(unknown)} tensor(s) of the Hugging Face SAM checkpoint "
-                           f"(e.g. {unknown[0]}): not a SamModel checkpoint")
+        raise WeightsError(
+            f"cannot convert {len(unknown)} tensor(s) of the Hugging Face SAM checkpoint "
+            f"(e.g. {unknown[0]}): not a SamModel checkpoint"
+        )
     # When both Fourier matrices are stored, the tie's source wins, as it does when SamModel loads the file.
     return {renamed[key]: value for key, value in state.items() if key in renamed}
 
@@ -249,6 +274,7 @@ def to_segment_anything_names(state: dict[str, Tensor]) -> dict[str, Tensor]:
 # Loading
 # --------------------------------------------------------------------------------------------
 
+
 def _guess_model_type(shapes: Mapping[str, tuple[int, ...]]) -> str | None:
     """Which released SAM a checkpoint's shapes belong to (by the ViT width), if any."""
     shape = shapes.get("image_encoder.patch_embed.proj.weight")
@@ -261,16 +287,20 @@ def _guess_model_type(shapes: Mapping[str, tuple[int, ...]]) -> str | None:
     return None
 
 
-def check_shapes(expected: Mapping[str, tuple[int, ...]], found: Mapping[str, tuple[int, ...]],
-                 model_type: str, path: Path) -> None:
+def check_shapes(
+    expected: Mapping[str, tuple[int, ...]], found: Mapping[str, tuple[int, ...]], model_type: str, path: Path
+) -> None:
     """`WeightsError` (one line) unless `found` has exactly `expected`'s names and shapes."""
     missing = [key for key in expected if key not in found]
     unexpected = [key for key in found if key not in expected]
     mismatched = [key for key in expected if key in found and tuple(found[key]) != tuple(expected[key])]
     if not (missing or unexpected or mismatched):
         return
-    parts = [f"{len(items)} {what}" for items, what in
-             ((mismatched, "with other shapes"), (missing, "missing"), (unexpected, "unexpected")) if items]
+    parts = [
+        f"{len(items)} {what}"
+        for items, what in ((mismatched, "with other shapes"), (missing, "missing"), (unexpected, "unexpected"))
+        if items
+    ]
     if mismatched:
         key = mismatched[0]
         example = f"{key} is {tuple(found[key])} in the file but {tuple(expected[key])} in {model_type}"
@@ -279,12 +309,16 @@ def check_shapes(expected: Mapping[str, tuple[int, ...]], found: Mapping[str, tu
     else:
         example = f"{unexpected[0]} is not part of SAM"
     guess = _guess_model_type(found)
-    hint = (f"; it looks like a {guess} checkpoint: use --sam-model {guess}" if guess and guess != model_type
-            else "")
-    raise WeightsError(f"SAM checkpoint {path} does not match {model_type} "
-                       f"(tensors: {', '.join(parts)}; e.g. {example}){hint}")
+    hint = f"; it looks like a {guess} checkpoint: use --sam-model {guess}" if guess and guess != model_type else ""
+    raise WeightsError(
+        f"SAM checkpoint {path} does not match {model_type} (tensors: {', '.join(parts)}; e.g. {example}){hint}"
+    )
 
 
+@overload
+def read_safetensors(path: Path, *, header_only: Literal[True]) -> dict[str, tuple[int, ...]]: ...
+@overload
+def read_safetensors(path: Path, *, header_only: Literal[False] = False) -> dict[str, Tensor]: ...
 def read_safetensors(path: Path, *, header_only: bool = False) -> dict[str, Tensor] | dict[str, tuple[int, ...]]:
     """Tensors (or just their shapes) of a local .safetensors file; `WeightsError` for anything else."""
     from safetensors import safe_open
@@ -295,8 +329,10 @@ def read_safetensors(path: Path, *, header_only: bool = False) -> dict[str, Tens
     with open(path, "rb") as handle:
         head = handle.read(8)
     if head[:2] == b"PK" or head[:1] == b"\x80":
-        raise WeightsError(f"SAM checkpoint {path} is a PyTorch pickle (.pth), not .safetensors: "
-                           "use the Hugging Face model.safetensors (`lowlight models download`) or convert it")
+        raise WeightsError(
+            f"SAM checkpoint {path} is a PyTorch pickle (.pth), not .safetensors: "
+            "use the Hugging Face model.safetensors (`lowlight models download`) or convert it"
+        )
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             if header_only:
@@ -304,8 +340,10 @@ def read_safetensors(path: Path, *, header_only: bool = False) -> dict[str, Tens
             return {key: handle.get_tensor(key) for key in handle.keys()}
     except Exception as error:  # SafetensorError, OSError, ValueError...: the message names the defect
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise WeightsError(f"SAM checkpoint {path} is not a valid .safetensors file "
-                           f"(truncated or another format: {reason}); download it again") from None
+        raise WeightsError(
+            f"SAM checkpoint {path} is not a valid .safetensors file "
+            f"(truncated or another format: {reason}); download it again"
+        ) from None
 
 
 def validate_model_type(model_type: str) -> None:
@@ -325,8 +363,10 @@ def check_checkpoint(model_type: str, path: Path, model=None) -> None:
     if is_hf_sam_state(shapes):
         renamed, _, unknown = hf_key_map(shapes)
         if unknown:
-            raise WeightsError(f"cannot convert {len(unknown)} tensor(s) of the Hugging Face SAM checkpoint "
-                               f"{path} (e.g. {unknown[0]}): not a SamModel checkpoint")
+            raise WeightsError(
+                f"cannot convert {len(unknown)} tensor(s) of the Hugging Face SAM checkpoint "
+                f"{path} (e.g. {unknown[0]}): not a SamModel checkpoint"
+            )
         shapes = {renamed[key]: shape for key, shape in shapes.items() if key in renamed}
     shapes = {key: shape for key, shape in shapes.items() if key not in _SA_EXTRA}
     check_shapes(expected_shapes(model_type, model), shapes, model_type, Path(path))
@@ -350,13 +390,18 @@ def load_sam(model_type: str, path: Path, device: str | torch.device = "cpu", mo
             raise WeightsError(f"SAM checkpoint {path}: tensor {key} has dtype {value.dtype}, expected floats")
     sam = build_sam(SAM_ARCHS[model_type], meta=True) if model is None else model
     assign = any(tensor.is_meta for tensor in sam.state_dict().values())
-    check_shapes({key: tuple(value.shape) for key, value in sam.state_dict().items()},
-                 {key: tuple(value.shape) for key, value in state.items()}, model_type, path)
+    check_shapes(
+        {key: tuple(value.shape) for key, value in sam.state_dict().items()},
+        {key: tuple(value.shape) for key, value in state.items()},
+        model_type,
+        path,
+    )
     if assign:  # parameters are on the meta device: adopt the file's tensors (as float32)
         state = {key: value.float() for key, value in state.items()}
     try:
         sam.load_state_dict(state, strict=True, assign=assign)
     except RuntimeError as error:  # check_shapes should have caught everything; keep the message one line
-        raise WeightsError(f"SAM checkpoint {path} does not load into {model_type}: "
-                           f"{str(error).splitlines()[0]}") from None
+        raise WeightsError(
+            f"SAM checkpoint {path} does not load into {model_type}: {str(error).splitlines()[0]}"
+        ) from None
     return sam.to(device).eval()

@@ -19,10 +19,11 @@ import math
 import multiprocessing
 import queue
 import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -81,7 +82,7 @@ def load_rgb8(path: Path) -> np.ndarray:
 
 
 # What a forked start-up worker needs; set just before the fork and inherited, since closures do not pickle.
-_LOADER: dict[str, object] = {}
+_LOADER: dict[str, Any] = {}
 
 
 @contextlib.contextmanager
@@ -107,8 +108,11 @@ def load_item(job: tuple) -> PairedImage | NormalImage | None:
     do not depend on how many workers share the start-up.
     """
     prior_fn, brightness = _LOADER["prior_fn"], _LOADER["brightness"]
-    label = (lambda low: prior_labels(low, prior_fn, brightness)) if prior_fn else (
-        lambda image: np.zeros(image.shape[:2], np.int32))
+    label = (
+        (lambda low: prior_labels(low, prior_fn, brightness))
+        if prior_fn
+        else (lambda image: np.zeros(image.shape[:2], np.int32))
+    )
     if job[0] == "pair":
         _, low_path, high_path, group = job
         low, high = load_rgb8(low_path), load_rgb8(high_path)
@@ -116,8 +120,11 @@ def load_item(job: tuple) -> PairedImage | NormalImage | None:
     _, path, index = job
     high = load_rgb8(path)
     rng = np.random.default_rng((0, index))
-    return NormalImage(high, label(darken(high.astype(np.float32) / 255.0, DarkeningParams.sample(rng), rng)),
-                       may_stay=not path.name.startswith(UNCHANGED_CHECK))
+    return NormalImage(
+        high,
+        label(darken(high.astype(np.float32) / 255.0, DarkeningParams.sample(rng), rng)),
+        may_stay=not path.name.startswith(UNCHANGED_CHECK),
+    )
 
 
 def load_all(jobs: list[tuple], prior_fn: PriorFn | None, brightness: float, workers: int) -> list:
@@ -144,8 +151,9 @@ DEGRADE_MARGIN = 32
 DEGRADE_GRID = 16
 
 
-def degrade_window(image: np.ndarray, window: tuple[slice, slice], degrade: Callable[[np.ndarray], np.ndarray]
-                   ) -> np.ndarray:
+def degrade_window(
+    image: np.ndarray, window: tuple[slice, slice], degrade: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
     """`degrade` applied to `image[window]` plus a grid-aligned margin, returning the window's pixels."""
     rows, cols = window
     grid = DEGRADE_GRID
@@ -154,16 +162,26 @@ def degrade_window(image: np.ndarray, window: tuple[slice, slice], degrade: Call
     bottom = min(image.shape[0], -(-(rows.stop + DEGRADE_MARGIN) // grid) * grid)
     right = min(image.shape[1], -(-(cols.stop + DEGRADE_MARGIN) // grid) * grid)
     out = degrade(image[top:bottom, left:right])
-    return out[rows.start - top:rows.stop - top, cols.start - left:cols.stop - left]
+    return out[rows.start - top : rows.stop - top, cols.start - left : cols.stop - left]
 
 
 class TrainingData:
     """All training images in memory, with priors, and a crop sampler."""
 
-    def __init__(self, folders: list[Path], prior_fn: PriorFn | None, target_brightness: float,
-                 crop: int, real_fraction: float = 0.5, prior_dropout: float = 0.15,
-                 log: Callable[[str], None] = print, workers: int = 0, mild_share: float = 0.2,
-                 unchanged_share: float = 0.1, native_share: float = 0.0) -> None:
+    def __init__(
+        self,
+        folders: list[Path],
+        prior_fn: PriorFn | None,
+        target_brightness: float,
+        crop: int,
+        real_fraction: float = 0.5,
+        prior_dropout: float = 0.15,
+        log: Callable[[str], None] = print,
+        workers: int = 0,
+        mild_share: float = 0.2,
+        unchanged_share: float = 0.1,
+        native_share: float = 0.0,
+    ) -> None:
         self.crop = crop
         # Share of crops cut at the photo's own pixels, not downscaled: small photos are sampled at their own
         # size, with all of their noise, which downscaled crops average away.
@@ -223,8 +241,7 @@ class TrainingData:
         cols = slice(int(x * width / new_w), min(width, round((x + self.crop) * width / new_w)))
         return rows, cols
 
-    def _fit(self, images: list[np.ndarray], labels: np.ndarray, flip: bool
-             ) -> tuple[list[np.ndarray], np.ndarray]:
+    def _fit(self, images: list[np.ndarray], labels: np.ndarray, flip: bool) -> tuple[list[np.ndarray], np.ndarray]:
         """Source windows resized to the crop, mirrored when `flip`."""
         size = (self.crop, self.crop)
         images = [cv2.resize(im, size, interpolation=cv2.INTER_AREA) for im in images]
@@ -253,14 +270,15 @@ class TrainingData:
     def _thumbnail(self, image: np.ndarray) -> np.ndarray:
         return cv2.resize(image, (THUMB, THUMB), interpolation=cv2.INTER_AREA)
 
-    def _synthetic_thumbnail(self, high: np.ndarray, params: DarkeningParams | None,
-                             rng: np.random.Generator) -> np.ndarray:
+    def _synthetic_thumbnail(
+        self, high: np.ndarray, params: DarkeningParams | None, rng: np.random.Generator
+    ) -> np.ndarray:
         """The whole photo's degradation at thumbnail size: area averaging divides noise variance by the
         area factor, so the noise is scaled as if the full-size degraded photo had been shrunk."""
         small = self._thumbnail(high)
         if params is None:
             return small
-        area = high.shape[0] * high.shape[1] / THUMB ** 2
+        area = high.shape[0] * high.shape[1] / THUMB**2
         scaled = dataclasses.replace(params, shot=params.shot / area, read=params.read / math.sqrt(area))
         return darken(small.astype(np.float32) / 255.0, scaled, rng)
 
@@ -270,19 +288,22 @@ class TrainingData:
         whole target, whose exposure and white balance the base is developed at in training."""
         if rng.random() < self.real_fraction:
             item = self._real(rng)
-            window = self._window(*item.labels.shape, rng)
+            window = self._window(*cast(tuple[int, int], item.labels.shape), rng)
             if rng.random() < 0.5:  # the same cast (seeded) on the crop and on the whole photo
-                cast_seed = int(rng.integers(2 ** 31))
+                cast_seed = int(rng.integers(2**31))
                 low = degrade_window(item.low, window, lambda im: recast(im, np.random.default_rng(cast_seed)))
                 thumb = recast(self._thumbnail(item.low), np.random.default_rng(cast_seed), extra_noise=0.0)
             else:
                 low, thumb = item.low[window], self._thumbnail(item.low)
         else:
             item = self.normal[int(rng.integers(len(self.normal)))]
-            window = self._window(*item.labels.shape, rng)
+            window = self._window(*cast(tuple[int, int], item.labels.shape), rng)
             params = self._darkening(rng, item)
-            low = item.high[window] if params is None else degrade_window(
-                item.high, window, lambda im: darken(im.astype(np.float32) / 255.0, params, rng))
+            low = (
+                item.high[window]
+                if params is None
+                else degrade_window(item.high, window, lambda im: darken(im.astype(np.float32) / 255.0, params, rng))
+            )
             thumb = self._synthetic_thumbnail(item.high, params, rng)
         flip = rng.random() < 0.5
         (low, high), labels = self._fit([low, item.high[window]], item.labels[window], flip)
@@ -317,14 +338,22 @@ class TrainingData:
             low, high = low[:, ::-1], high[:, ::-1]
         return {"low": to_chw(low), "high": to_chw(high)}
 
-    def batch(self, rng: np.random.Generator, batch_size: int, max_regions: int, frames: bool = False
-              ) -> dict[str, torch.Tensor]:
+    def batch(
+        self, rng: np.random.Generator, batch_size: int, max_regions: int, frames: bool = False
+    ) -> dict[str, torch.Tensor]:
         """`batch_size` crops, or whole frames for the tone branch when `frames`."""
         items = [self.frame(rng) if frames else self.sample(rng, max_regions) for _ in range(batch_size)]
         return {k: torch.stack([it[k] for it in items]) for k in items[0]}
 
-    def batches(self, batch_size: int, max_regions: int, seed: int, workers: int = 0, pin_memory: bool = False,
-                frames: bool = False) -> Iterator[dict[str, torch.Tensor]]:
+    def batches(
+        self,
+        batch_size: int,
+        max_regions: int,
+        seed: int,
+        workers: int = 0,
+        pin_memory: bool = False,
+        frames: bool = False,
+    ) -> Iterator[dict[str, torch.Tensor]]:
         """Endless batches, made ahead of the model so it never waits on numpy.
 
         With `workers` > 0, forked processes each draw whole batches from their
@@ -337,8 +366,14 @@ class TrainingData:
         """
         if workers > 0:
             loader = torch.utils.data.DataLoader(
-                _BatchStream(self, batch_size, max_regions, seed, frames), batch_size=None, num_workers=workers,
-                prefetch_factor=2, persistent_workers=True, multiprocessing_context="fork", pin_memory=pin_memory)
+                _BatchStream(self, batch_size, max_regions, seed, frames),
+                batch_size=None,
+                num_workers=workers,
+                prefetch_factor=2,
+                persistent_workers=True,
+                multiprocessing_context="fork",
+                pin_memory=pin_memory,
+            )
             with single_threaded_opencv():
                 stream = iter(loader)  # the workers are forked here
             yield from stream

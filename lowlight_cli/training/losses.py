@@ -15,7 +15,9 @@ import torch.nn.functional as F
 from lowlight_cli.models.prior_encoder import region_stats
 
 
-def semantic_context_loss(pred: torch.Tensor, target: torch.Tensor, labels: torch.Tensor, num_labels: int) -> torch.Tensor:
+def semantic_context_loss(
+    pred: torch.Tensor, target: torch.Tensor, labels: torch.Tensor, num_labels: int
+) -> torch.Tensor:
     """Area-weighted L1 between per-region mean and std of `pred` and `target` (regions > 0 only)."""
     pred_mean, pred_std, counts = region_stats(pred, labels, num_labels)
     target_mean, target_std, _ = region_stats(target, labels, num_labels)
@@ -31,7 +33,7 @@ def diffusion_loss(x0_pred: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
 
 def _gaussian_window(device: torch.device, dtype: torch.dtype, size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     coords = torch.arange(size, device=device, dtype=dtype) - size // 2
-    g = torch.exp(-coords ** 2 / (2 * sigma ** 2))
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
     return (g / g.sum()).view(1, 1, 1, size)
 
 
@@ -45,7 +47,7 @@ def ssim_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         x = F.conv2d(x, g.expand(channels, 1, 1, -1), groups=channels)
         return F.conv2d(x, g.transpose(-1, -2).expand(channels, 1, -1, 1), groups=channels)
 
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    c1, c2 = 0.01**2, 0.03**2
     mx, my = blur(pred), blur(target)
     sxx, syy, sxy = blur(pred * pred) - mx * mx, blur(target * target) - my * my, blur(pred * target) - mx * my
     ssim_map = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
@@ -58,8 +60,9 @@ def colour_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (1.0 - F.cosine_similarity(pred + 1e-3, target + 1e-3, dim=1)).mean()
 
 
-def structure_and_colour(pred: torch.Tensor, target: torch.Tensor, ssim_weight: float,
-                         colour_weight: float) -> torch.Tensor:
+def structure_and_colour(
+    pred: torch.Tensor, target: torch.Tensor, ssim_weight: float, colour_weight: float
+) -> torch.Tensor:
     """The weighted structure (SSIM) and colour terms (zero when both weights are)."""
     loss = pred.new_zeros(())
     if ssim_weight:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from lowlight_cli.errors import OutputError, UsageError
 from lowlight_cli.models.config import ModelConfig
@@ -39,47 +40,58 @@ class TrainRequest:
     device: str
 
     @classmethod
-    def from_options(cls, **values: Any) -> "TrainRequest":
+    def from_options(cls, **values: Any) -> TrainRequest:
         """Sort the command's options into the run's and the rest."""
         own = {item.name for item in fields(TrainOptions)} - {"device", "workers", "config"}
-        return cls(TrainOptions(**{k: v for k, v in values.items() if k in own}),
-                   **{k: v for k, v in values.items() if k not in own})
+        return cls(
+            TrainOptions(**{k: v for k, v in values.items() if k in own}),
+            **{k: v for k, v in values.items() if k not in own},
+        )
 
     def validate(self) -> None:
         """Refuse option values the run cannot use, naming the option."""
         run = self.run
-        checks = [(run.steps >= 1, f"--steps must be at least 1, got {run.steps}"),
-                  (run.stop_at is None or run.stop_at >= 1, f"--stop-at must be at least 1, got {run.stop_at}"),
-                  (run.batch_size >= 1, f"--batch-size must be at least 1, got {run.batch_size}"),
-                  (run.crop >= 16 and run.crop % 8 == 0,
-                   f"--crop must be a multiple of 8 and at least 16, got {run.crop}"),
-                  (run.lr > 0, f"--lr must be positive, got {run.lr}"),
-                  (run.tone_steps >= 0, f"--tone-steps must be at least 0, got {run.tone_steps}"),
-                  (run.tone_parts in {"all", "look"}, f"--tone-parts must be all or look, got {run.tone_parts}"),
-                  (run.tone_parts == "all" or self.look, "--tone-parts look needs the look head (--look)"),
-                  (self.tone or not run.tone_steps, "--tone-steps needs a tone branch: use --tone-steps 0 with --no-tone"),
-                  (run.ssim_weight >= 0 and run.colour_weight >= 0,
-                   "--ssim-weight and --colour-weight must be at least 0"),
-                  (run.semantic_weight >= 0, f"--semantic-weight must be at least 0, got {run.semantic_weight}"),
-                  (0 <= run.final_step_share <= 1,
-                   f"--final-step-share must be in [0, 1], got {run.final_step_share}"),
-                  (0 <= run.refine_share <= 1 - run.final_step_share,
-                   f"--refine-share must be in [0, 1 - --final-step-share], got {run.refine_share}"),
-                  (not (run.refine_share and self.no_diffusion),
-                   "--refine-share needs a diffusion model (not --no-diffusion)"),
-                  (0 <= run.native_share <= 1, f"--native-share must be in [0, 1], got {run.native_share}"),
-                  (run.save_every >= 1, f"--save-every must be at least 1, got {run.save_every}"),
-                  (self.threads >= 0, f"--threads must be at least 0, got {self.threads}"),
-                  (self.workers is None or self.workers >= 0, f"--workers must be at least 0, got {self.workers}")]
+        checks = [
+            (run.steps >= 1, f"--steps must be at least 1, got {run.steps}"),
+            (run.stop_at is None or run.stop_at >= 1, f"--stop-at must be at least 1, got {run.stop_at}"),
+            (run.batch_size >= 1, f"--batch-size must be at least 1, got {run.batch_size}"),
+            (run.crop >= 16 and run.crop % 8 == 0, f"--crop must be a multiple of 8 and at least 16, got {run.crop}"),
+            (run.lr > 0, f"--lr must be positive, got {run.lr}"),
+            (run.tone_steps >= 0, f"--tone-steps must be at least 0, got {run.tone_steps}"),
+            (run.tone_parts in {"all", "look"}, f"--tone-parts must be all or look, got {run.tone_parts}"),
+            (run.tone_parts == "all" or self.look, "--tone-parts look needs the look head (--look)"),
+            (self.tone or not run.tone_steps, "--tone-steps needs a tone branch: use --tone-steps 0 with --no-tone"),
+            (run.ssim_weight >= 0 and run.colour_weight >= 0, "--ssim-weight and --colour-weight must be at least 0"),
+            (run.semantic_weight >= 0, f"--semantic-weight must be at least 0, got {run.semantic_weight}"),
+            (0 <= run.final_step_share <= 1, f"--final-step-share must be in [0, 1], got {run.final_step_share}"),
+            (
+                0 <= run.refine_share <= 1 - run.final_step_share,
+                f"--refine-share must be in [0, 1 - --final-step-share], got {run.refine_share}",
+            ),
+            (
+                not (run.refine_share and self.no_diffusion),
+                "--refine-share needs a diffusion model (not --no-diffusion)",
+            ),
+            (0 <= run.native_share <= 1, f"--native-share must be in [0, 1], got {run.native_share}"),
+            (run.save_every >= 1, f"--save-every must be at least 1, got {run.save_every}"),
+            (self.threads >= 0, f"--threads must be at least 0, got {self.threads}"),
+            (self.workers is None or self.workers >= 0, f"--workers must be at least 0, got {self.workers}"),
+        ]
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)
 
     def model_config(self) -> ModelConfig:
-        return ModelConfig(base_channels=self.base_channels, diffusion=not self.no_diffusion,
-                           use_prior=self.run.prior != "none", mean_start=self.mean_start and not self.no_diffusion,
-                           prior_map_scale=self.prior_map_scale, tone_curve=self.tone,
-                           tone_look=self.tone and self.look, tone_pedestal=self.tone and self.look)
+        return ModelConfig(
+            base_channels=self.base_channels,
+            diffusion=not self.no_diffusion,
+            use_prior=self.run.prior != "none",
+            mean_start=self.mean_start and not self.no_diffusion,
+            prior_map_scale=self.prior_map_scale,
+            tone_curve=self.tone,
+            tone_look=self.tone and self.look,
+            tone_pedestal=self.tone and self.look,
+        )
 
     @property
     def prior_kind(self) -> str:
@@ -136,10 +148,23 @@ def prepare_run(request: TrainRequest, log: Callable[[str], None]):
         torch.set_num_threads(request.threads)
     device = resolve_device(request.device)
     workers = choose_workers(request.workers, device.type)
-    prior_fn = make_prior_fn(request.prior_kind, config.max_regions, request.sam_model, request.sam_checkpoint,
-                             device=str(device), notify=log)
+    prior_fn = make_prior_fn(
+        request.prior_kind,
+        config.max_regions,
+        request.sam_model,
+        request.sam_checkpoint,
+        device=str(device),
+        notify=log,
+    )
     # SAM may sit on the GPU, which forked processes cannot share: its priors are made in this process.
-    data = TrainingData(run.data, prior_fn, config.target_brightness, run.crop, log=log,
-                        workers=0 if run.prior == "sam" else workers, native_share=run.native_share)
+    data = TrainingData(
+        run.data,
+        prior_fn,
+        config.target_brightness,
+        run.crop,
+        log=log,
+        workers=0 if run.prior == "sam" else workers,
+        native_share=run.native_share,
+    )
     log(repr(data))
     return replace(run, init=init_path, device=str(device), workers=workers, config=config), data

@@ -13,6 +13,7 @@ Gaussian noise.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import cv2
 import numpy as np
@@ -89,7 +90,7 @@ class DarkeningParams:
     pedestal: tuple[float, float, float] = (0.0, 0.0, 0.0)  # linear black level the camera left, per channel
 
     @classmethod
-    def sample_mild(cls, rng: np.random.Generator) -> "DarkeningParams":
+    def sample_mild(cls, rng: np.random.Generator) -> DarkeningParams:
         """A photo that needs little brightening: exposure 1/4–1, any cast, light noise."""
         return cls(
             exposure=_log_uniform(rng, 1 / 4, 1.0),
@@ -101,7 +102,7 @@ class DarkeningParams:
         )
 
     @classmethod
-    def sample(cls, rng: np.random.Generator) -> "DarkeningParams":
+    def sample(cls, rng: np.random.Generator) -> DarkeningParams:
         """A dark photo: 2–7 stops under, any cast, sensor noise, sometimes a black pedestal and JPEG."""
         quality = int(rng.integers(60, 96)) if rng.random() < 0.5 else None
         return cls(
@@ -116,8 +117,9 @@ class DarkeningParams:
         )
 
 
-def sensor_noise(linear: np.ndarray, shot: float, read: float, sensor_gains: tuple[float, float, float],
-                 rng: np.random.Generator) -> np.ndarray:
+def sensor_noise(
+    linear: np.ndarray, shot: float, read: float, sensor_gains: tuple[float, float, float], rng: np.random.Generator
+) -> np.ndarray:
     """Add shot and read noise on an RGGB mosaic before the camera's white balance, then demosaic.
 
     `linear` is the white-balanced linear image (H×W×3); the result is too.
@@ -130,7 +132,7 @@ def sensor_noise(linear: np.ndarray, shot: float, read: float, sensor_gains: tup
     mosaic[0::2, 1::2] = raw[0::2, 1::2, 1]
     mosaic[1::2, 0::2] = raw[1::2, 0::2, 1]
     mosaic[1::2, 1::2] = raw[1::2, 1::2, 2]
-    variance = shot * np.clip(mosaic, 0.0, None) + read ** 2
+    variance = shot * np.clip(mosaic, 0.0, None) + read**2
     mosaic = mosaic + rng.standard_normal(mosaic.shape).astype(np.float32) * np.sqrt(variance)
     encoded = quantise(mosaic + _BLACK_LEVEL, 16)
     demosaiced = cv2.cvtColor(encoded, _DEMOSAIC).astype(np.float32) / 65535.0 - _BLACK_LEVEL
@@ -146,7 +148,7 @@ def smooth_chroma(linear: np.ndarray, sigma: float) -> np.ndarray:
 
 def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     ok, buf = cv2.imencode(".jpg", image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1] if ok else image
+    return cast(np.ndarray, cv2.imdecode(buf, cv2.IMREAD_COLOR))[:, :, ::-1] if ok else image
 
 
 def darken(image: np.ndarray, params: DarkeningParams, rng: np.random.Generator) -> np.ndarray:
@@ -170,6 +172,7 @@ def recast(dark: np.ndarray, rng: np.random.Generator, extra_noise: float = 0.5)
     pedestal = np.asarray(sample_pedestal(rng, 0.3), np.float32)  # drawn first: a crop and its thumbnail share it
     linear = decode_srgb8(dark) * gains
     if rng.random() < extra_noise:
-        linear = sensor_noise(linear, _log_uniform(rng, 1e-4, 2e-3), _log_uniform(rng, 1e-4, 2e-3),
-                              sample_sensor_gains(rng), rng)
+        linear = sensor_noise(
+            linear, _log_uniform(rng, 1e-4, 2e-3), _log_uniform(rng, 1e-4, 2e-3), sample_sensor_gains(rng), rng
+        )
     return encode_srgb8(linear + pedestal)

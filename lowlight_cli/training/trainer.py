@@ -11,9 +11,10 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -27,8 +28,8 @@ from lowlight_cli.diffusion.sampling import start_of_sampling
 from lowlight_cli.errors import UsageError
 from lowlight_cli.models.config import ModelConfig
 from lowlight_cli.models.denoiser import PriorGuidedDenoiser
-from lowlight_cli.training.data import TrainingData
 from lowlight_cli.models.tone import ToneEstimator, apply_tone, gain_loss, target_gains, with_gains
+from lowlight_cli.training.data import TrainingData
 from lowlight_cli.training.losses import diffusion_loss, semantic_context_loss, structure_and_colour
 
 
@@ -80,11 +81,17 @@ def two_step_sampler(config: ModelConfig) -> DDIMScheduler:
     return scheduler
 
 
-def make_model_inputs(batch: dict[str, torch.Tensor], config: ModelConfig, scheduler: DDIMScheduler,
-                      generator: torch.Generator, final_step_share: float = 0.0, refine_share: float = 0.0,
-                      estimate: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None,
-                      tone: ToneEstimator | None = None, teacher_gains: bool = False
-                      ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+def make_model_inputs(
+    batch: dict[str, torch.Tensor],
+    config: ModelConfig,
+    scheduler: DDIMScheduler,
+    generator: torch.Generator,
+    final_step_share: float = 0.0,
+    refine_share: float = 0.0,
+    estimate: Callable[[dict[str, Any]], torch.Tensor] | None = None,
+    tone: ToneEstimator | None = None,
+    teacher_gains: bool = False,
+) -> tuple[dict[str, Any], torch.Tensor, torch.Tensor]:
     """Noisy model inputs for a batch (x_t, timesteps, cond), the x_0 target, and the brightened base.
 
     Timesteps are uniform, except that `final_step_share` of the samples sit at
@@ -101,8 +108,14 @@ def make_model_inputs(batch: dict[str, torch.Tensor], config: ModelConfig, sched
     learns to render and clean, not to second-guess the exposure.
     """
     with torch.no_grad():  # the tone branch is trained in its own phase, on whole frames
-        base, log_gain = develop(batch["low"], tone, config.target_brightness, thumb=batch.get("thumb"),
-                                 target_thumb=batch.get("thumb_high") if teacher_gains else None, roll_off=False)
+        base, log_gain = develop(
+            batch["low"],
+            tone,
+            config.target_brightness,
+            thumb=batch.get("thumb"),
+            target_thumb=batch.get("thumb_high") if teacher_gains else None,
+            roll_off=False,
+        )
     x0 = (batch["high"] - base) * config.residual_scale
     size = x0.shape[0]
     sampler = None  # the 2-step schedule, only when this batch has refine samples
@@ -131,13 +144,23 @@ def make_model_inputs(batch: dict[str, torch.Tensor], config: ModelConfig, sched
         if estimate is None:
             raise ValueError("refine_share needs `estimate`, the model's own first estimate")
         rows = refine.to(x0.device)
-        x_t[rows] = first_transition(dict(x_t=x_t[rows], timesteps=timesteps[rows], cond=cond.rows(rows)),
-                                     noise[rows], config.mean_start, sampler, estimate)
+        x_t[rows] = first_transition(
+            dict(x_t=x_t[rows], timesteps=timesteps[rows], cond=cond.rows(rows)),
+            noise[rows],
+            config.mean_start,
+            sampler,
+            estimate,
+        )
     return inputs, x0, base
 
 
-def first_transition(inputs: dict[str, torch.Tensor], noise: torch.Tensor, mean_start: bool, sampler: DDIMScheduler,
-                     estimate: Callable[[dict[str, torch.Tensor]], torch.Tensor]) -> torch.Tensor:
+def first_transition(
+    inputs: dict[str, Any],
+    noise: torch.Tensor,
+    mean_start: bool,
+    sampler: DDIMScheduler,
+    estimate: Callable[[dict[str, Any]], torch.Tensor],
+) -> torch.Tensor:
     """x at the 2-step sampler's second timestep, exactly as `sample_residual` reaches it from `noise`."""
     start = int(sampler.timesteps[0])
     x_start, eps = start_of_sampling(noise, mean_start)
@@ -146,14 +169,22 @@ def first_transition(inputs: dict[str, torch.Tensor], noise: torch.Tensor, mean_
     return sampler.step(first, start, x_start, eps=eps)
 
 
-def save_state(path: Path, model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.optim.Optimizer,
-               step: int, options: TrainOptions) -> None:
+def save_state(
+    path: Path,
+    model: torch.nn.Module,
+    ema: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    options: TrainOptions,
+) -> None:
     """Full training state as safetensors (no pickles, even for our own files)."""
     tensors = {f"model.{k}": v.detach().clone() for k, v in model.state_dict().items()}
     tensors.update({f"ema.{k}": v.detach().clone() for k, v in ema.state_dict().items()})
     for index, state in optimizer.state_dict()["state"].items():
         for name, value in state.items():
-            tensors[f"opt.{index}.{name}"] = torch.as_tensor(value).detach().clone().reshape(-1) if name == "step" else value.detach().clone()
+            tensors[f"opt.{index}.{name}"] = (
+                torch.as_tensor(value).detach().clone().reshape(-1) if name == "step" else value.detach().clone()
+            )
     meta = {"step": str(step), "config": options.config.to_json()}
     with atomic_path(path, suffix=".tmp", fsync=False) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
@@ -163,8 +194,9 @@ def save_state(path: Path, model: torch.nn.Module, ema: torch.nn.Module, optimiz
 ARCHITECTURE_FIELDS = ("base_channels", "channel_mults", "token_dim", "attn_heads", "max_regions")
 
 
-def check_continuation(stored: ModelConfig, config: ModelConfig, path: Path, notify: Callable[[str], None],
-                       remedy: str) -> None:
+def check_continuation(
+    stored: ModelConfig, config: ModelConfig, path: Path, notify: Callable[[str], None], remedy: str
+) -> None:
     """Refuse weights of another architecture; say which recipe options change."""
     stored_fields, current = asdict(stored), asdict(config)
     changed = [key for key in current if stored_fields[key] != current[key]]
@@ -172,15 +204,23 @@ def check_continuation(stored: ModelConfig, config: ModelConfig, path: Path, not
     if shape:
         raise UsageError(f"{path} is a model of another architecture ({', '.join(shape)} differ): {remedy}")
     if changed:
-        notify(f"continuing {path.name} with changed options: "
-               + ", ".join(f"{key} {stored_fields[key]} → {current[key]}" for key in changed))
+        notify(
+            f"continuing {path.name} with changed options: "
+            + ", ".join(f"{key} {stored_fields[key]} → {current[key]}" for key in changed)
+        )
 
 
 INIT_REMEDY = "--init needs a checkpoint of the architecture the options describe (--base-channels)"
 
 
-def load_state(path: Path, model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.optim.Optimizer,
-               config: ModelConfig, notify: Callable[[str], None] = print) -> int:
+def load_state(
+    path: Path,
+    model: torch.nn.Module,
+    ema: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    config: ModelConfig,
+    notify: Callable[[str], None] = print,
+) -> int:
     """Restore a run from its state file; returns its step.
 
     The architecture must match. Recipe options (mean start, prior map scale,
@@ -188,8 +228,13 @@ def load_state(path: Path, model: torch.nn.Module, ema: torch.nn.Module, optimiz
     recipe is how a second training phase is made, so that is said, not refused.
     """
     meta = read_metadata(path)
-    check_continuation(ModelConfig.from_json(meta.get("config", "{}")), config, path, notify,
-                       "resume with the same options, or write to another --out")
+    check_continuation(
+        ModelConfig.from_json(meta.get("config", "{}")),
+        config,
+        path,
+        notify,
+        "resume with the same options, or write to another --out",
+    )
     tensors = load_file(str(path))
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
@@ -231,8 +276,11 @@ def tone_loss(tone: ToneEstimator, batch: dict[str, torch.Tensor], options: Trai
         gains = target_gains(low, high, params.black.detach())
         developed = apply_tone(low, with_gains(params, gains))
         penalty = gain_loss(params, gains)
-    return (F.l1_loss(developed, high) + structure_and_colour(developed, high, options.ssim_weight,
-                                                              options.colour_weight) + penalty)
+    return (
+        F.l1_loss(developed, high)
+        + structure_and_colour(developed, high, options.ssim_weight, options.colour_weight)
+        + penalty
+    )
 
 
 def new_model(options: TrainOptions) -> tuple[PriorGuidedDenoiser, PriorGuidedDenoiser, torch.optim.Optimizer]:
@@ -244,8 +292,13 @@ def new_model(options: TrainOptions) -> tuple[PriorGuidedDenoiser, PriorGuidedDe
     return model, ema, torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=1e-4)
 
 
-def start_run(options: TrainOptions, model: PriorGuidedDenoiser, ema: PriorGuidedDenoiser,
-              optimizer: torch.optim.Optimizer, notify: Callable[[str], None]) -> int:
+def start_run(
+    options: TrainOptions,
+    model: PriorGuidedDenoiser,
+    ema: PriorGuidedDenoiser,
+    optimizer: torch.optim.Optimizer,
+    notify: Callable[[str], None],
+) -> int:
     """Resume from the state file, or start from `--init`'s weights, or from scratch; returns the first step."""
     config, state_file, step = options.config, state_path(options.out), 0
     if options.resume and state_file.exists():
@@ -285,25 +338,47 @@ def trained_on_same_base(init: Path, options: TrainOptions) -> bool:
     return not options.config.tone_curve or trained == options.teacher_gains
 
 
-def phase_loss(step: int, model: PriorGuidedDenoiser, ema: PriorGuidedDenoiser, batch: dict[str, torch.Tensor],
-               scheduler: DDIMScheduler, generator: torch.Generator, options: TrainOptions, warm_up_ema: bool):
+def phase_loss(
+    step: int,
+    model: PriorGuidedDenoiser,
+    ema: PriorGuidedDenoiser,
+    batch: dict[str, torch.Tensor],
+    scheduler: DDIMScheduler,
+    generator: torch.Generator,
+    options: TrainOptions,
+    warm_up_ema: bool,
+):
     """This step's loss, the parameters it trains, the (EMA, live) pairs to average, and the EMA decay."""
     if step < options.tone_steps:
-        loss = tone_loss(model.tone, batch, options)
-        pairs = [(e, p) for (name, e), p in zip(ema.tone.named_parameters(), model.tone.parameters())
-                 if p.requires_grad]
+        loss = tone_loss(cast(ToneEstimator, model.tone), batch, options)  # tone steps need a tone branch
+        pairs = [
+            (e, p)
+            for (name, e), p in zip(
+                cast(ToneEstimator, ema.tone).named_parameters(),
+                cast(ToneEstimator, model.tone).parameters(),
+                strict=True,
+            )
+            if p.requires_grad
+        ]
         return loss, [p for _, p in pairs], pairs, min(options.ema_decay, (1 + step) / (10 + step))
     loss = denoiser_loss(model, batch, options.config, scheduler, generator, options)
     trained = [p for name, p in model.named_parameters() if not name.startswith("tone.")]
-    averaged = ((e, p) for (name, e), p in zip(ema.named_parameters(), model.parameters())
-                if not name.startswith("tone."))
+    averaged = (
+        (e, p)
+        for (name, e), p in zip(ema.named_parameters(), model.parameters(), strict=True)
+        if not name.startswith("tone.")
+    )
     phase_step = step - options.tone_steps
     decay = min(options.ema_decay, (1 + phase_step) / (10 + phase_step)) if warm_up_ema else options.ema_decay
     return loss, trained, averaged, decay
 
 
-def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, float, float], None] | None = None,
-          notify: Callable[[str], None] = print) -> Path:
+def train(
+    options: TrainOptions,
+    data: TrainingData,
+    on_step: Callable[[int, float, float], None] | None = None,
+    notify: Callable[[str], None] = print,
+) -> Path:
     """Train until `options.tone_steps + options.steps` (or `stop_at`), resuming from the state file if present.
 
     A model with a tone branch trains in two phases: the branch alone on whole
@@ -322,9 +397,11 @@ def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, flo
     warm_up_ema = warms_up_ema(options)
     generator = torch.Generator().manual_seed(options.seed + step)
     started = time.time()
-    provenance = {
+    provenance: dict[str, Any] = {
         "command": "lowlight train",
-        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items() if k not in {"config", "data"}},
+        "options": {
+            k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items() if k not in {"config", "data"}
+        },
         "data": [str(p) for p in options.data],
         "data_summary": repr(data),
     }
@@ -336,13 +413,18 @@ def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, flo
         tone_phase = step < options.tone_steps
         if batches is None or step == options.tone_steps:  # a stream per phase: frames, then crops
             if not tone_phase and model.tone is not None:  # the denoiser learns on the branch that ships
-                model.tone.load_state_dict(ema.tone.state_dict())
+                model.tone.load_state_dict(cast(ToneEstimator, ema.tone).state_dict())  # ema is model's copy
             elif tone_phase and options.tone_parts == "look":
-                for name, param in model.tone.named_parameters():
+                for name, param in cast(ToneEstimator, model.tone).named_parameters():
                     param.requires_grad_(name.startswith(("look.", "pedestal.")))
-            batches = data.batches(options.tone_batch_size if tone_phase else options.batch_size, config.max_regions,
-                                   seed=options.seed + step, workers=options.workers,
-                                   pin_memory=options.device.startswith("cuda"), frames=tone_phase)
+            batches = data.batches(
+                options.tone_batch_size if tone_phase else options.batch_size,
+                config.max_regions,
+                seed=options.seed + step,
+                workers=options.workers,
+                pin_memory=options.device.startswith("cuda"),
+                frames=tone_phase,
+            )
         batch = {k: v.to(options.device, non_blocking=True) for k, v in next(batches).items()}
         loss, trained, averaged, decay = phase_loss(step, model, ema, batch, scheduler, generator, options, warm_up_ema)
         for group in optimizer.param_groups:
@@ -364,16 +446,31 @@ def train(options: TrainOptions, data: TrainingData, on_step: Callable[[int, flo
     return options.out
 
 
-def denoiser_loss(model: PriorGuidedDenoiser, batch: dict[str, torch.Tensor], config: ModelConfig,
-                  scheduler: DDIMScheduler, generator: torch.Generator, options: TrainOptions) -> torch.Tensor:
+def denoiser_loss(
+    model: PriorGuidedDenoiser,
+    batch: dict[str, torch.Tensor],
+    config: ModelConfig,
+    scheduler: DDIMScheduler,
+    generator: torch.Generator,
+    options: TrainOptions,
+) -> torch.Tensor:
     """x_0 L1, plus the semantic-context, structure and colour terms on the predicted clean crop."""
-    inputs, x0, base = make_model_inputs(batch, config, scheduler, generator, options.final_step_share,
-                                         options.refine_share, estimate=lambda kwargs: model(**kwargs),
-                                         tone=model.tone, teacher_gains=options.teacher_gains)
+    inputs, x0, base = make_model_inputs(
+        batch,
+        config,
+        scheduler,
+        generator,
+        options.final_step_share,
+        options.refine_share,
+        estimate=lambda kwargs: model(**kwargs),
+        tone=model.tone,
+        teacher_gains=options.teacher_gains,
+    )
     x0_pred = model(**inputs)
     loss = diffusion_loss(x0_pred, x0)
     pred_image = base + x0_pred / config.residual_scale
     if options.semantic_weight > 0 and bool((batch["labels"] > 0).any()):
         loss = loss + options.semantic_weight * semantic_context_loss(
-            pred_image, batch["high"], batch["labels"], config.max_regions + 1)
+            pred_image, batch["high"], batch["labels"], config.max_regions + 1
+        )
     return loss + structure_and_colour(pred_image, batch["high"], options.ssim_weight, options.colour_weight)
