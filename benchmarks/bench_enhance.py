@@ -81,7 +81,7 @@ def make_photo(megapixels: float, folder: Path) -> Path:
     return path
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1,3,12,24", help="megapixels, comma-separated")
     parser.add_argument("--steps", default="4,10,20")
@@ -98,7 +98,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--highlights", default="curve", help="curve | local (the --highlights setting)")
     parser.add_argument("--warmup", action="store_true", help="run once before timing (GPU kernels, caches)")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     priors = args.priors.split(",")
     if args.prior_sam_random and "sam" not in priors:
         priors.append("sam")
@@ -141,6 +145,11 @@ def main() -> None:
                         f"peak {result['peak_rss_gib']:.2f} GiB",
                         file=sys.stderr,
                     )
+    print_table(rows, args)
+
+
+def print_table(rows: list, args: argparse.Namespace) -> None:
+    """The Markdown table of the timed runs."""
     device = args.device + (f", {args.threads} threads" if args.threads else "")
     print(
         f"\n| photo | prior | steps | total s | prior s | sampling s | reconstruction s | peak RSS GiB |"

@@ -53,7 +53,8 @@ def synthetic_image(height: int, width: int):
     return np.clip(image + rng.normal(0, 0.02, image.shape), 0, 1).astype(np.float32)
 
 
-def run_one(spec: str, threads: int, budget: float, height: int, width: int) -> dict:
+def make_producer(spec: str, threads: int):
+    """The SAM prior producer (random ViT-B weights) of configuration `spec`, on `threads` CPU threads."""
     import torch
 
     torch.set_num_threads(threads)
@@ -86,6 +87,14 @@ def run_one(spec: str, threads: int, budget: float, height: int, width: int) -> 
         cache=None,
         mask_generator_options=options,
     )
+    return producer
+
+
+def run_one(spec: str, threads: int, budget: float, height: int, width: int) -> dict:
+    """One configuration's timings; a run that would pass `budget` seconds is stopped and extrapolated."""
+    producer = make_producer(spec, threads)
+    size_points, _, _ = spec.partition(":")
+    encoder_size, points = (int(v) for v in size_points.split("x"))
     generator = producer.generator
     batch_size = generator.points_per_batch
     batches = -(-points * points // batch_size)
@@ -127,24 +136,27 @@ def run_one(spec: str, threads: int, budget: float, height: int, width: int) -> 
             extrapolated=False,
         )
     except OverBudget:
-        encoder = generator.predictor.encoder_seconds
-        per_batch = sum(done) / len(done)
-        elapsed = time.perf_counter() - start[0]
-        decoder = elapsed - encoder + (batches - len(done)) * per_batch
-        row.update(
-            encoder_s=encoder,
-            decoder_s=decoder,
-            total_s=encoder + decoder,
-            masks=None,
-            regions=None,
-            extrapolated=True,
-            batches_done=len(done),
-            batches=batches,
-            seconds_per_point=per_batch / batch_size,
-        )
+        row.update(extrapolated_timings(generator.predictor.encoder_seconds, done, batches, start[0], batch_size))
     row["cpu_s"] = time.process_time() - cpu_start
     row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return row
+
+
+def extrapolated_timings(encoder: float, done: list[float], batches: int, start: float, batch_size: int) -> dict:
+    """A stopped run's timings: the decoder's batches not run are counted at the mean of those that ran."""
+    per_batch = sum(done) / len(done)
+    decoder = time.perf_counter() - start - encoder + (batches - len(done)) * per_batch
+    return dict(
+        encoder_s=encoder,
+        decoder_s=decoder,
+        total_s=encoder + decoder,
+        masks=None,
+        regions=None,
+        extrapolated=True,
+        batches_done=len(done),
+        batches=batches,
+        seconds_per_point=per_batch / batch_size,
+    )
 
 
 def main() -> None:
@@ -195,6 +207,11 @@ def main() -> None:
         rows.append(row)
         print(f"done {spec}: {row['total_s']:.1f} s", file=sys.stderr, flush=True)
 
+    print_table(rows, args)
+
+
+def print_table(rows: list[dict], args: argparse.Namespace) -> None:
+    """The Markdown table of the configurations' timings."""
     print(
         f"\nSAM ViT-B (random weights), {args.width}×{args.height} image, {args.threads} thread(s), "
         f"{platform.processor() or platform.machine()}, torch CPU\n"
