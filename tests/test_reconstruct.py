@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lowlight_cli.prepare import resize
-from lowlight_cli.reconstruct import fit_colour_transform, photo_noise, reconstruct
+from lowlight_cli.reconstruct import fit_colour_transform, photo_noise, reconstruct, upsample
 
 
 def smooth_scene(height, width):
@@ -63,13 +63,13 @@ def test_a_black_top_does_not_set_the_noise_level_for_the_whole_photo():
     clean = smooth_scene(1200, 96) * 0.1
     noisy = clean + rng.normal(0, 0.01, clean.shape).astype(np.float32)
     noisy[:560] = 0.0
-    work = resize(noisy, 300, 24)
-    assert 0.005 < photo_noise(noisy, work) < 0.015
-    assert photo_noise(noisy[600:], resize(noisy[600:], 150, 24)) == pytest.approx(0.01, rel=0.25)
+    low = upsample(resize(noisy, 300, 24), 1200, 96)
+    assert 0.005 < photo_noise(noisy, low) < 0.015
+    assert photo_noise(noisy[600:], upsample(resize(noisy[600:], 150, 24), 600, 96)) == pytest.approx(0.01, rel=0.25)
 
 
 def test_the_gpu_strip_loop_computes_what_the_cpu_one_does(monkeypatch):
-    """The torch path (computed on the CPU here) matches numpy, edges and strip borders included."""
+    """The torch path (computed on the CPU here) matches the host path, edges and strip borders included."""
     import torch
 
     import lowlight_cli.reconstruct as module
@@ -82,9 +82,9 @@ def test_the_gpu_strip_loop_computes_what_the_cpu_one_does(monkeypatch):
     on_device = module.apply_on_device
     calls = []
 
-    def on_cpu(full_input, coeffs, threshold, device, rows_per_chunk):
+    def on_cpu(full_input, a, b, work_input, threshold, device, rows_per_chunk):
         calls.append(device.type)
-        return on_device(full_input, coeffs, threshold, torch.device("cpu"), 50)  # 50: strips end mid-photo
+        return on_device(full_input, a, b, work_input, threshold, torch.device("cpu"), 50)  # strips end mid-photo
 
     monkeypatch.setattr(module, "apply_on_device", on_cpu)
     got = reconstruct(full, work, work_out, rows_per_chunk=64, device=torch.device("cuda"))
@@ -100,3 +100,12 @@ def test_the_gpu_strip_loop_computes_what_the_cpu_one_does(monkeypatch):
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
     fallback = reconstruct(full, work, work_out, rows_per_chunk=64, device=torch.device("cuda"))
     assert np.array_equal(fallback, expected), "a GPU short of memory falls back to the host loop"
+
+
+def test_upsampling_is_pixel_centre_aligned_with_edges_replicated():
+    """Each output pixel samples the working grid at its own centre: a 2× ramp's outputs sit a quarter
+    of a working pixel either side of each input, and the outermost ones repeat the edge."""
+    ramp = np.array([[0.0, 1.0, 2.0]], np.float32).repeat(2, axis=0)
+    up = upsample(ramp, 4, 6)
+    assert np.allclose(up[0], [0.0, 0.25, 0.75, 1.25, 1.75, 2.0])
+    assert np.allclose(up, up[:1])
