@@ -451,26 +451,27 @@ def test_the_black_point_is_taken_off_before_the_gains_and_bounded_by_the_darkes
     assert torch.equal(ToneEstimator()(low).black, torch.zeros(1, 3))  # no look head: no black point
 
 
-def test_the_pedestal_rule_starts_neutral_and_raises_the_black_share_of_a_floor_near_the_mean():
-    """Zero at start (the look head's own judgement, as v10 shipped); with a positive slope a channel whose
-    darkest level sits near its mean (a pedestal) gets more of it taken off than one whose darkest level is a
-    shadow, and a photo is judged the same with or without the rule while its weights are zero."""
-    from lowlight_cli.models.tone import PEDESTAL_RATIO, PedestalRule
+def test_a_floor_near_the_mean_is_taken_off_whatever_the_head_says_and_a_shadow_is_left_to_it():
+    """`pedestal_share` is a floor under the look head's black share: a channel whose darkest level sits at
+    `PEDESTAL_FULL` of its mean or more loses all of it, one under `PEDESTAL_FROM` keeps the head's share."""
+    from lowlight_cli.models.tone import PEDESTAL_FROM, PEDESTAL_FULL, pedestal_share
 
-    rule = PedestalRule()
     mean = torch.full((1, 3), 0.004)
-    floor = mean * torch.tensor([[0.3, PEDESTAL_RATIO, 0.03]])  # pedestal, neutral point, shadow
-    assert torch.equal(rule(floor, mean), torch.zeros(1, 3))
+    floor = mean * torch.tensor([[PEDESTAL_FULL, (PEDESTAL_FROM + PEDESTAL_FULL) / 2, PEDESTAL_FROM / 2]])
+    assert torch.allclose(pedestal_share(floor, mean), torch.tensor([[1.0, 0.5, 0.0]]), atol=1e-6)
+    tone = ToneEstimator(look=True)
     with torch.no_grad():
-        rule.weight.copy_(torch.tensor([0.5, 0.0]))
-    logits = rule(floor, mean)[0]
-    assert float(logits[0]) > 0.0 and abs(float(logits[1])) < 1e-5 and float(logits[2]) < 0.0
-    torch.manual_seed(0)
-    plain = ToneEstimator(look=True)
-    with_rule = ToneEstimator(look=True, pedestal=True)
-    with_rule.load_state_dict({**plain.state_dict(), "pedestal.weight": torch.zeros(2)})
+        tone.look.bias.copy_(torch.tensor([-10.0, -10.0, -10.0, -10.0]))  # the head takes nothing off
     low = photo()
-    assert torch.equal(plain(low).black, with_rule(low).black)
+    lifted = linear_to_srgb(srgb_to_linear(low) + torch.tensor([0.02, 0.0, 0.0]).view(1, 3, 1, 1))
+    thumb = srgb_to_linear(thumbnail(lifted))
+    floor = torch.quantile(thumb.flatten(2), 0.005, dim=2)
+    share = pedestal_share(floor, thumb.mean(dim=(2, 3)))
+    assert float(share[0, 0]) == 1.0 and float(share[0, 1]) == 0.0  # red carries a pedestal, green does not
+    assert (
+        torch.allclose(tone(lifted).black[0, 0], floor[0, 0])
+        and float(tone(lifted).black[0, 1]) < 1e-4 * float(floor[0, 1]) + 1e-9
+    )
 
 
 def test_a_too_bright_colour_keeps_more_of_its_colour_than_paling_gives():

@@ -38,8 +38,6 @@ class ModelConfig:
     tone_curve: bool = False
     # The tone branch also judges the black point and the local exposure (models/tone.py, `look` head).
     tone_look: bool = False
-    # The look head's black point also reads each channel's darkest level against its mean (`PedestalRule`).
-    tone_pedestal: bool = False
     num_train_timesteps: int = 1000
     residual_scale: float = 2.0
     target_brightness: float = 0.42

@@ -89,7 +89,7 @@ class PriorGuidedDenoiser(nn.Module):
         self.time_mlp = nn.Sequential(nn.Linear(base_ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.gain_mlp = nn.Sequential(nn.Linear(1, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         # The global branch that develops the base; the U-Net below refines it locally.
-        self.tone = ToneEstimator(look=config.tone_look, pedestal=config.tone_pedestal) if config.tone_curve else None
+        self.tone = ToneEstimator(look=config.tone_look) if config.tone_curve else None
         self.prior_encoder = PriorEncoder(config.max_regions, config.token_dim, config.prior_map_scale)
         self.stem = nn.Conv2d(3 + 3 + PRIOR_MAP_CHANNELS, chans[0], 3, padding=1)
 

@@ -91,31 +91,25 @@ class ToneParams:
 
 
 BLACK_QUANTILE = 0.005  # the thumbnail's per-channel quantile that bounds the black level the look may take off
-PEDESTAL_RATIO = 0.15  # darkest level against the channel's mean at which the pedestal rule starts neutral
-PEDESTAL_SLOPE = 10.0  # the rule's slope is 10 × its parameter: Adam moves a parameter about its learning rate
-# a step, and the slope that separates shadows from pedestals is several units of logit per unit of log ratio
+PEDESTAL_FROM, PEDESTAL_FULL = 0.15, 0.35  # darkest level / mean of a channel where `pedestal_share` starts, is 1
 
 
-class PedestalRule(nn.Module):
-    """A logit for the look head's black share from each channel's darkest level against its mean.
+def pedestal_share(floor: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    """The least share of each channel's darkest level (B,3) to take off as black, from its ratio to the mean.
 
     In a real scene the darkest 0.5 % of a channel is a shadow a few percent
-    as bright as the channel's mean (LOL and SICE inputs: 2-8 %); a black
-    level the camera left under the whole frame sits at a sixth to a third of
-    it, and one exposure gain lifts it into haze. The look head reads pooled
-    features and did not learn that from them (v10's black share stayed near
-    one half on every photo); this hands it the ratio, with a learned slope
-    and centre that start at zero, i.e. at the head's own judgement.
+    as bright as the channel's mean (LOL and SICE inputs: 2-8 % at the median,
+    our training targets 2-5 %); a black level the camera left under the
+    whole frame sits at a sixth to a third of it, and one exposure gain lifts
+    it into haze. The look head reads pooled features and did not learn that
+    (v10's black share stays near one half on every photo; handed the ratio
+    with a learned slope, training on our data turned the slope negative,
+    docs/EXPERIMENTS.md), so the ratio sets a floor under its share: none up
+    to `PEDESTAL_FROM` (beyond LOL's upper quartile), the whole darkest level
+    from `PEDESTAL_FULL`.
     """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.zeros(2))  # slope / PEDESTAL_SLOPE, shift of the centre in log ratio
-
-    def forward(self, floor: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
-        """(B,3) darkest levels and means (linear) → (B,3) logits to add to the black share's."""
-        ratio = torch.log(floor.clamp_min(1e-6) / mean.clamp_min(1e-6))
-        return PEDESTAL_SLOPE * self.weight[0] * (ratio - math.log(PEDESTAL_RATIO) - self.weight[1])
+    ratio = floor / mean.clamp_min(1e-8)
+    return ((ratio - PEDESTAL_FROM) / (PEDESTAL_FULL - PEDESTAL_FROM)).clamp(0.0, 1.0)
 
 
 class ToneEstimator(nn.Module):
@@ -127,10 +121,11 @@ class ToneEstimator(nn.Module):
     that one gain lifts into a pink haze, and a lit subject on a dark ground
     needs less gain than the ground. The black level is a share of each
     channel's darkest thumbnail level (so a photo without a pedestal keeps its
-    blacks), the local exposure a strength for `local_exposure.compression`.
+    blacks), at least `pedestal_share`; the local exposure is a strength for
+    `local_exposure.compression`.
     """
 
-    def __init__(self, width: int = 32, look: bool = False, pedestal: bool = False) -> None:
+    def __init__(self, width: int = 32, look: bool = False) -> None:
         super().__init__()
         layers, channels = [], 6
         for out in (width, width, 2 * width, 2 * width):  # 64 → 32 → 16 → 8 → 4
@@ -155,7 +150,6 @@ class ToneEstimator(nn.Module):
             nn.init.zeros_(self.look.weight)
             with torch.no_grad():
                 self.look.bias.copy_(torch.tensor([0.0, 0.0, 0.0, -3.0]))
-        self.pedestal = PedestalRule() if look and pedestal else None
 
     def forward(self, thumb: torch.Tensor) -> ToneParams:
         """`thumb`: (B,3,h,w) sRGB in [0,1], any size (pooled to 64×64).
@@ -188,12 +182,10 @@ class ToneEstimator(nn.Module):
         log_wb = log_wb - (log_wb * log_wb.new_tensor(_LUMA)).sum(dim=1, keepdim=True)  # luminance-neutral
         black, highlights = torch.zeros_like(out[:, 1:4]), torch.zeros_like(out[:, 0])
         if self.look is not None:  # judged on the photo and its mirror alike, as the white balance
-            logits = sum(self.look(pooled).chunk(2)) / 2
+            look = torch.sigmoid(sum(self.look(pooled).chunk(2)) / 2)
             floor = torch.quantile(linear.flatten(2), BLACK_QUANTILE, dim=2)  # (B,3)
-            if self.pedestal is not None:
-                logits = torch.cat([logits[:, :3] + self.pedestal(floor, linear.mean(dim=(2, 3))), logits[:, 3:]], 1)
-            look = torch.sigmoid(logits)
-            black, highlights = look[:, :3] * floor, look[:, 3]
+            share = torch.maximum(look[:, :3], pedestal_share(floor, linear.mean(dim=(2, 3))))
+            black, highlights = share * floor, look[:, 3]
         return ToneParams(
             log_exposure=out[:, 0]
             + math.log(KEY)

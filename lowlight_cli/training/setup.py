@@ -90,7 +90,6 @@ class TrainRequest:
             prior_map_scale=self.prior_map_scale,
             tone_curve=self.tone,
             tone_look=self.tone and self.look,
-            tone_pedestal=self.tone and self.look,
         )
 
     @property

@@ -416,7 +416,7 @@ def train(
                 model.tone.load_state_dict(cast(ToneEstimator, ema.tone).state_dict())  # ema is model's copy
             elif tone_phase and options.tone_parts == "look":
                 for name, param in cast(ToneEstimator, model.tone).named_parameters():
-                    param.requires_grad_(name.startswith(("look.", "pedestal.")))
+                    param.requires_grad_(name.startswith("look."))
             batches = data.batches(
                 options.tone_batch_size if tone_phase else options.batch_size,
                 config.max_regions,
