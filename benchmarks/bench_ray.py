@@ -55,7 +55,7 @@ def make_photos(folder: Path, count: int, size: tuple[int, int]) -> None:
 def child(options: dict) -> dict:
     """Runs in a fresh process: one batch, timed from the process's start."""
     began = options["began"]
-    from lowlight_cli.jobs import jobs_for_folder
+    from lowlight_cli.run.plan import plan_folder
     from lowlight_cli.settings import EnhanceSettings
 
     model = options["model"]
@@ -71,34 +71,28 @@ def child(options: dict) -> dict:
         model = str(Path(options["out"]).with_suffix(".tiny.safetensors"))
         save_checkpoint(net, Path(model))
     settings = EnhanceSettings(model=model, device="cpu", prior="fallback", steps=1)
-    jobs = jobs_for_folder(Path(options["input"]), Path(options["out"]), False, None, None)
+    plan = plan_folder(options["input"], options["out"], False, None, None, None, overwrite=True)
     finished: list[float] = []
     if options["workers"] <= 0:
         import torch
 
         from lowlight_cli.pipeline import Enhancer
-        from lowlight_cli.work import enhance_files
+        from lowlight_cli.run.local import LocalExecutor
 
         if options["workers"] < 0:
             torch.set_num_threads(1)
-        enhancer = Enhancer(settings=settings)
-        report = enhance_files(enhancer, jobs, overwrite=True, on_advance=lambda job: finished.append(time.time()))
+        executor = LocalExecutor(Enhancer(settings=settings))
+        report = executor.run(plan, on_advance=lambda task: finished.append(time.time()))
     else:
         import ray
 
-        from lowlight_cli.ray_batch import RayOptions, RayRun, run_ray_batch
+        from lowlight_cli.run.ray_cluster import RayOptions
+        from lowlight_cli.run.ray_executor import RayExecutor
 
         os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
         ray.init(num_cpus=options["cpus"], include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-        run = RayRun()
-        report = run_ray_batch(
-            jobs,
-            settings,
-            RayOptions(workers=(options["workers"],) * 2),
-            overwrite=True,
-            on_advance=lambda job: finished.append(time.time()),
-            run=run,
-        )
+        executor = RayExecutor(settings, RayOptions(workers=(options["workers"],) * 2))
+        report = executor.run(plan, on_advance=lambda task: finished.append(time.time()))
         ray.shutdown()
     assert not report.failed, report.failed
     end = time.time()

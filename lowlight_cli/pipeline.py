@@ -97,7 +97,7 @@ class Enhancer:
         if model is not None and not isinstance(model, PriorGuidedDenoiser):
             options["model"] = model
         self.settings = settings = (settings or EnhanceSettings()).with_changes(**options)
-        # How errors about the model's output name it (work.check_finite).
+        # How errors about the model's output name it (run.photo.check_finite).
         self.model_name = "in use" if isinstance(model, PriorGuidedDenoiser) else settings.model
         self.device = resolve_device(settings.device)
         self.dtype = autocast_dtype(self.device) or torch.float32

@@ -1,9 +1,10 @@
 """Where files live: the local disk or any fsspec filesystem (`s3://`, `gs://`, `memory://`…).
 
-`batch` reads and writes through `Location`s so that one code path serves a
-folder on this machine and a bucket prefix alike. A `Location` answers the
-few questions `jobs.py` asks of a `pathlib.Path` (`exists`, `resolve`,
-`name`, `suffix`, `/`), so the same skip/fail/continue loop drives both.
+Every place `run/` plans and writes is a `Location`, so that one code path
+serves a folder on this machine and a bucket prefix alike. A `Location`
+answers the few questions a plan asks of a `pathlib.Path` (`exists`,
+`resolve`, `name`, `suffix`, `/`), reads a file whole, and writes one
+atomically, never over the inputs it is told to protect.
 
 Outputs are written atomically everywhere: on a local disk through
 `io.images.atomic_write` (temporary file, fsync, rename); on an object store
@@ -61,10 +62,12 @@ def is_remote(text: str | os.PathLike[str]) -> bool:
 
 
 class Location:
-    """A file or folder on the local disk or in an fsspec filesystem, with the `Path` questions `jobs` asks.
+    """A file or folder on the local disk or in an fsspec filesystem, with the `Path` questions a plan asks.
 
-    `str(location)` is what the user wrote (made absolute for local paths),
-    used in messages; equality and hashing compare the filesystem and its path.
+    `str(location)` is what the user wrote, used in messages (a relative path
+    stays relative, as the commands always named files); `os.fspath` gives
+    the absolute path or the URL; equality and hashing compare the
+    filesystem and its absolute path.
     """
 
     __slots__ = ("fs", "path", "protocol", "local", "_url")
@@ -82,8 +85,8 @@ class Location:
         if not is_url(text):
             from fsspec.implementations.local import LocalFileSystem
 
-            path = os.path.abspath(os.path.expanduser(os.fspath(text)))
-            return cls(LocalFileSystem(), path, "file", path)
+            written = os.path.expanduser(os.fspath(text))
+            return cls(LocalFileSystem(), os.path.abspath(written), "file", written)
         url = str(text)
         scheme = url.split("://", 1)[0].lower()
         if scheme == "file":
@@ -107,8 +110,7 @@ class Location:
     def __truediv__(self, relative: str | os.PathLike[str]) -> Location:
         rel = PurePosixPath(os.fspath(relative)).as_posix().lstrip("/")
         if self.local:
-            joined = os.path.join(self.path, *rel.split("/"))
-            return self._child(joined, joined)
+            return self._child(os.path.join(self.path, *rel.split("/")), os.path.join(self._url, *rel.split("/")))
         return self._child(f"{self.path}/{rel}", f"{self._url}/{rel}")
 
     @property
@@ -126,7 +128,7 @@ class Location:
     @property
     def parent(self) -> Location:
         if self.local:
-            return Location.of(os.path.dirname(self.path))
+            return self._child(os.path.dirname(self.path), os.path.dirname(self._url) or ".")
         cut = self.path.rfind("/")
         url_cut = self._url.rfind("/")
         return self._child(self.path[:cut] if cut > 0 else self.path, self._url[:url_cut] if url_cut > 0 else self._url)
@@ -219,7 +221,8 @@ class Location:
         if self.local:
             from lowlight_cli.io.images import atomic_write
 
-            atomic_write(Path(self.path), data, protect=[Path(os.fspath(p)) for p in protect if Location.of(p).local])
+            protected = [Location.of(p).as_path() for p in protect if Location.of(p).local]
+            atomic_write(Path(str(self)), data, protect=protected)
             return
         try:
             if self.protocol in ATOMIC_PUT_PROTOCOLS:
@@ -264,11 +267,6 @@ class Location:
         entries = self.fs.find(self.path, maxdepth=None if recursive else 1, withdirs=False)
         prefix = self.path.rstrip("/") + "/"
         return sorted(entry[len(prefix) :] for entry in entries if entry.startswith(prefix) and entry != prefix)
-
-
-def locate(text: str | os.PathLike[str] | Location) -> Location:
-    """`Location.of`: a path or URL as a `Location`."""
-    return Location.of(text)
 
 
 def sweep_temporaries(

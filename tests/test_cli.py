@@ -160,20 +160,20 @@ def test_batch_glob_and_non_recursive(tmp_path, tiny_checkpoint):
 
 
 def test_ctrl_c_stops_with_130_and_keeps_finished_outputs(tmp_path, tiny_checkpoint, monkeypatch):
-    import lowlight_cli.work as work
+    import lowlight_cli.run.local as local
 
     folder = make_folder(tmp_path)
     (folder / "broken.jpg").unlink()
-    real = work.enhance_loaded
+    real = local.enhance_photo
     calls = []
 
-    def interrupt_second(enhancer, image, source, target, *args, **kwargs):
-        calls.append(source)
+    def interrupt_second(enhancer, task, photo, *args, **kwargs):
+        calls.append(task)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(enhancer, image, source, target, *args, **kwargs)
+        return real(enhancer, task, photo, *args, **kwargs)
 
-    monkeypatch.setattr(work, "enhance_loaded", interrupt_second)
+    monkeypatch.setattr(local, "enhance_photo", interrupt_second)
     result = run("batch", folder, "-o", tmp_path / "o", "--recursive", "--model", tiny_checkpoint, *FAST)
     assert result.exit_code == 130
     assert [p.name for p in (tmp_path / "o").rglob("*.*")] == ["a.jpg"]

@@ -7,7 +7,6 @@ when Ray is not installed (the `[ray]` extra).
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import sys
@@ -21,10 +20,15 @@ from PIL import Image
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data")
 
-from lowlight_cli import ray_batch  # noqa: E402
 from lowlight_cli.errors import LowlightError, UsageError, WeightsError  # noqa: E402
-from lowlight_cli.jobs import JobReport, jobs_for_folder  # noqa: E402
-from lowlight_cli.ray_batch import Cluster, RayOptions, RayRun, parse_workers, pool_size, run_ray_batch  # noqa: E402
+from lowlight_cli.run import ray_cluster as cluster_module  # noqa: E402
+from lowlight_cli.run import ray_executor  # noqa: E402
+from lowlight_cli.run.local import LocalExecutor  # noqa: E402
+from lowlight_cli.run.places import folder_photo_tasks  # noqa: E402
+from lowlight_cli.run.plan import Plan, Report  # noqa: E402
+from lowlight_cli.run.ray_cluster import Cluster, RayOptions, parse_workers, pool_size  # noqa: E402
+from lowlight_cli.run.ray_executor import EnhanceWorker, RayExecutor  # noqa: E402
+from lowlight_cli.run.tasks import Task  # noqa: E402
 from lowlight_cli.settings import EnhanceSettings  # noqa: E402
 from lowlight_cli.storage import Location, sweep_temporaries  # noqa: E402
 from tests.conftest import dark_array  # noqa: E402
@@ -40,8 +44,13 @@ def settings(checkpoint: Path, **changes) -> EnhanceSettings:
     )
 
 
-def plan_folder(folder, output, recursive: bool, pattern, ext):
-    return jobs_for_folder(Location.of(folder), Location.of(output), recursive, pattern, ext), None
+def plan_folder(folder, output, recursive: bool, pattern, ext) -> list[Task]:
+    return list(folder_photo_tasks(Location.of(folder), Location.of(output), recursive, pattern, ext))
+
+
+def run_ray_batch(tasks, settings, options, overwrite, executor=RayExecutor, **kwargs) -> Report:
+    """A plan of `tasks` on a `RayExecutor` (or a subclass of it)."""
+    return executor(settings, options).run(Plan.of(tasks, overwrite), **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -74,13 +83,12 @@ def pixels(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
 
 
-def local_reference(folder: Path, out: Path, checkpoint: Path, ext: str | None = None) -> JobReport:
+def local_reference(folder: Path, out: Path, checkpoint: Path, ext: str | None = None) -> Report:
     """The plain local batch (one process, no Ray) on the same folder."""
     from lowlight_cli.pipeline import Enhancer
-    from lowlight_cli.work import enhance_files
 
-    jobs, _ = plan_folder(folder, out, True, None, ext)
-    return enhance_files(Enhancer(settings=settings(checkpoint)), jobs, overwrite=False)
+    tasks = plan_folder(folder, out, True, None, ext)
+    return LocalExecutor(Enhancer(settings=settings(checkpoint))).run(Plan.of(tasks, overwrite=False))
 
 
 def test_auto_without_a_running_cluster_is_one_line(monkeypatch):
@@ -92,9 +100,9 @@ def test_auto_without_a_running_cluster_is_one_line(monkeypatch):
     if find_gcs_addresses():  # `auto` finds any cluster running on this machine (another test run's, say)
         pytest.skip("a Ray cluster is running on this machine")
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    monkeypatch.setattr(ray_batch.tempfile, "gettempdir", lambda: "/nonexistent-lowlight")
+    monkeypatch.setattr(cluster_module.tempfile, "gettempdir", lambda: "/nonexistent-lowlight")
     with pytest.raises(LowlightError, match="no running Ray cluster found"):
-        ray_batch.connect("auto")
+        cluster_module.connect("auto")
     assert not ray.is_initialized()
 
 
@@ -102,9 +110,9 @@ def test_options_and_model_are_checked_on_the_driver_before_ray_starts(tmp_path,
     def no_cluster(*args, **kwargs):
         raise AssertionError("Ray was started before the options were checked")
 
-    monkeypatch.setattr(ray_batch, "connect", no_cluster)
+    monkeypatch.setattr(ray_executor, "connect", no_cluster)
     folder = make_folder(tmp_path)
-    jobs, _ = plan_folder(Location.of(folder), Location.of(tmp_path / "out"), True, None, None)
+    jobs = plan_folder(Location.of(folder), Location.of(tmp_path / "out"), True, None, None)
     with pytest.raises(WeightsError, match="no such checkpoint"):
         run_ray_batch(jobs, settings(tmp_path / "nope.safetensors"), RayOptions(), overwrite=False)
     (tmp_path / "broken.safetensors").write_bytes(b"not a checkpoint")
@@ -143,13 +151,11 @@ def test_same_outputs_as_the_local_batch_a_bad_file_and_resume(ray_cluster, tmp_
     folder = make_folder(tmp_path)
     reference = local_reference(folder, tmp_path / "local", tiny_checkpoint)
     assert len(reference.done) == 3
-    jobs, _ = plan_folder(Location.of(folder), Location.of(tmp_path / "ray"), True, None, None)
-    advanced, run = [], RayRun()
-    # Two 1-CPU workers on a 2-CPU cluster take every CPU: only names travel in blocks, so nothing waits on a read task.
-    report = run_ray_batch(
-        jobs, settings(tiny_checkpoint), RayOptions(), overwrite=False, on_advance=advanced.append, run=run
-    )
-    assert run.workers == (2, 2)
+    jobs = plan_folder(Location.of(folder), Location.of(tmp_path / "ray"), True, None, None)
+    advanced, executor = [], RayExecutor(settings(tiny_checkpoint), RayOptions())
+    # Two 1-CPU workers on a 2-CPU cluster take every CPU: only tasks travel in blocks, so nothing waits on a read task.
+    report = executor.run(Plan.of(jobs, overwrite=False), on_advance=advanced.append)
+    assert executor.stats.workers == (2, 2)
     assert sorted(job.source.name for job in report.done) == ["a.jpg", "b.png", "c.jpg"]
     assert [job.source.name for job, _ in report.failed] == ["broken.jpg"]
     assert (
@@ -182,16 +188,30 @@ def test_same_outputs_as_the_local_batch_a_bad_file_and_resume(ray_cluster, tmp_
     assert not list((tmp_path / "ray").rglob("*.part"))
 
 
-def kill_worker_once(folder: str, stage: str, target: str) -> None:
-    """Run inside the worker: log every stage, and die (as a lost machine would) once at chosen points."""
-    name = Path(target).name
-    with open(os.path.join(folder, "log"), "a") as log:
-        log.write(f"{stage} {name} {os.getpid()}\n")
-    for point in [("written", "a.jpg"), ("enhancing", "b.png")]:
-        marker = os.path.join(folder, f"killed-{point[0]}-{point[1]}")
-        if (stage, name) == point and not os.path.exists(marker):
+def dying_executor(folder: str) -> type[RayExecutor]:
+    """An executor whose workers log every stage, and die (as a lost machine would) once at chosen points."""
+
+    def stage(name: str, file: str) -> None:
+        with open(os.path.join(folder, "log"), "a") as log:
+            log.write(f"{name} {file} {os.getpid()}\n")
+        marker = os.path.join(folder, f"killed-{name}-{file}")
+        if (name, file) in [("written", "a.jpg"), ("enhancing", "b.png")] and not os.path.exists(marker):
             open(marker, "w").close()
             os._exit(1)
+
+    class Dying(EnhanceWorker):
+        def run_task(self, task: Task):
+            name, there = task.target.name, task.target.exists()
+            stage("enhancing", name)
+            status = super().run_task(task)
+            if status == "done" and not there:
+                stage("written", name)
+            return status
+
+    class Executor(RayExecutor):
+        worker = Dying
+
+    return Executor
 
 
 def test_a_worker_that_dies_mid_block_is_replaced_and_nothing_is_written_twice(ray_cluster, tmp_path, tiny_checkpoint):
@@ -203,13 +223,9 @@ def test_a_worker_that_dies_mid_block_is_replaced_and_nothing_is_written_twice(r
     local_reference(folder, tmp_path / "local", tiny_checkpoint)
     logs = tmp_path / "logs"
     logs.mkdir()
-    jobs, _ = plan_folder(Location.of(folder), Location.of(tmp_path / "ray"), True, None, None)
+    jobs = plan_folder(Location.of(folder), Location.of(tmp_path / "ray"), True, None, None)
     report = run_ray_batch(
-        jobs,
-        settings(tiny_checkpoint),
-        RayOptions(workers=(1, 1)),
-        overwrite=False,
-        fault=functools.partial(kill_worker_once, str(logs)),
+        jobs, settings(tiny_checkpoint), RayOptions(workers=(1, 1)), overwrite=False, executor=dying_executor(str(logs))
     )
     ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
     assert (logs / "killed-written-a.jpg").exists() and (logs / "killed-enhancing-b.png").exists()
@@ -232,7 +248,7 @@ def test_ray_batch_reads_and_writes_s3(ray_cluster, s3, tmp_path, tiny_checkpoin
     local_reference(folder, tmp_path / "local", tiny_checkpoint, ".png")
     for path in sorted(folder.rglob("*.*")):
         s3.put(f"dark/{path.relative_to(folder).as_posix()}", path.read_bytes())
-    jobs, _ = plan_folder(Location.of(s3.url("dark")), Location.of(s3.url("bright")), True, None, ".png")
+    jobs = plan_folder(Location.of(s3.url("dark")), Location.of(s3.url("bright")), True, None, ".png")
     report = run_ray_batch(jobs, settings(tiny_checkpoint), RayOptions(workers=(1, 2)), overwrite=False)
     assert not report.failed, report.failed
     assert s3.keys("bright/") == ["bright/a.png", "bright/b.png", "bright/sub/c.png"]
@@ -248,9 +264,9 @@ def test_a_worker_that_cannot_load_the_model_fails_each_file_in_one_line(
 ):
     folder = make_folder(tmp_path)
     (folder / "broken.jpg").unlink()
-    jobs, _ = plan_folder(Location.of(folder), Location.of(tmp_path / "out"), True, None, None)
+    jobs = plan_folder(Location.of(folder), Location.of(tmp_path / "out"), True, None, None)
     # The driver's check passes; the workers' own build fails (as on a worker without the GPU asked for).
-    monkeypatch.setattr(ray_batch, "check_settings", lambda settings: b"not a checkpoint")
+    monkeypatch.setattr(ray_executor, "check_settings", lambda settings: b"not a checkpoint")
     report = run_ray_batch(jobs, settings(tiny_checkpoint), RayOptions(workers=(1, 1)), overwrite=False)
     assert len(report.failed) == 3 and not report.done
     assert all("could not load the model" in reason and reason.count("\n") == 0 for _, reason in report.failed)
@@ -258,9 +274,10 @@ def test_a_worker_that_cannot_load_the_model_fails_each_file_in_one_line(
 
 
 def test_a_folder_of_videos_goes_one_video_per_worker(ray_cluster, tmp_path, tiny_checkpoint):
-    from lowlight_cli.jobs import video_jobs_for_folder
     from lowlight_cli.pipeline import Enhancer
-    from lowlight_cli.work import open_video_job
+    from lowlight_cli.run.places import folder_video_tasks
+    from lowlight_cli.run.tasks import VideoOptions, VideoTask
+    from lowlight_cli.run.video import open_video
     from tests.test_video import frames_of, make_clip
 
     clips = tmp_path / "clips"
@@ -268,33 +285,39 @@ def test_a_folder_of_videos_goes_one_video_per_worker(ray_cluster, tmp_path, tin
     make_clip(clips / "a.mp4", frames=4, size=(64, 48), audio=None)
     make_clip(clips / "b.mov", frames=3, size=(48, 32), audio="aac")
     (clips / "notes.txt").write_text("not a video")
-    jobs = video_jobs_for_folder(clips, tmp_path / "out")
+    jobs = folder_video_tasks(clips, tmp_path / "out", VideoOptions(smoothing=0.8))
     assert [(job.source.name, job.target.name) for job in jobs] == [("a.mp4", "a.mp4"), ("b.mov", "b.mov")]
-    report = run_ray_batch(
-        jobs, settings(tiny_checkpoint), RayOptions(workers=(1, 2)), overwrite=False, video={"smoothing": 0.8}
-    )
+    report = run_ray_batch(jobs, settings(tiny_checkpoint), RayOptions(workers=(1, 2)), overwrite=False)
     assert sorted(job.source.name for job in report.done) == ["a.mp4", "b.mov"] and not report.failed
-    with open_video_job(clips / "a.mp4", tmp_path / "local.mp4") as video:  # the local `lowlight video`
-        video.run(Enhancer(settings=settings(tiny_checkpoint)), smoothing=0.8)
+    local = VideoTask(Location.of(clips / "a.mp4"), Location.of(tmp_path / "local.mp4"), VideoOptions(smoothing=0.8))
+    with open_video(local) as video:  # the local `lowlight video`
+        video.run(Enhancer(settings=settings(tiny_checkpoint)))
     ours, theirs = frames_of(tmp_path / "out" / "a.mp4"), frames_of(tmp_path / "local.mp4")
     assert len(ours) == len(theirs) == 4
     assert max(np.abs(a.astype(int) - b.astype(int)).max() for a, b in zip(ours, theirs, strict=True)) <= 3
     assert [frame.shape for frame in frames_of(tmp_path / "out" / "b.mov")] == [(32, 48, 3)] * 3
     assert not list((tmp_path / "out").glob(".*"))
-    again = run_ray_batch(jobs, settings(tiny_checkpoint), RayOptions(), overwrite=False, video={})
+    again = run_ray_batch(jobs, settings(tiny_checkpoint), RayOptions(), overwrite=False)
     assert len(again.skipped) == 2
 
 
-def slow_after_the_first(stage: str, target: str) -> None:
-    """In the worker: files after a.jpg take long enough for Ctrl-C to find them unfinished."""
-    if stage == "enhancing" and Path(target).name != "a.jpg":
-        time.sleep(3)
+class SlowAfterTheFirst(EnhanceWorker):
+    """Files after a.jpg take long enough for Ctrl-C to find them unfinished."""
+
+    def run_task(self, task: Task):
+        if task.target.name != "a.jpg":
+            time.sleep(3)
+        return super().run_task(task)
+
+
+class SlowExecutor(RayExecutor):
+    worker = SlowAfterTheFirst
 
 
 def test_ctrl_c_stops_the_pool_keeps_whole_outputs_and_a_rerun_resumes(ray_cluster, tmp_path, tiny_checkpoint):
     folder = make_folder(tmp_path)
     (folder / "broken.jpg").unlink()
-    jobs, _ = plan_folder(Location.of(folder), Location.of(tmp_path / "out"), True, None, None)
+    jobs = plan_folder(Location.of(folder), Location.of(tmp_path / "out"), True, None, None)
 
     def interrupt(job) -> None:
         raise KeyboardInterrupt
@@ -310,7 +333,7 @@ def test_ctrl_c_stops_the_pool_keeps_whole_outputs_and_a_rerun_resumes(ray_clust
                 RayOptions(workers=(1, 1)),
                 overwrite=False,
                 on_advance=interrupt,
-                fault=slow_after_the_first,
+                executor=SlowExecutor,
             )
     finally:
         ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
@@ -350,7 +373,7 @@ def test_cli_checks_options_and_the_model_in_one_line_before_ray_starts(tmp_path
     def no_cluster(*args, **kwargs):
         raise AssertionError("Ray was started")
 
-    monkeypatch.setattr(ray_batch, "connect", no_cluster)
+    monkeypatch.setattr(ray_executor, "connect", no_cluster)
     folder = make_folder(tmp_path)
     for args, code, message in [
         (["--ray", "--model", tmp_path / "nope.safetensors"], 1, "no such checkpoint"),

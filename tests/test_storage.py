@@ -19,11 +19,11 @@ FAST = dict(prior="fallback", steps=2, work_size=48, device="cpu")
 
 
 def plan(folder, output, recursive=False, pattern=None, ext=None):
-    """`batch`'s jobs and unsupported pictures for any two locations."""
-    from lowlight_cli.jobs import jobs_for_folder, unsupported_images
+    """`batch`'s tasks and unsupported pictures for any two locations."""
+    from lowlight_cli.run.places import folder_photo_tasks, unsupported_images
 
     folder, output = Location.of(folder), Location.of(output)
-    return jobs_for_folder(folder, output, recursive, pattern, ext), unsupported_images(
+    return folder_photo_tasks(folder, output, recursive, pattern, ext), unsupported_images(
         folder, recursive, pattern, output
     )
 
@@ -121,7 +121,7 @@ def test_s3_location_lists_reads_writes_and_sweeps(s3):  # noqa: F811 - the s3 f
 
 
 def test_s3_folder_plan_follows_the_local_rules(s3):  # noqa: F811 - the s3 fixture
-    from lowlight_cli.jobs import default_folder_location
+    from lowlight_cli.run.places import default_folder_location
 
     for key in [
         "dark/a.jpg",
@@ -157,24 +157,25 @@ def make_inputs(folder: Path, count: int = 3) -> list[Path]:
 
 def test_local_batch_reads_and_writes_s3_with_the_disk_batch_bytes(s3, tmp_path, tiny_checkpoint):  # noqa: F811 - the s3 fixture
     from lowlight_cli.pipeline import Enhancer
-    from lowlight_cli.work import enhance_files
+    from lowlight_cli.run.local import LocalExecutor
+    from lowlight_cli.run.plan import Plan
 
     inputs = make_inputs(tmp_path / "dark")
     for path in inputs:
         s3.put(f"dark/{path.name}", path.read_bytes())
     s3.put("dark/broken.jpg", b"not a picture")
-    enhancer = Enhancer(model=tiny_checkpoint, **FAST)
+    executor = LocalExecutor(Enhancer(model=tiny_checkpoint, **FAST))
     disk_jobs, _ = plan(Location.of(tmp_path / "dark"), Location.of(tmp_path / "bright"), False, None, None)
-    assert len(enhance_files(enhancer, disk_jobs, overwrite=False).done) == 3
+    assert len(executor.run(Plan.of(disk_jobs, overwrite=False)).done) == 3
     jobs, _ = plan(Location.of(s3.url("dark")), Location.of(s3.url("bright")), False, None, None)
-    report = enhance_files(enhancer, jobs, overwrite=False)
+    report = executor.run(Plan.of(jobs, overwrite=False))
     assert [str(job.target) for job in report.done] == [s3.url(f"bright/{p.name}") for p in inputs]
     assert [str(job.source) for job, _ in report.failed] == [s3.url("dark/broken.jpg")]
     assert report.failed[0][1].startswith(f"{s3.url('dark/broken.jpg')}: not a supported image")  # named as written
     for path in inputs:  # the same encoder, metadata and quality rule as on disk: the same bytes
         assert s3.get(f"bright/{path.name}") == (tmp_path / "bright" / path.name).read_bytes()
     # Resume: finished outputs in the bucket are skipped.
-    again = enhance_files(enhancer, jobs, overwrite=False)
+    again = executor.run(Plan.of(jobs, overwrite=False))
     assert (len(again.done), len(again.skipped), len(again.failed)) == (0, 3, 1)
     decoded = np.asarray(Image.open(tmp_path / "bright" / inputs[0].name))
     assert decoded.shape == (40, 56, 3) and decoded.mean() > np.asarray(Image.open(inputs[0])).mean()

@@ -1,8 +1,8 @@
 """`--ray`, `--workers`, `--gpus-per-worker`, `--cpus-per-worker` of `batch` and `video`, and the progress bar.
 
 The options are checked here, before any model is loaded or Ray started;
-the run itself is `ray_batch.run_ray_batch`. Torch- and Ray-free until a
-command runs.
+the run itself is `run.ray_executor.RayExecutor`'s. Torch- and Ray-free
+until a command runs.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ CPUS_PER_WORKER = typer.Option(
 def ray_options(ray: str | None, workers: str | None, gpus_per_worker: float, cpus_per_worker: float, device: str):
     """The checked `RayOptions`, or None without `--ray` (then the worker options are an error)."""
     from lowlight_cli.errors import UsageError
-    from lowlight_cli.ray_batch import RayOptions, check_options, parse_workers
+    from lowlight_cli.run.ray_cluster import RayOptions, check_options, parse_workers
 
     if ray is None:
         given = [
@@ -102,54 +102,33 @@ def progress(label: str, total: int, unit: str, already: int = 0):
     )
     task = bar.add_task(label, total=total, completed=already, already=already)
 
-    def advance(job: Any) -> None:
+    def advance(item: Any) -> None:
         bar.advance(task)
 
     return bar, advance
 
 
-def job_progress(label: str, jobs: list, pending: list, unit: str = "img"):
-    """`progress` for `jobs`, of which only `pending` (`jobs.triage`'s) are left to do: the others, which a
-    run skips or fails before any work, count as done from the start, and the returned `advance` ignores
-    them when the run reports them."""
-    waiting = {id(job) for job in pending}
-    bar, advance = progress(label, len(jobs), unit, already=len(jobs) - len(pending))
-    return bar, lambda job: advance(job) if id(job) in waiting else None
+def plan_progress(label: str, plan: Any, unit: str = "img"):
+    """`progress` for a `run.plan.Plan`: the tasks its triage skipped or refused count as done from the start,
+    and the executor advances the bar once per task it runs."""
+    return progress(label, len(plan.tasks), unit, already=len(plan.tasks) - len(plan.pending))
 
 
-def run_on_ray(
-    jobs: list,
-    settings: Any,
-    options: Any,
-    overwrite: bool,
-    quality: int | None = None,
-    label: str = "batch",
-    unit: str = "img",
-    video: dict | None = None,
-):
-    """`run_ray_batch` under a progress bar; notes in yellow; `-v` adds Ray's own logs and the pool's figures."""
-    from lowlight_cli.jobs import triage
-    from lowlight_cli.ray_batch import RayRun, run_ray_batch
+def run_on_ray(plan: Any, settings: Any, options: Any, label: str = "batch", unit: str = "img"):
+    """`plan` on a `RayExecutor` under a progress bar; notes in yellow; `-v` adds Ray's own logs and the pool's
+    figures."""
+    from lowlight_cli.run.ray_executor import RayExecutor
 
     out = console()
-    run = RayRun()
-    bar, advance = job_progress(label, jobs, triage(jobs, overwrite)[0], unit)
+    bar, advance = plan_progress(label, plan, unit)
     with bar:
-        report = run_ray_batch(
-            jobs,
-            settings,
-            options,
-            overwrite,
-            quality,
-            on_advance=advance,
-            notify=lambda message: bar.console.print(f"[yellow]note:[/] {message}"),
-            verbose=STATE["verbose"],
-            run=run,
-            video=video,
-        )
-    if STATE["verbose"] and run.per_file_s:
+        notify = lambda message: bar.console.print(f"[yellow]note:[/] {message}")  # noqa: E731
+        executor = RayExecutor(settings, options, notify=notify, verbose=STATE["verbose"])
+        report = executor.run(plan, on_advance=advance)
+    stats = executor.stats
+    if STATE["verbose"] and stats.per_task_s:
         out.print(
-            f"ray: {run.workers[0]}–{run.workers[1]} workers, first result after {run.startup_s:.1f}s, "
-            f"{len(run.per_file_s)} files in {run.seconds:.1f}s"
+            f"ray: {stats.workers[0]}–{stats.workers[1]} workers, first result after {stats.startup_s:.1f}s, "
+            f"{len(stats.per_task_s)} files in {stats.seconds:.1f}s"
         )
     return report

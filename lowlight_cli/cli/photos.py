@@ -1,4 +1,4 @@
-"""`lowlight enhance` and `lowlight batch`: which files, then `work.enhance_files`, then a summary."""
+"""`lowlight enhance` and `lowlight batch`: a plan (`run.plan`), an executor under a progress bar, a summary."""
 
 from __future__ import annotations
 
@@ -27,37 +27,33 @@ QUALITY = typer.Option(
 )
 
 
-def report_timings(job, image, result) -> None:
+def report_timings(task, image, result) -> None:
     """--verbose: what one photo cost."""
     if STATE["verbose"]:
         t = result.timings
         console().print(
-            f"{job.source} → {job.target}: {image.size[0]}x{image.size[1]}, prior {result.prior.source} "
+            f"{task.source} → {task.target}: {image.size[0]}x{image.size[1]}, prior {result.prior.source} "
             f"made {result.prior.num_regions} regions in {t['prior']:.2f}s, sampling {t['sample']:.2f}s, "
             f"reconstruction {t['reconstruct']:.2f}s"
         )
 
 
-def run_with_progress(jobs, settings, overwrite: bool, label: str, quality: int | None = None):
-    """Enhance `jobs` under a progress bar; the model is loaded once a photo has decoded, so a re-run with
+def run_locally(plan, settings, label: str):
+    """Run `plan` here under a progress bar; the model is loaded once a photo has decoded, so a re-run with
     nothing left to do or a bad file fails or finishes without loading it."""
-    from lowlight_cli.cli.cluster import job_progress
-    from lowlight_cli.jobs import triage
-    from lowlight_cli.work import enhance_files
+    from lowlight_cli.cli.cluster import plan_progress
+    from lowlight_cli.run.local import LocalExecutor
 
-    pending, _ = triage(jobs, overwrite)
-    bar, advance = job_progress(label, jobs, pending)
+    bar, advance = plan_progress(label, plan)
     with bar:
-        return enhance_files(
-            lambda: build_enhancer(settings), jobs, overwrite, quality, on_advance=advance, on_done=report_timings
-        )
+        return LocalExecutor(lambda: build_enhancer(settings), on_done=report_timings).run(plan, on_advance=advance)
 
 
 def summarise(report) -> None:
     """Print what happened; exit 1 if anything failed."""
     from rich.markup import escape
 
-    from lowlight_cli.jobs import describe_unsupported
+    from lowlight_cli.run.places import describe_unsupported
 
     out = console()
     for _job, reason in report.failed:
@@ -102,7 +98,7 @@ def enhance(
     import tempfile
 
     from lowlight_cli.errors import InputError, UsageError
-    from lowlight_cli.jobs import jobs_for_files
+    from lowlight_cli.run.plan import plan_files
 
     reads_stdin, writes_stdout = STDIO in inputs, output == STDIO or (STDIO in inputs and output is None)
     if (reads_stdin or writes_stdout) and len(inputs) > 1:
@@ -116,14 +112,14 @@ def enhance(
             inputs = [read_stdin(Path(scratch))]
         if writes_stdout:
             output = Path(scratch) / f"stdout{ext or inputs[0].suffix.lower()}"
-        jobs = jobs_for_files(inputs, output, ext=ext)
-        report = run_with_progress(jobs, settings, overwrite, "enhancing", quality)
+        plan = plan_files(inputs, output, ext, quality, overwrite)
+        report = run_locally(plan, settings, "enhancing")
         if writes_stdout:
             if report.done:
-                binary_stream("stdout").write(jobs[0].target.read_bytes())
+                binary_stream("stdout").write(plan.tasks[0].target.read_bytes())
         elif not STATE["quiet"]:
-            for job in report.done:
-                typer.echo(str(job.target))
+            for task in report.done:
+                typer.echo(str(task.target))
         summarise(report)
 
 
@@ -211,27 +207,11 @@ def batch(
     Re-running skips finished outputs; the summary lists failures and the exit code is 1 if any failed.
     """
     from lowlight_cli.cli.cluster import ray_options, run_on_ray
-    from lowlight_cli.errors import InputError, UsageError
-    from lowlight_cli.jobs import default_folder_location, jobs_for_folder, no_images_message, unsupported_images
-    from lowlight_cli.storage import Location, is_remote, sweep_temporaries
+    from lowlight_cli.run.plan import plan_folder
 
     cluster = ray_options(ray, workers, gpus_per_worker, cpus_per_worker, settings.device)
-    remote = is_remote(folder) or (output is not None and is_remote(output))
-    place = Location.of if remote else Path  # object storage: every path as a Location; else plain paths
-    source = place(folder)
-    target = place(output) if output is not None else default_folder_location(source)
-    if Location.of(target).resolve() == Location.of(source).resolve():
-        raise UsageError("-o must differ from the input folder (inputs are never overwritten)")
-    jobs = jobs_for_folder(source, target, recursive, glob, normalise_ext(fmt))
-    unsupported = unsupported_images(source, recursive, glob, exclude=target)  # listed, never skipped silently
-    if not jobs:  # nothing to enhance is an error, whether the folder is empty or holds only unreadable pictures
-        raise InputError(no_images_message(source, recursive, unsupported))
-    swept = sweep_temporaries(target)  # what writers killed mid-write (SIGKILL, a lost machine) left behind
-    if swept and STATE["verbose"]:
-        console().print(f"removed {len(swept)} stale temporary file(s) under {target}")
-    if cluster is not None:
-        report = run_on_ray(jobs, settings, cluster, overwrite, quality)
-    else:
-        report = run_with_progress(jobs, settings, overwrite, "batch", quality)
-    report.unsupported = unsupported
+    plan = plan_folder(folder, output, recursive, glob, normalise_ext(fmt), quality, overwrite)
+    if plan.swept and STATE["verbose"]:
+        console().print(f"removed {len(plan.swept)} stale temporary file(s) from the output folder")
+    report = run_on_ray(plan, settings, cluster) if cluster is not None else run_locally(plan, settings, "batch")
     summarise(report)

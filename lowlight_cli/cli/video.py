@@ -1,4 +1,5 @@
-"""`lowlight video`: open the input and output (`work.open_video_job`), enhance every frame, report."""
+"""`lowlight video`: one video task opened (`run.video.open_video`), every frame enhanced, a report;
+with `--ray`, a plan of every video in a folder on a `RayExecutor`."""
 
 from __future__ import annotations
 
@@ -68,14 +69,15 @@ def video(
     )
 
     from lowlight_cli.cli.cluster import ray_options
-    from lowlight_cli.work import open_video_job
+    from lowlight_cli.run.places import video_task
+    from lowlight_cli.run.tasks import VideoOptions
+    from lowlight_cli.run.video import open_video
 
     cluster = ray_options(ray, workers, gpus_per_worker, cpus_per_worker, settings.device)
+    options = VideoOptions(start, end, max_frames, smoothing, fps, frame_format)
     if cluster is not None:
-        return videos_on_ray(
-            source, output, cluster, settings, start, end, max_frames, smoothing, frame_format, fps, overwrite
-        )
-    with open_video_job(source, output, start, end, max_frames, fps, frame_format, overwrite) as job:
+        return videos_on_ray(source, output, cluster, settings, options, overwrite)
+    with open_video(video_task(source, output, options), overwrite) as job:
         enhancer = build_enhancer(settings)  # torch: only once the input and output are known to be usable
         with Progress(
             TextColumn("video"),
@@ -95,19 +97,19 @@ def video(
                 finished.append(index)
 
             try:
-                report = job.run(enhancer, on_frame=advance, smoothing=smoothing)
+                report = job.run(enhancer, on_frame=advance)
             except KeyboardInterrupt:
                 progress.stop()
-                raise typer.Exit(interrupted_video(job.sink, job.target, len(finished)))  # noqa: B904 - an exit code
+                raise typer.Exit(interrupted_video(job.sink, job.task.target, len(finished)))  # noqa: B904 - an exit code
     console().print(
         f"{report.done} frames enhanced, {report.skipped} already done, {report.priors} prior(s) computed, "
         f"{report.fps:.2f} frames/s"
     )
     if not STATE["quiet"]:
-        typer.echo(str(job.target))
+        typer.echo(str(job.task.target))
 
 
-def interrupted_video(sink, target: Path, frames_done: int) -> int:
+def interrupted_video(sink, target, frames_done: int) -> int:
     """Say what Ctrl-C left behind, which differs between a video file and a frames folder; exit code 130."""
     from lowlight_cli.io.video import FolderSink
 
@@ -120,45 +122,12 @@ def interrupted_video(sink, target: Path, frames_done: int) -> int:
 
 
 def videos_on_ray(
-    source: Path,
-    output: Path | None,
-    cluster,
-    settings: EnhanceSettings,
-    start,
-    end,
-    max_frames,
-    smoothing: float,
-    frame_format: str | None,
-    fps: float | None,
-    overwrite: bool,
+    source: Path, output: Path | None, cluster, settings: EnhanceSettings, options, overwrite: bool
 ) -> None:
     """`video DIR --ray`: every video file in DIR to OUT (default <DIR>_enhanced), one whole video per worker."""
     from lowlight_cli.cli.cluster import run_on_ray
     from lowlight_cli.cli.photos import summarise
-    from lowlight_cli.errors import InputError, UsageError
-    from lowlight_cli.io.video import _check_window as check_window
-    from lowlight_cli.jobs import default_folder_output, video_jobs_for_folder
-    from lowlight_cli.storage import sweep_temporaries
+    from lowlight_cli.run.plan import plan_videos
 
-    if frame_format is not None or fps is not None:
-        raise UsageError("--frame-format and --fps are for frames folders; --ray takes a folder of video files")
-    if not source.is_dir():
-        raise UsageError(f"--ray takes a folder of videos; {source} is one file (run without --ray)")
-    check_window(start, end, max_frames)
-    target = output or default_folder_output(source)
-    if target.resolve() == source.resolve():
-        raise UsageError("-o must differ from the input folder (inputs are never overwritten)")
-    jobs = video_jobs_for_folder(source, target)
-    if not jobs:
-        raise InputError(f"{source}: no video files (a folder of frames is one video: run without --ray)")
-    sweep_temporaries(target)
-    report = run_on_ray(
-        jobs,
-        settings,
-        cluster,
-        overwrite,
-        label="video",
-        unit="videos",
-        video={"start": start, "end": end, "max_frames": max_frames, "smoothing": smoothing},
-    )
-    summarise(report)
+    plan = plan_videos(source, output, options, overwrite)
+    summarise(run_on_ray(plan, settings, cluster, label="video", unit="videos"))

@@ -175,9 +175,10 @@ def is_image_name(path: Path) -> bool:
     return bool(guessed and guessed.startswith("image/"))
 
 
-def check_writable(path: Path) -> None:
-    """Raise `OutputError` when `path` names a picture format we cannot write (so it is not taken for a folder)."""
-    suffix = path.suffix.lower()
+def check_writable(path: str | Path) -> None:
+    """Raise `OutputError` when `path` (a path or URL) names a picture format we cannot write (so it is not
+    taken for a folder)."""
+    suffix = os.path.splitext(str(path))[1].lower()
     if suffix in writable_suffixes():
         return
     if suffix in RAW_SUFFIXES:
@@ -185,7 +186,7 @@ def check_writable(path: Path) -> None:
             f"{path}: camera RAW ({suffix}) cannot be written; choose one of {writable_formats()} "
             "(RAW photos default to 16-bit .tif)"
         )
-    if is_image_name(path):
+    if is_image_name(Path(f"x{suffix}")):
         raise OutputError(f"{path}: cannot write {suffix} files (writable: {writable_formats()})")
 
 
@@ -216,20 +217,26 @@ def load_image(path: str | Path) -> LoadedImage:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return decode_image(data, path)
+
+
+def decode_image(data: bytes, name: str | Path) -> LoadedImage:
+    """Decode a file's bytes; `name` (a path or a URL, as the user wrote it) gives the extension and names it
+    in errors. Files in object storage are decoded from their bytes by the same code as files on disk."""
     if not data:
-        raise InputError(f"{path}: file is empty")
-    if path.suffix.lower() in RAW_SUFFIXES:
-        return _load_raw(path, data)
+        raise InputError(f"{name}: file is empty")
+    if os.path.splitext(str(name))[1].lower() in RAW_SUFFIXES:
+        return _load_raw(name, data)
     if data[:4] in TIFF_MAGIC:
-        tiff = _load_tiff_specials(path, data)
+        tiff = _load_tiff_specials(name, data)
         if tiff is not None:
             return tiff
     if data[4:8] == b"ftyp":  # ISO base media: HEIC/HEIF (pillow-heif) or AVIF (Pillow itself)
         _heif_plugin()
-    return _from_pillow(data, _open_pillow(path, data))
+    return _from_pillow(data, _open_pillow(name, data))
 
 
-def _open_pillow(path: Path, data: bytes):
+def _open_pillow(path: str | Path, data: bytes):
     """The decoded Pillow image of `data`: size-checked before decoding, one still image of a readable format."""
     from PIL import Image, UnidentifiedImageError
 
@@ -371,7 +378,7 @@ def _reset_xmp_orientation(xmp: XmpLike) -> XmpLike:
     return iTXt(decoded, xmp.lang, xmp.tkey) if isinstance(xmp, iTXt) else decoded  # type: ignore[arg-type]
 
 
-def _load_raw(path: Path, data: bytes) -> LoadedImage:
+def _load_raw(path: str | Path, data: bytes) -> LoadedImage:
     """Camera RAW via LibRaw: demosaic with the camera's white balance to 16-bit sRGB, as exposed.
 
     LibRaw's auto-brightening is off: the photo stays as dark as it was shot,
@@ -406,7 +413,7 @@ def _load_raw(path: Path, data: bytes) -> LoadedImage:
     return LoadedImage(rgb=pixels.astype(np.float32) / 65535.0, bit_depth=16, exif=exif, raw=True)
 
 
-def _load_tiff_specials(path: Path, data: bytes) -> LoadedImage | None:
+def _load_tiff_specials(path: str | Path, data: bytes) -> LoadedImage | None:
     """Refuse multi-page TIFFs, decode floating-point ones; None for a TIFF that Pillow should decode.
 
     Reduced-resolution pages (previews, NewSubfileType bit 0) are not pages of the photo and do not count.
@@ -449,7 +456,7 @@ def _load_tiff_specials(path: Path, data: bytes) -> LoadedImage | None:
 
 
 def _float_tiff(
-    path: Path,
+    path: str | Path,
     data: bytes,
     values: np.ndarray,
     photometric: int,
@@ -770,8 +777,9 @@ IJG_LUMINANCE = (
 )
 
 
-def jpeg_quality(path: Path) -> int | None:
-    """The quality a JPEG was saved at, estimated from its luminance table; None for other files.
+def jpeg_quality(file: Path | bytes) -> int | None:
+    """The quality a JPEG (a path, or a file's bytes) was saved at, estimated from its luminance table; None
+    for other files.
 
     Re-encoding at the input's own quality keeps the output about as large
     and as faithful as the input, where a fixed 95 would bloat a q75 photo
@@ -780,7 +788,7 @@ def jpeg_quality(path: Path) -> int | None:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(file) if isinstance(file, bytes) else file) as image:
             tables = image.quantization if image.format == "JPEG" else None
     except (OSError, UnidentifiedImageError, AttributeError):
         return None
@@ -863,12 +871,17 @@ def save_image(
     quality: int = DEFAULT_QUALITY,
 ) -> None:
     """Encode by extension and write atomically, keeping alpha/bit depth/EXIF/ICC/XMP/text of `like`."""
-    path = Path(path)
-    check_writable(path)
+    atomic_write(Path(path), encode_like(rgb, path, like, quality), protect)
+
+
+def encode_like(rgb: np.ndarray, name: str | Path, like: LoadedImage | None, quality: int = DEFAULT_QUALITY) -> bytes:
+    """`rgb` encoded for a file called `name` (a path or URL: its extension picks the format), keeping what
+    `like` carried (alpha, bit depth, EXIF, ICC, XMP, text); errors name the file."""
+    check_writable(name)
     try:
-        data = encode_image(
+        return encode_image(
             rgb,
-            path.suffix,
+            os.path.splitext(str(name))[1],
             alpha=like.alpha if like else None,
             bit_depth=like.bit_depth if like else 8,
             exif=like.exif if like else None,
@@ -879,5 +892,4 @@ def save_image(
             gray=like.gray if like else False,
         )
     except OutputError as exc:
-        raise OutputError(f"{path}: {exc}") from None
-    atomic_write(path, data, protect)
+        raise OutputError(f"{name}: {exc}") from None

@@ -97,7 +97,7 @@ def open_source(
     `folder_fps` is the frame rate assumed for a folder, which has none of its own.
     """
     path = Path(path)
-    _check_window(start, end, max_frames)
+    check_window(start, end, max_frames)
     if not path.exists():
         raise InputError(f"{path}: file not found")
     if path.is_dir():
@@ -107,7 +107,7 @@ def open_source(
     return VideoFileSource(path, start, end, max_frames)
 
 
-def _check_window(start: float | None, end: float | None, max_frames: int | None) -> None:
+def check_window(start: float | None, end: float | None, max_frames: int | None) -> None:
     if start is not None and start < 0:
         raise UsageError(f"--start must be 0 or more seconds, got {start}")
     if end is not None and end <= (start or 0.0):

@@ -1,0 +1,49 @@
+"""The one error policy: how a task's exception becomes a reported failure, for every executor.
+
+A `LowlightError` is a problem with that one file (its message already
+names it) and a `MemoryError` is that file being too large for the
+settings: both fail the task and the run goes on. Anything else is a bug:
+in this process it propagates, so it is seen with its traceback; on a Ray
+worker (`contain_unexpected`) it fails only its file, since one bad file
+must not take a cluster's job down. A problem that is no one file's (the
+model cannot be built) is raised as `RunFailed` and stops the run.
+KeyboardInterrupt always propagates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from lowlight_cli.errors import LowlightError
+
+Status = Literal["done", "skipped", "failed"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What running one task came to: done, skipped (its output was there) or failed with `reason`."""
+
+    status: Status
+    reason: str = ""
+
+
+class RunFailed(Exception):
+    """The run cannot go on (its cause, a `LowlightError`, is what the user sees): not any one task's failure."""
+
+
+def guarded(source: object, work: Callable[[], Status], contain_unexpected: bool = False) -> Outcome:
+    """Run `work` (one task, named by its `source` in messages); its status, or the failure it raised."""
+    try:
+        return Outcome(work())
+    except LowlightError as exc:
+        return Outcome("failed", str(exc))
+    except MemoryError:
+        return Outcome("failed", f"{source}: out of memory (try a smaller --work-size)")
+    except RunFailed:
+        raise
+    except Exception as exc:
+        if not contain_unexpected:
+            raise
+        return Outcome("failed", f"{source}: unexpected {type(exc).__name__}: {exc}")

@@ -1,0 +1,69 @@
+"""The typed units a plan is made of: a photo or a video file, its output, and the options it runs with.
+
+Tasks are plain data whose places are `storage.Location`s (a file on disk
+or in object storage alike), so a plan can be shown (a progress bar counts
+them), triaged before any model loads, and sent to a Ray worker as one line
+of JSON (`to_row`/`from_row`): the worker rebuilds the same typed task
+instead of reading options out of an untyped dict.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+
+from lowlight_cli.storage import Location
+
+
+@dataclass(frozen=True)
+class PhotoTask:
+    """One photo file enhanced into `target`."""
+
+    source: Location
+    target: Location
+    quality: int | None = None  # JPEG/WebP quality of the output; None: the input's own, else 95
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """What `lowlight video` asks of one video besides the enhancement settings."""
+
+    start: float | None = None  # seconds
+    end: float | None = None
+    max_frames: int | None = None
+    smoothing: float = 0.8  # weight of the past in the temporal smoothing
+    fps: float | None = None  # frames folders only: their rate (default 30)
+    frame_format: str | None = None  # frames-folder outputs only: png or jpg
+
+
+@dataclass(frozen=True)
+class VideoTask:
+    """One video file or frames folder enhanced into `target` (a video file or a frames folder)."""
+
+    source: Location
+    target: Location
+    options: VideoOptions = field(default_factory=VideoOptions)
+
+
+Task = PhotoTask | VideoTask
+
+
+def to_row(task: Task) -> str:
+    """The task as one JSON line for a Ray Data block; local places absolute, since a worker has its own
+    working directory."""
+    fields: dict[str, object] = {"source": os.fspath(task.source), "target": os.fspath(task.target)}
+    if isinstance(task, PhotoTask):
+        fields.update(kind="photo", quality=task.quality)
+    else:
+        fields.update(kind="video", options=asdict(task.options))
+    return json.dumps(fields)
+
+
+def from_row(row: str) -> Task:
+    """The task `to_row` wrote."""
+    fields = json.loads(row)
+    source, target = Location.of(fields["source"]), Location.of(fields["target"])
+    if fields["kind"] == "photo":
+        return PhotoTask(source, target, fields["quality"])
+    return VideoTask(source, target, VideoOptions(**fields["options"]))
