@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from lowlight_cli.memory import free_bytes, sampling_bytes
@@ -40,3 +44,18 @@ def mem_total() -> int:
     """Total RAM from /proc/meminfo (MemTotal), which MemAvailable never exceeds."""
     line = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal:"))
     return int(line.split()[1]) * 1024
+
+
+@pytest.mark.parametrize("user_setting, expected", [(None, False), ("1", True)])
+def test_numpy_asks_for_no_huge_pages_unless_the_user_does(user_setting, expected):
+    """`lowlight_cli` switches NumPy's huge-page request off before NumPy loads (each fresh large array
+    could stall on memory compaction), and leaves a user's own setting alone."""
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    if user_setting is not None:
+        env["NUMPY_MADVISE_HUGEPAGE"] = user_setting
+    code = (
+        "import sys, lowlight_cli; assert 'numpy' not in sys.modules; "
+        "from numpy._core.multiarray import _get_madvise_hugepage; print(_get_madvise_hugepage())"
+    )
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == str(expected)
