@@ -111,7 +111,7 @@ def known_models() -> list[KnownModel]:
             "denoiser",
             "bundled",
             "present" if bundled.exists() else "MISSING",
-            "the shipped diffusion model (weights/README.md)",
+            "bundled diffusion model (weights/README.md)",
             bundled if bundled.exists() else None,
         )
     ]

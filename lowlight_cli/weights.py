@@ -80,7 +80,7 @@ REGISTRY: dict[str, KnownCheckpoint] = {
             sha256="892c410e496344e527255ccdcb2cb7244a609acb5389c7c4fdba1288f861c579",
             size=374_979_480,
             licence="Apache-2.0",
-            description="Segment Anything ViT-B (transformers SamModel weights, 375 MB)",
+            description="Segment Anything ViT-B, 375 MB",
         ),
         KnownCheckpoint(
             name="sam-vit-l",
@@ -91,7 +91,7 @@ REGISTRY: dict[str, KnownCheckpoint] = {
             sha256="a57e1b13cd1545938dfcbc9fb26df7f60de6650237a9383382a874a623564b81",
             size=None,
             licence="Apache-2.0",
-            description="Segment Anything ViT-L (transformers SamModel weights, 1.25 GB)",
+            description="Segment Anything ViT-L, 1.25 GB",
         ),
         KnownCheckpoint(
             name="sam-vit-h",
@@ -102,7 +102,7 @@ REGISTRY: dict[str, KnownCheckpoint] = {
             sha256="edfb0462392541fca9af44ff039bfb32dbd0c939997f3abb77a26e23af7afd7c",
             size=None,
             licence="Apache-2.0",
-            description="Segment Anything ViT-H (transformers SamModel weights, 2.56 GB)",
+            description="Segment Anything ViT-H, 2.56 GB",
         ),
     )
 }

@@ -150,6 +150,20 @@ def test_batch_of_the_current_folder_writes_beside_it(tmp_path, tiny_checkpoint,
     assert (tmp_path / "dark_enhanced" / "a.jpg").exists()
 
 
+def test_batch_into_its_own_folder_names_outputs_as_enhance_does(tmp_path, tiny_checkpoint):
+    """One rule for enhance and batch: a folder of its own keeps the names; the input's own folder adds _enhanced."""
+    folder = make_folder(tmp_path)
+    (folder / "broken.jpg").unlink()
+    result = run("batch", folder, "-o", folder, "--recursive", "--model", tiny_checkpoint, *FAST)
+    assert result.exit_code == 0, result.output
+    written = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*_enhanced.*"))
+    assert written == ["a_enhanced.jpg", "sub/b_enhanced.png"]
+    result = run("enhance", folder / "a.jpg", "-o", folder, "--model", tiny_checkpoint, *FAST)
+    assert result.exit_code == 0 and "skipped" in result.output  # the very file enhance names
+    result = run("batch", folder, "-o", folder, "--recursive", "--model", tiny_checkpoint, *FAST)
+    assert result.exit_code == 0 and "0 enhanced, 2 skipped" in result.output  # outputs are never taken for inputs
+
+
 def test_batch_glob_and_non_recursive(tmp_path, tiny_checkpoint):
     folder = make_folder(tmp_path)
     result = run(
@@ -221,6 +235,17 @@ def test_wrong_checkpoint_is_refused(dark_jpeg, tmp_path):
     assert result.exit_code == 1 and "not a valid .safetensors" in result.output
 
 
+def test_steps_help_says_what_more_steps_buy_and_cost():
+    import re
+
+    result = runner.invoke(app, ["enhance", "--help"], env={"COLUMNS": "1000"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(line.strip(" │") for line in result.output.splitlines())
+    steps = text[text.index("--steps") : text.index("--seed")]
+    assert "scores best" in steps and "scores lower" in steps  # what they buy
+    assert "one denoiser pass each" in steps and len(re.findall(r"\d s at \d", steps)) >= 4  # what they cost
+
+
 def test_models_list_path_and_info():
     result = run("models", "list")
     assert result.exit_code == 0 and "sam-vit-b" in result.output and "lowlight-default" in result.output
@@ -239,13 +264,21 @@ def test_models_list_path_and_info():
 def test_models_list_fits_80_columns_and_download_names_complete():
     code = (
         "import subprocess, sys; out = subprocess.run([sys.executable, '-m', 'lowlight_cli', 'models', 'list'], "
-        "capture_output=True, text=True, env={'COLUMNS': '80', 'PATH': ''}).stdout; "
-        "assert out and max(map(len, out.splitlines())) <= 80, out"
+        "capture_output=True, text=True, env={'COLUMNS': '80', 'PATH': ''}).stdout; print(out)"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
-    from lowlight_cli.cli.models import download_names
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    lines = out.strip("\n").splitlines()
+    assert max(map(len, lines)) <= 80, out
+    from lowlight_cli.weights import REGISTRY
 
-    assert download_names("sam-vit-") == ["sam-vit-b", "sam-vit-l", "sam-vit-h"]
+    names = ["lowlight-default", *REGISTRY]
+    # One line per model, nothing wrapped: the header, a row per model, a source per model, the --prior auto line.
+    assert len(lines) == 1 + 2 * len(names) + 1, out
+    assert [line.split()[0] for line in lines[1 : 1 + len(names)]] == names, out
+    # What a shell gets for `lowlight models download sam-vit-<TAB>` (Click's bash completion protocol).
+    env = {"_LOWLIGHT_COMPLETE": "complete_bash", "COMP_WORDS": "lowlight models download sam-vit-", "COMP_CWORD": "3"}
+    result = runner.invoke(app, [], prog_name="lowlight", env=env)
+    assert result.output.split() == ["sam-vit-b", "sam-vit-l", "sam-vit-h"], result.output
 
 
 def test_the_built_in_prior_note_is_said_under_verbose_only(dark_jpeg, tiny_checkpoint, tmp_path):
@@ -532,6 +565,36 @@ def test_missing_inputs_fail_before_torch_is_imported(tmp_path, args):
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
 
 
+def bad_photos(folder: Path) -> list[Path]:
+    """The four bad files of issue 31: a cut-off JPEG, text named .jpg, a GIF, a 3-page TIFF."""
+    import tifffile
+
+    folder.mkdir(exist_ok=True)
+    Image.fromarray(dark_array()).save(folder / "whole.jpg")
+    data = (folder / "whole.jpg").read_bytes()
+    (folder / "corrupt.jpg").write_bytes(data[: len(data) // 2])
+    (folder / "whole.jpg").unlink()
+    (folder / "text.jpg").write_text("not a photo")
+    Image.fromarray(dark_array()).save(folder / "anim.gif")
+    with tifffile.TiffWriter(folder / "scan.tif") as tif:
+        for seed in range(3):
+            tif.write(dark_array(16, 16, seed=seed), photometric="rgb")
+    return [folder / name for name in ("corrupt.jpg", "text.jpg", "anim.gif", "scan.tif")]
+
+
+def test_bad_photos_fail_before_torch_is_imported(tmp_path):
+    """Each fails with its reason, and no model loads: torch is never imported, so they fail in well under a second."""
+    names = [path.name for path in bad_photos(tmp_path)]
+    code = (
+        "import sys; from typer.testing import CliRunner; from lowlight_cli.cli import app; "
+        f"r = CliRunner().invoke(app, ['enhance', *{names!r}]); assert r.exit_code == 1, r.output; "
+        "assert '0 enhanced, 4 failed' in r.output, r.output; "
+        f"assert all('failed ' + n + ': ' in r.output for n in {names!r}), r.output; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
+
+
 def test_quality_keeps_the_inputs_or_takes_the_option(tmp_path, tiny_checkpoint):
     from lowlight_cli.io.images import jpeg_quality
 
@@ -599,6 +662,19 @@ def test_readme_setup_is_what_ci_runs():
     assert ci[-1] == tested[0]
 
 
+def test_the_readme_examples_output_is_git_ignored():
+    """Following README's first command leaves no new file for `git status` to show."""
+    import fnmatch
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    outputs = re.findall(r"# -> (examples/\S+)", (root / "README.md").read_text())
+    assert outputs, "README's install line names its output"
+    patterns = [line for line in (root / ".gitignore").read_text().splitlines() if line and line[0] not in "#!"]
+    for output in outputs:
+        assert any(fnmatch.fnmatch(output, pattern) for pattern in patterns), output
+
+
 def test_every_package_is_in_the_wheel():
     """pyproject lists packages by hand: a sub-package left out installs a `lowlight` that cannot import itself."""
     import tomllib
@@ -607,6 +683,74 @@ def test_every_package_is_in_the_wheel():
     listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {".".join(path.parent.relative_to(root).parts) for path in (root / "lowlight_cli").rglob("__init__.py")}
     assert found <= listed, sorted(found - listed)
+
+
+# How each dependency in pyproject is used: the module our code imports, or (None) why none of it is imported.
+DEPENDENCY_USE = {
+    "torch": "torch",
+    "torchvision": None,  # segment-anything imports it (checked below); it lists no requirements of its own
+    "segment-anything": "segment_anything",
+    "typer": "typer",
+    "rich": "rich",
+    "pillow": "PIL",
+    "pillow-heif": "pillow_heif",
+    "rawpy": "rawpy",
+    "tifffile": "tifffile",
+    "opencv-python-headless": "cv2",
+    "huggingface-hub": "huggingface_hub",
+    "safetensors": "safetensors",
+    "numpy": "numpy",
+    "scikit-image": "skimage",
+    "av": "av",
+    "ray": "ray",
+    "fsspec": "fsspec",
+    "s3fs": None,  # fsspec loads it for s3:// (storage.PROTOCOL_PACKAGES names it)
+    "gcsfs": None,  # and this for gs://
+    "pytest": "pytest",
+    "hypothesis": "hypothesis",
+    "transformers": "transformers",  # tests/test_sam.py: our SAM checkpoint conversion against transformers' SamModel
+    "pytest-timeout": None,  # pytest.mark.timeout in tests/test_ray_batch.py
+    "lowlight-cli": None,  # the test extra pulls in the ray extra
+    "moto": "moto",
+    "boto3": "boto3",
+    "ruff": None,  # .ci/run lints and formats with it
+    "mypy": None,  # .ci/run type-checks with it
+}
+
+
+def test_every_dependency_is_used_where_it_is_listed():
+    """Nothing in pyproject is installed for nothing: the package imports its dependencies and the [ray] extra's,
+    the tests import the [test] extra's (or use them as named above)."""
+    import re
+
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+
+    def names(requirements):
+        return [re.match(r"[A-Za-z0-9_.-]+", requirement).group(0).lower() for requirement in requirements]
+
+    def imported(module, folder):
+        pattern = re.compile(rf"^\s*(import|from) {module}[\s.]|importorskip\(\"{module}[\".]", re.M)
+        return any(pattern.search(path.read_text()) for path in (root / folder).rglob("*.py"))
+
+    listed = {
+        "lowlight_cli": names(project["dependencies"] + project["optional-dependencies"]["ray"]),
+        "tests": names(project["optional-dependencies"]["test"]),
+    }
+    for folder, dependencies in listed.items():
+        for name in dependencies:
+            assert name in DEPENDENCY_USE, f"{name}: say in DEPENDENCY_USE what it is for"
+            module = DEPENDENCY_USE[name]
+            assert module is None or imported(module, folder), f"{name} is listed for {folder} but never imported"
+    assert "s3fs" in (root / "lowlight_cli" / "storage.py").read_text()
+    assert "timeout" in (root / "tests" / "test_ray_batch.py").read_text()
+    import importlib.util
+
+    spec = importlib.util.find_spec("segment_anything")  # located, not imported (that would import torch)
+    assert spec is not None and spec.origin is not None
+    assert imported("torchvision", Path(spec.origin).parent)
 
 
 @pytest.mark.parametrize(
@@ -618,6 +762,12 @@ def test_every_package_is_in_the_wheel():
         ["batch"],
         ["enhance", "x.jpg", "--device", "tpu"],
         ["video"],
+        ["video", "x.mp4", "--fps", "abc"],
+        ["enhnace", "x.jpg"],
+        ["models", "download"],
+        ["models", "download", "sam-vit-z"],
+        ["models", "path", "sam-vit-z"],
+        ["info", "extra"],
     ],
 )
 def test_a_wrong_command_line_is_one_line_and_exit_code_2(args):

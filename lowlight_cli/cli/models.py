@@ -43,9 +43,14 @@ def models_list() -> None:
     from lowlight_cli.settings import EnhanceSettings
 
     models = known_models()
-    # Three columns fit 80 characters; each source follows on its own line.
+    # Three columns fit 80 characters, one line per model; each source follows on its own line.
     table = Table(
-        Column("name", no_wrap=True), Column("state", no_wrap=True), "description", box=None, header_style="bold"
+        Column("name", no_wrap=True),
+        Column("state", no_wrap=True),
+        "description",
+        box=None,
+        pad_edge=False,
+        header_style="bold",
     )
     for model in models:
         table.add_row(model.name, model.state, model.description)
@@ -58,6 +63,17 @@ def models_list() -> None:
         f"--prior auto: {sam.name} if downloaded, else built-in (now: {'SAM' if sam.path else 'built-in'})",
         highlight=False,
     )
+
+
+def check_names(names: list[str]) -> None:
+    """A name `lowlight models list` does not show is a wrong command line (exit 2), before any download."""
+    from lowlight_cli.errors import UsageError
+    from lowlight_cli.locate import BUNDLED_NAMES
+    from lowlight_cli.weights import REGISTRY
+
+    for name in names:
+        if name not in REGISTRY and name not in BUNDLED_NAMES:
+            raise UsageError(f"unknown checkpoint '{name}' (known: {', '.join(sorted(REGISTRY))})")
 
 
 def download_names(incomplete: str) -> list[str]:
@@ -77,6 +93,7 @@ def models_download(
     """Download checkpoints into the Hugging Face cache (pinned revision, sha256-checked)."""
     from lowlight_cli.weights import fetch_checkpoint
 
+    check_names(names)
     for name in names:
         typer.echo(str(fetch_checkpoint(name, progress=not STATE["quiet"])))
 
@@ -87,4 +104,5 @@ def models_path(name: str = typer.Argument(..., metavar="NAME", help="Checkpoint
     """Print the local path of a checkpoint (error if it is not downloaded)."""
     from lowlight_cli.locate import cached_path
 
+    check_names([name])
     typer.echo(str(cached_path(name)))

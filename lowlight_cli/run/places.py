@@ -93,7 +93,8 @@ def photo_tasks(
 def folder_photo_tasks(
     folder: Place, output: Place, recursive: bool, pattern: str | None, ext: str | None, quality: int | None = None
 ) -> list[PhotoTask]:
-    """`batch DIR -o OUTDIR`: mirrored relative paths, same file names (the folder says they are enhanced).
+    """`batch DIR -o OUTDIR`: mirrored relative paths, same file names (the folder says they are enhanced);
+    `-o DIR` itself puts each result beside its input as `{stem}_enhanced`, as `enhance -o` does (`in_folder`).
 
     Either may be a `storage.Location` (object storage); the tasks then name `Location`s.
     """
@@ -101,10 +102,12 @@ def folder_photo_tasks(
         folder, output = Location.of(folder), Location.of(output)
         if folder.local and output.local:
             folder, output = folder.as_path(), output.as_path()
+    beside = same_place(folder, output)
     tasks = []
-    for source in discover(folder, recursive, pattern, exclude=output):
+    for source in discover(folder, recursive, pattern, exclude=None if beside else output):
         rel = PurePosixPath(relative(source, folder))
-        target = output / rel.with_suffix(ext or default_suffix(Path(rel.name))).as_posix()
+        rel = rel.with_suffix(ext or default_suffix(Path(rel.name)))
+        target = output / (rel.with_stem(rel.stem + SUFFIX) if beside else rel).as_posix()
         tasks.append(PhotoTask(Location.of(source), Location.of(target), quality))
     return checked(tasks)
 
@@ -181,6 +184,11 @@ def _candidates(folder: Place, recursive: bool, pattern: str | None, exclude: Pl
             continue
         found.append(path)
     return sorted(found)
+
+
+def same_place(folder: Place, output: Place) -> bool:
+    """True when `output` is `folder` itself (however spelt): `batch DIR -o DIR`."""
+    return Location.of(output).resolve() == Location.of(folder).resolve()
 
 
 def is_local(place: Place) -> bool:

@@ -23,6 +23,7 @@ from lowlight_cli.run.places import (
     folder_video_tasks,
     no_images_message,
     photo_tasks,
+    same_place,
     unsupported_images,
 )
 from lowlight_cli.run.policy import Outcome
@@ -151,7 +152,8 @@ def plan_folder(
     quality: int | None,
     overwrite: bool,
 ) -> Plan:
-    """`batch DIR [-o OUT]`: every photo under DIR into OUT (default `<DIR>_enhanced`), sub-folders mirrored.
+    """`batch DIR [-o OUT]`: every photo under DIR into OUT (default `<DIR>_enhanced`), sub-folders mirrored;
+    `-o DIR` writes each result beside its input as `{stem}_enhanced` (one naming rule with `enhance`).
 
     Finding nothing to enhance is an error, whether the folder is empty or holds only unreadable pictures
     (which are named). What writers killed mid-write (SIGKILL, a lost machine) left in OUT is swept first.
@@ -160,10 +162,9 @@ def plan_folder(
     place = Location.of if remote else Path
     source = place(folder)
     target = place(output) if output is not None else default_folder_location(source)
-    if Location.of(target).resolve() == Location.of(source).resolve():
-        raise UsageError("-o must differ from the input folder (inputs are never overwritten)")
     tasks = folder_photo_tasks(source, target, recursive, pattern, ext, quality)
-    unsupported = unsupported_images(source, recursive, pattern, exclude=target)  # listed, never skipped silently
+    outside = None if same_place(source, target) else target
+    unsupported = unsupported_images(source, recursive, pattern, exclude=outside)  # listed, never skipped silently
     if not tasks:
         raise InputError(no_images_message(source, recursive, unsupported))
     return Plan.of(list(tasks), overwrite, unsupported, sweep_temporaries(target))
