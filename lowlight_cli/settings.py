@@ -134,9 +134,9 @@ class EnhanceSettings:
         metadata=_meta(
             "--detail-threshold",
             "SIGMAS",
-            "Keep the photo's own fine detail above this many noise sigmas when "
-            "carrying the result to full resolution. Lower keeps more texture and more "
-            "grain; 0 keeps all of it.",
+            "When carrying the result to full resolution, keep the colour of the photo's "
+            "fine detail only above this many noise sigmas (its grey texture is always kept). "
+            "Lower keeps more colour noise; 0 keeps all of it.",
             min=0.0,
         ),
     )
