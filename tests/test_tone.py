@@ -468,10 +468,25 @@ def test_a_floor_near_the_mean_is_taken_off_whatever_the_head_says_and_a_shadow_
     floor = torch.quantile(thumb.flatten(2), 0.005, dim=2)
     share = pedestal_share(floor, thumb.mean(dim=(2, 3)))
     assert float(share[0, 0]) == 1.0 and float(share[0, 1]) == 0.0  # red carries a pedestal, green does not
+    pedestal = torch.minimum(floor[0, 0], PEDESTAL_FULL * thumb[0, 0].mean())
     assert (
-        torch.allclose(tone(lifted).black[0, 0], floor[0, 0])
+        torch.allclose(tone(lifted).black[0, 0], pedestal)
         and float(tone(lifted).black[0, 1]) < 1e-4 * float(floor[0, 1]) + 1e-9
     )
+
+
+def test_a_flat_frame_keeps_most_of_its_signal():
+    """In a flat frame the darkest level is the mean: the pedestal rule takes off at most `PEDESTAL_FULL`
+    of it, so the exposure has a frame to lift, not a remainder of noise (all of it went before)."""
+    from lowlight_cli.models.tone import PEDESTAL_FULL
+
+    tone = ToneEstimator(look=True)
+    with torch.no_grad():
+        tone.look.bias.copy_(torch.tensor([-10.0, -10.0, -10.0, -10.0]))  # the head takes nothing off
+    flat = torch.full((1, 3, 64, 64), 0.1)
+    params = tone(flat)
+    mean = srgb_to_linear(flat).mean(dim=(2, 3))
+    assert torch.allclose(params.black, PEDESTAL_FULL * mean, rtol=1e-4)  # v11 as first shipped: all of it
 
 
 def test_a_too_bright_colour_keeps_more_of_its_colour_than_paling_gives():

@@ -106,7 +106,9 @@ def pedestal_share(floor: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
     with a learned slope, training on our data turned the slope negative,
     docs/EXPERIMENTS.md), so the ratio sets a floor under its share: none up
     to `PEDESTAL_FROM` (beyond LOL's upper quartile), the whole darkest level
-    from `PEDESTAL_FULL`.
+    from `PEDESTAL_FULL`; `ToneEstimator` takes off no more than
+    `PEDESTAL_FULL` of the mean by this rule, so a flat frame keeps its
+    signal.
     """
     ratio = floor / mean.clamp_min(1e-8)
     return ((ratio - PEDESTAL_FROM) / (PEDESTAL_FULL - PEDESTAL_FROM)).clamp(0.0, 1.0)
@@ -121,7 +123,7 @@ class ToneEstimator(nn.Module):
     that one gain lifts into a pink haze, and a lit subject on a dark ground
     needs less gain than the ground. The black level is a share of each
     channel's darkest thumbnail level (so a photo without a pedestal keeps its
-    blacks), at least `pedestal_share`; the local exposure is a strength for
+    blacks), at least `pedestal_share` of it (at most `PEDESTAL_FULL` of the mean); the local exposure is a strength for
     `local_exposure.compression`.
     """
 
@@ -184,8 +186,11 @@ class ToneEstimator(nn.Module):
         if self.look is not None:  # judged on the photo and its mirror alike, as the white balance
             look = torch.sigmoid(sum(self.look(pooled).chunk(2)) / 2)
             floor = torch.quantile(linear.flatten(2), BLACK_QUANTILE, dim=2)  # (B,3)
-            share = torch.maximum(look[:, :3], pedestal_share(floor, linear.mean(dim=(2, 3))))
-            black, highlights = share * floor, look[:, 3]
+            mean = linear.mean(dim=(2, 3))
+            # A pedestal is at most PEDESTAL_FULL of the mean: in a flat or foggy frame the darkest level is
+            # nearly the mean, and taking all of it off would leave nothing for the exposure to lift but noise.
+            pedestal = torch.minimum(pedestal_share(floor, mean) * floor, PEDESTAL_FULL * mean)
+            black, highlights = torch.maximum(look[:, :3] * floor, pedestal), look[:, 3]
         return ToneParams(
             log_exposure=out[:, 0]
             + math.log(KEY)
