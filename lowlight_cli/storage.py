@@ -12,8 +12,8 @@ Outputs are written atomically everywhere: on a local disk through
 at all (a multipart or resumable upload is committed only when complete);
 on any other fsspec filesystem by writing a temporary object beside the
 target and moving it into place. An interrupted write can leave a temporary
-(`.NAME.XXXX.part`) behind on a disk or a move-based filesystem:
-`sweep_temporaries` removes stale ones when a run starts.
+(`.NAME.XXXX.part`) behind on a disk or a move-based filesystem: a run
+starts by removing its own outputs' stale ones (`sweep_temporaries_of`).
 
 Credentials come from where each filesystem's own client looks (AWS: the
 environment, `~/.aws`, instance roles, `AWS_ENDPOINT_URL` for another
@@ -39,6 +39,9 @@ ATOMIC_PUT_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss
 # What the atomic writes (mkstemp prefix `.NAME.`, suffix `.part`, or `.part.mp4` for a video being encoded)
 # and `Location.write_atomic` leave behind when killed.
 TEMPORARY = re.compile(r"^\..+\.part(\.[A-Za-z0-9]{1,5})?$")
+# One of them named for its target: `.{target}.{random letters}.part[.ext]` (what `temporary_beside` and
+# `_write_then_move` make), the target's name recovered so that only a planned output's own is swept.
+TEMPORARY_OF = re.compile(r"^\.(?P<target>.+)\.[A-Za-z0-9_]+\.part(\.[A-Za-z0-9]{1,5})?$")
 STALE_AFTER_S = 600.0  # a temporary untouched this long belongs to no running write: one image is written in seconds
 PACKAGES = {
     "s3": "s3fs",
@@ -222,7 +225,10 @@ class Location:
             from lowlight_cli.io.images import atomic_write
 
             protected = [Location.of(p).as_path() for p in protect if Location.of(p).local]
-            atomic_write(Path(str(self)), data, protect=protected)
+            try:  # the absolute path, as `exists` and triage saw it: the working directory may have changed since
+                atomic_write(Path(self.path), data, protect=protected)
+            except OutputError as exc:
+                raise OutputError(self.in_users_words(str(exc))) from None
             return
         try:
             if self.protocol in ATOMIC_PUT_PROTOCOLS:
@@ -234,6 +240,17 @@ class Location:
         except Exception as exc:  # noqa: BLE001 - each filesystem has its own errors; the message names the target
             raise OutputError(f"{self}: write failed ({exc}); no partial file was left") from None
         self.fs.invalidate_cache(self.path)
+
+    def in_users_words(self, message: str) -> str:
+        """`message` naming this local location and its folders as the user spelled them, not absolutely."""
+        place = self
+        while str(place) not in ("", ".", place.path):
+            message = message.replace(place.path, str(place))
+            parent = place.parent
+            if parent.path == place.path:
+                break
+            place = parent
+        return message
 
     def _write_then_move(self, data: bytes) -> None:
         parent = self.parent
@@ -277,6 +294,9 @@ def sweep_temporaries(
     They are what a write killed between writing and renaming leaves behind
     (SIGKILL, a lost machine). Younger ones may belong to a run still
     writing, so they stay. Returns the removed files, relative to `folder`.
+    Every such name anywhere under `folder` goes, whoever made it: only for a
+    folder that holds nothing but outputs; a run sweeps its own targets'
+    temporaries with `sweep_temporaries_of`.
     """
     folder = Location.of(folder)
     if not folder.is_dir():
@@ -298,25 +318,39 @@ def sweep_temporaries(
     return removed
 
 
-def sweep_temporaries_of(targets: Iterable[Location]) -> list[str]:
-    """Remove the write temporaries of these outputs, whatever their age: for when their writers are known dead.
+def sweep_temporaries_of(
+    targets: Iterable[str | os.PathLike[str] | Location], older_than: float = 0.0, now: float | None = None
+) -> list[str]:
+    """Remove the write temporaries of these outputs (`.NAME.XXXX.part` beside each target) untouched for
+    `older_than` seconds; the default, whatever their age, is for when their writers are known dead.
 
     After Ctrl-C stopped a Ray pool, a worker killed between writing and
     renaming leaves `.NAME.XXXX.part` beside its target; no run is writing
     those targets any more, so they go at once rather than after `STALE_AFTER_S`.
+    A plan sweeps its own targets' with `older_than=STALE_AFTER_S` (another run
+    may be writing them). Only the targets' own folders are looked at, never
+    their sub-folders, and no other `.part` file is touched: the output folder
+    may be the input folder, holding the user's own. Returns the removed files.
     """
     by_folder: dict[Location, set[str]] = {}
-    for target in targets:
+    for target in map(Location.of, targets):
         by_folder.setdefault(target.parent, set()).add(target.name)
+    now = time.time() if now is None else now
     removed = []
     for folder, names in by_folder.items():
         if not folder.is_dir():
             continue
         for rel in folder.list_files(recursive=False):
-            if TEMPORARY.match(rel) and any(rel.startswith(f".{name}.") for name in names):
-                try:
-                    (folder / rel).remove()
-                    removed.append(str(folder / rel))
-                except (FileNotFoundError, OSError):
-                    pass
+            match = TEMPORARY_OF.match(rel)
+            if match is None or match["target"] not in names:
+                continue
+            temporary = folder / rel
+            modified = temporary.modified()
+            if older_than > 0 and modified is not None and now - modified < older_than:
+                continue
+            try:
+                temporary.remove()
+                removed.append(str(temporary))
+            except (FileNotFoundError, OSError):  # another run swept it first
+                pass
     return removed

@@ -154,10 +154,16 @@ def test_batch_into_its_own_folder_names_outputs_as_enhance_does(tmp_path, tiny_
     """One rule for enhance and batch: a folder of its own keeps the names; the input's own folder adds _enhanced."""
     folder = make_folder(tmp_path)
     (folder / "broken.jpg").unlink()
+    (folder / "deep" / "er").mkdir(parents=True)
+    downloads = [folder / ".download.part", folder / "deep" / "er" / ".video.mkv.part"]  # the user's own
+    for path in downloads:
+        path.write_bytes(b"half a download")
+        os.utime(path, (0, 0))  # old enough for any sweep: still not ours to remove
     result = run("batch", folder, "-o", folder, "--recursive", "--model", tiny_checkpoint, *FAST)
     assert result.exit_code == 0, result.output
     written = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*_enhanced.*"))
     assert written == ["a_enhanced.jpg", "sub/b_enhanced.png"]
+    assert all(path.read_bytes() == b"half a download" for path in downloads)
     result = run("enhance", folder / "a.jpg", "-o", folder, "--model", tiny_checkpoint, *FAST)
     assert result.exit_code == 0 and "skipped" in result.output  # the very file enhance names
     result = run("batch", folder, "-o", folder, "--recursive", "--model", tiny_checkpoint, *FAST)
@@ -259,6 +265,20 @@ def test_models_list_path_and_info():
     assert result.exit_code == 1 and "not downloaded" in result.output
     result = run("info")
     assert result.exit_code == 0 and "Hugging Face cache" in result.output
+
+
+def test_models_download_of_a_bundled_model_says_it_ships_inside(monkeypatch):
+    """`lowlight models list` shows lowlight-default, so `models download lowlight-default` is no error: one line
+    says it needs no download, and nothing is fetched; an unknown name's usage error lists it among the known."""
+    monkeypatch.setattr("lowlight_cli.weights.fetch_checkpoint", lambda *a, **k: pytest.fail("nothing to download"))
+    for name in ["lowlight-default", "default"]:
+        result = run("models", "download", name)
+        assert result.exit_code == 0, result.output
+        assert result.output == f"{name}: ships inside lowlight-cli, no download needed\n"
+    result = run("models", "download", "sam-vit-z")
+    assert result.exit_code == 2
+    known = result.output.split("(known: ", 1)[1].rstrip(")\n").split(", ")
+    assert {"lowlight-default", "default", "sam-vit-b"} <= set(known), result.output
 
 
 def test_models_list_fits_80_columns_and_download_names_complete():

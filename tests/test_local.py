@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lowlight_cli.errors import OutputError, WeightsError
+from lowlight_cli.errors import InputError, OutputError, WeightsError
 from lowlight_cli.io.images import jpeg_quality, load_image
 from lowlight_cli.pipeline import Enhancer
 from lowlight_cli.pixels import quantise
 from lowlight_cli.run.local import LocalExecutor
 from lowlight_cli.run.photo import check_finite, enhance_photo, read_photo
+from lowlight_cli.run.places import photo_tasks
 from lowlight_cli.run.plan import Plan
 from lowlight_cli.run.tasks import PhotoTask
 from lowlight_cli.storage import Location
@@ -107,3 +108,20 @@ def test_a_model_that_cannot_be_built_stops_the_run_with_its_own_error(tmp_path)
 
     with pytest.raises(WeightsError, match="not a checkpoint"):
         LocalExecutor(broken).run(Plan.of([task(good, tmp_path / "o.png")], overwrite=False))
+
+
+def test_a_plan_made_in_one_folder_writes_where_it_planned_after_a_chdir(tmp_path, enhancer, monkeypatch):
+    """Relative paths are planned absolute (exists, triage, input protection); the write goes there too,
+    whatever the working directory is by then, while messages keep the user's spelling."""
+    (tmp_path / "here").mkdir(), (tmp_path / "elsewhere").mkdir()
+    Image.fromarray(dark_array()).save(tmp_path / "here" / "in.png")
+    monkeypatch.chdir(tmp_path / "here")
+    plan = Plan.of(photo_tasks([Path("in.png")], Path("out/x.png")), overwrite=False)
+    assert [str(t.target) for t in plan.pending] == ["out/x.png"]
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    report = LocalExecutor(enhancer).run(plan)
+    assert len(report.done) == 1 and not report.failed, report.failed
+    assert Image.open(tmp_path / "here" / "out" / "x.png").size == (64, 48)
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+    with pytest.raises(InputError, match=r"^gone\.png: file not found$"):  # read absolute, named as written
+        read_photo(Location.of("gone.png"))

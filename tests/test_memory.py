@@ -54,8 +54,9 @@ def test_numpy_asks_for_no_huge_pages_unless_the_user_does(user_setting, expecte
     if user_setting is not None:
         env["NUMPY_MADVISE_HUGEPAGE"] = user_setting
     code = (
-        "import sys, lowlight_cli; assert 'numpy' not in sys.modules; "
-        "from numpy._core.multiarray import _get_madvise_hugepage; print(_get_madvise_hugepage())"
+        "import sys, lowlight_cli; assert 'numpy' not in sys.modules; import numpy; "
+        "multiarray = getattr(numpy, '_core', None) or numpy.core; "  # numpy 2, else 1.x (pyproject: >=1.24)
+        "print(multiarray.multiarray._get_madvise_hugepage())"
     )
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == str(expected)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from lowlight_cli.run.places import (
     photo_tasks,
     unsupported_images,
 )
-from lowlight_cli.run.plan import Plan
+from lowlight_cli.run.plan import Plan, plan_folder
 from lowlight_cli.run.tasks import PhotoTask, VideoOptions, VideoTask, from_row, to_row
 from lowlight_cli.storage import Location
 
@@ -140,3 +142,30 @@ def test_a_task_travels_to_a_worker_as_one_typed_line(tmp_path):
     video = VideoTask(Location.of(tmp_path / "a.mp4"), Location.of(tmp_path / "o.mp4"), VideoOptions(end=2.0))
     assert from_row(to_row(photo)) == photo and from_row(to_row(video)) == video
     assert str(from_row(to_row(photo)).source) == str(Path("in/a.jpg").resolve())  # absolute: a worker has its own cwd
+
+
+@pytest.mark.parametrize("recursive", [False, True])
+def test_batch_into_its_own_folder_sweeps_only_its_own_outputs_temporaries(tmp_path, recursive):
+    """`batch DIR -o DIR` writes into the user's folder: their own `.part` files (a download, at any depth)
+    are no temporaries of ours; only a stale `.NAME.XXXX.part` beside a planned output is."""
+    folder = tmp_path / "dark"
+    touch(folder / "a.jpg"), touch(folder / "sub" / "b.png")
+    users = [
+        touch(folder / ".download.part"),
+        touch(folder / "deep" / "er" / ".video.mkv.part"),
+        touch(folder / ".a.jpg.k2j3h4.part"),  # beside an input, not an output: not ours either
+        touch(folder / "sub" / ".b.png.q1w2e3.part"),
+    ]
+    stale = touch(folder / ".a_enhanced.jpg.x9y8z7.part")  # what a killed writer of a planned output left
+    nested = touch(folder / "sub" / ".b_enhanced.png.ab12cd.part")  # planned only with --recursive
+    fresh = touch(folder / ".a_enhanced.jpg.m4n5b6.part")  # another run may be writing it now
+    hour_ago = time.time() - 3600
+    for path in [*users, stale, nested]:
+        os.utime(path, (hour_ago, hour_ago))
+    plan = plan_folder(str(folder), str(folder), recursive, None, None, None, overwrite=False)
+    assert sorted(t.target.relative_to(Location.of(folder)) for t in plan.tasks) == (
+        ["a_enhanced.jpg", "sub/b_enhanced.png"] if recursive else ["a_enhanced.jpg"]
+    )
+    assert sorted(plan.swept) == sorted(map(str, [stale, nested] if recursive else [stale]))
+    assert all(path.exists() for path in [*users, fresh]) and not stale.exists()
+    assert nested.exists() != recursive  # a sub-folder --recursive does not cover is not looked into

@@ -129,6 +129,22 @@ def test_options_and_model_are_checked_on_the_driver_before_ray_starts(tmp_path,
             parse_workers(bad)
 
 
+@pytest.mark.parametrize("user_setting, expected", [(None, "0"), ("1", "1")])
+def test_workers_get_the_drivers_settings_and_no_huge_page_requests(monkeypatch, user_setting, expected):
+    """A Ray worker imports NumPy before `lowlight_cli` could switch its huge-page requests off: the switch
+    travels in the actors' runtime_env, off unless the user turned it on, with the forwarded settings."""
+    monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE", raising=False)
+    if user_setting is not None:
+        monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", user_setting)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("LOWLIGHT_TEST_SETTING", "kept")
+    monkeypatch.setenv("UNRELATED_TO_WORKERS", "x")
+    env = ray_executor.worker_env(threads=3)
+    assert env["NUMPY_MADVISE_HUGEPAGE"] == expected and env["OMP_NUM_THREADS"] == "3"
+    assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:9" and env["LOWLIGHT_TEST_SETTING"] == "kept"
+    assert "UNRELATED_TO_WORKERS" not in env
+
+
 def test_pool_size_fits_the_cluster_and_refuses_one_that_would_wait_forever():
     local = Cluster(ray=None, started_here=True, connected_here=True, cpus=4, gpus=1)
     notes: list[str] = []

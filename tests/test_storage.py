@@ -198,3 +198,17 @@ def test_temporaries_of_given_outputs_go_whatever_their_age(tmp_path):
     )
     assert sorted(removed) == sorted(str(path) for path in mine)
     assert all(path.exists() for path in others) and not any(path.exists() for path in mine)
+
+
+def test_a_local_write_goes_to_the_absolute_place_and_names_it_as_the_user_did(tmp_path, monkeypatch):
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    target, blocked = Location.of("out/x.png"), Location.of("file/x.png")
+    (tmp_path / "a" / "file").write_bytes(b"a file where a folder should be")
+    monkeypatch.chdir(tmp_path / "b")
+    target.write_atomic(b"result")
+    assert (tmp_path / "a" / "out" / "x.png").read_bytes() == b"result" and target.exists()
+    assert list((tmp_path / "b").iterdir()) == []
+    with pytest.raises(OutputError) as failed:
+        blocked.write_atomic(b"result")
+    assert str(failed.value) == "file: is a file, not a folder (the output was to go inside it)"

@@ -73,7 +73,8 @@ def check_names(names: list[str]) -> None:
 
     for name in names:
         if name not in REGISTRY and name not in BUNDLED_NAMES:
-            raise UsageError(f"unknown checkpoint '{name}' (known: {', '.join(sorted(REGISTRY))})")
+            known = [*sorted(BUNDLED_NAMES), *sorted(REGISTRY)]
+            raise UsageError(f"unknown checkpoint '{name}' (known: {', '.join(known)})")
 
 
 def download_names(incomplete: str) -> list[str]:
@@ -91,11 +92,15 @@ def models_download(
     ),
 ) -> None:
     """Download checkpoints into the Hugging Face cache (pinned revision, sha256-checked)."""
+    from lowlight_cli.locate import BUNDLED_NAMES
     from lowlight_cli.weights import fetch_checkpoint
 
     check_names(names)
     for name in names:
-        typer.echo(str(fetch_checkpoint(name, progress=not STATE["quiet"])))
+        if name in BUNDLED_NAMES:  # nothing to fetch: a line that says so, not a failure
+            typer.echo(f"{name}: ships inside lowlight-cli, no download needed")
+        else:
+            typer.echo(str(fetch_checkpoint(name, progress=not STATE["quiet"])))
 
 
 @models_app.command("path", cls=LowlightCommand)

@@ -212,6 +212,6 @@ def batch(
     cluster = ray_options(ray, workers, gpus_per_worker, cpus_per_worker, settings.device)
     plan = plan_folder(folder, output, recursive, glob, normalise_ext(fmt), quality, overwrite)
     if plan.swept and STATE["verbose"]:
-        console().print(f"removed {len(plan.swept)} stale temporary file(s) from the output folder")
+        console().print(f"removed {len(plan.swept)} stale temporary file(s) of interrupted writes")
     report = run_on_ray(plan, settings, cluster) if cluster is not None else run_locally(plan, settings, "batch")
     summarise(report)

@@ -10,6 +10,7 @@ same answer. Executors start their `Report` from the plan's (`Plan.report`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from lowlight_cli.run.places import (
 )
 from lowlight_cli.run.policy import Outcome
 from lowlight_cli.run.tasks import Task, VideoOptions
-from lowlight_cli.storage import Location, is_remote, sweep_temporaries
+from lowlight_cli.storage import STALE_AFTER_S, Location, is_remote, sweep_temporaries_of
 
 
 @dataclass
@@ -60,7 +61,7 @@ class Plan:
     skipped: list[Task] = field(default_factory=list)  # finished outputs
     refused: list[tuple[Task, str]] = field(default_factory=list)  # failed before any work, with the reason
     unsupported: list[str] = field(default_factory=list)
-    swept: list[str] = field(default_factory=list)  # stale write temporaries removed from a folder's output
+    swept: list[str] = field(default_factory=list)  # stale write temporaries of the planned outputs, removed
 
     @classmethod
     def of(
@@ -156,7 +157,8 @@ def plan_folder(
     `-o DIR` writes each result beside its input as `{stem}_enhanced` (one naming rule with `enhance`).
 
     Finding nothing to enhance is an error, whether the folder is empty or holds only unreadable pictures
-    (which are named). What writers killed mid-write (SIGKILL, a lost machine) left in OUT is swept first.
+    (which are named). What writers killed mid-write (SIGKILL, a lost machine) left beside the planned
+    outputs is swept first (`sweep_stale_temporaries`); nothing else in OUT, which may be DIR itself.
     """
     remote = is_remote(folder) or (output is not None and is_remote(output))
     place = Location.of if remote else Path
@@ -167,7 +169,14 @@ def plan_folder(
     unsupported = unsupported_images(source, recursive, pattern, exclude=outside)  # listed, never skipped silently
     if not tasks:
         raise InputError(no_images_message(source, recursive, unsupported))
-    return Plan.of(list(tasks), overwrite, unsupported, sweep_temporaries(target))
+    return Plan.of(list(tasks), overwrite, unsupported, sweep_stale_temporaries(tasks))
+
+
+def sweep_stale_temporaries(tasks: Sequence[Task]) -> list[str]:
+    """Remove the stale write temporaries (`.NAME.XXXX.part`) of these tasks' own targets, beside each one:
+    never another file, whatever its name, nor a folder the tasks do not write into (`-o DIR` writes into
+    the user's own folder, which may hold their own `.part` downloads)."""
+    return sweep_temporaries_of([task.target for task in tasks], older_than=STALE_AFTER_S)
 
 
 def plan_videos(source: Path, output: Path | None, options: VideoOptions, overwrite: bool) -> Plan:
@@ -183,4 +192,4 @@ def plan_videos(source: Path, output: Path | None, options: VideoOptions, overwr
     tasks = folder_video_tasks(source, target, options)
     if not tasks:
         raise InputError(f"{source}: no video files (a folder of frames is one video: run without --ray)")
-    return Plan.of(list(tasks), overwrite, swept=sweep_temporaries(target))
+    return Plan.of(list(tasks), overwrite, swept=sweep_stale_temporaries(tasks))

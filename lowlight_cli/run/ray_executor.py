@@ -71,6 +71,16 @@ def check_settings(settings: EnhanceSettings) -> bytes:
     return resolve_model_path(settings.model).read_bytes()
 
 
+def worker_env(threads: int) -> dict[str, str]:
+    """A worker process's environment: the driver's forwarded settings, its torch threads, and NumPy's
+    huge-page switch, which `lowlight_cli` sets only if NumPy is not loaded yet (a Ray worker loads it first)."""
+    return {
+        **forwarded_env(),
+        "OMP_NUM_THREADS": str(threads),
+        "NUMPY_MADVISE_HUGEPAGE": os.environ.get("NUMPY_MADVISE_HUGEPAGE", "0"),
+    }
+
+
 @dataclass
 class WorkerSpec:
     """What an actor needs to build its own `Enhancer` and run tasks: no loaded model, only bytes and settings."""
@@ -234,7 +244,7 @@ class RayExecutor:
                 num_gpus=self.options.gpus_per_worker or None,
                 max_restarts=-1,  # dead actors are always replaced
                 max_task_retries=TASK_RETRIES,  # Ray Data's default retries a block forever
-                runtime_env={"env_vars": {**forwarded_env(), "OMP_NUM_THREADS": str(spec.threads)}},
+                runtime_env={"env_vars": worker_env(spec.threads)},
             )
 
     def collect(
