@@ -454,7 +454,7 @@ def test_the_black_point_is_taken_off_before_the_gains_and_bounded_by_the_darkes
 def test_a_floor_near_the_mean_is_taken_off_whatever_the_head_says_and_a_shadow_is_left_to_it():
     """`pedestal_share` is a floor under the look head's black share: a channel whose darkest level sits at
     `PEDESTAL_FULL` of its mean or more loses all of it, one under `PEDESTAL_FROM` keeps the head's share."""
-    from lowlight_cli.models.tone import PEDESTAL_FROM, PEDESTAL_FULL, pedestal_share
+    from lowlight_cli.models.tone import PEDESTAL_FROM, PEDESTAL_FULL, PEDESTAL_MOST, pedestal_share
 
     mean = torch.full((1, 3), 0.004)
     floor = mean * torch.tensor([[PEDESTAL_FULL, (PEDESTAL_FROM + PEDESTAL_FULL) / 2, PEDESTAL_FROM / 2]])
@@ -468,7 +468,7 @@ def test_a_floor_near_the_mean_is_taken_off_whatever_the_head_says_and_a_shadow_
     floor = torch.quantile(thumb.flatten(2), 0.005, dim=2)
     share = pedestal_share(floor, thumb.mean(dim=(2, 3)))
     assert float(share[0, 0]) == 1.0 and float(share[0, 1]) == 0.0  # red carries a pedestal, green does not
-    pedestal = torch.minimum(floor[0, 0], PEDESTAL_FULL * thumb[0, 0].mean())
+    pedestal = torch.minimum(floor[0, 0], PEDESTAL_MOST * thumb[0, 0].mean())
     assert (
         torch.allclose(tone(lifted).black[0, 0], pedestal)
         and float(tone(lifted).black[0, 1]) < 1e-4 * float(floor[0, 1]) + 1e-9
@@ -476,9 +476,9 @@ def test_a_floor_near_the_mean_is_taken_off_whatever_the_head_says_and_a_shadow_
 
 
 def test_a_flat_frame_keeps_most_of_its_signal():
-    """In a flat frame the darkest level is the mean: the pedestal rule takes off at most `PEDESTAL_FULL`
+    """In a flat frame the darkest level is the mean: the pedestal rule takes off at most `PEDESTAL_MOST`
     of it, so the exposure has a frame to lift, not a remainder of noise (all of it went before)."""
-    from lowlight_cli.models.tone import PEDESTAL_FULL
+    from lowlight_cli.models.tone import PEDESTAL_MOST
 
     tone = ToneEstimator(look=True)
     with torch.no_grad():
@@ -486,7 +486,7 @@ def test_a_flat_frame_keeps_most_of_its_signal():
     flat = torch.full((1, 3, 64, 64), 0.1)
     params = tone(flat)
     mean = srgb_to_linear(flat).mean(dim=(2, 3))
-    assert torch.allclose(params.black, PEDESTAL_FULL * mean, rtol=1e-4)  # v11 as first shipped: all of it
+    assert torch.allclose(params.black, PEDESTAL_MOST * mean, rtol=1e-4)  # v11 as first shipped: all of it
 
 
 def test_a_too_bright_colour_keeps_more_of_its_colour_than_paling_gives():

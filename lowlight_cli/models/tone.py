@@ -92,6 +92,7 @@ class ToneParams:
 
 BLACK_QUANTILE = 0.005  # the thumbnail's per-channel quantile that bounds the black level the look may take off
 PEDESTAL_FROM, PEDESTAL_FULL = 0.15, 0.35  # darkest level / mean of a channel where `pedestal_share` starts, is 1
+PEDESTAL_MOST = 0.5  # of a channel's mean: the most the rule takes off (v10's head took as much off a flat frame)
 
 
 def pedestal_share(floor: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
@@ -107,7 +108,7 @@ def pedestal_share(floor: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
     docs/EXPERIMENTS.md), so the ratio sets a floor under its share: none up
     to `PEDESTAL_FROM` (beyond LOL's upper quartile), the whole darkest level
     from `PEDESTAL_FULL`; `ToneEstimator` takes off no more than
-    `PEDESTAL_FULL` of the mean by this rule, so a flat frame keeps its
+    `PEDESTAL_MOST` of the mean by this rule, so a flat frame keeps its
     signal.
     """
     ratio = floor / mean.clamp_min(1e-8)
@@ -123,7 +124,7 @@ class ToneEstimator(nn.Module):
     that one gain lifts into a pink haze, and a lit subject on a dark ground
     needs less gain than the ground. The black level is a share of each
     channel's darkest thumbnail level (so a photo without a pedestal keeps its
-    blacks), at least `pedestal_share` of it (at most `PEDESTAL_FULL` of the mean); the local exposure is a strength for
+    blacks), at least `pedestal_share` of it (at most `PEDESTAL_MOST` of the mean); the local exposure is a strength for
     `local_exposure.compression`.
     """
 
@@ -187,9 +188,9 @@ class ToneEstimator(nn.Module):
             look = torch.sigmoid(sum(self.look(pooled).chunk(2)) / 2)
             floor = torch.quantile(linear.flatten(2), BLACK_QUANTILE, dim=2)  # (B,3)
             mean = linear.mean(dim=(2, 3))
-            # A pedestal is at most PEDESTAL_FULL of the mean: in a flat or foggy frame the darkest level is
+            # A pedestal is at most PEDESTAL_MOST of the mean: in a flat or foggy frame the darkest level is
             # nearly the mean, and taking all of it off would leave nothing for the exposure to lift but noise.
-            pedestal = torch.minimum(pedestal_share(floor, mean) * floor, PEDESTAL_FULL * mean)
+            pedestal = torch.minimum(pedestal_share(floor, mean) * floor, PEDESTAL_MOST * mean)
             black, highlights = torch.maximum(look[:, :3] * floor, pedestal), look[:, 3]
         return ToneParams(
             log_exposure=out[:, 0]
