@@ -125,9 +125,10 @@ def reconstruct(
     """Full-resolution result from the full input and the working-resolution (input, output) pair.
 
     On the CPU the coefficients are upsampled one plane at a time and applied
-    as they come, so besides the photo and the result only the guide and two
-    planes are held. On a CUDA `device` the work runs there in strips of
-    `rows_per_chunk` rows, and in host memory if the GPU runs short.
+    as they come, so besides the photo and the result only the guide (after
+    the upsampled working copy it is made from) and two planes are held. On
+    a CUDA `device` the work runs there in strips of `rows_per_chunk` rows,
+    and in host memory if the GPU runs short.
     """
     height, width = full_input.shape[:2]
     if (height, width) == work_input.shape[:2]:
