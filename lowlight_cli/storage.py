@@ -38,7 +38,6 @@ from lowlight_cli.errors import InputError, OutputError, UsageError
 ATOMIC_PUT_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory"})
 # What the atomic writes (mkstemp prefix `.NAME.`, suffix `.part`, or `.part.mp4` for a video being encoded)
 # and `Location.write_atomic` leave behind when killed.
-TEMPORARY = re.compile(r"^\..+\.part(\.[A-Za-z0-9]{1,5})?$")
 # One of them named for its target: `.{target}.{random letters}.part[.ext]` (what `temporary_beside` and
 # `_write_then_move` make), the target's name recovered so that only a planned output's own is swept.
 TEMPORARY_OF = re.compile(r"^\.(?P<target>.+)\.[A-Za-z0-9_]+\.part(\.[A-Za-z0-9]{1,5})?$")
@@ -284,38 +283,6 @@ class Location:
         entries = self.fs.find(self.path, maxdepth=None if recursive else 1, withdirs=False)
         prefix = self.path.rstrip("/") + "/"
         return sorted(entry[len(prefix) :] for entry in entries if entry.startswith(prefix) and entry != prefix)
-
-
-def sweep_temporaries(
-    folder: str | os.PathLike[str] | Location, older_than: float = STALE_AFTER_S, now: float | None = None
-) -> list[str]:
-    """Remove write temporaries (`.NAME.XXXX.part`) under `folder` untouched for `older_than` seconds.
-
-    They are what a write killed between writing and renaming leaves behind
-    (SIGKILL, a lost machine). Younger ones may belong to a run still
-    writing, so they stay. Returns the removed files, relative to `folder`.
-    Every such name anywhere under `folder` goes, whoever made it: only for a
-    folder that holds nothing but outputs; a run sweeps its own targets'
-    temporaries with `sweep_temporaries_of`.
-    """
-    folder = Location.of(folder)
-    if not folder.is_dir():
-        return []
-    now = time.time() if now is None else now
-    removed = []
-    for rel in folder.list_files(recursive=True):
-        if not TEMPORARY.match(PurePosixPath(rel).name):
-            continue
-        temporary = folder / rel
-        modified = temporary.modified()
-        if modified is not None and now - modified < older_than:
-            continue
-        try:
-            temporary.remove()
-            removed.append(rel)
-        except (FileNotFoundError, OSError):  # another run swept it first
-            pass
-    return removed
 
 
 def sweep_temporaries_of(

@@ -30,7 +30,7 @@ from lowlight_cli.run.ray_cluster import Cluster, RayOptions, parse_workers, poo
 from lowlight_cli.run.ray_executor import EnhanceWorker, RayExecutor  # noqa: E402
 from lowlight_cli.run.tasks import Task  # noqa: E402
 from lowlight_cli.settings import EnhanceSettings  # noqa: E402
-from lowlight_cli.storage import Location, sweep_temporaries  # noqa: E402
+from lowlight_cli.storage import STALE_AFTER_S, Location, sweep_temporaries_of  # noqa: E402
 from tests.conftest import dark_array  # noqa: E402
 from tests.s3_server import s3, s3_endpoint  # noqa: E402,F401 - fixtures
 
@@ -194,7 +194,7 @@ def test_same_outputs_as_the_local_batch_a_bad_file_and_resume(ray_cluster, tmp_
     orphan.write_bytes(b"half an image")
     os.utime(orphan, (time.time() - 3600,) * 2)
     kept = {name: (tmp_path / "ray" / name).stat().st_mtime_ns for name in ["a.jpg", "b.png"]}
-    assert sweep_temporaries(tmp_path / "ray") == [".a.jpg.q1w2e3.part"]
+    assert sweep_temporaries_of([tmp_path / "ray" / "a.jpg"], older_than=STALE_AFTER_S) == [str(orphan)]
     report = run_ray_batch(jobs, settings(tiny_checkpoint), RayOptions(workers=(1, 2)), overwrite=False)
     assert [job.source.name for job in report.done] == ["c.jpg"]
     assert sorted(job.source.name for job in report.skipped) == ["a.jpg", "b.png"]

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from lowlight_cli.errors import InputError, OutputError, UsageError
-from lowlight_cli.storage import Location, is_remote, sweep_temporaries
+from lowlight_cli.storage import STALE_AFTER_S, Location, is_remote, sweep_temporaries_of
 from tests.conftest import dark_array
 from tests.s3_server import s3, s3_endpoint  # noqa: F401 - fixtures
 
@@ -83,7 +83,7 @@ def test_write_refuses_the_input_and_leaves_nothing_when_it_fails(tmp_path, monk
     assert sorted(p.name for p in (tmp_path / "remote/out").iterdir()) == ["x.png"]
 
 
-def test_sweep_removes_only_stale_temporaries(tmp_path):
+def test_a_plans_sweep_removes_only_its_targets_stale_temporaries(tmp_path):
     (tmp_path / "sub").mkdir()
     stale = tmp_path / "sub" / ".a.png.k2j3h4.part"
     fresh = tmp_path / ".b.jpg.x9y8z7.part"
@@ -94,10 +94,11 @@ def test_sweep_removes_only_stale_temporaries(tmp_path):
     hour_ago = time.time() - 3600
     os.utime(stale, (hour_ago, hour_ago))
     os.utime(video, (hour_ago, hour_ago))
-    assert sweep_temporaries(tmp_path) == [".clip.mp4.ab12cd.part.mp4", "sub/.a.png.k2j3h4.part"]
+    targets = [tmp_path / "sub" / "a.png", tmp_path / "b.jpg", tmp_path / "clip.mp4"]
+    assert sorted(sweep_temporaries_of(targets, older_than=STALE_AFTER_S)) == sorted([str(video), str(stale)])
     assert not stale.exists() and fresh.exists() and all(path.exists() for path in keep)
-    assert sweep_temporaries(tmp_path, older_than=0) == [".b.jpg.x9y8z7.part"]
-    assert sweep_temporaries(tmp_path / "missing") == []
+    assert sweep_temporaries_of(targets) == [str(fresh)]
+    assert sweep_temporaries_of([tmp_path / "missing" / "e.jpg"]) == []
 
 
 def test_s3_location_lists_reads_writes_and_sweeps(s3):  # noqa: F811 - the s3 fixture
@@ -116,7 +117,7 @@ def test_s3_location_lists_reads_writes_and_sweeps(s3):  # noqa: F811 - the s3 f
     assert abs(target.modified() - time.time()) < 60
     with pytest.raises(OutputError, match="refusing"):
         (folder / "a.jpg").write_atomic(b"x", protect=[Location.of(s3.url("dark/a.jpg"))])
-    assert sweep_temporaries(folder, older_than=0) == [".c.png.abcd.part"]
+    assert [Location.of(r).name for r in sweep_temporaries_of([folder / "c.png"])] == [".c.png.abcd.part"]
     assert s3.keys("dark/") == ["dark/a.jpg", "dark/sub/b.png"]
 
 
