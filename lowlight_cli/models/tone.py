@@ -124,7 +124,8 @@ class ToneEstimator(nn.Module):
     that one gain lifts into a pink haze, and a lit subject on a dark ground
     needs less gain than the ground. The black level is a share of each
     channel's darkest thumbnail level (so a photo without a pedestal keeps its
-    blacks), at least `pedestal_share` of it (at most `PEDESTAL_MOST` of the mean); the local exposure is a strength for
+    blacks), at least `pedestal_share` of it (by that rule at most
+    `PEDESTAL_MOST` of the mean); the local exposure is a strength for
     `local_exposure.compression`.
     """
 
