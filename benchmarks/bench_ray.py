@@ -62,8 +62,8 @@ def child(options: dict) -> dict:
     if options["tiny"]:
         import torch
 
-        from lowlight_cli.checkpoint import save_checkpoint
         from lowlight_cli.models import ModelConfig, PriorGuidedDenoiser
+        from lowlight_cli.models.checkpoint import save_checkpoint
 
         torch.manual_seed(0)
         net = PriorGuidedDenoiser(ModelConfig(**TINY))

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lowlight_cli.evaluation import evaluate_pairs
+from lowlight_cli.evaluation.paired import evaluate_pairs
+from lowlight_cli.imaging.prepare import WorkingCopy
 from lowlight_cli.pipeline import Enhancer, EnhanceResult
-from lowlight_cli.prepare import WorkingCopy
 from lowlight_cli.priors.fallback import fallback_prior
 
 VARIANTS = ("plain", "samples", "prior+none", "mirror", "coarse", "scales")

@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from sets import real_sets  # benchmarks/ is on sys.path when this file is run as a script
 
-from lowlight_cli.datasets import paired_rows
+from lowlight_cli.imaging.prepare import to_tensor
+from lowlight_cli.io.datasets import paired_rows
 from lowlight_cli.io.images import load_image
 from lowlight_cli.models.tone import target_gains
 from lowlight_cli.pipeline import Enhancer
-from lowlight_cli.prepare import to_tensor
 
 
 def errors(enhancer: Enhancer, folder: Path, split: str) -> np.ndarray:

@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 from samples import gamma_to_mean  # benchmarks/ is on sys.path when this file is run as a script
 
-from lowlight_cli.evaluation import evaluate_pairs
+from lowlight_cli.evaluation.metrics import psnr
+from lowlight_cli.evaluation.paired import evaluate_pairs
+from lowlight_cli.imaging.colour import REC601, luma
 from lowlight_cli.io.images import load_image, save_image
-from lowlight_cli.metrics import psnr
 from lowlight_cli.models.tone import NEAR_WHITE
 from lowlight_cli.pipeline import Enhancer
-from lowlight_cli.shadow_noise import luma
 from lowlight_cli.training.data import UNCHANGED_CHECK  # never trained as unchanged pairs
 
 
@@ -47,7 +47,7 @@ def colourfulness(rgb: np.ndarray) -> float:
 
 
 def tone_figures(rgb: np.ndarray) -> tuple[float, float]:
-    y = luma(rgb)
+    y = luma(rgb, REC601)
     return float(np.percentile(y, 1)), float(y.std())
 
 
@@ -79,7 +79,9 @@ def unpaired(enhancer: Enhancer, folder: Path, out: Path) -> dict[str, float]:
         target.parent.mkdir(parents=True, exist_ok=True)
         save_image(target, result)
         whiter.append(near_white(result) - near_white(image.rgb))
-        colour.append(colourfulness(result) / max(colourfulness(gamma_to_mean(image.rgb, luma(result).mean())), 1e-6))
+        colour.append(
+            colourfulness(result) / max(colourfulness(gamma_to_mean(image.rgb, luma(result, REC601).mean())), 1e-6)
+        )
     return {
         "photos": len(whiter),
         "near_white_worst": max(whiter),
@@ -94,7 +96,7 @@ def unchanged(enhancer: Enhancer, folder: Path) -> dict[str, float]:
     for path in sorted(folder.glob(f"{UNCHANGED_CHECK}*")):
         rgb = load_image(path).rgb
         result = enhancer.enhance(rgb).rgb
-        shifts.append(abs(float(luma(result).mean() - luma(rgb).mean())) * 255.0)
+        shifts.append(abs(float(luma(result, REC601).mean() - luma(rgb, REC601).mean())) * 255.0)
         scores.append(psnr(result, rgb))
     return {
         "photos": len(shifts),

@@ -15,7 +15,7 @@ import argparse
 import time
 from pathlib import Path
 
-from lowlight_cli.evaluation import Summary, evaluate_pairs
+from lowlight_cli.evaluation.paired import Summary, evaluate_pairs
 from lowlight_cli.pipeline import DEFAULT_STEPS, DEFAULT_WORK_SIZE, Enhancer
 
 

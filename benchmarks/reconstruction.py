@@ -19,10 +19,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from lowlight_cli.evaluation.metrics import psnr, ssim
+from lowlight_cli.imaging.reconstruct import estimate_noise
 from lowlight_cli.io.images import load_image
-from lowlight_cli.metrics import psnr, ssim
 from lowlight_cli.pipeline import Enhancer
-from lowlight_cli.reconstruct import estimate_noise
 
 
 def detail_level(rgb: np.ndarray) -> float:

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from lowlight_cli.atomic import atomic_path
-from lowlight_cli.evaluation import Summary, evaluate_pairs
+from lowlight_cli.evaluation.paired import Summary, evaluate_pairs
+from lowlight_cli.io.atomic import atomic_path
 from lowlight_cli.pipeline import Enhancer
 from lowlight_cli.training.data import load_rgb8, read_sice
 from lowlight_cli.training.synth import decode_srgb8, encode_srgb8, sensor_noise

@@ -23,9 +23,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from lowlight_cli.imaging.colour import REC601, luma
 from lowlight_cli.io.images import load_image, save_image
 from lowlight_cli.pipeline import Enhancer
-from lowlight_cli.shadow_noise import luma
 
 CLIPPED = 254 / 255
 
@@ -40,7 +40,7 @@ LIT = 0.5  # downscaled input luma at or over this: a region the camera already 
 
 def half_luma(rgb: np.ndarray) -> np.ndarray:
     """Luma after a 2× area downscale (noise mostly averaged away)."""
-    y = luma(rgb)
+    y = luma(rgb, REC601)
     return cv2.resize(y, (max(1, y.shape[1] // 2), max(1, y.shape[0] // 2)), interpolation=cv2.INTER_AREA)
 
 
@@ -54,7 +54,7 @@ def edge_energy(rgb: np.ndarray, where: np.ndarray | None = None) -> float:
 def edge_ratios(low: np.ndarray, out: np.ndarray) -> tuple[float, float, float]:
     """Edge energy of `out` over that of `low` gamma-brightened to its mean: where `low` has signal, over the
     whole frame, and where `low` was already lit (nan where there is no such pixel)."""
-    reference = gamma_to_mean(low, luma(out).mean())
+    reference = gamma_to_mean(low, luma(out, REC601).mean())
     level = half_luma(low)
     ratio = lambda where: edge_energy(out, where) / max(edge_energy(reference, where), 1e-12)  # noqa: E731
     signal, lit = level >= SIGNAL, level >= LIT
@@ -66,7 +66,7 @@ def gamma_to_mean(rgb: np.ndarray, mean: float) -> np.ndarray:
     lo, hi = 0.05, 3.0
     for _ in range(40):
         g = (lo + hi) / 2
-        if luma(rgb**g).mean() > mean:
+        if luma(rgb**g, REC601).mean() > mean:
             lo = g
         else:
             hi = g
@@ -74,7 +74,7 @@ def gamma_to_mean(rgb: np.ndarray, mean: float) -> np.ndarray:
 
 
 def stats(rgb: np.ndarray) -> tuple[float, float, float]:
-    y = luma(rgb) * 255
+    y = luma(rgb, REC601) * 255
     return float(y.mean()), float(np.percentile(y, 1)), float(y.std())
 
 

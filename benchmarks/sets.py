@@ -22,7 +22,7 @@ from pathlib import Path
 
 from robustness import build  # benchmarks/ is on sys.path when this file is run as a script
 
-from lowlight_cli.evaluation import evaluate_pairs
+from lowlight_cli.evaluation.paired import evaluate_pairs
 from lowlight_cli.pipeline import DEFAULT_DIRECT_SIZE, Enhancer
 
 

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from robustness import build  # benchmarks/ is on sys.path when this file is run as a script
 
-from lowlight_cli.checkpoint import load_checkpoint
-from lowlight_cli.condition import develop
+from lowlight_cli.evaluation.metrics import psnr, ssim
 from lowlight_cli.io.images import load_image
-from lowlight_cli.metrics import psnr, ssim
+from lowlight_cli.models.checkpoint import load_checkpoint
+from lowlight_cli.models.condition import develop
 from lowlight_cli.models.config import ModelConfig
 from lowlight_cli.models.tone import ToneEstimator
 from lowlight_cli.training.data import TrainingData, paired_rows

@@ -23,10 +23,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lowlight_cli import temporal
+from lowlight_cli.imaging.colour import REC601, luma
 from lowlight_cli.io.images import load_image
 from lowlight_cli.pipeline import Enhancer
-from lowlight_cli.shadow_noise import luma
+from lowlight_cli.run import temporal
 from lowlight_cli.training.synth import linear_to_srgb, srgb_to_linear
 
 FRAMES, CUT_AT, WIDTH = 60, 30, 320
@@ -67,8 +67,8 @@ def levels(enhancer: Enhancer, frames: list[np.ndarray], seed: int) -> tuple[lis
     for index, frame in enumerate(frames):
         dark = darkened(frame, rng).astype(np.float32)
         out, state, _ = temporal.enhance_frame(enhancer, dark, state, 0.8, 0.12, time=index / 30)
-        inputs.append(float(luma(dark).mean()) * 255)
-        outputs.append(float(luma(out).mean()) * 255)
+        inputs.append(float(luma(dark, REC601).mean()) * 255)
+        outputs.append(float(luma(out, REC601).mean()) * 255)
     return inputs, outputs
 
 

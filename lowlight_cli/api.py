@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 
 from lowlight_cli.errors import UsageError
+from lowlight_cli.imaging.pixels import quantise
 from lowlight_cli.io.images import to_gray
 from lowlight_cli.pipeline import Enhancer as PipelineEnhancer
-from lowlight_cli.pixels import quantise
 from lowlight_cli.settings import EnhanceSettings
 
 if TYPE_CHECKING:

@@ -17,19 +17,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from lowlight_cli.checkpoint import load_checkpoint
-from lowlight_cli.condition import Conditioning, develop, judge
-from lowlight_cli.devices import autocast_dtype, resolve_device
+from lowlight_cli.checkpoints.locate import resolve_model_path
 from lowlight_cli.diffusion.sampling import sample_residual
 from lowlight_cli.errors import DeviceError
-from lowlight_cli.locate import resolve_model_path
-from lowlight_cli.memory import free_bytes, sampling_bytes
+from lowlight_cli.imaging.colour import REC601, luma
+from lowlight_cli.imaging.prepare import WorkingCopy, developed, shrink, to_tensor
+from lowlight_cli.imaging.reconstruct import reconstruct
+from lowlight_cli.imaging.shadow_noise import input_noise_sigma, suppress_shadow_noise
+from lowlight_cli.models.checkpoint import load_checkpoint
+from lowlight_cli.models.condition import Conditioning, develop, judge
 from lowlight_cli.models.denoiser import PriorGuidedDenoiser
 from lowlight_cli.models.tone import ToneParams
-from lowlight_cli.prepare import WorkingCopy, developed, shrink, to_tensor
 from lowlight_cli.priors.factory import make_prior_fn
 from lowlight_cli.priors.region_prior import RegionPrior
-from lowlight_cli.reconstruct import reconstruct
+from lowlight_cli.runtime.devices import autocast_dtype, resolve_device
+from lowlight_cli.runtime.memory import free_bytes, sampling_bytes
 from lowlight_cli.settings import (  # the DEFAULT_* and MAX_EXPOSURE names are re-exported
     DEFAULT_DETAIL_THRESHOLD,  # noqa: F401
     DEFAULT_DIRECT_SIZE,  # noqa: F401
@@ -41,7 +43,6 @@ from lowlight_cli.settings import (  # the DEFAULT_* and MAX_EXPOSURE names are 
     SettingError,
     check_steps,
 )
-from lowlight_cli.shadow_noise import input_noise_sigma, luma, suppress_shadow_noise
 
 # Small photos (settings.DEFAULT_DIRECT_SIZE) are sampled at their own size, noisy ones too since model v4,
 # whose denoiser trained on crops at photos' own pixels (`train --native-share`). Such a photo keeps all of
@@ -54,7 +55,7 @@ DIRECT_NOISE_BOOST = 2.0
 
 def lifted_noise(rgb: np.ndarray) -> float:
     """The input's luma noise σ times the gain that brings its mean to 0.45: how loud brightening makes it."""
-    y = luma(rgb)
+    y = luma(rgb, REC601)
     return input_noise_sigma(y) * 0.45 / max(float(y.mean()), 1e-3)
 
 

@@ -20,6 +20,9 @@ environment, `~/.aws`, instance roles, `AWS_ENDPOINT_URL` for another
 endpoint; GCS: `GOOGLE_APPLICATION_CREDENTIALS`, gcloud's defaults). This
 module needs no torch; object stores need their fsspec package (`s3fs`,
 `gcsfs`), which the `[ray]` extra installs.
+
+Our own cached files (SAM priors, checkpoint verification stamps) live in
+`user_cache_dir()`; downloaded checkpoints live in the Hugging Face cache.
 """
 
 from __future__ import annotations
@@ -33,6 +36,15 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from lowlight_cli.errors import InputError, OutputError, UsageError
+
+
+def user_cache_dir() -> Path:
+    """Where lowlight-cli keeps its own cached files: `$XDG_CACHE_HOME/lowlight-cli`, else
+    `~/.cache/lowlight-cli`. The variable is read on every call, so a wrapper or a test that sets it later is
+    honoured."""
+    base = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
+    return Path(base).expanduser() / "lowlight-cli"
+
 
 # Stores whose single put is atomic: the object appears complete or not at all.
 ATOMIC_PUT_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory"})

@@ -13,8 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
-from lowlight_cli.checkpoint import save_checkpoint
 from lowlight_cli.models import ModelConfig, PriorGuidedDenoiser
+from lowlight_cli.models.checkpoint import save_checkpoint
 
 TINY = dict(base_channels=8, channel_mults=(1, 2, 2), token_dim=16, attn_heads=2, max_regions=8, num_train_timesteps=50)
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from lowlight_cli.checkpoint import CONFIG_KEY, FORMAT_KEY, load_checkpoint, read_provenance, save_checkpoint
 from lowlight_cli.errors import WeightsError
 from lowlight_cli.models import ModelConfig
+from lowlight_cli.models.checkpoint import CONFIG_KEY, FORMAT_KEY, load_checkpoint, read_provenance, save_checkpoint
 from tests.conftest import TINY, tiny_model
 
 

@@ -270,7 +270,9 @@ def test_models_list_path_and_info():
 def test_models_download_of_a_bundled_model_says_it_ships_inside(monkeypatch):
     """`lowlight models list` shows lowlight-default, so `models download lowlight-default` is no error: one line
     says it needs no download, and nothing is fetched; an unknown name's usage error lists it among the known."""
-    monkeypatch.setattr("lowlight_cli.weights.fetch_checkpoint", lambda *a, **k: pytest.fail("nothing to download"))
+    monkeypatch.setattr(
+        "lowlight_cli.checkpoints.hub.fetch_checkpoint", lambda *a, **k: pytest.fail("nothing to download")
+    )
     for name in ["lowlight-default", "default"]:
         result = run("models", "download", name)
         assert result.exit_code == 0, result.output
@@ -289,7 +291,7 @@ def test_models_list_fits_80_columns_and_download_names_complete():
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     lines = out.strip("\n").splitlines()
     assert max(map(len, lines)) <= 80, out
-    from lowlight_cli.weights import REGISTRY
+    from lowlight_cli.checkpoints.hub import REGISTRY
 
     names = ["lowlight-default", *REGISTRY]
     # One line per model, nothing wrapped: the header, a row per model, a source per model, the --prior auto line.
@@ -387,7 +389,7 @@ def test_eval_and_train_on_a_tiny_paired_folder(tmp_path, tiny_checkpoint):
     args[args.index("--steps") + 1] = "4"
     result = run(*args, "--stop-at", "3")  # resumes from step 2, stops early at 3
     assert result.exit_code == 0, result.output
-    from lowlight_cli.checkpoint import read_provenance
+    from lowlight_cli.models.checkpoint import read_provenance
 
     assert read_provenance(out)["steps"] == 3
     result = run(*args)  # and resumes again to the end of the schedule
@@ -413,7 +415,7 @@ def test_eval_and_train_on_a_tiny_paired_folder(tmp_path, tiny_checkpoint):
     assert read_provenance(tuned)["steps"] == 6
     import torch
 
-    from lowlight_cli.checkpoint import load_checkpoint
+    from lowlight_cli.models.checkpoint import load_checkpoint
 
     before, after = load_checkpoint(out).state_dict(), load_checkpoint(tuned).state_dict()
     # The exported EMA averages from the first step (no warm-up), so 6 big steps barely move the trained weights.
@@ -502,7 +504,7 @@ def test_detail_threshold_trades_grain_for_texture(tmp_path, tiny_checkpoint):
 
 
 def test_exposure_biases_brightness_through_the_tone_branch(tmp_path, dark_jpeg, tiny_checkpoint):
-    from lowlight_cli.checkpoint import save_checkpoint
+    from lowlight_cli.models.checkpoint import save_checkpoint
     from tests.conftest import tiny_model
 
     toned = tmp_path / "toned.safetensors"
@@ -696,13 +698,24 @@ def test_the_readme_examples_output_is_git_ignored():
 
 
 def test_every_package_is_in_the_wheel():
-    """pyproject lists packages by hand: a sub-package left out installs a `lowlight` that cannot import itself."""
+    """Packages are found automatically, as setuptools finds them from pyproject's `packages.find`: every package
+    under `lowlight_cli/` and the bundled weights (a link to `weights/`), with the model among its package data."""
+    import fnmatch
+
     import tomllib
+    from setuptools.discovery import PEP420PackageFinder
 
     root = Path(__file__).resolve().parent.parent
-    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    found = {".".join(path.parent.relative_to(root).parts) for path in (root / "lowlight_cli").rglob("__init__.py")}
-    assert found <= listed, sorted(found - listed)
+    setuptools_config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = set(PEP420PackageFinder.find(str(root), **setuptools_config["packages"]["find"]))
+    packages = {".".join(path.parent.relative_to(root).parts) for path in (root / "lowlight_cli").rglob("__init__.py")}
+    assert packages <= found, sorted(packages - found)
+    assert "lowlight_cli.bundled_weights" in found
+    bundled = root / "lowlight_cli" / "bundled_weights"
+    assert bundled.resolve() == (root / "weights").resolve()
+    data = setuptools_config["package-data"]["lowlight_cli.bundled_weights"]
+    assert any(fnmatch.fnmatch("lowlight-default.safetensors", pattern) for pattern in data)
+    assert (bundled / "lowlight-default.safetensors").is_file()
 
 
 # How each dependency in pyproject is used: the module our code imports, or (None) why none of it is imported.

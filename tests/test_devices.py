@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from lowlight_cli.devices import autocast_dtype
+from lowlight_cli.runtime.devices import autocast_dtype
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""`evaluation.evaluate_pairs` on its own: the means it reports are the metrics of each pair."""
+"""`evaluation.paired.evaluate_pairs` on its own: the means it reports are the metrics of each pair."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lowlight_cli.baselines import BASELINES
 from lowlight_cli.errors import InputError, UsageError
-from lowlight_cli.evaluation import evaluate_pairs
+from lowlight_cli.evaluation.baselines import BASELINES
+from lowlight_cli.evaluation.metrics import gt_mean_scaled, psnr, ssim
+from lowlight_cli.evaluation.paired import evaluate_pairs
 from lowlight_cli.io.images import load_image
-from lowlight_cli.metrics import gt_mean_scaled, psnr, ssim
 
 
 def paired_folder(root, count: int = 3):

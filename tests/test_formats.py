@@ -19,13 +19,13 @@ import torch
 from PIL import Image, ImageCms, PngImagePlugin
 from typer.testing import CliRunner
 
-from lowlight_cli.checkpoint import save_checkpoint
 from lowlight_cli.cli import app
 from lowlight_cli.errors import InputError, OutputError
+from lowlight_cli.imaging.pixels import quantise
 from lowlight_cli.io import images
 from lowlight_cli.io.images import encode_image, load_image
+from lowlight_cli.models.checkpoint import save_checkpoint
 from lowlight_cli.pipeline import Enhancer
-from lowlight_cli.pixels import quantise
 from tests.conftest import dark_array, tiny_model
 
 runner = CliRunner()

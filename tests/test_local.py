@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from lowlight_cli.errors import InputError, OutputError, WeightsError
+from lowlight_cli.imaging.pixels import quantise
 from lowlight_cli.io.images import jpeg_quality, load_image
 from lowlight_cli.pipeline import Enhancer
-from lowlight_cli.pixels import quantise
 from lowlight_cli.run.local import LocalExecutor
 from lowlight_cli.run.photo import check_finite, enhance_photo, read_photo
 from lowlight_cli.run.places import photo_tasks

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lowlight_cli.memory import free_bytes, sampling_bytes
 from lowlight_cli.models.config import ModelConfig
+from lowlight_cli.runtime.memory import free_bytes, sampling_bytes
 
 
 def test_sampling_estimate_covers_attention_and_shrinks_with_half_precision_and_tiles():

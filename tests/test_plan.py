@@ -111,7 +111,7 @@ def test_triage_skips_finished_outputs_and_never_replaces_an_input(tmp_path):
 
 
 def test_outputs_that_cannot_be_written_fail_before_any_photo_is_enhanced(tmp_path, monkeypatch):
-    import lowlight_cli.atomic as atomic
+    import lowlight_cli.io.atomic as atomic
 
     a, b = touch(tmp_path / "in" / "a.jpg"), touch(tmp_path / "in" / "b.jpg")
     readonly, fine = tmp_path / "readonly", tmp_path / "fine"

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lowlight_cli.condition import brighten
+from lowlight_cli.imaging.prepare import developed, shrink
 from lowlight_cli.io.images import load_image
+from lowlight_cli.models.condition import brighten
 from lowlight_cli.models.config import ModelConfig
-from lowlight_cli.prepare import developed, shrink
 from lowlight_cli.priors.fallback import fallback_prior
 from lowlight_cli.priors.region_prior import RegionPrior, boundary_map
 

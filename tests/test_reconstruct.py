@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from lowlight_cli.prepare import resize
-from lowlight_cli.reconstruct import fit_colour_transform, photo_noise, reconstruct, upsample
+from lowlight_cli.imaging.prepare import resize
+from lowlight_cli.imaging.reconstruct import fit_colour_transform, photo_noise, reconstruct, upsample
 
 
 def smooth_scene(height, width):
@@ -92,7 +92,7 @@ def test_the_gpu_strip_loop_computes_what_the_cpu_one_does(monkeypatch):
     """The torch path (computed on the CPU here) matches the host path, edges and strip borders included."""
     import torch
 
-    import lowlight_cli.reconstruct as module
+    import lowlight_cli.imaging.reconstruct as module
 
     rng = np.random.default_rng(3)
     full = np.clip(smooth_scene(203, 317) * 0.2 + rng.normal(0, 0.01, (203, 317, 3)), 0, 1).astype(np.float32)

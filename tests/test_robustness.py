@@ -99,8 +99,8 @@ def test_concurrent_writers_never_corrupt_the_target(tmp_path):
 def test_non_ascii_names(tmp_path):
     from typer.testing import CliRunner
 
-    from lowlight_cli.checkpoint import save_checkpoint
     from lowlight_cli.cli import app
+    from lowlight_cli.models.checkpoint import save_checkpoint
 
     ckpt = tmp_path / "m.safetensors"
     save_checkpoint(tiny_model(), ckpt)

@@ -14,8 +14,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from lowlight_cli.checkpoints.locate import locate_sam_checkpoint
 from lowlight_cli.errors import UsageError, WeightsError
-from lowlight_cli.locate import locate_sam_checkpoint
 from lowlight_cli.priors.cache import PriorCache
 from lowlight_cli.priors.region_prior import RegionPrior
 from lowlight_cli.priors.sam import SamPriorProducer, paint_masks, resize_sam_input
@@ -413,11 +413,11 @@ def test_paint_masks_keeps_small_masks_on_top():
 def test_locate_sam_checkpoint(tmp_path, monkeypatch):
     fetched = []
     cached: dict[str, Path] = {}
-    import lowlight_cli.weights as weights
+    from lowlight_cli.checkpoints import hub as checkpoint_hub
 
-    monkeypatch.setattr(weights, "find_cached", lambda name: cached.get(name))
+    monkeypatch.setattr(checkpoint_hub, "find_cached", lambda name: cached.get(name))
     monkeypatch.setattr(
-        weights, "fetch_checkpoint", lambda name, **kw: fetched.append(name) or tmp_path / f"{name}.safetensors"
+        checkpoint_hub, "fetch_checkpoint", lambda name, **kw: fetched.append(name) or tmp_path / f"{name}.safetensors"
     )
 
     with pytest.raises(UsageError, match="vit_b, vit_l, vit_h"):
@@ -440,20 +440,20 @@ def test_sam_downloads_from_the_loopback_hub_and_guides_the_enhancer(tmp_path, m
     import dataclasses
     import hashlib
 
-    import lowlight_cli.weights as weights
+    from lowlight_cli.checkpoints import hub as checkpoint_hub
     from lowlight_cli.pipeline import Enhancer
     from tests.conftest import tiny_model
     from tests.hub_server import FakeHub
 
     payload = tiny_sam_file(tmp_path, seed=3).read_bytes()
     entry = dataclasses.replace(
-        weights.REGISTRY["sam-vit-b"],
+        checkpoint_hub.REGISTRY["sam-vit-b"],
         repo_id="test/sam-tiny",
         revision="a" * 40,
         sha256=hashlib.sha256(payload).hexdigest(),
         size=len(payload),
     )
-    monkeypatch.setitem(weights.REGISTRY, "sam-vit-b", entry)
+    monkeypatch.setitem(checkpoint_hub.REGISTRY, "sam-vit-b", entry)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     for proxy in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
@@ -463,7 +463,7 @@ def test_sam_downloads_from_the_loopback_hub_and_guides_the_enhancer(tmp_path, m
         monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
         assert locate_sam_checkpoint("vit_b", None, download=False) is None  # auto never downloads
         path = locate_sam_checkpoint("vit_b", None, download=True)
-    assert path.read_bytes() == payload and weights.find_cached("sam-vit-b") == path
+    assert path.read_bytes() == payload and checkpoint_hub.find_cached("sam-vit-b") == path
 
     producer = tiny_producer(path, cache=PriorCache(tmp_path / "priors"))
     enhancer = Enhancer(model=tiny_model(), device="cpu", prior="none", steps=2, work_size=64)

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from lowlight_cli.condition import Conditioning
 from lowlight_cli.diffusion.ddim import DDIMScheduler
 from lowlight_cli.diffusion.sampling import sample_residual, tile_windows
 from lowlight_cli.errors import UsageError
+from lowlight_cli.models.condition import Conditioning
 from tests.conftest import tiny_model
 
 

@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from lowlight_cli.condition import develop
+from lowlight_cli.imaging.colour import REC601, REC709, luma
+from lowlight_cli.models.condition import develop
 from lowlight_cli.models.local_exposure import compression
 from lowlight_cli.models.tone import (
     CLIP_LEVEL,
@@ -23,7 +24,6 @@ from lowlight_cli.models.tone import (
     fit_in_gamut,
     fit_to_white,
     gain_loss,
-    linear_luminance,
     linear_to_srgb,
     mix,
     roll_off_highlights,
@@ -65,9 +65,9 @@ def test_black_stays_black_and_the_curve_is_monotone_in_brightness():
 def test_a_bright_colour_fades_towards_white_keeping_its_luminance_instead_of_clipping_a_channel():
     # Linear RGB: a warm lamp whose red would pass white, and a dim red that fits.
     colours = torch.tensor([[1.6, 0.7, 0.3], [0.4, 0.1, 0.05]]).T.reshape(1, 3, 1, 2)
-    lum = linear_luminance(colours)
+    lum = luma(colours, REC709)
     fitted = fit_to_white(colours, lum)
-    assert torch.allclose(linear_luminance(fitted), lum, atol=1e-6)  # brightness, and so detail, kept
+    assert torch.allclose(luma(fitted, REC709), lum, atol=1e-6)  # brightness, and so detail, kept
     lamp, dim = fitted[0, :, 0, 0], fitted[0, :, 0, 1]
     assert float(lamp.max()) == pytest.approx(GAMUT_TOP, abs=1e-6)
     assert float(lamp[0]) > float(lamp[1]) > float(lamp[2])  # still warm, only paler
@@ -75,13 +75,13 @@ def test_a_bright_colour_fades_towards_white_keeping_its_luminance_instead_of_cl
     # Two lamps of different brightness (both under GAMUT_TOP in luminance) stay different, where clipping
     # the red channel made them one red.
     pair = torch.tensor([[1.2, 0.5, 0.2], [1.5, 0.65, 0.25]]).T.reshape(1, 3, 1, 2)
-    fitted = fit_to_white(pair, linear_luminance(pair))
-    assert float(linear_luminance(fitted)[0, 0, 0, 1] - linear_luminance(fitted)[0, 0, 0, 0]) > 0.15
+    fitted = fit_to_white(pair, luma(pair, REC709))
+    assert float(luma(fitted, REC709)[0, 0, 0, 1] - luma(fitted, REC709)[0, 0, 0, 0]) > 0.15
     assert float(fitted.amax()) <= GAMUT_TOP + 1e-6
     # Luminance itself over the gamut's top: grey at that luminance, for the roll-off to compress.
     glare = torch.tensor([2.0, 0.9, 0.5]).reshape(1, 3, 1, 1)
-    grey = fit_to_white(glare, linear_luminance(glare))
-    assert torch.allclose(grey, linear_luminance(glare).expand(1, 3, 1, 1), atol=1e-6)
+    grey = fit_to_white(glare, luma(glare, REC709))
+    assert torch.allclose(grey, luma(glare, REC709).expand(1, 3, 1, 1), atol=1e-6)
 
 
 def test_a_crop_developed_from_the_whole_frame_equals_the_crop_of_the_whole_developed_frame():
@@ -133,11 +133,10 @@ def test_highlights_local_keeps_a_floodlit_facade_at_night_below_white_and_detai
     from lowlight_cli.pipeline import Enhancer
 
     rgb = load_image(SAMPLE.with_name("DICM_26.jpg")).rgb[::2, ::2]
-    luma = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    lit, dark = luma >= 0.5, luma < 0.05
+    y = luma(rgb, REC601)
+    lit, dark = y >= 0.5, y < 0.05
     out = {
-        mode: Enhancer("default", device="cpu", prior="none", highlights=mode).enhance(rgb).rgb
-        @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        mode: luma(Enhancer("default", device="cpu", prior="none", highlights=mode).enhance(rgb).rgb, REC601)
         for mode in ("curve", "local")
     }
     assert out["curve"][lit].mean() > 0.93 and out["curve"][lit].std() < 0.01  # a pale, flat block
@@ -196,7 +195,7 @@ def test_crops_carry_their_whole_photo_and_unchanged_photos_are_their_own_target
 
 
 def test_the_tone_phase_trains_the_branch_on_frames_and_then_the_denoiser_uses_it(tmp_path):
-    from lowlight_cli.checkpoint import load_checkpoint, read_provenance
+    from lowlight_cli.models.checkpoint import load_checkpoint, read_provenance
     from lowlight_cli.models.config import ModelConfig
     from lowlight_cli.training.data import TrainingData
     from lowlight_cli.training.trainer import TrainOptions, train
@@ -229,7 +228,7 @@ def test_the_tone_phase_trains_the_branch_on_frames_and_then_the_denoiser_uses_i
 
 def test_a_fine_tune_that_adds_a_tone_branch_does_not_ship_a_blend_with_the_old_denoiser(tmp_path):
     """Its EMA warms up from the phase start (a plain fine-tune's EMA keeps the init's weights instead)."""
-    from lowlight_cli.checkpoint import load_checkpoint, save_checkpoint
+    from lowlight_cli.models.checkpoint import load_checkpoint, save_checkpoint
     from lowlight_cli.models.config import ModelConfig
     from lowlight_cli.training.data import TrainingData
     from lowlight_cli.training.trainer import TrainOptions, train
@@ -270,10 +269,10 @@ def test_target_gains_recover_the_exposure_and_white_balance_that_made_the_targe
     assert float(log_wb.abs().max()) < 0.02
     cast = torch.tensor([1.6, 1.0, 0.7])
     log_exposure, log_wb = target_gains(low, linear_to_srgb(srgb_to_linear(low) * cast.view(1, 3, 1, 1)))
-    luma = torch.tensor([0.2126, 0.7152, 0.0722])
-    expected = torch.log(cast) - (torch.log(cast) * luma).sum()
+    weights = torch.tensor(REC709)
+    expected = torch.log(cast) - (torch.log(cast) * weights).sum()
     assert torch.allclose(log_wb[0], expected, atol=0.03)
-    assert abs(float((log_wb * luma).sum())) < 1e-5  # luminance-neutral, like the estimator's
+    assert abs(float((log_wb * weights).sum())) < 1e-5  # luminance-neutral, like the estimator's
 
 
 def test_teacher_forced_develop_uses_the_targets_gains_and_the_gain_loss_measures_the_miss():
@@ -315,7 +314,7 @@ def test_a_photo_that_does_not_clip_keeps_its_curve():
 def test_the_roll_off_guards_inference_only(monkeypatch):
     """Training scores the curve it learns: with --no-teacher-gains neither phase develops through the roll-off,
     which inference (the default) does."""
-    import lowlight_cli.condition as condition
+    import lowlight_cli.models.condition as condition
     from lowlight_cli.training.trainer import TrainOptions, tone_loss
 
     calls = []
@@ -339,7 +338,7 @@ def facade_at_night() -> tuple[torch.Tensor, ToneParams]:
 
 def test_local_exposure_lowers_a_lit_region_whole_and_keeps_its_detail_and_the_dark_ground():
     low, params = facade_at_night()
-    lum = linear_luminance(srgb_to_linear(low) * 40.0)
+    lum = luma(srgb_to_linear(low) * 40.0, REC709)
     assert torch.equal(compression(lum, torch.zeros(1)), torch.ones_like(lum))
     factor = compression(lum, torch.ones(1))
     assert float(factor[0, 0, 32, 30]) < 0.1  # the facade comes down by more than three stops
@@ -360,7 +359,7 @@ def test_local_highlights_keep_a_lit_facade_s_detail_that_the_curve_alone_flatte
     assert torch.equal(rolled.curve, params.curve)  # local exposure was enough: the curve is as judged
     contrast = lambda p: float(  # noqa: E731
         (lambda lum: lum[30, 17] / lum[30, 20])(  # column against shade
-            linear_luminance(srgb_to_linear(apply_tone(low, p)))[0, 0]
+            luma(srgb_to_linear(apply_tone(low, p)), REC709)[0, 0]
         )
     )
     assert contrast(rolled) > 1.1
@@ -401,7 +400,7 @@ def test_the_white_balance_is_the_same_for_a_photo_and_its_mirror_image():
 def test_look_only_training_moves_the_look_head_and_nothing_else(tmp_path):
     """`--tone-parts look` fine-tunes the black point and local exposure on a finished branch: its exposure,
     white balance and curve heads come out bit-identical, the look head (new to the init) does not."""
-    from lowlight_cli.checkpoint import load_checkpoint, save_checkpoint
+    from lowlight_cli.models.checkpoint import load_checkpoint, save_checkpoint
     from lowlight_cli.models.config import ModelConfig
     from lowlight_cli.training.data import TrainingData
     from lowlight_cli.training.trainer import TrainOptions, train
@@ -491,7 +490,7 @@ def test_a_flat_frame_keeps_most_of_its_signal():
 
 def test_a_too_bright_colour_keeps_more_of_its_colour_than_paling_gives():
     orange = torch.tensor([2.0, 0.6, 0.1]).view(1, 3, 1, 1)  # linear, far over the top
-    lum = linear_luminance(orange)
+    lum = luma(orange, REC709)
     paled, fitted = fit_to_white(orange, lum), fit_in_gamut(orange)
     assert float(fitted.amax()) <= GAMUT_TOP + 1e-6
     chroma = lambda x: float((x.amax(dim=1) - x.amin(dim=1)).squeeze())  # noqa: E731

@@ -65,8 +65,8 @@ def test_mean_start_zeroes_only_the_last_timestep_inputs():
 @pytest.mark.parametrize("mean_start", [True, False])
 def test_refine_samples_are_what_two_step_sampling_feeds_the_model_at_its_second_step(mean_start):
     """`--refine-share` trains the second query on exactly the input the 2-step sampler gives it."""
-    from lowlight_cli.condition import Conditioning
     from lowlight_cli.diffusion.sampling import initial_noise, sample_residual
+    from lowlight_cli.models.condition import Conditioning
     from lowlight_cli.training.trainer import first_transition, two_step_sampler
     from tests.conftest import tiny_model
 

@@ -18,12 +18,12 @@ import pytest
 import torch
 from PIL import Image
 
-from lowlight_cli import temporal
 from lowlight_cli.errors import InputError, OutputError
+from lowlight_cli.imaging.prepare import resize
 from lowlight_cli.io.video import FolderSink, VideoSink, open_sink, open_source
 from lowlight_cli.pipeline import Enhancer
-from lowlight_cli.prepare import resize
-from lowlight_cli.temporal import (
+from lowlight_cli.run import temporal
+from lowlight_cli.run.temporal import (
     FRAME_SECONDS,
     TONE_SECONDS,
     ShotState,
@@ -506,7 +506,7 @@ def test_frames_folder_to_folder_keeps_the_names(enhancer, tmp_path):
 def test_ctrl_c_on_one_video_says_what_was_kept(clip, tmp_path, tiny_checkpoint, monkeypatch, target, message):
     from typer.testing import CliRunner
 
-    import lowlight_cli.temporal as video
+    import lowlight_cli.run.temporal as video
     from lowlight_cli.cli import app
 
     real, calls = video.enhance_frame, []

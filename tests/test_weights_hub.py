@@ -19,11 +19,11 @@ import pytest
 from huggingface_hub import constants
 from safetensors.numpy import save
 
-from lowlight_cli import weights
+from lowlight_cli.checkpoints import hub as checkpoint_hub
 from lowlight_cli.errors import WeightsError
 from tests.hub_server import FakeHub
 
-SHIPPED_REGISTRY = dict(weights.REGISTRY)  # captured before any test swaps it out
+SHIPPED_REGISTRY = dict(checkpoint_hub.REGISTRY)  # captured before any test swaps it out
 
 NAME = "tiny-sam"
 REPO = "lowlight-tests/tiny-sam"
@@ -53,7 +53,7 @@ def hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
-    entry = weights.KnownCheckpoint(
+    entry = checkpoint_hub.KnownCheckpoint(
         name=NAME,
         kind="sam",
         repo_id=REPO,
@@ -64,7 +64,7 @@ def hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         licence="Apache-2.0",
         description="tiny test checkpoint",
     )
-    monkeypatch.setattr(weights, "REGISTRY", {NAME: entry})
+    monkeypatch.setattr(checkpoint_hub, "REGISTRY", {NAME: entry})
     return root
 
 
@@ -91,65 +91,65 @@ def _timed(call):
 
 
 def test_shipped_registry_pins_every_sam_checkpoint():
-    assert set(weights.SAM_NAMES.values()) <= set(SHIPPED_REGISTRY)
+    assert set(checkpoint_hub.SAM_NAMES.values()) <= set(SHIPPED_REGISTRY)
     for name, entry in SHIPPED_REGISTRY.items():
         assert entry.name == name
         assert re.fullmatch(r"[0-9a-f]{40}", entry.revision), name
         assert re.fullmatch(r"[0-9a-f]{64}", entry.sha256), name
-    sam_repos = {SHIPPED_REGISTRY[name].repo_id for name in weights.SAM_NAMES.values()}
+    sam_repos = {SHIPPED_REGISTRY[name].repo_id for name in checkpoint_hub.SAM_NAMES.values()}
     assert sam_repos == {"facebook/sam-vit-base", "facebook/sam-vit-large", "facebook/sam-vit-huge"}
 
 
 def test_cache_dir_follows_hf_hub_cache(hub_cache: Path):
-    assert weights.cache_dir() == hub_cache
+    assert checkpoint_hub.cache_dir() == hub_cache
 
 
 def test_download_lands_in_hf_cache_layout_and_second_call_needs_no_server(hub: FakeHub, hub_cache: Path):
-    path = weights.fetch_checkpoint(NAME, endpoint=hub.endpoint)
+    path = checkpoint_hub.fetch_checkpoint(NAME, endpoint=hub.endpoint)
 
     assert path == hub_cache / "models--lowlight-tests--tiny-sam" / "snapshots" / REVISION / FILENAME
     assert path.resolve() == hub_cache / "models--lowlight-tests--tiny-sam" / "blobs" / _sha(GOOD)
     assert path.read_bytes() == GOOD
-    assert weights.find_cached(NAME) == path
+    assert checkpoint_hub.find_cached(NAME) == path
     assert hub.count("GET") == 1
 
     endpoint = hub.endpoint
     hub.stop()
-    again, elapsed = _timed(lambda: weights.fetch_checkpoint(NAME, endpoint=endpoint))
+    again, elapsed = _timed(lambda: checkpoint_hub.fetch_checkpoint(NAME, endpoint=endpoint))
     assert again == path
     assert elapsed < FAST_S
 
 
 def test_explicit_cache_dir_wins_over_environment(hub: FakeHub, tmp_path: Path, hub_cache: Path):
     elsewhere = tmp_path / "elsewhere"
-    path = weights.fetch_checkpoint(NAME, endpoint=hub.endpoint, cache_dir=elsewhere)
+    path = checkpoint_hub.fetch_checkpoint(NAME, endpoint=hub.endpoint, cache_dir=elsewhere)
     assert path.is_relative_to(elsewhere)
-    assert weights.find_cached(NAME, cache_dir=elsewhere) == path
-    assert weights.find_cached(NAME) is None  # nothing went to the default cache
+    assert checkpoint_hub.find_cached(NAME, cache_dir=elsewhere) == path
+    assert checkpoint_hub.find_cached(NAME) is None  # nothing went to the default cache
 
 
 def test_checksum_mismatch_deletes_the_download(hub_cache: Path):
     with FakeHub() as lying_hub:
         lying_hub.add(REPO, REVISION, FILENAME, OTHER)
         with pytest.raises(WeightsError, match="sha256") as caught:
-            weights.fetch_checkpoint(NAME, endpoint=lying_hub.endpoint)
+            checkpoint_hub.fetch_checkpoint(NAME, endpoint=lying_hub.endpoint)
 
     message = str(caught.value)
     assert _sha(OTHER)[:12] in message and _sha(GOOD)[:12] in message
     assert "\n" not in message
-    assert weights.find_cached(NAME) is None
+    assert checkpoint_hub.find_cached(NAME) is None
     leftovers = [p for p in hub_cache.rglob("*") if p.is_file() and p.parent.name in {"blobs", REVISION}]
     assert leftovers == []
 
 
 def test_offline_with_cache_is_served_fast(hub: FakeHub, monkeypatch: pytest.MonkeyPatch):
-    path = weights.fetch_checkpoint(NAME, endpoint=hub.endpoint)
+    path = checkpoint_hub.fetch_checkpoint(NAME, endpoint=hub.endpoint)
     hub.stop()
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
-    again, elapsed = _timed(lambda: weights.fetch_checkpoint(NAME))
+    again, elapsed = _timed(lambda: checkpoint_hub.fetch_checkpoint(NAME))
     assert again == path and elapsed < FAST_S
-    assert weights.fetch_checkpoint(NAME, local_only=True) == path
+    assert checkpoint_hub.fetch_checkpoint(NAME, local_only=True) == path
 
 
 @pytest.mark.parametrize("how", ["HF_HUB_OFFLINE", "local_only"])
@@ -158,7 +158,7 @@ def test_offline_without_cache_says_how_to_get_it(how: str, monkeypatch: pytest.
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     start = time.monotonic()
     with pytest.raises(WeightsError, match=r"lowlight models download tiny-sam.*--sam-checkpoint"):
-        weights.fetch_checkpoint(NAME, endpoint=_closed_port_endpoint(), local_only=(how == "local_only"))
+        checkpoint_hub.fetch_checkpoint(NAME, endpoint=_closed_port_endpoint(), local_only=(how == "local_only"))
     assert time.monotonic() - start < FAST_S
 
 
@@ -166,7 +166,7 @@ def test_unreachable_endpoint_fails_fast():
     endpoint = _closed_port_endpoint()
     start = time.monotonic()
     with pytest.raises(WeightsError, match=f"cannot reach {re.escape(endpoint)}"):
-        weights.fetch_checkpoint(NAME, endpoint=endpoint)
+        checkpoint_hub.fetch_checkpoint(NAME, endpoint=endpoint)
     assert time.monotonic() - start < FAST_S
 
 
@@ -184,54 +184,54 @@ def test_not_found_is_a_one_line_weights_error(served, expected: str):
         for repo_id, revision, filename in served:
             sparse_hub.add(repo_id, revision, filename, GOOD)
         with pytest.raises(WeightsError, match=re.escape(expected)) as caught:
-            weights.fetch_checkpoint(NAME, endpoint=sparse_hub.endpoint)
+            checkpoint_hub.fetch_checkpoint(NAME, endpoint=sparse_hub.endpoint)
     assert "\n" not in str(caught.value)
-    assert weights.find_cached(NAME) is None
+    assert checkpoint_hub.find_cached(NAME) is None
 
 
 @pytest.mark.parametrize("damage", ["truncated", "bit flip"])
 def test_corrupted_cache_is_detected_and_downloaded_again(damage: str, hub: FakeHub):
-    path = weights.fetch_checkpoint(NAME, endpoint=hub.endpoint)
+    path = checkpoint_hub.fetch_checkpoint(NAME, endpoint=hub.endpoint)
     broken = GOOD[:100] if damage == "truncated" else GOOD[:-1] + bytes([GOOD[-1] ^ 1])
     path.resolve().write_bytes(broken)
 
-    assert weights.find_cached(NAME) is None
-    again = weights.fetch_checkpoint(NAME, endpoint=hub.endpoint)
+    assert checkpoint_hub.find_cached(NAME) is None
+    again = checkpoint_hub.fetch_checkpoint(NAME, endpoint=hub.endpoint)
     assert again == path and again.read_bytes() == GOOD
     assert hub.count("GET") == 2
 
 
 def test_corrupted_cache_without_network_is_reported(hub: FakeHub):
-    path = weights.fetch_checkpoint(NAME, endpoint=hub.endpoint)
+    path = checkpoint_hub.fetch_checkpoint(NAME, endpoint=hub.endpoint)
     path.resolve().write_bytes(OTHER)
     with pytest.raises(WeightsError, match="fails its sha256 check"):
-        weights.fetch_checkpoint(NAME, local_only=True)
+        checkpoint_hub.fetch_checkpoint(NAME, local_only=True)
 
 
 def test_verified_file_is_not_hashed_again_until_it_changes(hub: FakeHub, monkeypatch: pytest.MonkeyPatch):
-    path = weights.fetch_checkpoint(NAME, endpoint=hub.endpoint)
+    path = checkpoint_hub.fetch_checkpoint(NAME, endpoint=hub.endpoint)
     blob = path.resolve()
     old = time.time_ns() - 60 * 10**9
     os.utime(blob, ns=(old, old))  # downloaded a minute ago: old enough to stamp
     hashed = []
-    real_hash = weights._file_sha256
-    monkeypatch.setattr(weights, "_file_sha256", lambda p: hashed.append(p) or real_hash(p))
+    real_hash = checkpoint_hub._file_sha256
+    monkeypatch.setattr(checkpoint_hub, "_file_sha256", lambda p: hashed.append(p) or real_hash(p))
 
-    assert weights.find_cached(NAME) == path and len(hashed) == 1
-    assert weights.find_cached(NAME) == path and len(hashed) == 1  # the stamp answered
+    assert checkpoint_hub.find_cached(NAME) == path and len(hashed) == 1
+    assert checkpoint_hub.find_cached(NAME) == path and len(hashed) == 1  # the stamp answered
     blob.write_bytes(GOOD[:-1] + bytes([GOOD[-1] ^ 1]))  # same size, new content and mtime
-    assert weights.find_cached(NAME) is None and len(hashed) == 2
+    assert checkpoint_hub.find_cached(NAME) is None and len(hashed) == 2
 
 
 def test_unknown_name_lists_the_known_ones():
     with pytest.raises(WeightsError, match="unknown checkpoint 'sam-vit-z'.*tiny-sam"):
-        weights.fetch_checkpoint("sam-vit-z")
+        checkpoint_hub.fetch_checkpoint("sam-vit-z")
     with pytest.raises(WeightsError, match="unknown checkpoint"):
-        weights.find_cached("sam-vit-z")
+        checkpoint_hub.find_cached("sam-vit-z")
 
 
 def test_bundled_checkpoint_is_not_downloadable(monkeypatch: pytest.MonkeyPatch):
-    bundled = weights.KnownCheckpoint(
+    bundled = checkpoint_hub.KnownCheckpoint(
         name="default",
         kind="denoiser",
         repo_id="",
@@ -242,22 +242,22 @@ def test_bundled_checkpoint_is_not_downloadable(monkeypatch: pytest.MonkeyPatch)
         licence="Apache-2.0",
         description="bundled",
     )
-    monkeypatch.setitem(weights.REGISTRY, "default", bundled)
+    monkeypatch.setitem(checkpoint_hub.REGISTRY, "default", bundled)
     with pytest.raises(WeightsError, match="ships inside"):
-        weights.fetch_checkpoint("default")
+        checkpoint_hub.fetch_checkpoint("default")
 
 
 def test_verify_sha256(tmp_path: Path):
     file = tmp_path / "w.safetensors"
     file.write_bytes(GOOD)
-    assert weights.verify_sha256(file, _sha(GOOD).upper())
-    assert not weights.verify_sha256(file, _sha(OTHER))
+    assert checkpoint_hub.verify_sha256(file, _sha(GOOD).upper())
+    assert not checkpoint_hub.verify_sha256(file, _sha(OTHER))
 
 
 def test_reachability_probe_goes_to_the_proxy_when_one_applies(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    assert weights._connect_target("https://huggingface.co") == ("proxy.internal", 3128)
+    assert checkpoint_hub._connect_target("https://huggingface.co") == ("proxy.internal", 3128)
     monkeypatch.setenv("NO_PROXY", "huggingface.co")
-    assert weights._connect_target("https://huggingface.co") == ("huggingface.co", 443)
+    assert checkpoint_hub._connect_target("https://huggingface.co") == ("huggingface.co", 443)

@@ -31,7 +31,7 @@ def evaluate(
 
     if not data.is_dir():  # before the imports below load torch
         raise InputError(f"--data {data}: no such folder")
-    from lowlight_cli.evaluation import evaluate_pairs
+    from lowlight_cli.evaluation.paired import evaluate_pairs
 
     enhancer = build_enhancer(settings) if method == "model" else None
     summary = evaluate_pairs(

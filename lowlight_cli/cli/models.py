@@ -1,4 +1,4 @@
-"""`lowlight info` and `lowlight models list|download|path`: what is installed and where (`locate.py`)."""
+"""`lowlight info` and `lowlight models list|download|path`: what is installed and where (`checkpoints/locate.py`)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ def info() -> None:
 
     import torch
 
-    from lowlight_cli.devices import mps_available
-    from lowlight_cli.locate import default_model_path, known_models
-    from lowlight_cli.weights import cache_dir
+    from lowlight_cli.checkpoints.hub import cache_dir
+    from lowlight_cli.checkpoints.locate import default_model_path, known_models
+    from lowlight_cli.runtime.devices import mps_available
 
     lines = [f"lowlight-cli {__version__}, Python {platform.python_version()}, torch {torch.__version__}"]
     cuda = torch.cuda.is_available()
@@ -39,7 +39,7 @@ def models_list() -> None:
     from rich.console import Console
     from rich.table import Column, Table
 
-    from lowlight_cli.locate import known_models, sam_checkpoint_name
+    from lowlight_cli.checkpoints.locate import known_models, sam_checkpoint_name
     from lowlight_cli.settings import EnhanceSettings
 
     models = known_models()
@@ -67,9 +67,9 @@ def models_list() -> None:
 
 def check_names(names: list[str]) -> None:
     """A name `lowlight models list` does not show is a wrong command line (exit 2), before any download."""
+    from lowlight_cli.checkpoints.hub import REGISTRY
+    from lowlight_cli.checkpoints.locate import BUNDLED_NAMES
     from lowlight_cli.errors import UsageError
-    from lowlight_cli.locate import BUNDLED_NAMES
-    from lowlight_cli.weights import REGISTRY
 
     for name in names:
         if name not in REGISTRY and name not in BUNDLED_NAMES:
@@ -79,7 +79,7 @@ def check_names(names: list[str]) -> None:
 
 def download_names(incomplete: str) -> list[str]:
     """Shell completion of `models download`: the registry's names."""
-    from lowlight_cli.weights import REGISTRY
+    from lowlight_cli.checkpoints.hub import REGISTRY
 
     return [name for name in REGISTRY if name.startswith(incomplete)]
 
@@ -92,8 +92,8 @@ def models_download(
     ),
 ) -> None:
     """Download checkpoints into the Hugging Face cache (pinned revision, sha256-checked)."""
-    from lowlight_cli.locate import BUNDLED_NAMES
-    from lowlight_cli.weights import fetch_checkpoint
+    from lowlight_cli.checkpoints.hub import fetch_checkpoint
+    from lowlight_cli.checkpoints.locate import BUNDLED_NAMES
 
     check_names(names)
     for name in names:
@@ -107,7 +107,7 @@ def models_download(
 @handle_errors
 def models_path(name: str = typer.Argument(..., metavar="NAME", help="Checkpoint name.")) -> None:
     """Print the local path of a checkpoint (error if it is not downloaded)."""
-    from lowlight_cli.locate import cached_path
+    from lowlight_cli.checkpoints.locate import cached_path
 
     check_names([name])
     typer.echo(str(cached_path(name)))

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lowlight_cli.condition import Conditioning
 from lowlight_cli.diffusion.ddim import DDIMScheduler
+from lowlight_cli.models.condition import Conditioning
 from lowlight_cli.models.denoiser import PriorGuidedDenoiser
 
 

@@ -29,8 +29,10 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 
-from lowlight_cli.atomic import commit, discard, temporary_beside
 from lowlight_cli.errors import InputError, OutputError
+from lowlight_cli.imaging.colour import REC709, luma
+from lowlight_cli.imaging.pixels import quantise
+from lowlight_cli.io.atomic import commit, discard, temporary_beside
 from lowlight_cli.io.metadata import (
     exif_of_tiff,
     exif_of_tiff_bytes,
@@ -38,7 +40,6 @@ from lowlight_cli.io.metadata import (
     png_with_metadata,
     tiff_with_metadata,
 )
-from lowlight_cli.pixels import quantise
 
 BASE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
 HEIF_SUFFIXES = {".heic", ".heif", ".hif"}
@@ -321,12 +322,11 @@ def _from_pillow(data: bytes, image) -> LoadedImage:
 # needs imagecodecs there).
 TIFF_DEFLATE = [259, 8]  # cv2.IMWRITE_TIFF_COMPRESSION, COMPRESSION_ADOBE_DEFLATE
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N"}  # Pillow's one-channel modes (alpha aside)
-GRAY_WEIGHTS = np.array([0.2126, 0.7152, 0.0722], np.float32)  # Rec.709 luma: a gray photo's result, one channel
 
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:
-    """H×W×3 → H×W: how a gray photo's (colour) result becomes one channel again."""
-    return np.ascontiguousarray(rgb @ GRAY_WEIGHTS)
+    """H×W×3 → H×W: how a gray photo's (colour) result becomes one channel again (Rec.709 weights)."""
+    return luma(rgb, REC709)
 
 
 TIFF_MAGIC = {b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"}

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from lowlight_cli.atomic import commit, discard, temporary_beside
 from lowlight_cli.errors import InputError, OutputError, UsageError
+from lowlight_cli.imaging.pixels import quantise
+from lowlight_cli.io.atomic import commit, discard, temporary_beside
 from lowlight_cli.io.images import IMAGE_SUFFIXES, load_image, same_file, save_image
-from lowlight_cli.pixels import quantise
 
 # What we write. Any file ffmpeg can play is read; AVI is not written because it cannot
 # carry H.264's B-frame timestamps.

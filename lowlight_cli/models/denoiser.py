@@ -23,7 +23,7 @@ from lowlight_cli.models.prior_encoder import PRIOR_MAP_CHANNELS, PriorEncoder
 from lowlight_cli.models.tone import ToneEstimator
 
 if TYPE_CHECKING:
-    from lowlight_cli.condition import Conditioning
+    from lowlight_cli.models.condition import Conditioning
 
 
 def timestep_embedding(timesteps: torch.Tensor, dim: int) -> torch.Tensor:

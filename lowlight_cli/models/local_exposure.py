@@ -18,33 +18,18 @@ above the knee 5:1.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn.functional as F
+
+from lowlight_cli.imaging.filters import box_clipped, guided_coefficients
 
 RADIUS = 0.04  # the base layer's window radius, as a share of the image's long side
 FIT_SIZE = 256  # long side at which the base layer's filter is fitted
 EDGE_EPS = 1.0  # variance (stops²) at which the filter starts to keep an edge instead of averaging over it
 KNEE_AT_FULL = -2.0  # log2 exposed luminance (linear 0.25) above which full strength compresses
 SLOPE_AT_FULL = 0.2  # the base layer's slope above the knee at full strength
-
-
-def _box_along(x: torch.Tensor, dim: int, radius: int) -> torch.Tensor:
-    """Mean over a window of ±`radius` along `dim`, clipped at the image's edges, from prefix sums (the cost
-    does not grow with the radius)."""
-    n = x.shape[dim]
-    sums = torch.cumsum(x.double(), dim)  # float64: no cancellation in the differences of long prefix sums
-    sums = torch.cat([torch.zeros_like(sums.narrow(dim, 0, 1)), sums], dim)
-    index = torch.arange(n, device=x.device)
-    hi, lo = (index + radius + 1).clamp(max=n), (index - radius).clamp(min=0)
-    shape = [1] * x.dim()
-    shape[dim] = n
-    window = (sums.index_select(dim, hi) - sums.index_select(dim, lo)) / (hi - lo).view(shape)
-    return window.to(x.dtype)
-
-
-def _box(x: torch.Tensor, radius: int) -> torch.Tensor:
-    """(B,C,H,W) → the mean over each pixel's (2·radius+1)² window (clipped at the edges)."""
-    return _box_along(_box_along(x, -1, radius), -2, radius)
 
 
 def base_layer(log_lum: torch.Tensor) -> torch.Tensor:
@@ -61,10 +46,7 @@ def base_layer(log_lum: torch.Tensor) -> torch.Tensor:
         else log_lum
     )
     radius = max(1, round(RADIUS * max(small.shape[-2:])))
-    mean = _box(small, radius)
-    var = (_box(small * small, radius) - mean * mean).clamp_min(0.0)
-    a = var / (var + EDGE_EPS)
-    a, b = _box(a, radius), _box(mean - a * mean, radius)
+    a, b = guided_coefficients(small, small, EDGE_EPS, partial(box_clipped, radius=radius))
     if scale > 1:
         a, b = (F.interpolate(c, size=(height, width), mode="bilinear", align_corners=False) for c in (a, b))
     return a * log_lum + b

@@ -38,12 +38,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lowlight_cli.imaging.colour import REC709, luma
 from lowlight_cli.models.local_exposure import compression
 
 THUMBNAIL = 64  # side of the (square, aspect-squashed) thumbnail the estimator sees
 KNOTS = torch.linspace(-10.0, 3.0, 27)  # log2 of exposed linear luminance; 0.18 (mid grey) is -2.47
 KEY = 0.18  # the auto-exposure the prediction is relative to: log-average luminance → mid grey
-_LUMA = (0.2126, 0.7152, 0.0722)  # linear-light (Rec.709) luminance
 
 
 def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
@@ -56,10 +56,6 @@ def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp_min(0.0031308) ** (1 / 2.4) - 0.055)
 
 
-def linear_luminance(linear: torch.Tensor) -> torch.Tensor:
-    return (linear * linear.new_tensor(_LUMA).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
-
-
 def thumbnail(low: torch.Tensor) -> torch.Tensor:
     """(B,3,H,W) → (B,3,64,64) by area averaging, which also averages noise away."""
     return F.adaptive_avg_pool2d(low, THUMBNAIL)
@@ -67,7 +63,7 @@ def thumbnail(low: torch.Tensor) -> torch.Tensor:
 
 def log_average(linear: torch.Tensor) -> torch.Tensor:
     """Log-average (geometric mean) luminance per image, (B,): Reinhard's 'key' of the scene."""
-    return torch.exp(torch.log(linear_luminance(linear).clamp_min(1e-5)).mean(dim=(1, 2, 3)))
+    return torch.exp(torch.log(luma(linear, REC709).clamp_min(1e-5)).mean(dim=(1, 2, 3)))
 
 
 def default_curve() -> torch.Tensor:
@@ -167,7 +163,7 @@ class ToneEstimator(nn.Module):
         averaged too, they trade LOL val for the other sets.
         """
         linear = srgb_to_linear(thumbnail(thumb.float()))
-        lum = torch.log(linear_luminance(linear).clamp_min(1e-4)).flatten(1)
+        lum = torch.log(luma(linear, REC709).clamp_min(1e-4)).flatten(1)
         quantiles = torch.quantile(lum, lum.new_tensor([0.01, 0.1, 0.5, 0.9, 0.99]), dim=1).T
         stats = (
             torch.cat(
@@ -183,7 +179,7 @@ class ToneEstimator(nn.Module):
         pooled = self._pooled(torch.cat([linear, linear.flip(-1)]), torch.cat([stats, stats]))
         out, mirrored = self.head(pooled).chunk(2)
         log_wb = (out[:, 1:4] + mirrored[:, 1:4]) / 2
-        log_wb = log_wb - (log_wb * log_wb.new_tensor(_LUMA)).sum(dim=1, keepdim=True)  # luminance-neutral
+        log_wb = log_wb - (log_wb * log_wb.new_tensor(REC709)).sum(dim=1, keepdim=True)  # luminance-neutral
         black, highlights = torch.zeros_like(out[:, 1:4]), torch.zeros_like(out[:, 0])
         if self.look is not None:  # judged on the photo and its mirror alike, as the white balance
             look = torch.sigmoid(sum(self.look(pooled).chunk(2)) / 2)
@@ -226,7 +222,7 @@ def target_gains(
         low_lin = (low_lin - black[:, :, None, None]).clamp_min(0.0)
     log_exposure = torch.log(log_average(high_lin)) - torch.log(log_average(low_lin))
     ratio = torch.log(high_lin.mean(dim=(2, 3)).clamp_min(1e-4)) - torch.log(low_lin.mean(dim=(2, 3)).clamp_min(1e-4))
-    log_wb = ratio - (ratio * ratio.new_tensor(_LUMA)).sum(dim=1, keepdim=True)
+    log_wb = ratio - (ratio * ratio.new_tensor(REC709)).sum(dim=1, keepdim=True)
     return log_exposure, log_wb
 
 
@@ -344,7 +340,7 @@ def apply_tone(low: torch.Tensor, params: ToneParams, ev: float | torch.Tensor =
     if bool((params.black > 0).any()):
         linear = (linear - params.black[:, :, None, None]).clamp_min(0.0)
     linear = linear * torch.exp(gain.view(-1, 1, 1, 1) + params.log_wb[:, :, None, None])
-    lum = linear_luminance(linear).clamp_min(1e-6)
+    lum = luma(linear, REC709).clamp_min(1e-6)
     if bool((params.highlights > 0).any()):
         factor = compression(lum, params.highlights)
         linear, lum = linear * factor, lum * factor
@@ -380,7 +376,7 @@ def fit_in_gamut(linear: torch.Tensor) -> torch.Tensor:
     """
     peak = linear.amax(dim=1, keepdim=True)
     darkened = linear * (GAMUT_TOP / peak.clamp_min(GAMUT_TOP)).sqrt()
-    return fit_to_white(darkened, linear_luminance(darkened))
+    return fit_to_white(darkened, luma(darkened, REC709))
 
 
 def fit_to_white(linear: torch.Tensor, lum: torch.Tensor) -> torch.Tensor:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lowlight_cli.atomic import atomic_path
-from lowlight_cli.cache_dirs import user_cache_dir
+from lowlight_cli.io.atomic import atomic_path
 from lowlight_cli.priors.region_prior import RegionPrior
+from lowlight_cli.storage import user_cache_dir
 
 PRIOR_CACHE_ENV = "LOWLIGHT_PRIOR_CACHE"
 PRIOR_CACHE_SIZE_ENV = "LOWLIGHT_PRIOR_CACHE_MB"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lowlight_cli.locate import locate_sam_checkpoint, sam_checkpoint_name
+from lowlight_cli.checkpoints.locate import locate_sam_checkpoint, sam_checkpoint_name
 from lowlight_cli.priors.region_prior import RegionPrior
 from lowlight_cli.settings import PRIOR_KINDS, check_choice
 

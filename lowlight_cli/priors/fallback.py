@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from lowlight_cli.pixels import quantise
+from lowlight_cli.imaging.pixels import quantise
 from lowlight_cli.priors.region_prior import RegionPrior
 
 

@@ -96,7 +96,7 @@ def _mask_generator(sam, device: torch.device, **options: Any):
     from segment_anything import SamAutomaticMaskGenerator, SamPredictor
     from segment_anything.utils.transforms import ResizeLongestSide
 
-    from lowlight_cli.devices import autocast_dtype
+    from lowlight_cli.runtime.devices import autocast_dtype
 
     class Float32Resize(ResizeLongestSide):
         # The generator turns these float64 numpy coordinates into tensors on the device; MPS rejects float64.

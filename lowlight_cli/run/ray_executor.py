@@ -62,7 +62,7 @@ def check_settings(settings: EnhanceSettings) -> bytes:
     them, as the local batch does), so that a bad `--model` is one line here
     rather than a dead actor pool.
     """
-    from lowlight_cli.locate import locate_sam_checkpoint, resolve_model_path
+    from lowlight_cli.checkpoints.locate import locate_sam_checkpoint, resolve_model_path
     from lowlight_cli.pipeline import Enhancer
 
     Enhancer(settings=settings.with_changes(device="cpu", prior="none", sam_checkpoint=None))

@@ -1,7 +1,7 @@
 """One video task: its input and output opened and checked before any model loads, then every frame enhanced.
 
 Frames depend on each other (one noise field, a prior per shot, smoothing
-over time: `temporal.py`), so a video is one task, run whole by one
+over time: `run/temporal.py`), so a video is one task, run whole by one
 executor or worker. Videos are read and written on the local disk.
 """
 
@@ -20,7 +20,7 @@ from lowlight_cli.run.tasks import VideoTask
 if TYPE_CHECKING:
     from lowlight_cli.io.video import FrameSink, FrameSource
     from lowlight_cli.pipeline import Enhancer
-    from lowlight_cli.temporal import VideoReport
+    from lowlight_cli.run.temporal import VideoReport
 
 
 @dataclass
@@ -41,7 +41,7 @@ class OpenVideo:
 
     def run(self, enhancer: Enhancer, on_frame: Callable[[int], None] | None = None) -> VideoReport:
         """Enhance every frame into the output (see `temporal.enhance_video`)."""
-        from lowlight_cli.temporal import enhance_video
+        from lowlight_cli.run.temporal import enhance_video
 
         return enhance_video(enhancer, self.frames, self.sink, on_frame=on_frame, smoothing=self.task.options.smoothing)
 

@@ -29,12 +29,12 @@ import cv2
 import numpy as np
 import torch
 
-from lowlight_cli.condition import brighten_array, prior_tensors
-from lowlight_cli.datasets import paired_rows, read_sice  # noqa: F401 (benchmarks/robustness.py reads SICE through here)
 from lowlight_cli.errors import UsageError
+from lowlight_cli.imaging.pixels import quantise
+from lowlight_cli.imaging.prepare import resize, working_size
+from lowlight_cli.io.datasets import paired_rows, read_sice  # noqa: F401 (benchmarks/robustness.py reads SICE through here)
 from lowlight_cli.io.images import IMAGE_SUFFIXES, load_image
-from lowlight_cli.pixels import quantise
-from lowlight_cli.prepare import resize, working_size
+from lowlight_cli.models.condition import brighten_array, prior_tensors
 from lowlight_cli.priors.region_prior import RegionPrior
 from lowlight_cli.training.synth import DarkeningParams, darken, recast
 

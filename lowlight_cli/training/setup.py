@@ -104,8 +104,8 @@ def resolve_init(request: TrainRequest, config: ModelConfig) -> Path | None:
     A run that resumes its state ignores --init's weights (the trainer says so), but its config still
     tells the trainer how the run began, so it is resolved anyway; checked now, not after minutes of priors.
     """
-    from lowlight_cli.checkpoint import load_checkpoint
-    from lowlight_cli.locate import resolve_model_path
+    from lowlight_cli.checkpoints.locate import resolve_model_path
+    from lowlight_cli.models.checkpoint import load_checkpoint
     from lowlight_cli.training.trainer import INIT_REMEDY, check_continuation, state_path
 
     init = request.run.init
@@ -131,8 +131,8 @@ def prepare_run(request: TrainRequest, log: Callable[[str], None]):
     """(TrainOptions, TrainingData) for `trainer.train`, or a one-line error before any data is loaded."""
     import torch
 
-    from lowlight_cli.devices import resolve_device
     from lowlight_cli.priors.factory import make_prior_fn
+    from lowlight_cli.runtime.devices import resolve_device
     from lowlight_cli.training.data import TrainingData
 
     request.validate()

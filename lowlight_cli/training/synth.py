@@ -18,12 +18,13 @@ from typing import cast
 import cv2
 import numpy as np
 
-from lowlight_cli.pixels import quantise
+from lowlight_cli.imaging.colour import REC601
+from lowlight_cli.imaging.pixels import quantise
 
 # OpenCV names Bayer patterns by the second row; COLOR_BayerRGGB2RGB is the unambiguous alias.
 _DEMOSAIC = getattr(cv2, "COLOR_BayerRGGB2RGB", cv2.COLOR_BayerBG2RGB)
 _BLACK_LEVEL = 0.0625  # headroom so negative read noise survives the uint16 demosaic, as on a real sensor
-_RGB_TO_YCC = np.array([[0.299, 0.587, 0.114], [-0.169, -0.331, 0.5], [0.5, -0.419, -0.081]], np.float32)
+_RGB_TO_YCC = np.array([REC601, [-0.169, -0.331, 0.5], [0.5, -0.419, -0.081]], np.float32)  # JPEG's YCbCr
 _YCC_TO_RGB = np.linalg.inv(_RGB_TO_YCC).astype(np.float32)
 
 

@@ -20,12 +20,18 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from lowlight_cli.atomic import atomic_path
-from lowlight_cli.checkpoint import load_checkpoint, read_config, read_metadata, read_provenance, save_checkpoint
-from lowlight_cli.condition import Conditioning, develop
 from lowlight_cli.diffusion.ddim import DDIMScheduler
 from lowlight_cli.diffusion.sampling import start_of_sampling
 from lowlight_cli.errors import UsageError
+from lowlight_cli.io.atomic import atomic_path
+from lowlight_cli.models.checkpoint import (
+    load_checkpoint,
+    read_config,
+    read_metadata,
+    read_provenance,
+    save_checkpoint,
+)
+from lowlight_cli.models.condition import Conditioning, develop
 from lowlight_cli.models.config import ModelConfig
 from lowlight_cli.models.denoiser import PriorGuidedDenoiser
 from lowlight_cli.models.tone import ToneEstimator, apply_tone, gain_loss, target_gains, with_gains

@@ -15,20 +15,17 @@ full-resolution result inherits it and video gets it frame by frame.
 
 from __future__ import annotations
 
+from functools import partial
+
 import cv2
 import numpy as np
 
-from lowlight_cli.condition import LUMA
-from lowlight_cli.reconstruct import box, estimate_noise
+from lowlight_cli.imaging.colour import REC601, luma
+from lowlight_cli.imaging.filters import box, guided_coefficients
+from lowlight_cli.imaging.reconstruct import estimate_noise
 
 QUANTISATION_SIGMA = 1.0 / (255.0 * np.sqrt(12.0))  # an 8-bit photo's noise floor, even where MAD says 0
 REFERENCE_SIDE = 384  # the filter radius scales with the working copy's long side from this
-LUMA_WEIGHTS = np.asarray(LUMA, np.float32)
-
-
-def luma(rgb: np.ndarray) -> np.ndarray:
-    """Rec.601 luma of an H×W×3 float array (the weights `condition.brighten` uses)."""
-    return np.ascontiguousarray(rgb @ LUMA_WEIGHTS)
 
 
 def input_noise_sigma(low_luma: np.ndarray) -> float:
@@ -52,15 +49,11 @@ def suppress_shadow_noise(low: np.ndarray, out: np.ndarray, strength: float, rad
     if strength <= 0:
         return out
     radius = max(1, round(radius * max(out.shape[:2]) / REFERENCE_SIDE))
-    guide = luma(out)
-    eps = (strength * expected_noise(luma(low), guide, radius)) ** 2 + 1e-6
-    mean_guide = box(guide, radius)
-    var_guide = np.maximum(box(guide * guide, radius) - mean_guide**2, 0.0)
+    guide = luma(out, REC601)  # the weights of the auto-gamma base, whose gain lifted the noise
+    eps = (strength * expected_noise(luma(low, REC601), guide, radius)) ** 2 + 1e-6
+    window_mean = partial(box, radius=radius)
     result = np.empty_like(out)
     for channel in range(3):  # colour follows the luminance guide, so chroma blotches in flat areas go too
-        target = np.ascontiguousarray(out[..., channel])
-        mean_target = box(target, radius)
-        a = (box(guide * target, radius) - mean_guide * mean_target) / (var_guide + eps)
-        b = mean_target - a * mean_guide
-        result[..., channel] = box(a, radius) * guide + box(b, radius)
+        a, b = guided_coefficients(guide, np.ascontiguousarray(out[..., channel]), eps, window_mean)
+        result[..., channel] = a * guide + b
     return np.clip(result, 0.0, 1.0).astype(np.float32)

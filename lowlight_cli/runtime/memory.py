@@ -11,10 +11,13 @@ costs the photo.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from lowlight_cli.models.config import ModelConfig
+if TYPE_CHECKING:  # only the type: the model's parts sit above this module
+    from lowlight_cli.models.config import ModelConfig
+
 
 ACTIVATION_BYTES_PER_PIXEL = 1000  # fp32 U-Net activations at inference, measured on the default model
 # While sampling in tiles, image-sized tensors stay on the device: conditioning, noise, x_t, x_0, the

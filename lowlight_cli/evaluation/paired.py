@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from lowlight_cli.baselines import BASELINES
-from lowlight_cli.datasets import paired_rows
 from lowlight_cli.errors import InputError, UsageError
+from lowlight_cli.evaluation.baselines import BASELINES
+from lowlight_cli.evaluation.metrics import gt_mean_scaled, psnr, ssim
+from lowlight_cli.io.datasets import paired_rows
 from lowlight_cli.io.images import load_image
-from lowlight_cli.metrics import gt_mean_scaled, psnr, ssim
 
 
 @dataclass

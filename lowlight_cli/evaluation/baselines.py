@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from lowlight_cli.condition import brighten_array
-from lowlight_cli.pixels import quantise
+from lowlight_cli.imaging.pixels import quantise
+from lowlight_cli.models.condition import brighten_array
 
 
 def auto_gamma(rgb: np.ndarray, target_brightness: float = 0.42) -> np.ndarray:

@@ -28,9 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-
-def box(image: np.ndarray, radius: int) -> np.ndarray:
-    return cv2.boxFilter(image, -1, (2 * radius + 1, 2 * radius + 1), borderType=cv2.BORDER_REFLECT)
+from lowlight_cli.imaging.filters import box
 
 
 def fit_colour_transform(

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from lowlight_cli.imaging.colour import REC601, luma
 from lowlight_cli.models.tone import (
     ToneEstimator,
     ToneParams,
@@ -33,14 +34,6 @@ from lowlight_cli.models.tone import (
 )
 from lowlight_cli.priors.region_prior import RegionPrior
 
-LUMA = (0.299, 0.587, 0.114)
-
-
-def luminance(image: torch.Tensor) -> torch.Tensor:
-    """Rec.601 luma of a (B,3,H,W) tensor, shape (B,1,H,W)."""
-    weights = image.new_tensor(LUMA).view(1, 3, 1, 1)
-    return (image * weights).sum(dim=1, keepdim=True)
-
 
 def brighten(low: torch.Tensor, target_brightness: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Auto-gamma on luminance with chroma kept.
@@ -48,7 +41,7 @@ def brighten(low: torch.Tensor, target_brightness: float) -> tuple[torch.Tensor,
     Returns the base image (B,3,H,W) in [0,1] and log(mean gain) per image (B,),
     which tells the network how much the noise was amplified.
     """
-    lum = luminance(low).clamp_min(1e-4)
+    lum = luma(low, REC601).clamp_min(1e-4)
     mean = lum.mean(dim=(1, 2, 3)).clamp(1e-4, 0.99)
     gamma = (math.log(target_brightness) / torch.log(mean)).clamp(0.15, 1.0)
     ratio = lum ** gamma.view(-1, 1, 1, 1) / lum
@@ -58,7 +51,7 @@ def brighten(low: torch.Tensor, target_brightness: float) -> tuple[torch.Tensor,
 
 def log_mean_gain(base: torch.Tensor, low_mean: torch.Tensor) -> torch.Tensor:
     """log(mean luminance of `base` / `low_mean`) per image (B,): how much brightening amplified the noise."""
-    return torch.log(luminance(base).mean(dim=(1, 2, 3)).clamp_min(1e-4) / low_mean)
+    return torch.log(luma(base, REC601).mean(dim=(1, 2, 3)).clamp_min(1e-4) / low_mean)
 
 
 def judge(
@@ -109,7 +102,7 @@ def develop(
     if params is None:
         params = judge(low if thumb is None else thumb, tone, target_thumb, roll_off, local)
     base = apply_tone(low, params, ev).to(low.dtype)
-    return base, log_mean_gain(base, luminance(low).mean(dim=(1, 2, 3)).clamp(1e-4, 0.99))
+    return base, log_mean_gain(base, luma(low, REC601).mean(dim=(1, 2, 3)).clamp(1e-4, 0.99))
 
 
 def brighten_array(rgb: np.ndarray, target_brightness: float) -> np.ndarray:

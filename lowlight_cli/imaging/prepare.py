@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-# (1,3,H,W) working copy → (base, log gain): `condition.develop` bound to a model.
+# (1,3,H,W) working copy → (base, log gain): `models.condition.develop` bound to a model.
 Develop = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 

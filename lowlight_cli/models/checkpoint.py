@@ -15,8 +15,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from lowlight_cli.atomic import atomic_path
 from lowlight_cli.errors import WeightsError
+from lowlight_cli.io.atomic import atomic_path
 from lowlight_cli.models.config import FORMAT_VERSION, ModelConfig
 from lowlight_cli.models.denoiser import PriorGuidedDenoiser
 

@@ -31,11 +31,11 @@ from huggingface_hub.errors import (
 )
 from tqdm.auto import tqdm
 
-from lowlight_cli.atomic import write_bytes
-from lowlight_cli.cache_dirs import user_cache_dir
+from lowlight_cli.checkpoints.locate import sam_checkpoint_name
 from lowlight_cli.errors import WeightsError
-from lowlight_cli.locate import sam_checkpoint_name
+from lowlight_cli.io.atomic import write_bytes
 from lowlight_cli.settings import SAM_MODEL_TYPES
+from lowlight_cli.storage import user_cache_dir
 
 # huggingface_hub retries an unreachable host for ~20 s; one TCP connect this
 # long (DNS included) is enough to tell "offline" apart from "slow".

@@ -1,6 +1,6 @@
 """Where a model's weights are: the one resolver for the bundled denoiser, Hub checkpoints and SAM.
 
-`weights.py` knows the Hub checkpoints (registry, verified download, cache);
+`hub.py` knows the Hub checkpoints (registry, verified download, cache);
 this module answers "which file do I load?" for every name a user can give:
 `default` (the denoiser bundled with the package), a `.safetensors` path, a
 registry name (`sam-vit-b`), or a SAM size (`vit_b`) with an optional local
@@ -21,16 +21,9 @@ BUNDLED_NAMES = {"default", DEFAULT_MODEL}
 
 
 def default_model_path() -> Path:
-    """The checkpoint installed with the package (top-level `weights/` in the repo).
-
-    Installed, `weights/` is the package `lowlight_cli.bundled_weights`; run from a
-    source checkout (tests, development), it is the folder beside `lowlight_cli/`.
-    """
-    filename = f"{DEFAULT_MODEL}.safetensors"
-    try:
-        return Path(str(resources.files("lowlight_cli.bundled_weights").joinpath(filename)))
-    except ModuleNotFoundError:
-        return Path(__file__).resolve().parent.parent / "weights" / filename
+    """The checkpoint installed with the package: `lowlight_cli.bundled_weights`, the repo's top-level `weights/`
+    folder (installed as that package; in a source checkout, `lowlight_cli/bundled_weights` links to it)."""
+    return Path(str(resources.files("lowlight_cli.bundled_weights").joinpath(f"{DEFAULT_MODEL}.safetensors")))
 
 
 def resolve_model_path(model: str | Path, option: str = "--model") -> Path:
@@ -68,21 +61,21 @@ def locate_sam_checkpoint(sam_model: str, sam_checkpoint: Path | None, download:
         if not path.is_file():
             raise WeightsError(f"--sam-checkpoint {sam_checkpoint} not found")
         return path
-    from lowlight_cli import weights
+    from lowlight_cli.checkpoints import hub
 
-    cached = weights.find_cached(name)
+    cached = hub.find_cached(name)
     if cached is not None:
         return Path(cached)
-    return Path(weights.fetch_checkpoint(name)) if download else None
+    return Path(hub.fetch_checkpoint(name)) if download else None
 
 
 def cached_path(name: str) -> Path:
     """`lowlight models path NAME`: the local file of a known checkpoint (error if it is not downloaded)."""
     if name in BUNDLED_NAMES:
         return default_model_path()
-    from lowlight_cli import weights
+    from lowlight_cli.checkpoints import hub
 
-    path = weights.find_cached(name)
+    path = hub.find_cached(name)
     if path is None:
         raise WeightsError(f"{name} is not downloaded (run `lowlight models download {name}`)")
     return path
@@ -102,7 +95,7 @@ class KnownModel:
 
 def known_models() -> list[KnownModel]:
     """The bundled denoiser and every Hub checkpoint, with where each is (None: not on disk)."""
-    from lowlight_cli import weights
+    from lowlight_cli.checkpoints import hub
 
     bundled = default_model_path()
     rows = [
@@ -115,8 +108,8 @@ def known_models() -> list[KnownModel]:
             bundled if bundled.exists() else None,
         )
     ]
-    for name, entry in weights.REGISTRY.items():
-        path = weights.find_cached(name)
+    for name, entry in hub.REGISTRY.items():
+        path = hub.find_cached(name)
         rows.append(
             KnownModel(
                 name,

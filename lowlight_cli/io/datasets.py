@@ -3,7 +3,7 @@
 Two layouts: SICE (`pairs.csv` with `input,target,scene`, and a
 `val_scenes.txt`), and `low/` + `high/` folders matched by file stem (LOL),
 optionally grouped by scene in a `pairs.csv` of `name,scene_group`. Used by
-training (`training/data.py`) and evaluation (`evaluation.py`) alike;
+training (`training/data.py`) and evaluation (`evaluation/paired.py`) alike;
 torch-free.
 """
 

@@ -41,10 +41,10 @@ import cv2
 import numpy as np
 
 from lowlight_cli.errors import LowlightError, UsageError
+from lowlight_cli.imaging.prepare import resize, working_size
 from lowlight_cli.io.video import FrameSink, FrameSource
 from lowlight_cli.models.tone import ToneParams, mix
 from lowlight_cli.pipeline import Enhancer
-from lowlight_cli.prepare import resize, working_size
 from lowlight_cli.priors.region_prior import RegionPrior
 
 THUMBNAIL = 16  # long side (px) at which frames are compared for cuts

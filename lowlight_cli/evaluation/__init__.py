@@ -1,0 +1,2 @@
+"""`lowlight eval`: paired folders scored against their references (`paired`), the metrics and the classical
+baselines."""

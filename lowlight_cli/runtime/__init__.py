@@ -1,0 +1,1 @@
+"""Where the work runs: device resolution and memory estimates."""
