@@ -735,6 +735,7 @@ DEPENDENCY_USE = {
     "numpy": "numpy",
     "scikit-image": "skimage",
     "av": "av",
+    "tomli": "tomli",  # settings/train.py reads recipes with it on Python 3.10 (tomllib from 3.11)
     "ray": "ray",
     "fsspec": "fsspec",
     "s3fs": None,  # fsspec loads it for s3:// (storage.PROTOCOL_PACKAGES names it)

@@ -19,7 +19,8 @@ from lowlight_cli.run.places import (
     unsupported_images,
 )
 from lowlight_cli.run.plan import Plan, plan_folder
-from lowlight_cli.run.tasks import PhotoTask, VideoOptions, VideoTask, from_row, to_row
+from lowlight_cli.run.tasks import PhotoTask, VideoTask, from_row, to_row
+from lowlight_cli.settings import VideoSettings
 from lowlight_cli.storage import Location
 
 
@@ -139,7 +140,8 @@ def test_outputs_that_cannot_be_written_fail_before_any_photo_is_enhanced(tmp_pa
 
 def test_a_task_travels_to_a_worker_as_one_typed_line(tmp_path):
     photo = PhotoTask(Location.of(Path("in/a.jpg")), Location.of("memory://bucket/out/a.jpg"), quality=80)
-    video = VideoTask(Location.of(tmp_path / "a.mp4"), Location.of(tmp_path / "o.mp4"), VideoOptions(end=2.0))
+    settings = VideoSettings(end=2.0, frame_format="jpg")
+    video = VideoTask(Location.of(tmp_path / "a.mp4"), Location.of(tmp_path / "o.mp4"), settings)
     assert from_row(to_row(photo)) == photo and from_row(to_row(video)) == video
     assert str(from_row(to_row(photo)).source) == str(Path("in/a.jpg").resolve())  # absolute: a worker has its own cwd
 

@@ -292,8 +292,9 @@ def test_a_worker_that_cannot_load_the_model_fails_each_file_in_one_line(
 def test_a_folder_of_videos_goes_one_video_per_worker(ray_cluster, tmp_path, tiny_checkpoint):
     from lowlight_cli.pipeline import Enhancer
     from lowlight_cli.run.places import folder_video_tasks
-    from lowlight_cli.run.tasks import VideoOptions, VideoTask
+    from lowlight_cli.run.tasks import VideoTask
     from lowlight_cli.run.video import open_video
+    from lowlight_cli.settings import VideoSettings
     from tests.test_video import frames_of, make_clip
 
     clips = tmp_path / "clips"
@@ -301,11 +302,11 @@ def test_a_folder_of_videos_goes_one_video_per_worker(ray_cluster, tmp_path, tin
     make_clip(clips / "a.mp4", frames=4, size=(64, 48), audio=None)
     make_clip(clips / "b.mov", frames=3, size=(48, 32), audio="aac")
     (clips / "notes.txt").write_text("not a video")
-    jobs = folder_video_tasks(clips, tmp_path / "out", VideoOptions(smoothing=0.8))
+    jobs = folder_video_tasks(clips, tmp_path / "out", VideoSettings())
     assert [(job.source.name, job.target.name) for job in jobs] == [("a.mp4", "a.mp4"), ("b.mov", "b.mov")]
     report = run_ray_batch(jobs, settings(tiny_checkpoint), RayOptions(workers=(1, 2)), overwrite=False)
     assert sorted(job.source.name for job in report.done) == ["a.mp4", "b.mov"] and not report.failed
-    local = VideoTask(Location.of(clips / "a.mp4"), Location.of(tmp_path / "local.mp4"), VideoOptions(smoothing=0.8))
+    local = VideoTask(Location.of(clips / "a.mp4"), Location.of(tmp_path / "local.mp4"), VideoSettings())
     with open_video(local) as video:  # the local `lowlight video`
         video.run(Enhancer(settings=settings(tiny_checkpoint)))
     ours, theirs = frames_of(tmp_path / "out" / "a.mp4"), frames_of(tmp_path / "local.mp4")

@@ -1,4 +1,5 @@
-"""`settings.EnhanceSettings`: defaults, validation that names the setting, and the options made from it."""
+"""The settings (enhance, video, train): defaults, validation that names the setting, the options made from them,
+and the recipe files of training settings."""
 
 from __future__ import annotations
 
@@ -15,9 +16,12 @@ from lowlight_cli.settings import (
     MAX_EXPOSURE,
     EnhanceSettings,
     SettingError,
+    TrainSettings,
+    VideoSettings,
     check_steps,
     option_name,
 )
+from lowlight_cli.settings.video import DEFAULT_SMOOTHING
 
 
 def test_defaults_are_the_documented_ones():
@@ -85,3 +89,121 @@ def test_settings_and_the_cli_import_without_torch():
         "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_video_settings_defaults_and_bad_values_name_their_setting():
+    settings = VideoSettings()
+    assert (settings.start, settings.end, settings.max_frames, settings.fps, settings.frame_format) == (None,) * 5
+    assert settings.smoothing == DEFAULT_SMOOTHING == 0.8
+    assert VideoSettings(frame_format=".PNG").frame_format == "png"
+    for changes, setting, message in [
+        ({"start": -1.0}, "start", "--start must be at least 0 seconds, got -1.0"),
+        ({"start": 2.0, "end": 1.0}, "end", "--end (1.0) must be after --start (2.0)"),
+        ({"max_frames": 0}, "max_frames", "--max-frames must be at least 1, got 0"),
+        ({"smoothing": 1.0}, "smoothing", "--smoothing must be in [0, 1), got 1.0"),
+        ({"fps": 0.0}, "fps", "--fps must be positive (the frame rate of a frames folder), got 0.0"),
+        ({"frame_format": "gif"}, "frame_format", "--frame-format 'gif' is not one of png, jpg"),
+    ]:
+        with pytest.raises(SettingError) as info:
+            VideoSettings(**changes)
+        assert info.value.setting == setting and str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    "changes, setting, message",
+    [
+        ({"steps": 0}, "steps", "--steps must be at least 1, got 0"),
+        ({"crop": 20}, "crop", "--crop must be a multiple of 8 and at least 16, got 20"),
+        ({"base_channels": 20}, "base_channels", "--base-channels must be a multiple of 8"),
+        ({"workers": -1}, "workers", "--workers must be at least 0, got -1"),
+        ({"lr": 0.0}, "lr", "--lr must be positive, got 0.0"),
+        ({"ema_decay": 1.0}, "ema_decay", "--ema-decay must be in [0, 1), got 1.0"),
+        ({"refine_share": 0.6}, "refine_share", "--refine-share must be in [0, 1 - --final-step-share], got 0.6"),
+        ({"tone_parts": "look", "look": False}, "tone_parts", "--tone-parts look needs the look head (--look)"),
+        ({"tone": False}, "tone_steps", "--tone-steps needs a tone branch: use --tone-steps 0 without one"),
+        ({"refine_share": 0.2, "no_diffusion": True}, "refine_share", "needs a diffusion model (not --no-diffusion)"),
+        ({"prior": "magic"}, "prior", "--prior 'magic' is not one of auto, sam, fallback, none"),
+    ],
+)
+def test_a_bad_training_setting_names_its_setting(changes, setting, message):
+    with pytest.raises(SettingError) as info:
+        TrainSettings(**changes)
+    assert info.value.setting == setting and message in str(info.value)
+
+
+def test_training_settings_are_the_runs_defaults_and_need_data_and_out(tmp_path):
+    from lowlight_cli.training.trainer import TrainOptions
+
+    settings = TrainSettings(data=[str(tmp_path)], out=str(tmp_path / "m.safetensors"))
+    assert settings.data == (tmp_path,) and settings.out == tmp_path / "m.safetensors"
+    assert (settings.steps, settings.tone_steps, settings.batch_size, settings.lr) == (8000, 2500, 16, 2e-4)
+    options = TrainOptions(data=[], out=tmp_path)
+    shared = {item.name for item in fields(TrainOptions)} & {item.name for item in fields(TrainSettings)}
+    resolved = {"data", "out", "init", "device", "workers"}  # TrainOptions holds them as prepare_run resolved them
+    assert all(getattr(options, name) == getattr(TrainSettings(), name) for name in shared - resolved)
+    assert shared >= {"steps", "ssim_weight", "tone_lr", "ema_decay", "native_share"}
+    with pytest.raises(SettingError, match="--data names no folder"):
+        TrainSettings().check_ready()
+    with pytest.raises(SettingError, match="--out is needed"):
+        TrainSettings(data=(tmp_path,)).check_ready()
+
+
+def test_a_field_two_settings_share_has_one_flag_and_every_flag_is_an_option():
+    from lowlight_cli.cli.options import options_of
+
+    flags: dict[str, str] = {}
+    for cls in (EnhanceSettings, VideoSettings, TrainSettings):
+        options = options_of(cls)
+        for item in fields(cls):
+            flag = item.metadata.get("flag")
+            if flag:
+                assert flags.setdefault(item.name, flag) == flag, item.name
+                default = getattr(options[item.name].default, "value", options[item.name].default)
+                assert default == (",".join(map(str, item.default)) or None if item.name == "data" else item.default)
+            assert item.metadata.get("help") or not flag, item.name
+    assert option_name("tone") == "--tone" and option_name("smoothing") == "--smoothing"
+
+
+def test_a_recipe_is_read_and_the_command_line_overrides_it(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import lowlight_cli.training.setup as setup
+    from lowlight_cli.cli import app
+    from lowlight_cli.errors import UsageError
+    from lowlight_cli.settings.train import RecipeError
+
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('data = ["a", "b"]\nout = "m.safetensors"\ncrop = 96\nssim_weight = 1\nlook = false\n')
+    settings = TrainSettings.from_recipe(recipe, crop=64)
+    assert settings.data == (Path("a"), Path("b")) and settings.crop == 64 and settings.ssim_weight == 1.0
+    seen = []
+
+    def prepare_run(settings, log):
+        seen.append(settings)
+        raise UsageError("stop")
+
+    monkeypatch.setattr(setup, "prepare_run", prepare_run)
+    result = CliRunner().invoke(app, ["train", "--recipe", str(recipe), "--crop", "128", "--no-teacher-gains"])
+    assert result.exit_code == 2 and "stop" in result.output, result.output
+    assert (seen[0].crop, seen[0].teacher_gains, seen[0].look, seen[0].ssim_weight) == (128, False, False, 1.0)
+    assert seen[0].steps == TrainSettings().steps  # not in the file nor given: the default
+    result = CliRunner().invoke(app, ["train", "--recipe", str(recipe), "--data", "c"])
+    assert seen[1].data == (Path("c"),) and seen[1].out == Path("m.safetensors")
+
+    recipe.write_text("crop = 100\n")
+    with pytest.raises(RecipeError, match=r"r.toml: crop must be a multiple of 8") as info:
+        TrainSettings.from_recipe(recipe)
+    assert info.value.setting == "crop"
+    result = CliRunner().invoke(app, ["train", "--recipe", str(recipe), "--crop", "20"])
+    assert result.exit_code == 2 and "--crop must be a multiple of 8" in result.output  # the flag's own value
+    for text, message in [
+        ("crop = 1.5\n", "crop must be an integer, got 1.5"),
+        ("ssim = 0.2\n", "no setting named ssim"),
+        ("data = 'a'\n", "data must be a list of folders"),
+        ("crop = \n", "not a TOML recipe"),
+    ]:
+        recipe.write_text(text)
+        with pytest.raises(UsageError, match=message):
+            TrainSettings.from_recipe(recipe)
+    result = CliRunner().invoke(app, ["train", "--recipe", str(tmp_path / "missing.toml")])
+    assert result.exit_code == 1 and "cannot read the recipe" in result.output

@@ -399,7 +399,7 @@ def test_cli_video_from_a_frames_folder_at_a_given_frame_rate(tmp_path, tiny_che
     result = CliRunner().invoke(app, ["video", str(make_clip(tmp_path / "c.mp4", frames=2)), "--fps", "24", *options])
     assert result.exit_code == 2 and "--fps is for a frames folder" in result.output
     result = CliRunner().invoke(app, ["video", str(folder), "--fps", "0", *options])
-    assert result.exit_code == 2 and "frame rate of a frames folder must be positive" in result.output
+    assert result.exit_code == 2 and "--fps must be positive (the frame rate of a frames folder)" in result.output
 
 
 def test_variable_frame_rate_keeps_frame_times_and_audio_in_step(enhancer, tmp_path):

@@ -171,8 +171,19 @@ PANELS = {
     "Cluster (Ray)": ["ray", "workers", "gpus_per_worker", "cpus_per_worker"],
 }
 TRAIN_PANELS = {
-    "Data and output": ["data", "out", "init", "save_every", "stop_at"],
-    "Schedule": ["steps", "tone_steps", "batch_size", "crop", "native_share", "lr", "seed"],
+    "Data and output": ["recipe", "data", "out", "init", "save_every", "stop_at"],
+    "Schedule": [
+        "steps",
+        "tone_steps",
+        "batch_size",
+        "tone_batch_size",
+        "crop",
+        "native_share",
+        "lr",
+        "tone_lr",
+        "ema_decay",
+        "seed",
+    ],
     "Model": ["base_channels", "tone", "look", "tone_parts", "no_diffusion", "mean_start", "prior_map_scale"],
     "Losses": ["ssim_weight", "colour_weight", "teacher_gains", "semantic_weight", "final_step_share", "refine_share"],
     "Region prior": ["prior", "sam_model", "sam_checkpoint"],

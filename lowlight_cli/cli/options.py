@@ -1,17 +1,21 @@
-"""The enhancing commands' options, made from `settings.EnhanceSettings`, and the enhancer they build.
+"""Command-line options made from the settings dataclasses, and the enhancer the enhancing commands build.
 
-`@settings_options` adds one typer option per settings field (flag, default,
-metavar, help and bounds from the field's metadata) to a command and hands
-the command one validated `EnhanceSettings` instead. Torch-free: the
-pipeline is imported only when `build_enhancer` runs.
+`@settings_options(cls)` adds one typer option per field of a settings class
+(`EnhanceSettings`, `VideoSettings`, `TrainSettings`: flag, default, metavar,
+help, choices and bounds from the field's metadata) to a command and hands
+the command one validated settings object instead. With `recipe=True` it
+also adds `--recipe FILE`, whose settings the options given on the command
+line override. Torch-free: the pipeline is imported only when
+`build_enhancer` runs.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import typing
 from collections.abc import Callable
-from dataclasses import MISSING, fields
+from dataclasses import fields
 from enum import Enum
 from pathlib import Path
 from typing import Any, cast
@@ -19,7 +23,16 @@ from typing import Any, cast
 import typer
 
 from lowlight_cli.cli.app import STATE, console
-from lowlight_cli.settings import DEVICE_CHOICES, HIGHLIGHT_MODES, PRIOR_KINDS, SAM_MODEL_TYPES, EnhanceSettings
+from lowlight_cli.settings import EnhanceSettings
+from lowlight_cli.settings.train import TrainSettings
+
+RECIPE = typer.Option(
+    None,
+    "--recipe",
+    metavar="FILE",
+    help="A recipe: a TOML file of these settings by name (ssim_weight = 0.8), such as the shipped model's in "
+    "the repository's recipes/ folder. Options given here override it.",
+)
 
 
 def choice_enum(name: str, choices: tuple[str, ...]) -> type[Enum]:
@@ -27,66 +40,104 @@ def choice_enum(name: str, choices: tuple[str, ...]) -> type[Enum]:
     return cast(type[Enum], Enum(name, {choice: choice for choice in choices}, type=str))  # a class, not a member
 
 
-Device = choice_enum("Device", DEVICE_CHOICES)
-Prior = choice_enum("Prior", PRIOR_KINDS)
-SamModel = choice_enum("SamModel", SAM_MODEL_TYPES)
-Highlights = choice_enum("Highlights", HIGHLIGHT_MODES)
-CHOICES = {"device": Device, "prior": Prior, "sam_model": SamModel, "highlights": Highlights}
-TYPES = {
-    "model": str,
-    "sam_checkpoint": Path | None,
-    "steps": int,
-    "seed": int,
-    "work_size": int,
-    "full_res": bool,
-    "tile": int,
-    "detail_threshold": float,
-    "shadow_denoise": float,
-    "exposure": float,
-}
+@functools.cache  # one Enum per field, the same for its default and its annotation
+def option_type(cls: type, name: str) -> Any:
+    """The type typer parses a field's option as: its choices as an Enum, a list of folders as one
+    comma-separated string, else the field's own type."""
+    item = next(item for item in fields(cls) if item.name == name)
+    if item.metadata.get("choices"):
+        return choice_enum(name.title().replace("_", ""), item.metadata["choices"])
+    hint = typing.get_type_hints(cls)[name]
+    return str | None if typing.get_origin(hint) is tuple else hint
 
 
-def setting_option(name: str) -> Any:
+def setting_option(cls: type, name: str) -> Any:
     """The typer option of one settings field."""
-    item = next(item for item in fields(EnhanceSettings) if item.name == name)
+    item = next(item for item in fields(cls) if item.name == name)
     meta = item.metadata
-    default = item.default if item.default is not MISSING else None
-    if name in CHOICES:
-        default = CHOICES[name](default)
+    default = item.default
+    if meta.get("choices"):
+        default = option_type(cls, name)(default)
+    elif isinstance(default, tuple):  # the data folders: none by default
+        default = ",".join(str(part) for part in default) or None
     bounds = {key: meta[key] for key in ("min", "max") if key in meta}
     return typer.Option(default, meta["flag"], metavar=meta["metavar"], help=meta["help"], **bounds)
 
 
-# The options, by field (those with a command-line flag); `cli.STEPS` etc. are what tests compare with the settings.
-OPTIONS = {item.name: setting_option(item.name) for item in fields(EnhanceSettings) if item.metadata.get("flag")}
+def options_of(cls: type) -> dict[str, Any]:
+    """The options of a settings class, by field (those with a command-line flag)."""
+    return {item.name: setting_option(cls, item.name) for item in fields(cls) if item.metadata.get("flag")}
+
+
+# The enhancing commands' options; `cli.STEPS` etc. are what tests compare with the settings.
+OPTIONS = options_of(EnhanceSettings)
 STEPS, WORK_SIZE, DETAIL = OPTIONS["steps"], OPTIONS["work_size"], OPTIONS["detail_threshold"]
 SHADOW, EXPOSURE = OPTIONS["shadow_denoise"], OPTIONS["exposure"]
 
 
-def settings_options(exclude: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
-    """Give a command every settings option (but `exclude`); it is called with `settings=EnhanceSettings(...)`."""
-    names = [name for name in OPTIONS if name not in exclude]
+def from_option(value: Any) -> Any:
+    """A parsed option's value as the settings take it: an Enum member's value."""
+    return value.value if isinstance(value, Enum) else value
+
+
+def settings_options(
+    cls: type = EnhanceSettings,
+    exclude: tuple[str, ...] = (),
+    into: str = "settings",
+    recipe: bool = False,
+    before: str | None = None,
+) -> Callable[[Callable], Callable]:
+    """Give a command every option of settings class `cls` (but `exclude`); it is called with `into=cls(...)`.
+
+    The options come after the command's own, or `before` one of them (the order of the help's panels).
+
+    With `recipe`, the command also takes `--recipe FILE` (`TrainSettings.from_recipe`): the file's settings,
+    then those given on the command line over them."""
+    options = options_of(cls)
+    names = [name for name in options if name not in exclude]
+    hints = {name: option_type(cls, name) for name in names}
+    folders = [name for name in names if typing.get_origin(typing.get_type_hints(cls)[name]) is tuple]
 
     def decorate(command: Callable) -> Callable:
         signature = inspect.signature(command, eval_str=True)
-        own = [param for param in signature.parameters.values() if param.name != "settings"]
+        own = [param for param in signature.parameters.values() if param.name != into]
         added = [
-            inspect.Parameter(
-                name, inspect.Parameter.KEYWORD_ONLY, default=OPTIONS[name], annotation=CHOICES.get(name) or TYPES[name]
-            )
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=options[name], annotation=hints[name])
             for name in names
         ]
+        if recipe:  # and the context, which says which options the command line gave
+            added.append(
+                inspect.Parameter(
+                    "recipe_context", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=typer.Context
+                )
+            )
+            added.append(
+                inspect.Parameter("recipe", inspect.Parameter.KEYWORD_ONLY, default=RECIPE, annotation=Path | None)
+            )
 
         @functools.wraps(command)
         def wrapper(**kwargs: Any) -> Any:
-            values = {name: kwargs.pop(name) for name in names}
-            values = {name: value.value if isinstance(value, Enum) else value for name, value in values.items()}
-            return command(settings=EnhanceSettings(**values), **kwargs)
+            values = {name: from_option(kwargs.pop(name)) for name in names}
+            for name in folders:  # given as `a,b`
+                values[name] = tuple(Path(part) for part in (values[name] or "").split(",") if part)
+            recipe_file, context = kwargs.pop("recipe", None), kwargs.pop("recipe_context", None)
+            if recipe_file is None:
+                return command(**{into: cls(**values)}, **kwargs)
+            given = {name: value for name, value in values.items() if given_on_command_line(context, name)}
+            return command(**{into: cast(type[TrainSettings], cls).from_recipe(recipe_file, **given)}, **kwargs)
 
-        wrapper.__signature__ = signature.replace(parameters=own + added)  # type: ignore[attr-defined]  # read by inspect
+        at = next((i for i, param in enumerate(own) if param.name == before), len(own))
+        if at < len(own):  # among the command's own parameters: of their kind (typer passes all by keyword)
+            added = [param.replace(kind=own[at].kind) for param in added]
+        wrapper.__signature__ = signature.replace(parameters=own[:at] + added + own[at:])  # type: ignore[attr-defined]  # read by inspect
         return wrapper
 
     return decorate
+
+
+def given_on_command_line(context: typer.Context, name: str) -> bool:
+    source = context.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
 
 
 def build_enhancer(settings: EnhanceSettings):

@@ -11,12 +11,13 @@ from lowlight_cli.cli.app import STATE, LowlightCommand, app, console, handle_er
 from lowlight_cli.cli.cluster import CPUS_PER_WORKER, GPUS_PER_WORKER, RAY, WORKERS
 from lowlight_cli.cli.options import build_enhancer, settings_options
 from lowlight_cli.cli.photos import OVERWRITE
-from lowlight_cli.settings import EnhanceSettings
+from lowlight_cli.settings import EnhanceSettings, VideoSettings
 
 
 @app.command(cls=LowlightCommand)
 @handle_errors
 @settings_options(exclude=("full_res", "tile"))
+@settings_options(VideoSettings, into="video_settings", before="overwrite")
 def video(
     source: Path = typer.Argument(..., metavar="INPUT", help="Video file (mp4/mov/mkv/avi…) or a folder of frames."),
     output: Path | None = typer.Option(
@@ -25,32 +26,13 @@ def video(
         "-o",
         help="Video file (.mp4/.m4v/.mov/.mkv) or a folder for frames. Default: {stem}_enhanced.mp4 beside INPUT.",
     ),
-    start: float | None = typer.Option(None, "--start", help="Start time in seconds."),
-    end: float | None = typer.Option(None, "--end", help="End time in seconds."),
-    max_frames: int | None = typer.Option(None, "--max-frames", help="Stop after this many frames (try a clip first)."),
-    smoothing: float = typer.Option(
-        0.8,
-        "--smoothing",
-        metavar="W",
-        help="Weight of the past in the temporal smoothing, 0 (off) to <1. The past is "
-        "aligned to each frame first and left out where the picture moved.",
-    ),
-    frame_format: str | None = typer.Option(
-        None,
-        "--frame-format",
-        metavar="png|jpg",
-        help="Format of a frames-folder output (default: frames from a "
-        "folder keep their names and formats; from a video, png).",
-    ),
-    fps: float | None = typer.Option(
-        None, "--fps", help="Frame rate of a frames-folder input (default 30). A video file keeps its own."
-    ),
     overwrite: bool = OVERWRITE,
     ray: str | None = RAY,
     workers: str | None = WORKERS,
     gpus_per_worker: float = GPUS_PER_WORKER,
     cpus_per_worker: float = CPUS_PER_WORKER,
     settings: EnhanceSettings = None,  # type: ignore[assignment]  # always given by @settings_options
+    video_settings: VideoSettings = None,  # type: ignore[assignment]  # always given by @settings_options
 ) -> None:
     """Enhance a video or a folder of frames without flicker; audio and frame rate are kept.
 
@@ -70,14 +52,12 @@ def video(
 
     from lowlight_cli.cli.cluster import ray_options
     from lowlight_cli.run.places import video_task
-    from lowlight_cli.run.tasks import VideoOptions
     from lowlight_cli.run.video import open_video
 
     cluster = ray_options(ray, workers, gpus_per_worker, cpus_per_worker, settings.device)
-    options = VideoOptions(start, end, max_frames, smoothing, fps, frame_format)
     if cluster is not None:
-        return videos_on_ray(source, output, cluster, settings, options, overwrite)
-    with open_video(video_task(source, output, options), overwrite) as job:
+        return videos_on_ray(source, output, cluster, settings, video_settings, overwrite)
+    with open_video(video_task(source, output, video_settings), overwrite) as job:
         enhancer = build_enhancer(settings)  # torch: only once the input and output are known to be usable
         with Progress(
             TextColumn("video"),
@@ -122,12 +102,17 @@ def interrupted_video(sink, target, frames_done: int) -> int:
 
 
 def videos_on_ray(
-    source: Path, output: Path | None, cluster, settings: EnhanceSettings, options, overwrite: bool
+    source: Path,
+    output: Path | None,
+    cluster,
+    settings: EnhanceSettings,
+    video_settings: VideoSettings,
+    overwrite: bool,
 ) -> None:
     """`video DIR --ray`: every video file in DIR to OUT (default <DIR>_enhanced), one whole video per worker."""
     from lowlight_cli.cli.cluster import run_on_ray
     from lowlight_cli.cli.photos import summarise
     from lowlight_cli.run.plan import plan_videos
 
-    plan = plan_videos(source, output, options, overwrite)
+    plan = plan_videos(source, output, video_settings, overwrite)
     summarise(run_on_ray(plan, settings, cluster, label="video", unit="videos"))

@@ -20,16 +20,16 @@ from typing import Any
 
 import numpy as np
 
-from lowlight_cli.errors import InputError, OutputError, UsageError
+from lowlight_cli.errors import InputError, OutputError
 from lowlight_cli.imaging.pixels import quantise
 from lowlight_cli.io.atomic import commit, discard, temporary_beside
 from lowlight_cli.io.images import IMAGE_SUFFIXES, load_image, same_file, save_image
+from lowlight_cli.settings.video import DEFAULT_FOLDER_FPS, FRAME_FORMATS
 
 # What we write. Any file ffmpeg can play is read; AVI is not written because it cannot
 # carry H.264's B-frame timestamps.
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv"}
-FRAME_FORMATS = {"png", "jpg"}
-FOLDER_FPS = Fraction(30)
+FOLDER_FPS = Fraction(DEFAULT_FOLDER_FPS)
 # Output video clock: exact for 23.976/24/25/29.97/30/50/59.94/60 fps, and within MPEG-4 Part 2's 65535 limit.
 VIDEO_TICKS = 60000
 # Audio codecs players handle in MP4/MOV; other codecs are re-encoded to AAC (Matroska takes anything).
@@ -94,10 +94,10 @@ def open_source(
 ) -> FrameSource:
     """A video file or a folder of frames, limited to [start, end) seconds and at most `max_frames` frames.
 
-    `folder_fps` is the frame rate assumed for a folder, which has none of its own.
+    `folder_fps` is the frame rate assumed for a folder, which has none of its own. The window is
+    `settings.VideoSettings`', checked there.
     """
     path = Path(path)
-    check_window(start, end, max_frames)
     if not path.exists():
         raise InputError(f"{path}: file not found")
     if path.is_dir():
@@ -105,15 +105,6 @@ def open_source(
     if path.suffix.lower() in IMAGE_SUFFIXES:
         raise InputError(f"{path}: is a photo, not a video (use `lowlight enhance`)")
     return VideoFileSource(path, start, end, max_frames)
-
-
-def check_window(start: float | None, end: float | None, max_frames: int | None) -> None:
-    if start is not None and start < 0:
-        raise UsageError(f"--start must be 0 or more seconds, got {start}")
-    if end is not None and end <= (start or 0.0):
-        raise UsageError(f"--end ({end}) must be after --start ({start or 0})")
-    if max_frames is not None and max_frames < 1:
-        raise UsageError(f"--max-frames must be at least 1, got {max_frames}")
 
 
 class VideoFileSource(FrameSource):
@@ -247,8 +238,8 @@ class FolderSource(FrameSource):
     def __init__(
         self, folder: Path, start: float | None, end: float | None, max_frames: int | None, fps: Fraction
     ) -> None:
-        if fps <= 0:
-            raise UsageError(f"the frame rate of a frames folder must be positive, got {fps}")
+        if fps <= 0:  # `VideoSettings.fps` is checked where it is given
+            raise ValueError(f"the frame rate of a frames folder must be positive, got {fps}")
         self.path, self.fps = folder, fps
         files = sorted(
             (
@@ -360,8 +351,8 @@ class FolderSink(FrameSink):
         suffix = None
         if frame_format is not None:
             frame_format = frame_format.lower().lstrip(".")
-            if frame_format not in FRAME_FORMATS:
-                raise UsageError(f"frame format {frame_format}: choose from {', '.join(sorted(FRAME_FORMATS))}")
+            if frame_format not in FRAME_FORMATS:  # `VideoSettings.frame_format` is checked where it is given
+                raise ValueError(f"frame format {frame_format}: choose from {', '.join(FRAME_FORMATS)}")
             suffix = f".{frame_format}"
         elif names is None:
             suffix = ".png"

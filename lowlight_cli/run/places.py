@@ -20,7 +20,8 @@ from typing import TypeVar, cast
 
 from lowlight_cli.errors import InputError, OutputError, UsageError
 from lowlight_cli.io.images import IMAGE_SUFFIXES, check_writable, default_suffix, is_image_name, supported_formats
-from lowlight_cli.run.tasks import PhotoTask, VideoOptions, VideoTask
+from lowlight_cli.run.tasks import PhotoTask, VideoTask
+from lowlight_cli.settings import VideoSettings
 from lowlight_cli.storage import Location
 
 Place = Path | Location  # a folder or file while listing: on disk, or in object storage
@@ -113,7 +114,7 @@ def folder_photo_tasks(
 
 
 def folder_video_tasks(
-    folder: Path, output: Path, options: VideoOptions, recursive: bool = False, pattern: str | None = None
+    folder: Path, output: Path, settings: VideoSettings, recursive: bool = False, pattern: str | None = None
 ) -> list[VideoTask]:
     """`video DIR -o OUT --ray`: one task per video file (a folder of frames is one video, not this)."""
     from lowlight_cli.io.video import VIDEO_SUFFIXES
@@ -123,14 +124,14 @@ def folder_video_tasks(
         if source.suffix.lower() in VIDEO_INPUT_SUFFIXES:
             suffix = source.suffix if source.suffix.lower() in VIDEO_SUFFIXES else ".mp4"
             target = output / source.relative_to(folder).with_suffix(suffix)
-            tasks.append(VideoTask(Location.of(source), Location.of(target), options))
+            tasks.append(VideoTask(Location.of(source), Location.of(target), settings))
     return checked(tasks)
 
 
-def video_task(source: Path, output: Path | None, options: VideoOptions) -> VideoTask:
+def video_task(source: Path, output: Path | None, settings: VideoSettings) -> VideoTask:
     """`video INPUT [-o OUT]`: OUT, else `{stem}_enhanced.mp4` beside INPUT (`<DIR>_enhanced.mp4` for a folder)."""
     target = output or (default_folder_output(source, ".mp4") if source.is_dir() else default_output(source, ".mp4"))
-    return VideoTask(Location.of(source), Location.of(target), options)
+    return VideoTask(Location.of(source), Location.of(target), settings)
 
 
 def checked(tasks: list[T]) -> list[T]:

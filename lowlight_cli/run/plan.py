@@ -16,7 +16,6 @@ from pathlib import Path
 
 from lowlight_cli.errors import InputError, OutputError, UsageError
 from lowlight_cli.io.images import check_folder_writable, writable_ancestor
-from lowlight_cli.io.video import check_window
 from lowlight_cli.run.places import (
     default_folder_location,
     default_folder_output,
@@ -28,7 +27,8 @@ from lowlight_cli.run.places import (
     unsupported_images,
 )
 from lowlight_cli.run.policy import Outcome
-from lowlight_cli.run.tasks import Task, VideoOptions
+from lowlight_cli.run.tasks import Task
+from lowlight_cli.settings import VideoSettings
 from lowlight_cli.storage import STALE_AFTER_S, Location, is_remote, sweep_temporaries_of
 
 
@@ -179,17 +179,16 @@ def sweep_stale_temporaries(tasks: Sequence[Task]) -> list[str]:
     return sweep_temporaries_of([task.target for task in tasks], older_than=STALE_AFTER_S)
 
 
-def plan_videos(source: Path, output: Path | None, options: VideoOptions, overwrite: bool) -> Plan:
+def plan_videos(source: Path, output: Path | None, settings: VideoSettings, overwrite: bool) -> Plan:
     """`video DIR --ray`: every video file in DIR into OUT (default `<DIR>_enhanced`), each a whole task."""
-    if options.frame_format is not None or options.fps is not None:
+    if settings.frame_format is not None or settings.fps is not None:
         raise UsageError("--frame-format and --fps are for frames folders; --ray takes a folder of video files")
     if not source.is_dir():
         raise UsageError(f"--ray takes a folder of videos; {source} is one file (run without --ray)")
-    check_window(options.start, options.end, options.max_frames)
     target = output or default_folder_output(source)
     if target.resolve() == source.resolve():
         raise UsageError("-o must differ from the input folder (inputs are never overwritten)")
-    tasks = folder_video_tasks(source, target, options)
+    tasks = folder_video_tasks(source, target, settings)
     if not tasks:
         raise InputError(f"{source}: no video files (a folder of frames is one video: run without --ray)")
     return Plan.of(list(tasks), overwrite, swept=sweep_stale_temporaries(tasks))

@@ -1,4 +1,4 @@
-"""The typed units a plan is made of: a photo or a video file, its output, and the options it runs with.
+"""The typed units a plan is made of: a photo or a video file, its output, and the settings it runs with.
 
 Tasks are plain data whose places are `storage.Location`s (a file on disk
 or in object storage alike), so a plan can be shown (a progress bar counts
@@ -13,6 +13,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 
+from lowlight_cli.settings import VideoSettings
 from lowlight_cli.storage import Location
 
 
@@ -26,24 +27,12 @@ class PhotoTask:
 
 
 @dataclass(frozen=True)
-class VideoOptions:
-    """What `lowlight video` asks of one video besides the enhancement settings."""
-
-    start: float | None = None  # seconds
-    end: float | None = None
-    max_frames: int | None = None
-    smoothing: float = 0.8  # weight of the past in the temporal smoothing
-    fps: float | None = None  # frames folders only: their rate (default 30)
-    frame_format: str | None = None  # frames-folder outputs only: png or jpg
-
-
-@dataclass(frozen=True)
 class VideoTask:
     """One video file or frames folder enhanced into `target` (a video file or a frames folder)."""
 
     source: Location
     target: Location
-    options: VideoOptions = field(default_factory=VideoOptions)
+    settings: VideoSettings = field(default_factory=VideoSettings)  # its window, smoothing, frames format
 
 
 Task = PhotoTask | VideoTask
@@ -56,7 +45,7 @@ def to_row(task: Task) -> str:
     if isinstance(task, PhotoTask):
         fields.update(kind="photo", quality=task.quality)
     else:
-        fields.update(kind="video", options=asdict(task.options))
+        fields.update(kind="video", settings=asdict(task.settings))
     return json.dumps(fields)
 
 
@@ -66,4 +55,4 @@ def from_row(row: str) -> Task:
     source, target = Location.of(fields["source"]), Location.of(fields["target"])
     if fields["kind"] == "photo":
         return PhotoTask(source, target, fields["quality"])
-    return VideoTask(source, target, VideoOptions(**fields["options"]))
+    return VideoTask(source, target, VideoSettings(**fields["settings"]))

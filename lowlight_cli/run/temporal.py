@@ -40,14 +40,16 @@ from typing import cast
 import cv2
 import numpy as np
 
-from lowlight_cli.errors import LowlightError, UsageError
+from lowlight_cli.errors import LowlightError
 from lowlight_cli.imaging.prepare import resize, working_size
 from lowlight_cli.io.video import FrameSink, FrameSource
 from lowlight_cli.models.tone import ToneParams, mix
 from lowlight_cli.pipeline import Enhancer
 from lowlight_cli.priors.region_prior import RegionPrior
+from lowlight_cli.settings.video import DEFAULT_SMOOTHING
 
 THUMBNAIL = 16  # long side (px) at which frames are compared for cuts
+SCENE_CUT = 0.12  # mean relative change of the thumbnails (`change_map`) above which a new shot starts
 TONE_SECONDS = 0.5  # time constant of the shot's tone average: a steady scene stays steady (frame-to-frame
 # jitter of the judgement averaged over ~15 frames at 30 fps), a real change of light is followed within a second
 FRAME_SECONDS = 1 / 30  # the time between frames when the source gives none
@@ -84,8 +86,8 @@ def enhance_video(
     source: FrameSource,
     sink: FrameSink,
     on_frame: Callable[[int], None] | None = None,
-    smoothing: float = 0.8,
-    scene_cut: float = 0.12,
+    smoothing: float = DEFAULT_SMOOTHING,
+    scene_cut: float = SCENE_CUT,
 ) -> VideoReport:
     """Enhance every frame of `source` into `sink`; closes the source and commits the sink.
 
@@ -96,10 +98,10 @@ def enhance_video(
     the sink is aborted: a video output is not created, frames already in a
     folder stay for the next run to resume from.
     """
-    if not 0.0 <= smoothing < 1.0:
-        raise UsageError(f"--smoothing must be in [0, 1), got {smoothing}")
+    if not 0.0 <= smoothing < 1.0:  # `VideoSettings.smoothing` is checked where it is given
+        raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
     if scene_cut <= 0:
-        raise UsageError(f"the scene-cut threshold must be positive, got {scene_cut}")
+        raise ValueError(f"the scene-cut threshold must be positive, got {scene_cut}")
     report, state = VideoReport(), None
     start = perf_counter()
     with source, sink:

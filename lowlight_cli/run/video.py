@@ -14,8 +14,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lowlight_cli.errors import UsageError
 from lowlight_cli.run.tasks import VideoTask
+from lowlight_cli.settings import SettingError
 
 if TYPE_CHECKING:
     from lowlight_cli.io.video import FrameSink, FrameSource
@@ -43,25 +43,27 @@ class OpenVideo:
         """Enhance every frame into the output (see `temporal.enhance_video`)."""
         from lowlight_cli.run.temporal import enhance_video
 
-        return enhance_video(enhancer, self.frames, self.sink, on_frame=on_frame, smoothing=self.task.options.smoothing)
+        return enhance_video(
+            enhancer, self.frames, self.sink, on_frame=on_frame, smoothing=self.task.settings.smoothing
+        )
 
 
 def open_video(task: VideoTask, overwrite: bool = False) -> OpenVideo:
     """Open a video file or frames folder and its output; everything about both is checked here."""
     from lowlight_cli.io.video import FOLDER_FPS, open_sink, open_source
 
-    source, options = Path(str(task.source)), task.options
-    if options.fps is not None and source.is_file():
-        raise UsageError(f"--fps is for a frames folder; {source} keeps its own frame rate")
-    folder_fps = FOLDER_FPS if options.fps is None else Fraction(options.fps).limit_denominator(1001)
+    source, settings = Path(str(task.source)), task.settings
+    if settings.fps is not None and source.is_file():
+        raise SettingError("fps", f"is for a frames folder; {source} keeps its own frame rate")
+    folder_fps = FOLDER_FPS if settings.fps is None else Fraction(settings.fps).limit_denominator(1001)
     stack = ExitStack()
     try:
-        frames = stack.enter_context(open_source(source, options.start, options.end, options.max_frames, folder_fps))
-        sink = open_sink(Path(str(task.target)), frames, options.frame_format, overwrite)
+        frames = stack.enter_context(open_source(source, settings.start, settings.end, settings.max_frames, folder_fps))
+        sink = open_sink(Path(str(task.target)), frames, settings.frame_format, overwrite)
     except BaseException:
         stack.close()
         raise
-    max_frames = options.max_frames
+    max_frames = settings.max_frames
     total = frames.frame_count if max_frames is None else min(max_frames, frames.frame_count or max_frames)
     return OpenVideo(task, frames, sink, total, stack)
 

@@ -12,7 +12,7 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, cast
 
@@ -35,45 +35,61 @@ from lowlight_cli.models.condition import Conditioning, develop
 from lowlight_cli.models.config import ModelConfig
 from lowlight_cli.models.denoiser import PriorGuidedDenoiser
 from lowlight_cli.models.tone import ToneEstimator, apply_tone, gain_loss, target_gains, with_gains
+from lowlight_cli.settings import TrainSettings, option_name
 from lowlight_cli.training.data import TrainingData
 from lowlight_cli.training.losses import diffusion_loss, semantic_context_loss, structure_and_colour
+
+DEFAULTS = TrainSettings()
 
 
 @dataclass
 class TrainOptions:
+    """One run as `train` takes it: the recipe's settings resolved (the device, the data workers, `--init`'s
+    file and the `ModelConfig`). Made by `training.setup.prepare_run` (`run_options`), or directly by tests and
+    benchmarks; the defaults are `TrainSettings`' own."""
+
     data: list[Path]
     out: Path
-    steps: int = 8000
-    batch_size: int = 16
-    crop: int = 128
-    lr: float = 2e-4
-    ema_decay: float = 0.999
-    semantic_weight: float = 0.5
-    final_step_share: float = 0.5  # share of diffusion samples drawn at the 1-step sampler's timestep
-    refine_share: float = 0.0  # share at the 2-step sampler's second timestep, around the model's own estimate
-    prior: str = "fallback"  # fallback | sam | none
-    seed: int = 0
-    save_every: int = 200
-    stop_at: int | None = None  # end this run early; the LR schedule still follows `steps`
-    device: str = "cpu"
-    workers: int = 0  # forked batch-making processes (0: one background thread)
+    steps: int = DEFAULTS.steps
+    batch_size: int = DEFAULTS.batch_size
+    crop: int = DEFAULTS.crop
+    lr: float = DEFAULTS.lr
+    ema_decay: float = DEFAULTS.ema_decay
+    semantic_weight: float = DEFAULTS.semantic_weight
+    final_step_share: float = DEFAULTS.final_step_share  # share of diffusion samples at the 1-step sampler's timestep
+    refine_share: float = DEFAULTS.refine_share  # share at the 2-step sampler's second timestep, around its estimate
+    prior: str = DEFAULTS.prior  # fallback | sam | none
+    seed: int = DEFAULTS.seed
+    save_every: int = DEFAULTS.save_every
+    stop_at: int | None = DEFAULTS.stop_at  # end this run early; the LR schedule still follows `steps`
+    device: str = "cpu"  # resolved: a torch device
+    workers: int = 0  # resolved: forked batch-making processes (0: one background thread)
     resume: bool = True
-    init: Path | None = None  # start a new run from this checkpoint's weights (fine-tuning)
+    init: Path | None = DEFAULTS.init  # start a new run from this checkpoint's weights (fine-tuning)
     # Phase 1 (models with a tone branch): the global tone branch alone, on whole frames.
-    tone_steps: int = 0
-    tone_batch_size: int = 32
-    tone_lr: float = 1e-3
+    tone_steps: int = DEFAULTS.tone_steps
+    tone_batch_size: int = DEFAULTS.tone_batch_size
+    tone_lr: float = DEFAULTS.tone_lr
     # "look": the tone phase trains the look head alone (black point, local exposure) on a finished branch,
     # whose exposure, white balance and curve stay as they are; "all": the whole branch.
-    tone_parts: str = "all"
+    tone_parts: str = DEFAULTS.tone_parts
     # Structure and colour terms beside L1, in both phases (training/losses.py).
-    ssim_weight: float = 0.2
-    colour_weight: float = 0.1
+    ssim_weight: float = DEFAULTS.ssim_weight
+    colour_weight: float = DEFAULTS.colour_weight
     # Develop at the target's exposure and white balance, and regress those gains apart (models/tone.py).
-    teacher_gains: bool = True
+    teacher_gains: bool = DEFAULTS.teacher_gains
     # Share of denoiser crops cut at the photo's own pixels, with all their noise (training/data.py).
-    native_share: float = 0.0
+    native_share: float = DEFAULTS.native_share
     config: ModelConfig = field(default_factory=ModelConfig)
+
+
+def run_options(
+    settings: TrainSettings, out: Path, init: Path | None, device: str, workers: int, config: ModelConfig
+) -> TrainOptions:
+    """The run `settings` describe, with what `prepare_run` resolved."""
+    own = {item.name for item in fields(TrainOptions)} - {"data", "out", "init", "device", "workers", "config"}
+    values = {name: getattr(settings, name) for name in own if hasattr(settings, name)}
+    return TrainOptions(list(settings.data), out, init=init, device=device, workers=workers, config=config, **values)
 
 
 def state_path(out: Path) -> Path:
@@ -216,7 +232,10 @@ def check_continuation(
         )
 
 
-INIT_REMEDY = "--init needs a checkpoint of the architecture the options describe (--base-channels)"
+INIT_REMEDY = (
+    f"{option_name('init')} needs a checkpoint of the architecture the settings describe "
+    f"({option_name('base_channels')})"
+)
 
 
 def load_state(

@@ -6,19 +6,18 @@ every enhancing command (`cli/options.py`) and the keyword arguments of the
 Python API (`api.Enhancer`) are both made from `EnhanceSettings`, and the
 pipeline takes one. Torch-free, so that `lowlight --help` stays instant.
 
-A bad value raises `SettingError`, which names the setting (`.setting`, the
-field name) and words its message with the command-line option the field
-is exposed as (`--steps must be at least 1, got 0`), since the CLI and the
+A bad value raises `SettingError` (`settings/common.py`), which names the
+setting and words its message with the command-line option the field is
+exposed as (`--steps must be at least 1, got 0`), since the CLI and the
 API's keyword arguments are the same options.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from lowlight_cli.errors import UsageError
+from lowlight_cli.settings.common import SettingError, Settings, check_at_least, check_choice, meta
 
 DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
 PRIOR_KINDS = ("auto", "sam", "fallback", "none")
@@ -41,26 +40,6 @@ MIN_WORK_SIZE = 16
 MIN_TILE = 64
 
 
-class SettingError(UsageError):
-    """An invalid setting: `setting` is the field's name, the message uses its command-line option."""
-
-    def __init__(self, setting: str, reason: str) -> None:
-        self.setting, self.reason = setting, reason
-        super().__init__(f"{option_name(setting)} {reason}")
-
-
-def option_name(setting: str) -> str:
-    """The command-line option a setting is exposed as (`work_size` → `--work-size`), or its own name."""
-    for item in fields(EnhanceSettings):
-        if item.name == setting and item.metadata.get("flag"):
-            return item.metadata["flag"]
-    return setting
-
-
-def _meta(flag: str | None = None, metavar: str | None = None, help: str = "", **bounds: float) -> dict[str, Any]:
-    return {"flag": flag, "metavar": metavar, "help": help, **bounds}
-
-
 def check_steps(steps: int, schedule_length: int | None = None) -> None:
     """Steps run by the DDIM sampler: at least 1, at most the model's schedule length when known."""
     if steps < 1:
@@ -69,18 +48,13 @@ def check_steps(steps: int, schedule_length: int | None = None) -> None:
         raise SettingError("steps", f"must be at most {schedule_length} (the schedule length), got {steps}")
 
 
-def check_choice(setting: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise SettingError(setting, f"'{value}' is not one of {', '.join(choices)}")
-
-
 @dataclass(frozen=True)
-class EnhanceSettings:
+class EnhanceSettings(Settings):
     """How to enhance: the model, where it runs, and every knob of the pipeline. Validated on creation."""
 
     steps: int = field(
         default=DEFAULT_STEPS,
-        metadata=_meta(
+        metadata=meta(
             "--steps",
             "N",
             "DDIM sampling steps (1 to 1000). The default 1 is the model's one-pass estimate and "
@@ -92,7 +66,7 @@ class EnhanceSettings:
     )
     seed: int = field(
         default=0,
-        metadata=_meta(
+        metadata=meta(
             "--seed",
             "N",
             "Noise seed: the same seed draws the same noise on every device (CUDA computes in 16 bits, "
@@ -100,28 +74,33 @@ class EnhanceSettings:
             "so only --steps > 1 uses it.",
         ),
     )
-    device: str = field(default="auto", metadata=_meta("--device", None, "auto picks CUDA, then Apple MPS, then CPU."))
+    device: str = field(
+        default="auto", metadata=meta("--device", None, "auto picks CUDA, then Apple MPS, then CPU.", DEVICE_CHOICES)
+    )
     model: str = field(
         default="default",
-        metadata=_meta("--model", "default|PATH", "'default' (bundled) or a .safetensors checkpoint path."),
+        metadata=meta("--model", "default|PATH", "'default' (bundled) or a .safetensors checkpoint path."),
     )
     prior: str = field(
         default="auto",
-        metadata=_meta(
+        metadata=meta(
             "--prior",
             None,
             "Region prior: auto (SAM if its weights are present, else the built-in one), sam, "
             "fallback (built-in), or none.",
+            PRIOR_KINDS,
         ),
     )
-    sam_model: str = field(default="vit_b", metadata=_meta("--sam-model", None, "SAM size for --prior sam/auto."))
+    sam_model: str = field(
+        default="vit_b", metadata=meta("--sam-model", None, "SAM size for --prior sam/auto.", SAM_MODEL_TYPES)
+    )
     sam_checkpoint: Path | None = field(
         default=None,
-        metadata=_meta("--sam-checkpoint", None, "Local SAM .safetensors (Hugging Face or segment-anything names)."),
+        metadata=meta("--sam-checkpoint", None, "Local SAM .safetensors (Hugging Face or segment-anything names)."),
     )
     work_size: int = field(
         default=DEFAULT_WORK_SIZE,
-        metadata=_meta(
+        metadata=meta(
             "--work-size",
             "PX",
             "Long side (px) at which the diffusion model runs; the result is carried to full "
@@ -131,7 +110,7 @@ class EnhanceSettings:
     )
     detail_threshold: float = field(
         default=DEFAULT_DETAIL_THRESHOLD,
-        metadata=_meta(
+        metadata=meta(
             "--detail-threshold",
             "SIGMAS",
             "When carrying the result to full resolution, keep the colour of the photo's "
@@ -142,7 +121,7 @@ class EnhanceSettings:
     )
     shadow_denoise: float = field(
         default=DEFAULT_SHADOW_DENOISE,
-        metadata=_meta(
+        metadata=meta(
             "--shadow-denoise",
             "K",
             "Smooth noise the brightening lifts out of near-black areas (night skies, deep "
@@ -153,7 +132,7 @@ class EnhanceSettings:
     )
     exposure: float = field(
         default=0.0,
-        metadata=_meta(
+        metadata=meta(
             "--exposure",
             "EV",
             "Brightness bias in EV around the model's own choice, -3..+3 (its judgement is trained "
@@ -165,21 +144,22 @@ class EnhanceSettings:
     )
     highlights: str = field(
         default="curve",
-        metadata=_meta(
+        metadata=meta(
             "--highlights",
             None,
             "What keeps highlights the brightening would blow: curve (the tone curve's shoulder "
             "is compressed; bright skies stay bright, as in a single exposure) or local (lit "
             "regions the camera already exposed, a floodlit facade at night, a candle, a window, "
             "are brought down as a whole and keep their detail; a bright sky can come out darker).",
+            HIGHLIGHT_MODES,
         ),
     )
     full_res: bool = field(
         default=False,
-        metadata=_meta("--full-res", None, "Sample at full resolution in blended tiles instead (slow; GPU advised)."),
+        metadata=meta("--full-res", None, "Sample at full resolution in blended tiles instead (slow; GPU advised)."),
     )
-    tile: int = field(default=DEFAULT_TILE, metadata=_meta("--tile", "PX", "Tile side for --full-res."))
-    direct_size: int = field(default=DEFAULT_DIRECT_SIZE, metadata=_meta())  # Python API and benchmarks only
+    tile: int = field(default=DEFAULT_TILE, metadata=meta("--tile", "PX", "Tile side for --full-res."))
+    direct_size: int = field(default=DEFAULT_DIRECT_SIZE, metadata=meta())  # Python API and benchmarks only
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model", str(self.model))  # a path may come as a Path (frozen: set directly)
@@ -198,14 +178,9 @@ class EnhanceSettings:
             ("direct_size", self.direct_size, 0, ""),
         )
         for name, value, least, unit in limits:
-            if value < least:
-                raise SettingError(name, f"must be at least {least}{unit}, got {value}")
+            check_at_least(name, value, least, unit)
         if not -MAX_EXPOSURE <= self.exposure <= MAX_EXPOSURE:
             raise SettingError("exposure", f"must be within ±{MAX_EXPOSURE:g} EV, got {self.exposure:g}")
-
-    def with_changes(self, **changes: Any) -> EnhanceSettings:
-        """A copy with `changes` applied (and validated)."""
-        return replace(self, **changes)
 
     def describe(self) -> str:
         """One line for `--verbose`: what the run uses."""
@@ -213,6 +188,3 @@ class EnhanceSettings:
             f"{self.steps} steps, work size {self.work_size}, prior {self.prior}, "
             f"exposure {self.exposure:+g} EV, highlights {self.highlights}"
         )
-
-
-SETTING_NAMES = tuple(item.name for item in fields(EnhanceSettings))
