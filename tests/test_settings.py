@@ -164,6 +164,38 @@ def test_a_field_two_settings_share_has_one_flag_and_every_flag_is_an_option():
     assert option_name("tone") == "--tone" and option_name("smoothing") == "--smoothing"
 
 
+RECIPES = sorted((Path(__file__).resolve().parent.parent / "recipes").glob("*.toml"))
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda path: path.name)
+def test_every_recipe_is_valid_training_settings(recipe):
+    settings = TrainSettings.from_recipe(recipe)
+    assert settings.data and settings.out is not None and settings.init is not None
+    settings.check_ready()
+
+
+def test_the_default_models_recipe_is_how_its_weights_were_trained():
+    """recipes/lowlight-default.toml gives the options and the model config the shipped checkpoint records."""
+    from lowlight_cli.checkpoints.locate import default_model_path
+    from lowlight_cli.models.checkpoint import read_config, read_provenance
+    from lowlight_cli.models.config import ModelConfig
+    from lowlight_cli.training.trainer import run_options
+
+    assert [path.name for path in RECIPES].count("lowlight-default.toml") == 1
+    settings = TrainSettings.from_recipe(next(path for path in RECIPES if path.name == "lowlight-default.toml"))
+    config = ModelConfig(**settings.model_config_fields())
+    assert config == read_config(default_model_path())
+    provenance = read_provenance(default_model_path())
+    ours = run_options(settings, settings.out, settings.init, "cpu", 0, config)
+    machine = {"out", "init", "device", "workers", "resume"}
+    assert {k: v for k, v in provenance["options"].items() if k not in machine} == {
+        k: getattr(ours, k) for k in provenance["options"] if k not in machine
+    }
+    assert [Path(p).parts[-2:] for p in provenance["data"]] == [Path(p).parts[-2:] for p in settings.data]
+    card = (default_model_path().parent / "README.md").read_text()
+    assert "recipes/lowlight-default.toml" in card
+
+
 def test_a_recipe_is_read_and_the_command_line_overrides_it(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
