@@ -69,7 +69,7 @@ class Averaged:
     def enhance(self, rgb: np.ndarray) -> EnhanceResult:
         working = self.with_prior.working_copy(rgb)
         mean = np.mean(self.outputs(rgb, working), axis=0, dtype=np.float32)
-        return EnhanceResult(rgb=self.with_prior.reconstruct(rgb, working, mean), prior=None)
+        return EnhanceResult(rgb=self.with_prior.finish(rgb, working, mean), prior=None)
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from lowlight_cli.imaging.prepare import WorkingCopy, developed, shrink, to_tens
 from lowlight_cli.imaging.reconstruct import reconstruct
 from lowlight_cli.imaging.shadow_noise import input_noise_sigma, suppress_shadow_noise
 from lowlight_cli.models.checkpoint import load_checkpoint
-from lowlight_cli.models.condition import Conditioning, develop, judge
+from lowlight_cli.models.condition import Conditioning, develop, develop_full, judge
 from lowlight_cli.models.denoiser import PriorGuidedDenoiser
 from lowlight_cli.models.tone import ToneParams
 from lowlight_cli.priors.factory import make_prior_fn
@@ -179,7 +179,12 @@ class Enhancer:
     def develop_copy(self, low: np.ndarray, params: ToneParams | None = None) -> WorkingCopy:
         """A working copy of the working-size `low`, its base developed by `params` (video: a shot's
         judgement), or by the tone branch's own judgement of `low` when None."""
-        return developed(low, lambda tensor: self.develop(tensor, params))
+        judged = params if params is not None else self.judge(low)
+
+        def full(rgb: np.ndarray) -> np.ndarray:
+            return develop_full(rgb, to_tensor(low), self.tone, judged, self.config.target_brightness, self.exposure)
+
+        return developed(low, lambda tensor: self.develop(tensor, judged), full)
 
     def enhance_working(
         self, rgb: np.ndarray, prior: RegionPrior | None = None, working: WorkingCopy | None = None
@@ -241,9 +246,12 @@ class Enhancer:
         if working.shape == rgb.shape[:2] and lifted_noise(working.low) > NOISY:
             strength *= DIRECT_NOISE_BOOST
         work_output = suppress_shadow_noise(working.low, work_output, strength)
-        return reconstruct(rgb, working.low, work_output, noise_threshold=self.detail_threshold, device=self.device)
-
-    reconstruct = finish  # the name benchmarks/ensembles.py calls
+        if working.shape == rgb.shape[:2] or working.develop_full is None:
+            return np.clip(work_output, 0.0, 1.0).astype(np.float32)
+        full_base = working.develop_full(rgb)
+        return reconstruct(
+            rgb, full_base, working.low, working.base, work_output, noise_threshold=self.detail_threshold
+        )
 
     def out_of_memory(self) -> DeviceError:
         hint = "a smaller --tile" if self.full_res else "a smaller --work-size"

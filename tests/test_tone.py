@@ -20,11 +20,13 @@ from lowlight_cli.models.tone import (
     ToneEstimator,
     ToneParams,
     apply_tone,
+    apply_tone_array,
     default_curve,
     fit_in_gamut,
     fit_to_white,
     gain_loss,
     linear_to_srgb,
+    local_factor,
     mix,
     roll_off_highlights,
     srgb_to_linear,
@@ -497,3 +499,26 @@ def test_a_too_bright_colour_keeps_more_of_its_colour_than_paling_gives():
     assert chroma(fitted) > chroma(paled)
     inside = torch.tensor([0.5, 0.3, 0.1]).view(1, 3, 1, 1)
     assert torch.allclose(fit_in_gamut(inside), inside)
+
+
+@pytest.mark.parametrize("keep_chroma", [True, False])
+def test_the_array_development_is_apply_tone_s_arithmetic_in_numpy(keep_chroma):
+    """`apply_tone_array` (the full-resolution base, strip by strip) gives `apply_tone`'s pixels: with a
+    black level, white balance, saturation, a local exposure factor made apart, and colours out of gamut."""
+    rng = np.random.default_rng(7)
+    rgb = (rng.random((40, 56, 3)) ** 3).astype(np.float32)
+    rgb[:8, :8] = [0.9, 0.2, 0.05]  # a saturated colour the gain pushes out of gamut
+    low = torch.from_numpy(rgb).permute(2, 0, 1)[None]
+    params = replace(
+        with_gains(ToneEstimator()(low), (torch.tensor([math.log(6.0)]), torch.tensor([[0.1, -0.05, 0.2]]))),
+        saturation=torch.tensor([1.2]),
+        black=torch.tensor([[0.002, 0.0, 0.001]]),
+        highlights=torch.tensor([0.6]),
+        keep_chroma=keep_chroma,
+    )
+    with torch.no_grad():
+        factor = local_factor(low, params, 0.5)
+        expected = apply_tone(low, params, 0.5)[0].permute(1, 2, 0).numpy()
+    assert factor is not None and float(factor.min()) < 0.99  # the factor is at work here
+    got = apply_tone_array(rgb, params, 0.5, factor[0, 0].numpy())
+    assert np.abs(got - expected).max() < 1e-5

@@ -6,8 +6,6 @@ border) serves the working-size numerics of `shadow_noise` and `reconstruct`;
 `box_clipped` (torch, prefix sums, the window clipped at the border, so its
 cost does not grow with the radius) serves `models.local_exposure`, whose
 large windows run on the model's device. `guided_coefficients` takes either.
-The colour guided filter (a three-channel guide, a 3×3 solve per pixel) is
-`reconstruct.fit_colour_transform`'s.
 """
 
 from __future__ import annotations

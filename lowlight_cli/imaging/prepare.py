@@ -26,6 +26,9 @@ class WorkingCopy:
     low: np.ndarray  # H×W×3 float32, working resolution
     base: np.ndarray  # H×W×3 float32, brightened (what the prior is computed on)
     log_gain: float
+    # The full-resolution photo developed as `base` was (the reconstruction's base); None where only the
+    # working copy is wanted (a prior computed on its own).
+    develop_full: Callable[[np.ndarray], np.ndarray] | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -52,11 +55,14 @@ def shrink(rgb: np.ndarray, work_size: int) -> np.ndarray:
     return np.ascontiguousarray(resize(rgb, height, width), dtype=np.float32)
 
 
-def developed(low: np.ndarray, develop: Develop) -> WorkingCopy:
-    """A working-resolution `low` with the base `develop` makes of it (video develops with a shot's tone)."""
+def developed(
+    low: np.ndarray, develop: Develop, develop_full: Callable[[np.ndarray], np.ndarray] | None = None
+) -> WorkingCopy:
+    """A working-resolution `low` with the base `develop` makes of it (video develops with a shot's tone),
+    and `develop_full`, the same development for the full-resolution photo."""
     with torch.no_grad():
         base, log_gain = develop(to_tensor(low))
-    return WorkingCopy(low=low, base=to_numpy(base), log_gain=float(log_gain[0]))
+    return WorkingCopy(low=low, base=to_numpy(base), log_gain=float(log_gain[0]), develop_full=develop_full)
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:

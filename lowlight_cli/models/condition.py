@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 
@@ -28,6 +29,8 @@ from lowlight_cli.models.tone import (
     ToneEstimator,
     ToneParams,
     apply_tone,
+    apply_tone_array,
+    local_factor,
     roll_off_highlights,
     target_gains,
     with_gains,
@@ -43,10 +46,19 @@ def brighten(low: torch.Tensor, target_brightness: float) -> tuple[torch.Tensor,
     """
     lum = luma(low, REC601).clamp_min(1e-4)
     mean = lum.mean(dim=(1, 2, 3)).clamp(1e-4, 0.99)
-    gamma = (math.log(target_brightness) / torch.log(mean)).clamp(0.15, 1.0)
-    ratio = lum ** gamma.view(-1, 1, 1, 1) / lum
-    base = (low * ratio).clamp(0.0, 1.0)
+    base = with_gamma(low, auto_gamma(mean, target_brightness))
     return base, log_mean_gain(base, mean)
+
+
+def auto_gamma(mean: torch.Tensor, target_brightness: float) -> torch.Tensor:
+    """The gamma (B,) that `brighten` lifts a photo of mean luma `mean` (B,) with."""
+    return (math.log(target_brightness) / torch.log(mean.clamp(1e-4, 0.99))).clamp(0.15, 1.0)
+
+
+def with_gamma(low: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+    """(B,3,H,W) `low` with its luma raised to `gamma` (B,), chroma kept."""
+    lum = luma(low, REC601).clamp_min(1e-4)
+    return (low * (lum ** gamma.view(-1, 1, 1, 1) / lum)).clamp(0.0, 1.0)
 
 
 def log_mean_gain(base: torch.Tensor, low_mean: torch.Tensor) -> torch.Tensor:
@@ -103,6 +115,42 @@ def develop(
         params = judge(low if thumb is None else thumb, tone, target_thumb, roll_off, local)
     base = apply_tone(low, params, ev).to(low.dtype)
     return base, log_mean_gain(base, luma(low, REC601).mean(dim=(1, 2, 3)).clamp(1e-4, 0.99))
+
+
+def develop_full(
+    rgb: np.ndarray,
+    working: torch.Tensor,
+    tone: ToneEstimator | None,
+    params: ToneParams | None,
+    target_brightness: float,
+    ev: float = 0.0,
+    rows: int = 64,
+) -> np.ndarray:
+    """The base of the full-resolution photo `rgb` (H×W×3), developed as its working copy `working`
+    (1,3,h,w) was: by the tone branch's `params`, or by the auto-gamma of the working copy's mean.
+
+    Strips of `rows` rows keep the memory to a few strips whatever the photo's size; the local exposure
+    factor, which looks at the whole photo, is the working copy's, upsampled (it is smooth: `local_factor`).
+    The reconstruction carries the model's correction of the working copy onto this base, so the detail
+    of the full photo is developed by the same curve as its working copy, not by a local linear fit of it.
+    It runs on the CPU, where the tone branch lives (`pipeline.Enhancer`).
+    """
+    height, width = rgb.shape[:2]
+    out = np.empty((height, width, 3), np.float32)
+    if tone is None or params is None:
+        gamma = auto_gamma(luma(working, REC601).clamp_min(1e-4).mean(dim=(1, 2, 3)), target_brightness)
+        with torch.no_grad():
+            for top in range(0, height, rows):
+                strip = torch.from_numpy(np.ascontiguousarray(rgb[top : top + rows], dtype=np.float32))
+                out[top : top + rows] = with_gamma(strip.permute(2, 0, 1)[None], gamma)[0].permute(1, 2, 0).numpy()
+        return out
+    with torch.no_grad():
+        small = local_factor(working, params, ev)
+    factor = None if small is None else cv2.resize(small[0, 0].numpy(), (width, height), interpolation=cv2.INTER_LINEAR)
+    for top in range(0, height, rows):
+        part = None if factor is None else factor[top : top + rows]
+        out[top : top + rows] = apply_tone_array(np.asarray(rgb[top : top + rows], np.float32), params, ev, part)
+    return out
 
 
 def brighten_array(rgb: np.ndarray, target_brightness: float) -> np.ndarray:
