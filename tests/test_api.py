@@ -126,7 +126,7 @@ def test_unusable_inputs_are_clear_errors(enhancer, image, error, message):
 def test_bad_options_are_value_errors(tiny_checkpoint):
     from lowlight_cli import Enhancer, enhance
 
-    with pytest.raises(ValueError, match="--steps must be at least 1"):
+    with pytest.raises(ValueError, match="^steps must be at least 1"):
         Enhancer(tiny_checkpoint, **{**OPTIONS, "steps": 0})
     with pytest.raises(TypeError, match="unexpected keyword argument 'stpes'"):
         enhance(dark_array(), model=tiny_checkpoint, stpes=2)

@@ -87,10 +87,10 @@ def test_settings_are_validated_when_changed_and_checked_against_the_model():
     assert (enhancer.steps, enhancer.model_name, enhancer.settings.prior) == (3, "in use", "none")
     enhancer.steps = 2
     assert enhancer.settings.steps == 2
-    with pytest.raises(SettingError, match="--work-size must be at least 16 pixels, got 8"):
+    with pytest.raises(SettingError, match="^work_size must be at least 16 pixels, got 8"):
         enhancer.work_size = 8
     assert enhancer.work_size == 384  # a refused change leaves the settings as they were
-    with pytest.raises(SettingError, match="--steps must be at most 50 \\(the schedule length\\), got 51"):
+    with pytest.raises(SettingError, match="^steps must be at most 50 \\(the schedule length\\), got 51"):
         Enhancer(tiny_model(), device="cpu", prior="none", steps=51)
     notes = []
     Enhancer(tiny_model(use_prior=False), device="cpu", prior="fallback", notify=notes.append)

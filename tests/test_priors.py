@@ -1,5 +1,6 @@
 """Region priors: the built-in producer and label-map normalisation."""
 
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +66,22 @@ def test_coarse_prior_map_keeps_region_colour_without_sharp_borders():
     assert (red_sharp[1:] - red_sharp[:-1]).abs().max() == 1.0
     assert (red_coarse[1:] - red_coarse[:-1]).abs().max() < 0.3
     assert red_coarse[:8].max() < 0.05 and red_coarse[-8:].min() > 0.95  # far from the border: the region's colour
+
+
+def test_the_registries_hold_the_names_the_settings_offer():
+    """A prior kind or a SAM size is named once (settings.names); each registry holds exactly those names."""
+    import pytest
+
+    from lowlight_cli.priors.factory import PRODUCERS, make_prior_fn
+    from lowlight_cli.priors.sam_convert import SAM_ARCHS
+    from lowlight_cli.settings import EnhanceSettings, TrainSettings
+    from lowlight_cli.settings.names import PRIOR_KINDS, SAM_MODEL_TYPES
+
+    assert tuple(PRODUCERS) == PRIOR_KINDS and tuple(SAM_ARCHS) == SAM_MODEL_TYPES
+    for settings in (EnhanceSettings, TrainSettings):
+        choices = {item.name: item.metadata["choices"] for item in fields(settings)}
+        assert (choices["prior"], choices["sam_model"]) == (PRIOR_KINDS, SAM_MODEL_TYPES)
+    assert make_prior_fn("none", 8) is None
+    assert make_prior_fn("fallback", 8)(np.zeros((32, 32, 3), np.float32)).labels.shape == (32, 32)
+    with pytest.raises(ValueError, match="auto, sam, fallback, none"):
+        make_prior_fn("mystery", 8)

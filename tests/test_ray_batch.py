@@ -118,14 +118,14 @@ def test_options_and_model_are_checked_on_the_driver_before_ray_starts(tmp_path,
     (tmp_path / "broken.safetensors").write_bytes(b"not a checkpoint")
     with pytest.raises(WeightsError):
         run_ray_batch(jobs, settings(tmp_path / "broken.safetensors"), RayOptions(), overwrite=False)
-    with pytest.raises(UsageError, match="--gpus-per-worker"):
+    with pytest.raises(UsageError, match="gpus_per_worker"):
         run_ray_batch(jobs, settings(tiny_checkpoint, device="cuda"), RayOptions(), overwrite=False)
-    with pytest.raises(UsageError, match="--cpus-per-worker must be more than 0"):
+    with pytest.raises(UsageError, match="^cpus_per_worker must be more than 0"):
         run_ray_batch(jobs, settings(tiny_checkpoint), RayOptions(cpus_per_worker=0), overwrite=False)
     assert not (tmp_path / "out").exists()
     assert parse_workers("3") == (3, 3) and parse_workers("2, 16") == (2, 16) and parse_workers(None) is None
     for bad in ("0", "4,2", "x", "1,2,3", ""):
-        with pytest.raises(UsageError, match="--workers"):
+        with pytest.raises(UsageError, match="workers"):
             parse_workers(bad)
 
 

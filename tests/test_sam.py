@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import save_file
 
 from lowlight_cli.checkpoints.locate import locate_sam_checkpoint
-from lowlight_cli.errors import UsageError, WeightsError
+from lowlight_cli.errors import WeightsError
 from lowlight_cli.priors.cache import PriorCache
 from lowlight_cli.priors.region_prior import RegionPrior
 from lowlight_cli.priors.sam import SamPriorProducer, paint_masks, resize_sam_input
@@ -253,7 +253,7 @@ def test_bad_files_fail_with_one_line_weights_errors(tmp_path):
     save_file(vit_l, wrong)
     with pytest.raises(WeightsError, match="looks like a vit_l checkpoint"):
         load_sam("vit_b", wrong, "cpu")
-    with pytest.raises(UsageError, match="vit_b, vit_l, vit_h"):
+    with pytest.raises(ValueError, match="vit_b, vit_l, vit_h"):  # settings name the setting; this is the registry
         load_sam("vit_x", good, "cpu")
 
 
@@ -420,9 +420,9 @@ def test_locate_sam_checkpoint(tmp_path, monkeypatch):
         checkpoint_hub, "fetch_checkpoint", lambda name, **kw: fetched.append(name) or tmp_path / f"{name}.safetensors"
     )
 
-    with pytest.raises(UsageError, match="vit_b, vit_l, vit_h"):
+    with pytest.raises(ValueError, match="vit_b, vit_l, vit_h"):
         locate_sam_checkpoint("vit_q", None, download=False)
-    with pytest.raises(WeightsError, match="--sam-checkpoint .* not found"):
+    with pytest.raises(WeightsError, match="^sam_checkpoint .* not found"):
         locate_sam_checkpoint("vit_b", tmp_path / "nope.safetensors", download=True)
     explicit = tmp_path / "mine.safetensors"
     explicit.write_bytes(b"x")

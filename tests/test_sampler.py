@@ -63,7 +63,7 @@ def test_every_step_count_gives_exactly_that_many_distinct_timesteps():
 @pytest.mark.parametrize("steps", [0, -1, 51])
 def test_invalid_step_counts_are_refused(steps):
     scheduler = DDIMScheduler(50)
-    with pytest.raises(UsageError, match="--steps"):
+    with pytest.raises(UsageError, match="^steps"):
         scheduler.set_timesteps(steps)
 
 

@@ -120,7 +120,7 @@ def test_enhancer_exposure_is_monotone_on_a_real_photo_and_zero_is_the_default(t
     assert np.array_equal(outputs[0], Enhancer(model, device="cpu", prior="none").enhance(rgb).rgb)
     from lowlight_cli.errors import UsageError
 
-    with pytest.raises(UsageError, match="--exposure needs a model with a tone branch"):
+    with pytest.raises(UsageError, match="^exposure needs a model with a tone branch"):
         Enhancer(tiny_model(), device="cpu", prior="none", exposure=1.0)
     with pytest.raises(UsageError, match="within ±3 EV"):
         Enhancer(model, device="cpu", prior="none", exposure=5.0)

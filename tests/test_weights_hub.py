@@ -21,6 +21,7 @@ from safetensors.numpy import save
 
 from lowlight_cli.checkpoints import hub as checkpoint_hub
 from lowlight_cli.errors import WeightsError
+from lowlight_cli.settings.names import SAM_SIZES
 from tests.hub_server import FakeHub
 
 SHIPPED_REGISTRY = dict(checkpoint_hub.REGISTRY)  # captured before any test swaps it out
@@ -91,12 +92,13 @@ def _timed(call):
 
 
 def test_shipped_registry_pins_every_sam_checkpoint():
-    assert set(checkpoint_hub.SAM_NAMES.values()) <= set(SHIPPED_REGISTRY)
+    sam_names = {size.checkpoint for size in SAM_SIZES.values()}
+    assert sam_names == {name for name, entry in SHIPPED_REGISTRY.items() if entry.kind == "sam"}
     for name, entry in SHIPPED_REGISTRY.items():
         assert entry.name == name
         assert re.fullmatch(r"[0-9a-f]{40}", entry.revision), name
         assert re.fullmatch(r"[0-9a-f]{64}", entry.sha256), name
-    sam_repos = {SHIPPED_REGISTRY[name].repo_id for name in checkpoint_hub.SAM_NAMES.values()}
+    sam_repos = {SHIPPED_REGISTRY[name].repo_id for name in sam_names}
     assert sam_repos == {"facebook/sam-vit-base", "facebook/sam-vit-large", "facebook/sam-vit-huge"}
 
 
@@ -157,7 +159,7 @@ def test_offline_without_cache_says_how_to_get_it(how: str, monkeypatch: pytest.
     if how == "HF_HUB_OFFLINE":
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     start = time.monotonic()
-    with pytest.raises(WeightsError, match=r"lowlight models download tiny-sam.*--sam-checkpoint"):
+    with pytest.raises(WeightsError, match=r"lowlight models download tiny-sam.*sam_checkpoint PATH"):
         checkpoint_hub.fetch_checkpoint(NAME, endpoint=_closed_port_endpoint(), local_only=(how == "local_only"))
     assert time.monotonic() - start < FAST_S
 

@@ -31,10 +31,8 @@ from huggingface_hub.errors import (
 )
 from tqdm.auto import tqdm
 
-from lowlight_cli.checkpoints.locate import sam_checkpoint_name
-from lowlight_cli.errors import WeightsError
+from lowlight_cli.errors import Setting, WeightsError
 from lowlight_cli.io.atomic import write_bytes
-from lowlight_cli.settings import SAM_MODEL_TYPES
 from lowlight_cli.storage import user_cache_dir
 
 # huggingface_hub retries an unreachable host for ~20 s; one TCP connect this
@@ -106,8 +104,6 @@ REGISTRY: dict[str, KnownCheckpoint] = {
         ),
     )
 }
-
-SAM_NAMES: dict[str, str] = {sam_model: sam_checkpoint_name(sam_model) for sam_model in SAM_MODEL_TYPES}
 
 
 def _transport_errors() -> tuple[type[Exception], ...]:
@@ -188,7 +184,9 @@ def fetch_checkpoint(
         raise WeightsError(
             f"{name} is not in the cache ({root}) and downloads are disabled; "
             f"run `lowlight models download {name}` on a machine with network, "
-            f"or pass --sam-checkpoint PATH"
+            "or pass ",
+            Setting("sam_checkpoint"),
+            " PATH",
         )
 
     # HF_ENDPOINT is read now, not at import: a mirror set after start-up (or by a test) still applies.

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from lowlight_cli.errors import WeightsError
-from lowlight_cli.settings import DEFAULT_MODEL, SAM_MODEL_TYPES, check_choice
+from lowlight_cli.errors import Setting, WeightsError
+from lowlight_cli.settings import DEFAULT_MODEL
+from lowlight_cli.settings.names import sam_size
 
 BUNDLED_NAMES = {"default", DEFAULT_MODEL}
 
@@ -26,28 +27,26 @@ def default_model_path() -> Path:
     return Path(str(resources.files("lowlight_cli.bundled_weights").joinpath(f"{DEFAULT_MODEL}.safetensors")))
 
 
-def resolve_model_path(model: str | Path, option: str = "--model") -> Path:
+def resolve_model_path(model: str | Path, setting: str = "model") -> Path:
     """`default`/`lowlight-default` → the bundled file; anything else must be a .safetensors path.
 
-    `option` names the command-line option the path came from, for the error message.
+    `setting` names the setting the path came from, for the error message.
     """
     if str(model) in BUNDLED_NAMES:
         path = default_model_path()
         if not path.exists():
             raise WeightsError(
-                f"the bundled default model is missing ({path}); reinstall lowlight-cli or pass --model PATH"
+                f"the bundled default model is missing ({path}); reinstall lowlight-cli or pass ",
+                Setting(setting),
+                " PATH",
             )
         return path
     path = Path(model)
     if not path.exists():
-        raise WeightsError(f"{option} {model}: no such checkpoint file (use 'default' or a .safetensors path)")
+        raise WeightsError(
+            Setting(setting), f" {model}: no such checkpoint file (use 'default' or a .safetensors path)"
+        )
     return path
-
-
-def sam_checkpoint_name(sam_model: str) -> str:
-    """The registry name of a SAM size: vit_b → sam-vit-b."""
-    check_choice("sam_model", sam_model, SAM_MODEL_TYPES)
-    return "sam-" + sam_model.replace("_", "-")
 
 
 def locate_sam_checkpoint(sam_model: str, sam_checkpoint: Path | None, download: bool) -> Path | None:
@@ -55,11 +54,11 @@ def locate_sam_checkpoint(sam_model: str, sam_checkpoint: Path | None, download:
 
     None means "not available locally and not allowed to download" (`--prior auto`).
     """
-    name = sam_checkpoint_name(sam_model)
+    name = sam_size(sam_model).checkpoint
     if sam_checkpoint is not None:
         path = Path(sam_checkpoint).expanduser()
         if not path.is_file():
-            raise WeightsError(f"--sam-checkpoint {sam_checkpoint} not found")
+            raise WeightsError(Setting("sam_checkpoint"), f" {sam_checkpoint} not found")
         return path
     from lowlight_cli.checkpoints import hub
 

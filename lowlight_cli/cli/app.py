@@ -218,6 +218,18 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def flag(setting: str) -> str:
+    """How the CLI words a setting an error names: a settings field by its flag (by its name if it has none),
+    any other by its command's option (`ray` → `--ray`)."""
+    from dataclasses import fields
+
+    from lowlight_cli.settings.common import SETTINGS_CLASSES, option_name
+
+    if any(item.name == setting for cls in SETTINGS_CLASSES for item in fields(cls)):
+        return option_name(setting)
+    return "--" + setting.replace("_", "-")
+
+
 def handle_errors(command: Callable) -> Callable:
     """Turn known errors into one line + exit code; Ctrl-C into exit 130."""
 
@@ -232,7 +244,7 @@ def handle_errors(command: Callable) -> Callable:
                 import traceback
 
                 traceback.print_exc()
-            fail(str(exc), exc.exit_code)
+            fail(exc.worded(flag), exc.exit_code)
         except KeyboardInterrupt:
             console().print("[yellow]interrupted[/]: finished outputs are kept; re-run to resume")
             raise typer.Exit(130)  # noqa: B904 - an exit code, not an error; no chained exception (unchanged)

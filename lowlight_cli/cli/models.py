@@ -39,8 +39,9 @@ def models_list() -> None:
     from rich.console import Console
     from rich.table import Column, Table
 
-    from lowlight_cli.checkpoints.locate import known_models, sam_checkpoint_name
+    from lowlight_cli.checkpoints.locate import known_models
     from lowlight_cli.settings import EnhanceSettings
+    from lowlight_cli.settings.names import sam_size
 
     models = known_models()
     # Three columns fit 80 characters, one line per model; each source follows on its own line.
@@ -58,7 +59,7 @@ def models_list() -> None:
     out.print(table)
     for model in models:
         out.print(f"{model.name}: {model.source}", highlight=False)
-    sam = next(m for m in models if m.name == sam_checkpoint_name(EnhanceSettings().sam_model))
+    sam = next(m for m in models if m.name == sam_size(EnhanceSettings().sam_model).checkpoint)
     out.print(
         f"--prior auto: {sam.name} if downloaded, else built-in (now: {'SAM' if sam.path else 'built-in'})",
         highlight=False,

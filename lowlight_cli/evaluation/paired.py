@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lowlight_cli.errors import InputError, UsageError
+from lowlight_cli.errors import InputError, Setting, UsageError
 from lowlight_cli.evaluation.baselines import BASELINES
 from lowlight_cli.evaluation.metrics import gt_mean_scaled, psnr, ssim
 from lowlight_cli.io.datasets import paired_rows
@@ -62,11 +62,11 @@ def evaluate_pairs(
 ) -> Summary:
     """Mean PSNR/SSIM over the pairs in `data`; `on_output(low, output, target)` sees each pair's images."""
     if method != "model" and method not in BASELINES:
-        raise UsageError(f"unknown --method '{method}' (choose from model, {', '.join(BASELINES)})")
+        raise UsageError(Setting("method"), f" '{method}' is not one of model, {', '.join(BASELINES)}")
     if split not in {"val", "train", "all"}:
-        raise UsageError(f"unknown --split '{split}' (choose from val, train, all)")
+        raise UsageError(Setting("split"), f" '{split}' is not one of val, train, all")
     if limit < 0:
-        raise UsageError(f"--limit must be at least 0 (0 = all pairs), got {limit}")
+        raise UsageError(Setting("limit"), f" must be at least 0 (0 = all pairs), got {limit}")
     rows_in = paired_rows(data, split)
     if not rows_in:
         raise UsageError(f"{data}: no pairs found (expected pairs.csv or low/ + high/ folders)")

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from lowlight_cli.errors import InputError, OutputError
+from lowlight_cli.errors import InputError, OutputError, Setting
 from lowlight_cli.imaging.pixels import quantise
 from lowlight_cli.io.atomic import commit, discard, temporary_beside
 from lowlight_cli.io.images import IMAGE_SUFFIXES, load_image, same_file, save_image
@@ -326,7 +326,7 @@ def open_sink(target: Path, source: FrameSource, frame_format: str | None = None
         if same_file(target, source.path) or target.resolve() == source.path.resolve():
             raise OutputError(f"{target}: refusing to write over the input video")
         if target.exists() and not overwrite:
-            raise OutputError(f"{target}: already exists (use --overwrite to replace it)")
+            raise OutputError(f"{target}: already exists (use ", Setting("overwrite"), " to replace it)")
         audio = (source.path, source.start_time) if source.has_audio else None
         return VideoSink(target, source.fps, source.size, audio)
     if target.suffix and not target.is_dir():
@@ -361,8 +361,9 @@ class FolderSink(FrameSink):
             clash = next((stem for stem in stems if stems.count(stem) > 1), None)
             if clash is not None:
                 raise OutputError(
-                    f"frames named {clash}.* in several formats would be written to one "
-                    f"{clash}{suffix}: leave out --frame-format to keep each frame's own"
+                    f"frames named {clash}.* in several formats would be written to one {clash}{suffix}: leave out ",
+                    Setting("frame_format"),
+                    " to keep each frame's own",
                 )
         self.folder, self.suffix, self.resume, self.names = Path(folder), suffix, resume, names
 

@@ -30,18 +30,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from lowlight_cli.errors import DeviceError, UsageError, WeightsError
+from lowlight_cli.errors import DeviceError, Setting, UsageError, WeightsError
 from lowlight_cli.priors.cache import PriorCache
 from lowlight_cli.priors.fallback import prepare_for_segmentation
 from lowlight_cli.priors.region_prior import RegionPrior
 from lowlight_cli.priors.sam_convert import (
-    SAM_ARCHS,
     SamArch,
     build_sam,
     check_checkpoint,
     load_sam,
     validate_model_type,
 )
+from lowlight_cli.settings.names import DEFAULT_SAM_MODEL
 
 _DEFAULT = object()
 
@@ -192,7 +192,7 @@ class SamPriorProducer:
     ) -> None:
         if arch is None and checkpoint is not None:
             validate_model_type(sam_model)
-        patch = (arch or SAM_ARCHS["vit_b"]).patch_size
+        patch = arch.patch_size if arch is not None else SamArch.patch_size  # the same in every released size
         if encoder_size % patch or encoder_size < 4 * patch:
             raise UsageError(
                 f"SAM encoder size must be a multiple of {patch} and at least {4 * patch}, got {encoder_size}"
@@ -239,7 +239,7 @@ class SamPriorProducer:
         self.last_timings: dict[str, float] = {}
 
     @classmethod
-    def from_model(cls, sam, sam_model: str = "vit_b", **kwargs: Any) -> SamPriorProducer:
+    def from_model(cls, sam, sam_model: str = DEFAULT_SAM_MODEL, **kwargs: Any) -> SamPriorProducer:
         """A producer around an already-built segment-anything `Sam` (adapted in place to encoder_size)."""
         producer = cls(sam_model, None, **kwargs)
         producer._sam = sam.to(producer.device).eval()
@@ -332,7 +332,11 @@ class SamPriorProducer:
                 masks = generator.generate(image)
         except torch.OutOfMemoryError:
             raise DeviceError(
-                f"out of memory running SAM on {self.device}: use --device cpu or a smaller SAM (--sam-model vit_b)"
+                f"out of memory running SAM on {self.device}: use ",
+                Setting("device"),
+                " cpu or a smaller SAM (",
+                Setting("sam_model"),
+                f" {DEFAULT_SAM_MODEL})",
             ) from None
         elapsed = time.perf_counter() - start
         encoder = generator.predictor.encoder_seconds

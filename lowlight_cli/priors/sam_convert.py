@@ -25,8 +25,8 @@ from typing import Literal, overload
 import torch
 from torch import Tensor
 
-from lowlight_cli.errors import WeightsError
-from lowlight_cli.settings import SAM_MODEL_TYPES, check_choice
+from lowlight_cli.errors import Setting, WeightsError
+from lowlight_cli.settings.names import SAM_SIZES, sam_size
 
 # segment-anything's pixel normalisation (Sam.pixel_mean / pixel_std): non-persistent buffers.
 PIXEL_MEAN = (123.675, 116.28, 103.53)
@@ -55,10 +55,10 @@ class SamArch:
     num_multimask_outputs: int = 3
 
 
+# The released sizes (settings.names.SAM_SIZES: their names and the encoder that sets them apart).
 SAM_ARCHS: dict[str, SamArch] = {
-    "vit_b": SamArch(embed_dim=768, depth=12, num_heads=12, global_attn_indexes=(2, 5, 8, 11)),
-    "vit_l": SamArch(embed_dim=1024, depth=24, num_heads=16, global_attn_indexes=(5, 11, 17, 23)),
-    "vit_h": SamArch(embed_dim=1280, depth=32, num_heads=16, global_attn_indexes=(7, 15, 23, 31)),
+    name: SamArch(size.embed_dim, size.depth, size.num_heads, size.global_attn_indexes)
+    for name, size in SAM_SIZES.items()
 }
 
 
@@ -309,9 +309,14 @@ def check_shapes(
     else:
         example = f"{unexpected[0]} is not part of SAM"
     guess = _guess_model_type(found)
-    hint = f"; it looks like a {guess} checkpoint: use --sam-model {guess}" if guess and guess != model_type else ""
+    hint = (
+        (f"; it looks like a {guess} checkpoint: use ", Setting("sam_model"), f" {guess}")
+        if guess != model_type
+        else ()
+    )
     raise WeightsError(
-        f"SAM checkpoint {path} does not match {model_type} (tensors: {', '.join(parts)}; e.g. {example}){hint}"
+        f"SAM checkpoint {path} does not match {model_type} (tensors: {', '.join(parts)}; e.g. {example})",
+        *(hint if guess else ()),
     )
 
 
@@ -347,7 +352,8 @@ def read_safetensors(path: Path, *, header_only: bool = False) -> dict[str, Tens
 
 
 def validate_model_type(model_type: str) -> None:
-    check_choice("sam_model", model_type, SAM_MODEL_TYPES)
+    """`ValueError` unless `model_type` is a released SAM size."""
+    sam_size(model_type)
 
 
 def expected_shapes(model_type: str, model=None) -> dict[str, tuple[int, ...]]:

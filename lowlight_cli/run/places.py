@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import TypeVar, cast
 
-from lowlight_cli.errors import InputError, OutputError, UsageError
+from lowlight_cli.errors import InputError, OutputError, Setting, UsageError
 from lowlight_cli.io.images import IMAGE_SUFFIXES, check_writable, default_suffix, is_image_name, supported_formats
 from lowlight_cli.run.tasks import PhotoTask, VideoTask
 from lowlight_cli.settings import VideoSettings
@@ -230,8 +230,11 @@ def describe_unsupported(names: list[str], shown: int = 5) -> str:
     return f"{len(names)} unsupported file{'s' if len(names) != 1 else ''} skipped: {listed}"
 
 
-def no_images_message(folder: Place, recursive: bool, unsupported: list[str]) -> str:
-    """What `batch` says when it finds nothing to enhance: names what it skipped, if anything."""
+def no_images_message(folder: Place, recursive: bool, unsupported: list[str]) -> tuple[str, ...]:
+    """What `batch` says when it finds nothing to enhance (an error's parts): names what it skipped, if anything."""
     if unsupported:
-        return f"{folder}: no supported images; {describe_unsupported(unsupported)} (supported: {supported_formats()})"
-    return f"no images found in {folder}" + ("" if recursive else " (use --recursive for sub-folders)")
+        return (
+            f"{folder}: no supported images; {describe_unsupported(unsupported)} (supported: {supported_formats()})",
+        )
+    found = f"no images found in {folder}"
+    return (found,) if recursive else (found, " (use ", Setting("recursive"), " for sub-folders)")

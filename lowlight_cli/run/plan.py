@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lowlight_cli.errors import InputError, OutputError, UsageError
+from lowlight_cli.errors import InputError, OutputError, Setting, UsageError
 from lowlight_cli.io.images import check_folder_writable, writable_ancestor
 from lowlight_cli.run.places import (
     default_folder_location,
@@ -30,6 +30,8 @@ from lowlight_cli.run.policy import Outcome
 from lowlight_cli.run.tasks import Task
 from lowlight_cli.settings import VideoSettings
 from lowlight_cli.storage import STALE_AFTER_S, Location, is_remote, sweep_temporaries_of
+
+RAY = Setting("ray")  # `video DIR --ray`: an option of the command, named as the library names it
 
 
 @dataclass
@@ -168,7 +170,7 @@ def plan_folder(
     outside = None if same_place(source, target) else target
     unsupported = unsupported_images(source, recursive, pattern, exclude=outside)  # listed, never skipped silently
     if not tasks:
-        raise InputError(no_images_message(source, recursive, unsupported))
+        raise InputError(*no_images_message(source, recursive, unsupported))
     return Plan.of(list(tasks), overwrite, unsupported, sweep_stale_temporaries(tasks))
 
 
@@ -182,13 +184,15 @@ def sweep_stale_temporaries(tasks: Sequence[Task]) -> list[str]:
 def plan_videos(source: Path, output: Path | None, settings: VideoSettings, overwrite: bool) -> Plan:
     """`video DIR --ray`: every video file in DIR into OUT (default `<DIR>_enhanced`), each a whole task."""
     if settings.frame_format is not None or settings.fps is not None:
-        raise UsageError("--frame-format and --fps are for frames folders; --ray takes a folder of video files")
+        raise UsageError(
+            Setting("frame_format"), " and ", Setting("fps"), " are for frames folders; ", RAY, " takes video files"
+        )
     if not source.is_dir():
-        raise UsageError(f"--ray takes a folder of videos; {source} is one file (run without --ray)")
+        raise UsageError(RAY, f" takes a folder of videos; {source} is one file (run without ", RAY, ")")
     target = output or default_folder_output(source)
     if target.resolve() == source.resolve():
         raise UsageError("-o must differ from the input folder (inputs are never overwritten)")
     tasks = folder_video_tasks(source, target, settings)
     if not tasks:
-        raise InputError(f"{source}: no video files (a folder of frames is one video: run without --ray)")
+        raise InputError(f"{source}: no video files (a folder of frames is one video: run without ", RAY, ")")
     return Plan.of(list(tasks), overwrite, swept=sweep_stale_temporaries(tasks))

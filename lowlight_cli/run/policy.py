@@ -40,7 +40,7 @@ def guarded(source: object, work: Callable[[], Status], contain_unexpected: bool
     except LowlightError as exc:
         return Outcome("failed", str(exc))
     except MemoryError:
-        return Outcome("failed", f"{source}: out of memory (try a smaller --work-size)")
+        return Outcome("failed", f"{source}: out of memory (try a smaller work_size)")
     except RunFailed:
         raise
     except Exception as exc:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lowlight_cli.errors import LowlightError, UsageError
+from lowlight_cli.errors import LowlightError, Setting, UsageError
 
 FORWARDED_ENV = (
     "AWS_",
@@ -35,6 +35,8 @@ FORWARDED_ENV = (
     "PYTORCH_",
 )
 RAY_EXTRA = 'pip install "lowlight-cli[ray]"'
+# The cluster's options, as errors name them (the CLI words them `--ray`, `--workers`, ...).
+RAY, WORKERS, GPUS, DEVICE = Setting("ray"), Setting("workers"), Setting("gpus_per_worker"), Setting("device")
 
 
 @dataclass(frozen=True)
@@ -57,19 +59,19 @@ def parse_workers(text: str | None) -> tuple[int, int] | None:
     except ValueError:
         numbers = []
     if len(numbers) not in (1, 2) or min(numbers) < 1 or numbers[0] > numbers[-1]:
-        raise UsageError(f"--workers {text}: give N or MIN,MAX with 1 <= MIN <= MAX")
+        raise UsageError(WORKERS, f" {text}: give N or MIN,MAX with 1 <= MIN <= MAX")
     return numbers[0], numbers[-1]
 
 
 def check_options(options: RayOptions, device: str) -> None:
     if options.cpus_per_worker <= 0:
-        raise UsageError(f"--cpus-per-worker must be more than 0, got {options.cpus_per_worker:g}")
+        raise UsageError(Setting("cpus_per_worker"), f" must be more than 0, got {options.cpus_per_worker:g}")
     if options.gpus_per_worker < 0:
-        raise UsageError(f"--gpus-per-worker must be at least 0, got {options.gpus_per_worker:g}")
+        raise UsageError(GPUS, f" must be at least 0, got {options.gpus_per_worker:g}")
     if device == "cuda" and options.gpus_per_worker == 0:
-        raise UsageError("--device cuda with --ray needs --gpus-per-worker (Ray gives a worker no GPU otherwise)")
+        raise UsageError(DEVICE, " cuda with ", RAY, " needs ", GPUS, " (Ray gives a worker no GPU otherwise)")
     if device == "mps":
-        raise UsageError("--device mps does not work in Ray workers; use --device cpu or auto")
+        raise UsageError(DEVICE, " mps does not work in Ray workers; use ", DEVICE, " cpu or auto")
 
 
 def forwarded_env() -> dict[str, str]:
@@ -81,7 +83,7 @@ def import_ray() -> Any:
         import ray
         import ray.data  # noqa: F401
     except ImportError:
-        raise UsageError(f"--ray needs Ray: {RAY_EXTRA}") from None
+        raise UsageError(RAY, f" needs Ray: {RAY_EXTRA}") from None
     return ray
 
 
@@ -147,14 +149,16 @@ def connect(address: str | None, verbose: bool = False) -> Cluster:
         except ConnectionError as exc:
             if address == "auto" and not os.environ.get("RAY_ADDRESS"):
                 raise LowlightError(
-                    "--ray auto: no running Ray cluster found (start one with `ray start --head`, "
-                    "set RAY_ADDRESS, or give --ray alone for a local cluster)"
+                    RAY,
+                    " auto: no running Ray cluster found (start one with `ray start --head`, set RAY_ADDRESS, or give ",
+                    RAY,
+                    " alone for a local cluster)",
                 ) from None
             raise LowlightError(
-                f"--ray {address or os.environ.get('RAY_ADDRESS', '')}: no Ray cluster reachable ({exc})"
+                RAY, f" {address or os.environ.get('RAY_ADDRESS', '')}: no Ray cluster reachable ({exc})"
             ) from None
         except (ValueError, RuntimeError) as exc:
-            raise LowlightError(f"--ray {address or ''}: cannot start or join Ray: {exc}") from None
+            raise LowlightError(RAY, f" {address or ''}: cannot start or join Ray: {exc}") from None
         cluster = Cluster(ray, started_here=not existing, connected_here=True)
     resources = ray.cluster_resources()
     cluster.cpus, cluster.gpus = float(resources.get("CPU", 0)), float(resources.get("GPU", 0))
@@ -183,6 +187,6 @@ def pool_size(options: RayOptions, cluster: Cluster, files: int, notify: Callabl
             f"{cluster.gpus:g} GPU"
         )
         if cluster.started_here or (not options.workers and fits == 0):
-            raise UsageError(f"{message} (lower --workers or the per-worker share)")
+            raise UsageError(f"{message} (lower ", WORKERS, " or the per-worker share)")
         notify(f"{message}: waiting for the cluster to grow")
     return low, high

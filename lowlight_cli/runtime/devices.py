@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from lowlight_cli.errors import DeviceError
-from lowlight_cli.settings import DEVICE_CHOICES, check_choice
+from lowlight_cli.errors import DeviceError, Setting
+from lowlight_cli.settings import DEVICE_CHOICES
+
+DEVICE = Setting("device")
 
 
 def mps_available() -> bool:
@@ -13,16 +15,19 @@ def mps_available() -> bool:
 
 
 def resolve_device(name: str) -> torch.device:
-    """auto → CUDA, then MPS, then CPU; an explicit device that is missing is a clear error."""
-    check_choice("device", name, DEVICE_CHOICES)
+    """auto → CUDA, then MPS, then CPU; an explicit device that is missing is a clear error.
+
+    `name` is a validated setting (`EnhanceSettings.device`): another is a `ValueError`."""
+    if name not in DEVICE_CHOICES:
+        raise ValueError(f"unknown device {name!r}: one of {', '.join(DEVICE_CHOICES)}")
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         return torch.device("mps") if mps_available() else torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("--device cuda: no CUDA GPU is available to this torch build (use --device cpu)")
+        raise DeviceError(DEVICE, " cuda: no CUDA GPU is available to this torch build (use ", DEVICE, " cpu)")
     if name == "mps" and not mps_available():
-        raise DeviceError("--device mps: Apple MPS is not available on this machine (use --device cpu)")
+        raise DeviceError(DEVICE, " mps: Apple MPS is not available on this machine (use ", DEVICE, " cpu)")
     return torch.device(name)
 
 

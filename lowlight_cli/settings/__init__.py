@@ -2,7 +2,8 @@
 
 `EnhanceSettings` (enhance.py: every enhancing command and the Python API),
 `VideoSettings` (video.py: `lowlight video`'s own), `TrainSettings`
-(train.py: `lowlight train`, and recipe files of them). Each default and
+(train.py: `lowlight train`, and recipe files of them). The names the
+registries hold (prior kinds, SAM sizes) are in names.py. Each default and
 help text is written once, in its dataclass; a bad value is a `SettingError`
 (common.py) that names the setting and words it as its command-line option.
 """
@@ -19,11 +20,10 @@ from lowlight_cli.settings.enhance import (
     DEVICE_CHOICES,
     HIGHLIGHT_MODES,
     MAX_EXPOSURE,
-    PRIOR_KINDS,
-    SAM_MODEL_TYPES,
     EnhanceSettings,
     check_steps,
 )
+from lowlight_cli.settings.names import PRIOR_KINDS, SAM_MODEL_TYPES
 from lowlight_cli.settings.train import TrainSettings
 from lowlight_cli.settings.video import VideoSettings
 

@@ -8,10 +8,11 @@ options from that metadata (`cli/options.py`), so defaults and help are
 written once, in the dataclass.
 
 A bad value raises `SettingError`, which names the setting (`.setting`, the
-field name) and words its message with the command-line option the field is
-exposed as (`--steps must be at least 1, got 0`): the CLI's options and the
-library's keyword arguments are the same settings. A field shared by two
-classes (`steps`, `seed`, `device`, ...) has the same flag in both.
+field name) as the library does (`steps must be at least 1, got 0`); the CLI
+words it with the command-line option the field is exposed as (`--steps must
+be at least 1, got 0`, `option_name`), as it does every setting an error
+names (`errors.Setting`). A field shared by two classes (`steps`, `seed`,
+`device`, ...) has the same flag in both.
 """
 
 from __future__ import annotations
@@ -20,18 +21,20 @@ import dataclasses
 from dataclasses import fields
 from typing import Any, TypeVar
 
-from lowlight_cli.errors import UsageError
+from lowlight_cli.errors import Setting, UsageError
 
 SETTINGS_CLASSES: list[type] = []  # every `Settings` subclass, in definition order: where flags are looked up
 S = TypeVar("S", bound="Settings")
 
 
 class SettingError(UsageError):
-    """An invalid setting: `setting` is the field's name, the message uses its command-line option."""
+    """An invalid setting: `setting` is the field's name, which the message starts with (`work_size must be ...`);
+    the CLI words it as its command-line option (`--work-size must be ...`)."""
 
-    def __init__(self, setting: str, reason: str) -> None:
-        self.setting, self.reason = setting, reason
-        super().__init__(f"{option_name(setting)} {reason}")
+    def __init__(self, setting: str, *reason: str) -> None:
+        """`reason`'s parts follow the setting's name; a `Setting` among them names another setting."""
+        self.setting, self.reason = setting, "".join(reason)
+        super().__init__(Setting(setting), " ", *reason)
 
 
 class Settings:
@@ -79,7 +82,7 @@ def check_at_least(setting: str, value: float | None, least: float, unit: str = 
         raise SettingError(setting, f"must be at least {least:g}{unit}, got {value}")
 
 
-def check_share(setting: str, value: float, most: float = 1.0, most_text: str = "1") -> None:
-    """A share: within [0, `most`] (`most_text` says what `most` is)."""
+def check_share(setting: str, value: float, most: float = 1.0, most_text: tuple[str, ...] = ("1",)) -> None:
+    """A share: within [0, `most`] (`most_text`, message parts, says what `most` is)."""
     if not 0 <= value <= most:
-        raise SettingError(setting, f"must be in [0, {most_text}], got {value}")
+        raise SettingError(setting, "must be in [0, ", *most_text, f"], got {value}")

@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lowlight_cli.settings.common import SettingError, Settings, check_at_least, check_choice, meta
+from lowlight_cli.settings.names import DEFAULT_SAM_MODEL, PRIOR_KINDS, SAM_MODEL_TYPES
 
 DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
-PRIOR_KINDS = ("auto", "sam", "fallback", "none")
 HIGHLIGHT_MODES = ("curve", "local")
-SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h")
 
 DEFAULT_MODEL = "lowlight-default"
 DEFAULT_STEPS = 1
@@ -92,7 +91,7 @@ class EnhanceSettings(Settings):
         ),
     )
     sam_model: str = field(
-        default="vit_b", metadata=meta("--sam-model", None, "SAM size for --prior sam/auto.", SAM_MODEL_TYPES)
+        default=DEFAULT_SAM_MODEL, metadata=meta("--sam-model", None, "SAM size for --prior sam/auto.", SAM_MODEL_TYPES)
     )
     sam_checkpoint: Path | None = field(
         default=None,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lowlight_cli.errors import InputError, UsageError
+from lowlight_cli.errors import InputError, Setting, UsageError
 from lowlight_cli.settings.common import (
     SettingError,
     Settings,
@@ -28,9 +28,9 @@ from lowlight_cli.settings.common import (
     check_choice,
     check_share,
     meta,
-    option_name,
 )
-from lowlight_cli.settings.enhance import DEVICE_CHOICES, PRIOR_KINDS, SAM_MODEL_TYPES
+from lowlight_cli.settings.enhance import DEVICE_CHOICES
+from lowlight_cli.settings.names import DEFAULT_SAM_MODEL, PRIOR_KINDS, SAM_MODEL_TYPES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -216,7 +216,7 @@ class TrainSettings(Settings):
         ),
     )
     sam_model: str = field(
-        default="vit_b", metadata=meta("--sam-model", None, "SAM size when --prior sam.", SAM_MODEL_TYPES)
+        default=DEFAULT_SAM_MODEL, metadata=meta("--sam-model", None, "SAM size when --prior sam.", SAM_MODEL_TYPES)
     )
     sam_checkpoint: Path | None = field(
         default=None, metadata=meta("--sam-checkpoint", None, "Local SAM checkpoint (.safetensors).")
@@ -266,20 +266,18 @@ class TrainSettings(Settings):
                 "base_channels", f"must be a multiple of 8 (group normalisation), got {self.base_channels}"
             )
         if self.tone_parts == "look" and not self.look:
-            raise SettingError("tone_parts", f"look needs the look head ({option_name('look')})")
+            raise SettingError("tone_parts", "look needs the look head (", Setting("look"), ")")
         if self.tone_steps and not self.tone:
-            raise SettingError("tone_steps", f"needs a tone branch: use {option_name('tone_steps')} 0 without one")
+            raise SettingError("tone_steps", "needs a tone branch: use ", Setting("tone_steps"), " 0 without one")
 
     def check_losses(self) -> None:
         for name in ("ssim_weight", "colour_weight", "semantic_weight"):
             check_at_least(name, getattr(self, name), 0)
         check_share("native_share", self.native_share)
         check_share("final_step_share", self.final_step_share)
-        check_share(
-            "refine_share", self.refine_share, 1 - self.final_step_share, f"1 - {option_name('final_step_share')}"
-        )
+        check_share("refine_share", self.refine_share, 1 - self.final_step_share, ("1 - ", Setting("final_step_share")))
         if self.refine_share and self.no_diffusion:
-            raise SettingError("refine_share", f"needs a diffusion model (not {option_name('no_diffusion')})")
+            raise SettingError("refine_share", "needs a diffusion model (not ", Setting("no_diffusion"), ")")
 
     def check_ready(self) -> None:
         """What a run needs beyond valid settings: data to train on and a checkpoint to write."""
@@ -324,7 +322,7 @@ class RecipeError(SettingError):
 
     def __init__(self, path: Path, setting: str, reason: str) -> None:
         self.setting, self.reason = setting, reason
-        UsageError.__init__(self, f"{path}: {setting} {reason}")
+        UsageError.__init__(self, f"{path}: {setting} {reason}")  # the file's name for it, not a Setting part
 
 
 def read_recipe(path: Path) -> dict[str, Any]:

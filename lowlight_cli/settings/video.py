@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lowlight_cli.settings.common import SettingError, Settings, check_at_least, check_choice, meta, option_name
+from lowlight_cli.errors import Setting
+from lowlight_cli.settings.common import SettingError, Settings, check_at_least, check_choice, meta
 
 FRAME_FORMATS = ("png", "jpg")  # what a frames-folder output is written as
 DEFAULT_FOLDER_FPS = 30  # the frame rate of a frames folder, which has none of its own
@@ -57,7 +58,7 @@ class VideoSettings(Settings):
     def __post_init__(self) -> None:
         check_at_least("start", self.start, 0, " seconds")
         if self.end is not None and self.end <= (self.start or 0.0):
-            raise SettingError("end", f"({self.end}) must be after {option_name('start')} ({self.start or 0})")
+            raise SettingError("end", f"({self.end}) must be after ", Setting("start"), f" ({self.start or 0})")
         check_at_least("max_frames", self.max_frames, 1)
         if not 0.0 <= self.smoothing < 1.0:
             raise SettingError("smoothing", f"must be in [0, 1), got {self.smoothing}")

@@ -17,7 +17,7 @@ from typing import cast
 
 from lowlight_cli.errors import OutputError
 from lowlight_cli.models.config import ModelConfig
-from lowlight_cli.settings import SettingError, TrainSettings, option_name
+from lowlight_cli.settings import SettingError, TrainSettings
 from lowlight_cli.training.data import TrainingData
 from lowlight_cli.training.trainer import TrainOptions, run_options
 
@@ -33,7 +33,7 @@ def resolve_init(settings: TrainSettings, config: ModelConfig) -> Path | None:
     from lowlight_cli.training.trainer import INIT_REMEDY, check_continuation, state_path
 
     init, out = settings.init, settings.out
-    init_path = None if init is None else resolve_model_path(init, option_name("init"))
+    init_path = None if init is None else resolve_model_path(init, "init")
     if init_path is not None and out is not None and not state_path(out).exists():
         check_continuation(load_checkpoint(init_path).config, config, init_path, lambda message: None, INIT_REMEDY)
     return init_path

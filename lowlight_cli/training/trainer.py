@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from lowlight_cli.diffusion.ddim import DDIMScheduler
 from lowlight_cli.diffusion.sampling import start_of_sampling
-from lowlight_cli.errors import UsageError
+from lowlight_cli.errors import Setting, UsageError
 from lowlight_cli.io.atomic import atomic_path
 from lowlight_cli.models.checkpoint import (
     load_checkpoint,
@@ -35,7 +35,7 @@ from lowlight_cli.models.condition import Conditioning, develop
 from lowlight_cli.models.config import ModelConfig
 from lowlight_cli.models.denoiser import PriorGuidedDenoiser
 from lowlight_cli.models.tone import ToneEstimator, apply_tone, gain_loss, target_gains, with_gains
-from lowlight_cli.settings import TrainSettings, option_name
+from lowlight_cli.settings import TrainSettings
 from lowlight_cli.training.data import TrainingData
 from lowlight_cli.training.losses import diffusion_loss, semantic_context_loss, structure_and_colour
 
@@ -217,14 +217,14 @@ ARCHITECTURE_FIELDS = ("base_channels", "channel_mults", "token_dim", "attn_head
 
 
 def check_continuation(
-    stored: ModelConfig, config: ModelConfig, path: Path, notify: Callable[[str], None], remedy: str
+    stored: ModelConfig, config: ModelConfig, path: Path, notify: Callable[[str], None], remedy: tuple[str, ...]
 ) -> None:
-    """Refuse weights of another architecture; say which recipe options change."""
+    """Refuse weights of another architecture (the message ends with `remedy`'s parts); say which options change."""
     stored_fields, current = asdict(stored), asdict(config)
     changed = [key for key in current if stored_fields[key] != current[key]]
     shape = [key for key in changed if key in ARCHITECTURE_FIELDS]
     if shape:
-        raise UsageError(f"{path} is a model of another architecture ({', '.join(shape)} differ): {remedy}")
+        raise UsageError(f"{path} is a model of another architecture ({', '.join(shape)} differ): ", *remedy)
     if changed:
         notify(
             f"continuing {path.name} with changed options: "
@@ -233,8 +233,10 @@ def check_continuation(
 
 
 INIT_REMEDY = (
-    f"{option_name('init')} needs a checkpoint of the architecture the settings describe "
-    f"({option_name('base_channels')})"
+    Setting("init"),
+    " needs a checkpoint of the architecture the settings describe (",
+    Setting("base_channels"),
+    ")",
 )
 
 
@@ -258,7 +260,7 @@ def load_state(
         config,
         path,
         notify,
-        "resume with the same options, or write to another --out",
+        ("resume with the same settings, or write to another ", Setting("out")),
     )
     tensors = load_file(str(path))
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
