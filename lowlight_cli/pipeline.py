@@ -19,7 +19,7 @@ import torch
 
 from lowlight_cli.checkpoints.locate import resolve_model_path
 from lowlight_cli.diffusion.sampling import sample_residual
-from lowlight_cli.errors import DeviceError
+from lowlight_cli.errors import DeviceError, Setting
 from lowlight_cli.imaging.colour import REC601, luma
 from lowlight_cli.imaging.prepare import WorkingCopy, developed, shrink, to_tensor
 from lowlight_cli.imaging.reconstruct import reconstruct
@@ -115,7 +115,7 @@ class Enhancer:
         check_steps(settings.steps, config.num_train_timesteps)
         prior = settings.prior
         if not config.use_prior and prior != "none":
-            notify("this model was trained without region priors: running it with --prior none")
+            notify("this model was trained without region priors: running it without one (prior none)")
             prior = "none"
         self.prior_fn = make_prior_fn(
             prior,
@@ -254,10 +254,9 @@ class Enhancer:
         )
 
     def out_of_memory(self) -> DeviceError:
-        hint = "a smaller --tile" if self.full_res else "a smaller --work-size"
-        return DeviceError(
-            f"out of memory on {self.device}: try {hint}" + (", or --device cpu" if self.device.type != "cpu" else "")
-        )
+        hint = Setting("tile" if self.full_res else "work_size")
+        other = (", or ", Setting("device"), " cpu") if self.device.type != "cpu" else ()
+        return DeviceError(f"out of memory on {self.device}: try a smaller ", hint, *other)
 
     def enhance(self, rgb: np.ndarray, prior: RegionPrior | None = None) -> EnhanceResult:
         """Enhance an H×W×3 float image in [0,1]; `prior` (at working resolution) skips prior extraction."""

@@ -94,4 +94,4 @@ def test_settings_are_validated_when_changed_and_checked_against_the_model():
         Enhancer(tiny_model(), device="cpu", prior="none", steps=51)
     notes = []
     Enhancer(tiny_model(use_prior=False), device="cpu", prior="fallback", notify=notes.append)
-    assert notes == ["this model was trained without region priors: running it with --prior none"]
+    assert notes == ["this model was trained without region priors: running it without one (prior none)"]

@@ -77,7 +77,7 @@ def test_the_local_executor_reports_each_task_and_calls_back_per_result(tmp_path
     )
     report = executor.run(Plan.of(tasks, overwrite=False), on_advance=lambda t: advanced.append(t.source.name))
     assert report.done == [tasks[0]] and report.skipped == [tasks[2]] and [t for t, _ in report.failed] == [tasks[1]]
-    assert "bad.png" in report.failed[0][1] and not (tmp_path / "out" / "bad.png").exists()
+    assert "bad.png" in str(report.failed[0][1]) and not (tmp_path / "out" / "bad.png").exists()
     assert seen == [("good.png", (64, 48), (48, 64, 3), ["prepare", "prior", "reconstruct", "sample"])]
     assert advanced == ["good.png", "bad.png"]  # only what runs: the plan's skipped ones are counted up front
     again = LocalExecutor(lambda: pytest.fail("no model is needed")).run(Plan.of(tasks[:1], overwrite=False))

@@ -171,8 +171,8 @@ def test_local_batch_reads_and_writes_s3_with_the_disk_batch_bytes(s3, tmp_path,
     jobs, _ = plan(Location.of(s3.url("dark")), Location.of(s3.url("bright")), False, None, None)
     report = executor.run(Plan.of(jobs, overwrite=False))
     assert [str(job.target) for job in report.done] == [s3.url(f"bright/{p.name}") for p in inputs]
-    assert [str(job.source) for job, _ in report.failed] == [s3.url("dark/broken.jpg")]
-    assert report.failed[0][1].startswith(f"{s3.url('dark/broken.jpg')}: not a supported image")  # named as written
+    assert [str(job.source) for job, _ in report.failed] == [s3.url("dark/broken.jpg")]  # named as written
+    assert str(report.failed[0][1]).startswith(f"{s3.url('dark/broken.jpg')}: not a supported image")
     for path in inputs:  # the same encoder, metadata and quality rule as on disk: the same bytes
         assert s3.get(f"bright/{path.name}") == (tmp_path / "bright" / path.name).read_bytes()
     # Resume: finished outputs in the bucket are skipped.

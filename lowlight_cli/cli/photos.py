@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from lowlight_cli.cli.app import STATE, LowlightCommand, app, console, handle_errors
+from lowlight_cli.cli.app import STATE, LowlightCommand, app, console, flag, handle_errors
 from lowlight_cli.cli.cluster import CPUS_PER_WORKER, GPUS_PER_WORKER, RAY, WORKERS
 from lowlight_cli.cli.options import build_enhancer, settings_options
 from lowlight_cli.settings import EnhanceSettings
@@ -53,11 +53,13 @@ def summarise(report) -> None:
     """Print what happened; exit 1 if anything failed."""
     from rich.markup import escape
 
+    from lowlight_cli.errors import LowlightError
     from lowlight_cli.run.places import describe_unsupported
 
     out = console()
     for _job, reason in report.failed:
-        out.print(f"[red]failed[/] {escape(reason)}", highlight=False)
+        worded = reason.worded(flag) if isinstance(reason, LowlightError) else reason
+        out.print(f"[red]failed[/] {escape(worded)}", highlight=False)
     parts = [f"{len(report.done)} enhanced"]
     if report.skipped:
         parts.append(f"{len(report.skipped)} skipped (output exists; --overwrite to redo)")

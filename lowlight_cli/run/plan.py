@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lowlight_cli.errors import InputError, OutputError, Setting, UsageError
+from lowlight_cli.errors import InputError, LowlightError, OutputError, Setting, UsageError
 from lowlight_cli.io.images import check_folder_writable, writable_ancestor
 from lowlight_cli.run.places import (
     default_folder_location,
@@ -40,7 +40,7 @@ class Report:
 
     done: list[Task] = field(default_factory=list)
     skipped: list[Task] = field(default_factory=list)
-    failed: list[tuple[Task, str]] = field(default_factory=list)
+    failed: list[tuple[Task, str | LowlightError]] = field(default_factory=list)
     unsupported: list[str] = field(default_factory=list)  # pictures `batch` could not read, listed in its summary
 
     def add(self, task: Task, outcome: Outcome) -> None:

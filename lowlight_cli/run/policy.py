@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from lowlight_cli.errors import LowlightError
+from lowlight_cli.errors import DeviceError, LowlightError, Setting
 
 Status = Literal["done", "skipped", "failed"]
 
@@ -26,7 +26,7 @@ class Outcome:
     """What running one task came to: done, skipped (its output was there) or failed with `reason`."""
 
     status: Status
-    reason: str = ""
+    reason: str | LowlightError = ""  # an error keeps its parts, so the CLI words the settings it names
 
 
 class RunFailed(Exception):
@@ -38,9 +38,9 @@ def guarded(source: object, work: Callable[[], Status], contain_unexpected: bool
     try:
         return Outcome(work())
     except LowlightError as exc:
-        return Outcome("failed", str(exc))
+        return Outcome("failed", exc)
     except MemoryError:
-        return Outcome("failed", f"{source}: out of memory (try a smaller work_size)")
+        return Outcome("failed", DeviceError(f"{source}: out of memory (try a smaller ", Setting("work_size"), ")"))
     except RunFailed:
         raise
     except Exception as exc:

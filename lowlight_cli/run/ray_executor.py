@@ -122,7 +122,9 @@ class EnhanceWorker:
                 else guarded(task.source, partial(self.run_task, task), contain_unexpected=True)
             )
             for key, value in zip(
-                rows, (os.fspath(task.target), outcome.status, outcome.reason, time.perf_counter() - began), strict=True
+                rows,
+                (os.fspath(task.target), outcome.status, str(outcome.reason), time.perf_counter() - began),
+                strict=True,
             ):
                 rows[key].append(value)
         return rows
