@@ -26,8 +26,8 @@ class WorkingCopy:
     low: np.ndarray  # H×W×3 float32, working resolution
     base: np.ndarray  # H×W×3 float32, brightened (what the prior is computed on)
     log_gain: float
-    # The full-resolution photo developed as `base` was (the reconstruction's base); None where only the
-    # working copy is wanted (a prior computed on its own).
+    # The full-resolution photo developed as `base` was, as (3,H,W) planes (the reconstruction's base); None
+    # where only the working copy is wanted (a prior computed on its own).
     develop_full: Callable[[np.ndarray], np.ndarray] | None = None
 
     @property

@@ -58,20 +58,18 @@ def upsample(image: np.ndarray, height: int, width: int, out: np.ndarray | None 
     return result
 
 
-def photo_noise(detail: np.ndarray, band: int = 64, bands: int = 8) -> float:
-    """Noise sigma of a detail layer (a full-resolution photo minus its working copy upsampled).
-
-    Measured in `bands` row bands spread over the height, and the median taken
-    over the bands that show any noise at all, so a black or clipped top
-    (letterbox, night sky) does not switch the threshold off for the whole
-    photo. A photo of at most `band * bands` rows is measured whole.
-    """
-    height = detail.shape[0]
+def band_rows(height: int, band: int = 64, bands: int = 8) -> list[slice]:
+    """The row bands, spread over the height, in which a photo's noise is measured (all of it when short)."""
     if height <= band * bands:
-        band, tops = height, [0]
-    else:
-        tops = np.linspace(0, height - band, bands).round().astype(int).tolist()
-    sigmas = [estimate_noise(detail[top : top + band]) for top in tops]
+        return [slice(0, height)]
+    return [slice(top, top + band) for top in np.linspace(0, height - band, bands).round().astype(int).tolist()]
+
+
+def photo_noise(bands: list[np.ndarray]) -> float:
+    """Noise sigma of a detail layer (a full-resolution photo minus its working copy upsampled), from its
+    `band_rows` bands: the median over the bands that show any noise at all, so a black or clipped top
+    (letterbox, night sky) does not switch the threshold off for the whole photo."""
+    sigmas = [estimate_noise(band) for band in bands]
     noisy = [sigma for sigma in sigmas if sigma > FLAT_SIGMA]
     return float(np.median(noisy or sigmas))
 
@@ -84,46 +82,55 @@ def reconstruct(
     work_output: np.ndarray,
     noise_threshold: float = 2.0,
 ) -> np.ndarray:
-    """The full-resolution result: `full_base` (the photo developed as its working copy was), the model's
-    change of the working copy (`work_output` − `work_base`) upsampled onto it, the detail's colour
-    soft-thresholded at `noise_threshold` σ and its grey part shrunk by the input's signal-to-noise ratio.
+    """The full-resolution result (H×W×3): `full_base` ((3,H,W) planes: the photo developed as its working
+    copy was), the model's change of the working copy (`work_output` − `work_base`) upsampled onto it, the
+    detail's colour soft-thresholded at `noise_threshold` σ and its grey part shrunk by the input's
+    signal-to-noise ratio.
 
-    `full_base` is consumed (its memory holds the detail), so a 12 MP photo
-    needs the input, this and the result, and a few planes besides.
+    `full_base` is consumed (its planes hold the detail), so a 12 MP photo needs the input, this and the
+    result, and a few planes besides; planes, not interleaved pixels, keep every pass contiguous.
     """
     height, width = full_input.shape[:2]
+    rows = band_rows(height)
     plane = np.empty((height, width), np.float32)
     detail = full_base
     for j in range(3):
-        detail[..., j] -= upsample(np.ascontiguousarray(work_base[..., j]), height, width, out=plane)
-    threshold = noise_threshold * photo_noise(detail)
-    grey = detail.mean(axis=2)
-    kept = grey * grey_weight(full_input, work_input, plane)
+        detail[j] -= upsample(np.ascontiguousarray(work_base[..., j]), height, width, out=plane)
+    threshold = noise_threshold * photo_noise([detail[:, r] for r in rows])
+    grey = detail[0] + detail[1]
+    grey += detail[2]
+    grey /= 3.0
+    kept = grey_weight(full_input, work_input, plane, rows)
+    kept *= grey
     out = np.empty((height, width, 3), np.float32)
     for j in range(3):
-        colour = detail[..., j]
+        colour = detail[j]
         colour -= grey
         colour -= np.clip(colour, -threshold, threshold, out=plane)  # soft: only what stands above it is kept
         colour += kept
         colour += upsample(np.ascontiguousarray(work_output[..., j]), height, width, out=plane)
-        np.clip(colour, 0.0, 1.0, out=out[..., j])
+        out[..., j] = np.clip(colour, 0.0, 1.0, out=colour)
     return out
 
 
-def grey_weight(full_input: np.ndarray, work_input: np.ndarray, plane: np.ndarray) -> np.ndarray:
+def grey_weight(full_input: np.ndarray, work_input: np.ndarray, plane: np.ndarray, rows: list[slice]) -> np.ndarray:
     """The share (H×W, `GREY_KEPT` to 1) of the grey detail kept: a Wiener gain 1 − σ²/local variance of the
-    input's own detail over its working copy, where σ is that detail's noise (`plane`: a scratch buffer).
+    input's own grey detail over its working copy, where σ is that detail's noise, measured in `rows`
+    (`plane`: a scratch buffer).
 
     Measured in the input, before the curve's gain: the same texture counts alike in a shadow and in a
     highlight, and the noise level is one number for the photo.
     """
     height, width = full_input.shape[:2]
-    detail = np.empty((height, width, 3), np.float32)
+    bands = [np.empty((3, r.stop - r.start, width), np.float32) for r in rows]
+    grey = np.zeros((height, width), np.float32)
     for j in range(3):
         upsample(np.ascontiguousarray(work_input[..., j]), height, width, out=plane)
-        np.subtract(full_input[..., j], plane, out=detail[..., j])
-    sigma = photo_noise(detail)
-    grey = detail.mean(axis=2)
-    del detail
+        for band, r in zip(bands, rows, strict=True):
+            np.subtract(full_input[r, :, j], plane[r], out=band[j])
+        plane -= full_input[..., j]
+        grey -= plane
+    grey /= 3.0
+    sigma = photo_noise(bands)
     variance = box(grey * grey, SNR_RADIUS)
     return np.clip(1.0 - sigma * sigma / np.maximum(variance, 1e-12), GREY_KEPT, 1.0, out=variance)

@@ -18,6 +18,7 @@ noise, local contrast and local casts.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -126,7 +127,7 @@ def develop_full(
     ev: float = 0.0,
     rows: int = 64,
 ) -> np.ndarray:
-    """The base of the full-resolution photo `rgb` (H×W×3), developed as its working copy `working`
+    """The base ((3,H,W) planes) of the full-resolution photo `rgb` (H×W×3), developed as its working copy `working`
     (1,3,h,w) was: by the tone branch's `params`, or by the auto-gamma of the working copy's mean.
 
     Strips of `rows` rows keep the memory to a few strips whatever the photo's size; the local exposure
@@ -136,20 +137,26 @@ def develop_full(
     It runs on the CPU, where the tone branch lives (`pipeline.Enhancer`).
     """
     height, width = rgb.shape[:2]
-    out = np.empty((height, width, 3), np.float32)
+    out = np.empty((3, height, width), np.float32)
     if tone is None or params is None:
         gamma = auto_gamma(luma(working, REC601).clamp_min(1e-4).mean(dim=(1, 2, 3)), target_brightness)
         with torch.no_grad():
             for top in range(0, height, rows):
-                strip = torch.from_numpy(np.ascontiguousarray(rgb[top : top + rows], dtype=np.float32))
-                out[top : top + rows] = with_gamma(strip.permute(2, 0, 1)[None], gamma)[0].permute(1, 2, 0).numpy()
+                part = torch.from_numpy(np.ascontiguousarray(rgb[top : top + rows], dtype=np.float32))
+                out[:, top : top + rows] = with_gamma(part.permute(2, 0, 1)[None], gamma)[0].numpy()
         return out
     with torch.no_grad():
         small = local_factor(working, params, ev)
     factor = None if small is None else cv2.resize(small[0, 0].numpy(), (width, height), interpolation=cv2.INTER_LINEAR)
-    for top in range(0, height, rows):
+
+    def develop_strip(top: int) -> None:
         part = None if factor is None else factor[top : top + rows]
-        out[top : top + rows] = apply_tone_array(np.asarray(rgb[top : top + rows], np.float32), params, ev, part)
+        developed = apply_tone_array(np.asarray(rgb[top : top + rows], np.float32), params, ev, part)
+        out[:, top : top + rows] = np.moveaxis(developed, -1, 0)
+
+    # numpy releases the GIL in its loops: strips on torch's threads (Ray sets them to a worker's CPU share)
+    with ThreadPoolExecutor(max(1, torch.get_num_threads())) as pool:
+        list(pool.map(develop_strip, range(0, height, rows)))
     return out
 
 
