@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 from lowlight_cli.evaluation.paired import Summary, evaluate_pairs
-from lowlight_cli.pipeline import DEFAULT_STEPS, DEFAULT_WORK_SIZE, Enhancer
+from lowlight_cli.pipeline import Enhancer
+from lowlight_cli.settings import DEFAULT_STEPS, DEFAULT_WORK_SIZE
 
 
 def row(label: str, summary: Summary, note: str = "") -> str:

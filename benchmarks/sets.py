@@ -23,7 +23,8 @@ from pathlib import Path
 from robustness import build  # benchmarks/ is on sys.path when this file is run as a script
 
 from lowlight_cli.evaluation.paired import evaluate_pairs
-from lowlight_cli.pipeline import DEFAULT_DIRECT_SIZE, Enhancer
+from lowlight_cli.pipeline import Enhancer
+from lowlight_cli.settings import DEFAULT_DIRECT_SIZE
 
 
 def real_sets(data: Path) -> list[tuple[str, Path, str]]:

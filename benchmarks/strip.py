@@ -17,7 +17,8 @@ import numpy as np
 from PIL import Image
 
 from lowlight_cli.io.images import load_image
-from lowlight_cli.pipeline import DEFAULT_STEPS, Enhancer
+from lowlight_cli.pipeline import Enhancer
+from lowlight_cli.settings import DEFAULT_STEPS
 
 DEFAULT_NAMES = ["DICM_02.jpg", "LIME_3.jpg", "MEF_Candle.jpg", "DICM_22.jpg", "LIME_8.jpg", "MEF_Office.jpg"]
 

@@ -32,17 +32,7 @@ from lowlight_cli.priors.factory import make_prior_fn
 from lowlight_cli.priors.region_prior import RegionPrior
 from lowlight_cli.runtime.devices import autocast_dtype, resolve_device
 from lowlight_cli.runtime.memory import free_bytes, sampling_bytes
-from lowlight_cli.settings import (  # the DEFAULT_* and MAX_EXPOSURE names are re-exported
-    DEFAULT_DETAIL_THRESHOLD,  # noqa: F401
-    DEFAULT_DIRECT_SIZE,  # noqa: F401
-    DEFAULT_SHADOW_DENOISE,  # noqa: F401
-    DEFAULT_STEPS,  # noqa: F401
-    DEFAULT_WORK_SIZE,  # noqa: F401
-    MAX_EXPOSURE,  # noqa: F401
-    EnhanceSettings,
-    SettingError,
-    check_steps,
-)
+from lowlight_cli.settings import EnhanceSettings, SettingError, check_steps
 
 # Small photos (settings.DEFAULT_DIRECT_SIZE) are sampled at their own size, noisy ones too since model v4,
 # whose denoiser trained on crops at photos' own pixels (`train --native-share`). Such a photo keeps all of

@@ -474,13 +474,14 @@ def test_out_of_memory_names_the_option_that_fixes_it(dark_jpeg, tiny_checkpoint
 
 def test_cli_defaults_match_the_library():
     """The CLI's options are made from the torch-free settings, whose defaults the pipeline uses."""
-    from lowlight_cli import cli, pipeline
+    from lowlight_cli import settings
+    from lowlight_cli.cli.options import OPTIONS
 
-    assert cli.STEPS.default == pipeline.DEFAULT_STEPS
-    assert cli.WORK_SIZE.default == pipeline.DEFAULT_WORK_SIZE
-    assert cli.DETAIL.default == pipeline.DEFAULT_DETAIL_THRESHOLD
-    assert cli.SHADOW.default == pipeline.DEFAULT_SHADOW_DENOISE
-    assert -cli.EXPOSURE.min == cli.EXPOSURE.max == pipeline.MAX_EXPOSURE
+    assert OPTIONS["steps"].default == settings.DEFAULT_STEPS
+    assert OPTIONS["work_size"].default == settings.DEFAULT_WORK_SIZE
+    assert OPTIONS["detail_threshold"].default == settings.DEFAULT_DETAIL_THRESHOLD
+    assert OPTIONS["shadow_denoise"].default == settings.DEFAULT_SHADOW_DENOISE
+    assert -OPTIONS["exposure"].min == OPTIONS["exposure"].max == settings.MAX_EXPOSURE
 
 
 def test_detail_threshold_trades_grain_for_texture(tmp_path, tiny_checkpoint):

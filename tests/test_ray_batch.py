@@ -48,9 +48,9 @@ def plan_folder(folder, output, recursive: bool, pattern, ext) -> list[Task]:
     return list(folder_photo_tasks(Location.of(folder), Location.of(output), recursive, pattern, ext))
 
 
-def run_ray_batch(tasks, settings, options, overwrite, executor=RayExecutor, **kwargs) -> Report:
-    """A plan of `tasks` on a `RayExecutor` (or a subclass of it)."""
-    return executor(settings, options).run(Plan.of(tasks, overwrite), **kwargs)
+def run_ray_batch(tasks, settings, options, overwrite, **kwargs) -> Report:
+    """A plan of `tasks` on a `RayExecutor`."""
+    return RayExecutor(settings, options).run(Plan.of(tasks, overwrite), **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -204,8 +204,8 @@ def test_same_outputs_as_the_local_batch_a_bad_file_and_resume(ray_cluster, tmp_
     assert not list((tmp_path / "ray").rglob("*.part"))
 
 
-def dying_executor(folder: str) -> type[RayExecutor]:
-    """An executor whose workers log every stage, and die (as a lost machine would) once at chosen points."""
+def dying_worker(folder: str) -> type[EnhanceWorker]:
+    """An actor class that logs every stage, and dies (as a lost machine would) once at chosen points."""
 
     def stage(name: str, file: str) -> None:
         with open(os.path.join(folder, "log"), "a") as log:
@@ -224,13 +224,12 @@ def dying_executor(folder: str) -> type[RayExecutor]:
                 stage("written", name)
             return status
 
-    class Executor(RayExecutor):
-        worker = Dying
-
-    return Executor
+    return Dying
 
 
-def test_a_worker_that_dies_mid_block_is_replaced_and_nothing_is_written_twice(ray_cluster, tmp_path, tiny_checkpoint):
+def test_a_worker_that_dies_mid_block_is_replaced_and_nothing_is_written_twice(
+    ray_cluster, tmp_path, tiny_checkpoint, monkeypatch
+):
     import ray.cloudpickle
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers need not import the tests
@@ -240,9 +239,9 @@ def test_a_worker_that_dies_mid_block_is_replaced_and_nothing_is_written_twice(r
     logs = tmp_path / "logs"
     logs.mkdir()
     jobs = plan_folder(Location.of(folder), Location.of(tmp_path / "ray"), True, None, None)
-    report = run_ray_batch(
-        jobs, settings(tiny_checkpoint), RayOptions(workers=(1, 1)), overwrite=False, executor=dying_executor(str(logs))
-    )
+    with monkeypatch.context() as patch:  # the actors are the logging, dying kind
+        patch.setattr(ray_executor, "EnhanceWorker", dying_worker(str(logs)))
+        report = run_ray_batch(jobs, settings(tiny_checkpoint), RayOptions(workers=(1, 1)), overwrite=False)
     ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
     assert (logs / "killed-written-a.jpg").exists() and (logs / "killed-enhancing-b.png").exists()
     lines = (logs / "log").read_text().split()
@@ -327,11 +326,9 @@ class SlowAfterTheFirst(EnhanceWorker):
         return super().run_task(task)
 
 
-class SlowExecutor(RayExecutor):
-    worker = SlowAfterTheFirst
-
-
-def test_ctrl_c_stops_the_pool_keeps_whole_outputs_and_a_rerun_resumes(ray_cluster, tmp_path, tiny_checkpoint):
+def test_ctrl_c_stops_the_pool_keeps_whole_outputs_and_a_rerun_resumes(
+    ray_cluster, tmp_path, tiny_checkpoint, monkeypatch
+):
     folder = make_folder(tmp_path)
     (folder / "broken.jpg").unlink()
     jobs = plan_folder(Location.of(folder), Location.of(tmp_path / "out"), True, None, None)
@@ -343,14 +340,10 @@ def test_ctrl_c_stops_the_pool_keeps_whole_outputs_and_a_rerun_resumes(ray_clust
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     try:
-        with pytest.raises(KeyboardInterrupt):
+        with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+            patch.setattr(ray_executor, "EnhanceWorker", SlowAfterTheFirst)
             run_ray_batch(
-                jobs,
-                settings(tiny_checkpoint),
-                RayOptions(workers=(1, 1)),
-                overwrite=False,
-                on_advance=interrupt,
-                executor=SlowExecutor,
+                jobs, settings(tiny_checkpoint), RayOptions(workers=(1, 1)), overwrite=False, on_advance=interrupt
             )
     finally:
         ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])

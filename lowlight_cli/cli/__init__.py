@@ -10,9 +10,8 @@ answer instantly without torch.
 
 from lowlight_cli.cli import photos, video, evaluate, models, train  # noqa: F401,I001 (each registers its commands, in help order)
 from lowlight_cli.cli.app import app
-from lowlight_cli.cli.options import DETAIL, EXPOSURE, SHADOW, STEPS, WORK_SIZE
 
-__all__ = ["app", "STEPS", "WORK_SIZE", "DETAIL", "SHADOW", "EXPOSURE"]
+__all__ = ["app"]
 
 if __name__ == "__main__":  # pragma: no cover
     app()

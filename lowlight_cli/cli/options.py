@@ -69,10 +69,7 @@ def options_of(cls: type) -> dict[str, Any]:
     return {item.name: setting_option(cls, item.name) for item in fields(cls) if item.metadata.get("flag")}
 
 
-# The enhancing commands' options; `cli.STEPS` etc. are what tests compare with the settings.
-OPTIONS = options_of(EnhanceSettings)
-STEPS, WORK_SIZE, DETAIL = OPTIONS["steps"], OPTIONS["work_size"], OPTIONS["detail_threshold"]
-SHADOW, EXPOSURE = OPTIONS["shadow_denoise"], OPTIONS["exposure"]
+OPTIONS = options_of(EnhanceSettings)  # the enhancing commands' options
 
 
 def from_option(value: Any) -> Any:

@@ -169,12 +169,7 @@ class RayRun:
 
 
 class RayExecutor:
-    """Runs any plan on a Ray cluster; the same report as the local executor. `stats` says how the run went.
-
-    `worker` is the actor class each task runs in (a subclass may add to what a worker does per task).
-    """
-
-    worker: type[EnhanceWorker] = EnhanceWorker
+    """Runs any plan on a Ray cluster; the same report as the local executor. `stats` says how the run went."""
 
     def __init__(
         self,
@@ -237,7 +232,7 @@ class RayExecutor:
         with warnings.catch_warnings():  # retries are set through Ray's remote args, deprecated from Ray 2.60
             warnings.simplefilter("ignore")
             return dataset.map_batches(
-                self.worker,
+                EnhanceWorker,
                 fn_constructor_args=(spec,),
                 batch_size=1,
                 batch_format="default",
