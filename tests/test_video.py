@@ -593,3 +593,45 @@ def test_replayed_frames_carry_the_shot_s_tone_exactly_and_an_unreadable_frame_o
         broken = replay(enhancer, frames[2], None, 0.8, 0.12, written=written)
         out, state, new_prior = enhance_frame(enhancer, frames[3], broken, 0.8, 0.12)
         assert out.shape == frames[3].shape and new_prior and state.output is not None
+
+
+def test_a_planned_video_is_read_and_written_where_planned_after_a_chdir(tmp_path, enhancer, monkeypatch):
+    """Like a photo, a video task opens the absolute places its plan saw; messages keep the user's spelling."""
+    from lowlight_cli.run.local import LocalExecutor
+    from lowlight_cli.run.plan import plan_video
+    from lowlight_cli.settings import VideoSettings
+
+    (tmp_path / "here").mkdir(), (tmp_path / "elsewhere").mkdir()
+    make_clip(tmp_path / "here" / "in.mp4", frames=2, size=(64, 48), audio=None)
+    (tmp_path / "here" / "bad.mp4").write_bytes(b"\x00not a video" * 50)
+    monkeypatch.chdir(tmp_path / "here")
+    plan = plan_video(Path("in.mp4"), Path("out/x.mp4"), VideoSettings(), overwrite=False)
+    bad = plan_video(Path("bad.mp4"), None, VideoSettings(), overwrite=False)
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    report = LocalExecutor(enhancer).run(plan)
+    assert len(report.done) == 1 and not report.failed, report.failed
+    assert len(frames_of(tmp_path / "here" / "out" / "x.mp4")) == 2
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+    failed = LocalExecutor(lambda: pytest.fail("the model was built for a file that cannot be read")).run(bad)
+    assert str(failed.failed[0][1]).startswith("bad.mp4: not a readable video")
+
+
+def test_cli_video_resumes_a_frames_folder_and_skips_a_finished_video(clip, tmp_path, tiny_checkpoint):
+    """One plan, as `enhance` makes: an existing video output is skipped, an existing frames folder resumed."""
+    from typer.testing import CliRunner
+
+    from lowlight_cli.cli import app
+
+    options = ["--model", str(tiny_checkpoint), "--prior", "fallback", "--work-size", "64", "--max-frames", "3"]
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"an earlier result")
+    result = CliRunner().invoke(app, ["video", str(clip), "-o", str(out), *options])
+    assert result.exit_code == 0 and "1 skipped (output exists; --overwrite to redo)" in result.output
+    folder = tmp_path / "frames"
+    result = CliRunner().invoke(app, ["video", str(clip), "-o", str(folder), *options])
+    assert result.exit_code == 0 and "3 frames enhanced, 0 already done" in result.output, result.output
+    (folder / "frame_000002.png").unlink()
+    result = CliRunner().invoke(app, ["video", str(clip), "-o", str(folder), *options])
+    assert result.exit_code == 0 and "1 frames enhanced, 2 already done" in result.output, result.output
+    result = CliRunner().invoke(app, ["video", str(tmp_path / "gone.mp4"), *options])
+    assert result.exit_code == 1 and "gone.mp4: file not found" in result.output

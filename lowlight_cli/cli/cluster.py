@@ -64,11 +64,12 @@ def ray_options(ray: str | None, workers: str | None, gpus_per_worker: float, cp
     return options
 
 
-def progress(label: str, total: int, unit: str, already: int = 0):
+def progress(label: str, total: int | None, unit: str, already: int = 0):
     """A rich bar per file: done/total, throughput, elapsed and remaining time. Returns (context, advance).
 
-    `already` files count as done from the start (finished outputs a re-run skips) without counting towards
-    the throughput or the time left, which a burst of instant skips would otherwise inflate.
+    `total` may be None until known (`bar.update`). `already` files count as done from the start (finished
+    outputs a re-run skips) without counting towards the throughput or the time left, which a burst of instant
+    skips would otherwise inflate.
     """
     from rich.progress import (
         BarColumn,

@@ -1,4 +1,4 @@
-"""`lowlight video`: one video task opened (`run.video.open_video`), every frame enhanced, a report;
+"""`lowlight video`: a plan of one video task on the `LocalExecutor` under a bar of its frames, a report;
 with `--ray`, a plan of every video in a folder on a `RayExecutor`."""
 
 from __future__ import annotations
@@ -41,59 +41,58 @@ def video(
     A video is written to a temporary file and moved into place when complete; a frames folder resumes where it stopped.
     With --ray, INPUT is a folder of videos and each worker enhances whole videos: lowlight video ./clips --ray auto
     """
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from lowlight_cli.cli.cluster import ray_options
-    from lowlight_cli.run.places import video_task
-    from lowlight_cli.run.video import open_video
+    from lowlight_cli.run.plan import plan_video
 
     cluster = ray_options(ray, workers, gpus_per_worker, cpus_per_worker, settings.device)
     if cluster is not None:
         return videos_on_ray(source, output, cluster, settings, video_settings, overwrite)
-    with open_video(video_task(source, output, video_settings), overwrite) as job:
-        enhancer = build_enhancer(settings)  # torch: only once the input and output are known to be usable
-        with Progress(
-            TextColumn("video"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("frames"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            console=console(),
-        ) as progress:
-            task = progress.add_task("video", total=job.total)
-            finished = []  # frames written or found done: what a frames folder holds if Ctrl-C comes
+    one_video(plan_video(source, output, video_settings, overwrite), settings)
 
-            def advance(index: int) -> None:
-                progress.advance(task)
-                finished.append(index)
 
-            try:
-                report = job.run(enhancer, on_frame=advance)
-            except KeyboardInterrupt:
-                progress.stop()
-                raise typer.Exit(interrupted_video(job.sink, job.task.target, len(finished)))  # noqa: B904 - an exit code
+def one_video(plan, settings: EnhanceSettings) -> None:
+    """`video INPUT`: the plan's one task on the `LocalExecutor` under a bar of its frames; the model is built
+    once the input and output are open, so a bad file or output fails without loading it."""
+    from lowlight_cli.cli.cluster import progress
+    from lowlight_cli.cli.photos import summarise
+    from lowlight_cli.run.local import LocalExecutor
+
+    task = plan.tasks[0]
+    finished: list[int] = []  # frames written or found done: what a frames folder holds if Ctrl-C comes
+    reports: list = []  # the video's own report (frames, priors, speed)
+    bar, advance = progress("video", None, "frames")
+
+    def on_frame(video, index: int) -> None:
+        if not finished:  # the frame count is known once the video is open
+            bar.update(bar.task_ids[0], total=video.total)
+        advance(index)
+        finished.append(index)
+
+    executor = LocalExecutor(
+        lambda: build_enhancer(settings), on_frame=on_frame, on_video=lambda _task, frames: reports.append(frames)
+    )
+    with bar:
+        try:
+            report = executor.run(plan)
+        except KeyboardInterrupt:
+            bar.stop()
+            raise typer.Exit(interrupted_video(task.target, len(finished))) from None  # an exit code
+    if not report.done:  # skipped (the output exists) or failed: said as `enhance` says it
+        return summarise(report)
+    frames = reports[0]
     console().print(
-        f"{report.done} frames enhanced, {report.skipped} already done, {report.priors} prior(s) computed, "
-        f"{report.fps:.2f} frames/s"
+        f"{frames.done} frames enhanced, {frames.skipped} already done, {frames.priors} prior(s) computed, "
+        f"{frames.fps:.2f} frames/s"
     )
     if not STATE["quiet"]:
-        typer.echo(str(job.task.target))
+        typer.echo(str(task.target))
 
 
-def interrupted_video(sink, target, frames_done: int) -> int:
+def interrupted_video(target, frames_done: int) -> int:
     """Say what Ctrl-C left behind, which differs between a video file and a frames folder; exit code 130."""
-    from lowlight_cli.io.video import FolderSink
+    from lowlight_cli.run.video import is_frames_folder
 
-    if isinstance(sink, FolderSink):
+    if is_frames_folder(target):
         message = f"{frames_done} frame(s) are in {target}; re-run the same command to resume from there"
     else:
         message = f"{target} was not written (a video is only moved into place once complete); re-run to start again"

@@ -11,6 +11,7 @@ frame atomically, so a re-run can resume at the first missing frame.
 from __future__ import annotations
 
 import itertools
+import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
@@ -58,9 +59,11 @@ class FrameSource(ABC):
     has_audio:   whether `path` has an audio track worth carrying to the output
     start_time:  seconds on the source's own timeline of the first frame (where the audio is cut)
     names:       file name of each frame, for a frames folder (a folder output keeps them); None for a video
+    name:        the input as messages name it
     """
 
     path: Path
+    name: str  # the input as the user wrote it, for messages (`path` may be absolute)
     fps: Fraction
     size: tuple[int, int]
     frame_count: int | None
@@ -91,33 +94,38 @@ def open_source(
     end: float | None = None,
     max_frames: int | None = None,
     folder_fps: Fraction = FOLDER_FPS,
+    name: str | None = None,
 ) -> FrameSource:
     """A video file or a folder of frames, limited to [start, end) seconds and at most `max_frames` frames.
 
     `folder_fps` is the frame rate assumed for a folder, which has none of its own. The window is
-    `settings.VideoSettings`', checked there.
+    `settings.VideoSettings`', checked there. Messages name the input `name` (as the user wrote it; `path`
+    may be absolute), else `path`.
     """
     path = Path(path)
+    name = name or str(path)
     if not path.exists():
-        raise InputError(f"{path}: file not found")
+        raise InputError(f"{name}: file not found")
     if path.is_dir():
-        return FolderSource(path, start, end, max_frames, Fraction(folder_fps))
+        return FolderSource(path, start, end, max_frames, Fraction(folder_fps), name)
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        raise InputError(f"{path}: is a photo, not a video (use `lowlight enhance`)")
-    return VideoFileSource(path, start, end, max_frames)
+        raise InputError(f"{name}: is a photo, not a video (use `lowlight enhance`)")
+    return VideoFileSource(path, start, end, max_frames, name)
 
 
 class VideoFileSource(FrameSource):
     """Frames decoded by PyAV. The first frame is decoded on open, so a file that
     cannot be played fails here, before any model is run or output created."""
 
-    def __init__(self, path: Path, start: float | None, end: float | None, max_frames: int | None) -> None:
+    def __init__(
+        self, path: Path, start: float | None, end: float | None, max_frames: int | None, name: str | None = None
+    ) -> None:
         av = _av()
-        self.path, self.max_frames = path, max_frames
+        self.path, self.max_frames, self.name = path, max_frames, name or str(path)
         try:
             self.container = av.open(str(path))
         except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}: not a readable video ({_reason(exc)})") from None
+            raise InputError(f"{self.name}: not a readable video ({_reason(exc)})") from None
         try:
             self._open_stream(start, end)
         except BaseException:
@@ -127,22 +135,22 @@ class VideoFileSource(FrameSource):
     def _open_stream(self, start: float | None, end: float | None) -> None:
         av = _av()
         if not self.container.streams.video:
-            raise InputError(f"{self.path}: has no video stream")
+            raise InputError(f"{self.name}: has no video stream")
         stream = self.container.streams.video[0]
         if stream.codec_context is None:
-            raise InputError(f"{self.path}: no decoder for its video codec in this ffmpeg build")
+            raise InputError(f"{self.name}: no decoder for its video codec in this ffmpeg build")
         stream.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         if not rate:
-            raise InputError(f"{self.path}: cannot tell the frame rate")
+            raise InputError(f"{self.name}: cannot tell the frame rate")
         self.stream, self.fps = stream, Fraction(rate)
         self.has_audio = bool(self.container.streams.audio)
         try:
             self._frames, first = self._open_window(start, end)
         except av.FFmpegError as exc:
-            raise InputError(f"{self.path}: corrupt or unsupported video ({_reason(exc)})") from None
+            raise InputError(f"{self.name}: corrupt or unsupported video ({_reason(exc)})") from None
         if first is None:
-            raise InputError(f"{self.path}: no frames in the selected time range")
+            raise InputError(f"{self.name}: no frames in the selected time range")
         self._first = first
         self.start_time = first.time if first.time is not None else self._start
         self._latest: tuple[int, float] = (-1, 0.0)  # (index, seconds from the first) of the frame just read
@@ -220,7 +228,7 @@ class VideoFileSource(FrameSource):
                     self._latest = (index, frame.time - self.start_time)
                 yield index, self._rgb(frame)
         except av.FFmpegError as exc:
-            raise InputError(f"{self.path}: corrupt video near frame {index + 1} ({_reason(exc)})") from None
+            raise InputError(f"{self.name}: corrupt video near frame {index + 1} ({_reason(exc)})") from None
 
     def time_of(self, index: int) -> float:
         return self._latest[1] if self._latest[0] == index else super().time_of(index)
@@ -236,11 +244,17 @@ class FolderSource(FrameSource):
     """Sorted image files as frames; names sort naturally, so frame_2 comes before frame_10."""
 
     def __init__(
-        self, folder: Path, start: float | None, end: float | None, max_frames: int | None, fps: Fraction
+        self,
+        folder: Path,
+        start: float | None,
+        end: float | None,
+        max_frames: int | None,
+        fps: Fraction,
+        name: str | None = None,
     ) -> None:
         if fps <= 0:  # `VideoSettings.fps` is checked where it is given
             raise ValueError(f"the frame rate of a frames folder must be positive, got {fps}")
-        self.path, self.fps = folder, fps
+        self.path, self.fps, self.name = folder, fps, name or str(folder)
         files = sorted(
             (
                 p
@@ -250,12 +264,12 @@ class FolderSource(FrameSource):
             key=_natural_key,
         )
         if not files:
-            raise InputError(f"{folder}: no image frames found")
+            raise InputError(f"{self.name}: no image frames found")
         first = round(start * fps) if start else 0
         last = round(end * fps) if end is not None else len(files)
         self.files = files[first:last][:max_frames]
         if not self.files:
-            raise InputError(f"{folder}: no frames in the selected time range ({len(files)} frames in all)")
+            raise InputError(f"{self.name}: no frames in the selected time range ({len(files)} frames in all)")
         height, width = load_image(self.files[0]).rgb.shape[:2]
         self.size, self.frame_count = (width, height), len(self.files)
         self.names = [path.name for path in self.files]
@@ -265,7 +279,7 @@ class FolderSource(FrameSource):
             rgb = load_image(path).rgb
             if (rgb.shape[1], rgb.shape[0]) != self.size:
                 raise InputError(
-                    f"{path}: is {rgb.shape[1]}x{rgb.shape[0]}, but the first frame is "
+                    f"{os.path.join(self.name, path.name)}: is {rgb.shape[1]}x{rgb.shape[0]}, but the first frame is "
                     f"{self.size[0]}x{self.size[1]} (all frames must match)"
                 )
             yield index, rgb
@@ -312,27 +326,35 @@ class FrameSink(ABC):
             self.abort()
 
 
-def open_sink(target: Path, source: FrameSource, frame_format: str | None = None, overwrite: bool = False) -> FrameSink:
+def open_sink(
+    target: Path,
+    source: FrameSource,
+    frame_format: str | None = None,
+    overwrite: bool = False,
+    name: str | None = None,
+) -> FrameSink:
     """A video file for a video extension, otherwise a folder of frames.
 
     Frames from a frames folder keep their names (and, without `frame_format`,
     their formats); frames from a video are `frame_000001.<frame_format or png>`.
 
     Without `overwrite`, an existing video is an error and a folder resumes
-    (its existing frames are kept); with it, both are written afresh.
+    (its existing frames are kept); with it, both are written afresh. Messages
+    name the output `name` (as the user wrote it), else `target`.
     """
     target = Path(target)
+    name = name or str(target)
     if target.suffix.lower() in VIDEO_SUFFIXES:
         if same_file(target, source.path) or target.resolve() == source.path.resolve():
-            raise OutputError(f"{target}: refusing to write over the input video")
+            raise OutputError(f"{name}: refusing to write over the input video")
         if target.exists() and not overwrite:
-            raise OutputError(f"{target}: already exists (use ", Setting("overwrite"), " to replace it)")
+            raise OutputError(f"{name}: already exists (use ", Setting("overwrite"), " to replace it)")
         audio = (source.path, source.start_time) if source.has_audio else None
-        return VideoSink(target, source.fps, source.size, audio)
+        return VideoSink(target, source.fps, source.size, audio, name)
     if target.suffix and not target.is_dir():
-        raise OutputError(f"-o {target}: name a video ({video_formats()}) or a folder for frames")
+        raise OutputError(f"-o {name}: name a video ({video_formats()}) or a folder for frames")
     if target.resolve() == source.path.resolve():
-        raise OutputError(f"-o {target}: must differ from the input folder (inputs are never overwritten)")
+        raise OutputError(f"-o {name}: must differ from the input folder (inputs are never overwritten)")
     return FolderSink(target, frame_format, resume=not overwrite, names=source.names)
 
 
@@ -401,9 +423,15 @@ class VideoSink(FrameSink):
     audio: AudioTrack | None
 
     def __init__(
-        self, target: Path, fps: Fraction, size: tuple[int, int], audio: tuple[Path, float] | None = None
+        self,
+        target: Path,
+        fps: Fraction,
+        size: tuple[int, int],
+        audio: tuple[Path, float] | None = None,
+        name: str | None = None,
     ) -> None:
         self.target, self.fps, self.size, self.audio_from = Path(target), Fraction(fps), size, audio
+        self.name = name or str(target)  # the output as messages name it
         self.frames_written = 0
         self.end = 0.0  # seconds of video written: the last frame's time plus one frame
         self.last_pts = -1
@@ -411,7 +439,7 @@ class VideoSink(FrameSink):
 
     def _start(self) -> None:
         av = _av()
-        self.tmp = _temporary_beside(self.target)
+        self.tmp = _temporary_beside(self.target, self.name)
         try:
             self.container = av.open(str(self.tmp), "w")
             self.video = _add_video_stream(self.container, self.fps, self.size)
@@ -419,7 +447,7 @@ class VideoSink(FrameSink):
                 self.audio = AudioTrack(*self.audio_from, self.container)
         except Exception as exc:  # ffmpeg, the disk, or an audio stream PyAV cannot describe
             self.abort()
-            raise OutputError(f"{self.target}: cannot start writing ({_reason(exc)})") from None
+            raise OutputError(f"{self.name}: cannot start writing ({_reason(exc)})") from None
 
     def write(self, index: int, rgb: np.ndarray, time: float | None = None) -> None:
         """Append a frame: frames must come in order (`index` is only for the folder sink's names).
@@ -451,12 +479,12 @@ class VideoSink(FrameSink):
         try:
             self.container.mux(list(packets))
         except (av.FFmpegError, OSError) as exc:
-            raise OutputError(f"{self.target}: write failed ({_reason(exc)})") from None
+            raise OutputError(f"{self.name}: write failed ({_reason(exc)})") from None
 
     def commit(self) -> None:
         """Flush the encoder and the audio up to the video's length, then rename into place."""
         if self.frames_written == 0:
-            raise OutputError(f"{self.target}: no frames to write")
+            raise OutputError(f"{self.name}: no frames to write")
         try:
             self._mux(self.video.encode(None))
             if self.audio is not None:
@@ -467,9 +495,7 @@ class VideoSink(FrameSink):
             commit(self.tmp, self.target)
         except OSError as exc:
             self.abort()
-            raise OutputError(
-                f"{self.target}: write failed ({exc.strerror or exc}); no partial file was left"
-            ) from None
+            raise OutputError(f"{self.name}: write failed ({exc.strerror or exc}); no partial file was left") from None
         except BaseException:
             self.abort()
             raise
@@ -486,14 +512,15 @@ class VideoSink(FrameSink):
             discard(self.tmp)
 
 
-def _temporary_beside(target: Path) -> Path:
-    """An empty file next to `target` whose name keeps the extension, so ffmpeg picks the container."""
+def _temporary_beside(target: Path, name: str) -> Path:
+    """An empty file next to `target` whose name keeps the extension, so ffmpeg picks the container; errors
+    name its folder as `name`'s."""
     folder = target.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
         return temporary_beside(target, suffix=f".part{target.suffix}")
     except OSError as exc:
-        raise OutputError(f"{folder}: cannot write here ({exc.strerror or exc})") from None
+        raise OutputError(f"{os.path.dirname(name) or '.'}: cannot write here ({exc.strerror or exc})") from None
 
 
 def _add_video_stream(container, fps: Fraction, size: tuple[int, int]):

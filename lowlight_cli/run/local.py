@@ -21,25 +21,37 @@ from lowlight_cli.run.photo import Photo, enhance_photo, read_photo
 from lowlight_cli.run.plan import Plan, Report
 from lowlight_cli.run.policy import RunFailed, Status, guarded
 from lowlight_cli.run.tasks import PhotoTask, Task, VideoTask
-from lowlight_cli.run.video import enhance_video_task
+from lowlight_cli.run.video import OpenVideo, enhance_video_task
 
 if TYPE_CHECKING:
     from lowlight_cli.io.images import LoadedImage
     from lowlight_cli.pipeline import Enhancer, EnhanceResult
+    from lowlight_cli.run.temporal import VideoReport
 
 OnDone = Callable[[PhotoTask, "LoadedImage", "EnhanceResult"], None]
+OnFrame = Callable[[OpenVideo, int], None]
+OnVideo = Callable[[VideoTask, "VideoReport"], None]
 
 
 class LocalExecutor:
     """Runs any plan here. `enhancer` is an `Enhancer`, or a function that builds one when a task first needs it.
 
-    `on_done(task, image, result)` is called after each photo written (the CLI's `--verbose` timings).
+    `on_done(task, image, result)` is called after each photo written (the CLI's `--verbose` timings),
+    `on_frame(video, index)` after each frame of a video written or found done (its opened input and output:
+    how many frames, which kind of output), `on_video(task, report)` after each video.
     """
 
-    def __init__(self, enhancer: Enhancer | Callable[[], Enhancer], on_done: OnDone | None = None) -> None:
+    def __init__(
+        self,
+        enhancer: Enhancer | Callable[[], Enhancer],
+        on_done: OnDone | None = None,
+        on_frame: OnFrame | None = None,
+        on_video: OnVideo | None = None,
+    ) -> None:
         self._make = enhancer if callable(enhancer) else (lambda: enhancer)
         self._built: Enhancer | None = None
-        self.on_done = on_done
+        self.on_done, self.on_frame, self.on_video = on_done, on_frame, on_video
+        self.overwrite = False  # the plan's, while it runs: a frames folder resumes without it
 
     def enhancer(self) -> Enhancer:
         """The enhancer, built on first use; a setting or model that cannot be built stops the run (`RunFailed`)."""
@@ -52,7 +64,7 @@ class LocalExecutor:
 
     def run(self, plan: Plan, on_advance: Callable[[Task], None] | None = None) -> Report:
         """Run the plan's pending tasks; `on_advance(task)` after each. Per-task failures are in the report."""
-        report = plan.report()
+        report, self.overwrite = plan.report(), plan.overwrite
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
                 for task, decoding in prefetched(pool, plan.pending):
@@ -66,7 +78,9 @@ class LocalExecutor:
     def run_task(self, task: Task, decoding: Future[Photo] | None) -> Status:
         """One task; a photo's decoding (`prefetched`) may already be under way."""
         if isinstance(task, VideoTask):
-            enhance_video_task(self.enhancer(), task)
+            frames = enhance_video_task(self.enhancer, task, self.overwrite, self.on_frame)
+            if self.on_video is not None:
+                self.on_video(task, frames)
             return "done"
         photo = decoding.result() if decoding is not None else read_photo(task.source)
         result = enhance_photo(self.enhancer(), task, photo)

@@ -25,9 +25,11 @@ from lowlight_cli.run.places import (
     photo_tasks,
     same_place,
     unsupported_images,
+    video_task,
 )
 from lowlight_cli.run.policy import Outcome
-from lowlight_cli.run.tasks import Task
+from lowlight_cli.run.tasks import Task, VideoTask
+from lowlight_cli.run.video import check_frame_rate, is_frames_folder
 from lowlight_cli.settings import VideoSettings
 from lowlight_cli.storage import STALE_AFTER_S, Location, is_remote, sweep_temporaries_of
 
@@ -94,7 +96,7 @@ def triage(plan: Plan) -> list[Task]:
                     "is one of the inputs; choose another -o)",
                 )
             )
-        elif task.target.exists() and not plan.overwrite:
+        elif task.target.exists() and not plan.overwrite and not resumes(task):
             plan.skipped.append(task)
         elif task.target.resolve() in inputs:
             plan.refused.append(
@@ -103,6 +105,11 @@ def triage(plan: Plan) -> list[Task]:
         else:
             pending.append(task)
     return writable(pending, plan.refused)
+
+
+def resumes(task: Task) -> bool:
+    """A frames folder is finished frame by frame: one that exists is resumed, not skipped."""
+    return isinstance(task, VideoTask) and is_frames_folder(task.target)
 
 
 def writable(tasks: list[Task], refused: list[tuple[Task, str]]) -> list[Task]:
@@ -196,3 +203,14 @@ def plan_videos(source: Path, output: Path | None, settings: VideoSettings, over
     if not tasks:
         raise InputError(f"{source}: no video files (a folder of frames is one video: run without ", RAY, ")")
     return Plan.of(list(tasks), overwrite, swept=sweep_stale_temporaries(tasks))
+
+
+def plan_video(source: Path, output: Path | None, settings: VideoSettings, overwrite: bool) -> Plan:
+    """`video INPUT [-o OUT]`: one video file or frames folder into OUT (`places.video_task`), one task.
+
+    A missing input and a frame rate given for a video file are the command's errors, raised here."""
+    if not source.exists():
+        raise InputError(f"{source}: file not found")
+    task = video_task(source, output, settings)
+    check_frame_rate(task)
+    return Plan.of([task], overwrite, swept=sweep_stale_temporaries([task]))

@@ -146,7 +146,7 @@ class EnhanceWorker:
             return state
         enhancer = cast("Enhancer", self.enhancer)  # set unless self.error
         if isinstance(task, VideoTask):
-            enhance_video_task(enhancer, task)
+            enhance_video_task(lambda: enhancer, task)
             return "done"
         outcome: list[Status | None] = []
 

@@ -2,7 +2,9 @@
 
 Frames depend on each other (one noise field, a prior per shot, smoothing
 over time: `run/temporal.py`), so a video is one task, run whole by one
-executor or worker. Videos are read and written on the local disk.
+executor or worker. Videos are read and written on the local disk, at the
+absolute places the plan saw (the working directory may have changed
+since), and messages name them as the user wrote them.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from fractions import Fraction
-from pathlib import Path
+from functools import partial
 from typing import TYPE_CHECKING
 
 from lowlight_cli.run.tasks import VideoTask
 from lowlight_cli.settings import SettingError
+from lowlight_cli.storage import Location
 
 if TYPE_CHECKING:
     from lowlight_cli.io.video import FrameSink, FrameSource
@@ -52,14 +55,14 @@ def open_video(task: VideoTask, overwrite: bool = False) -> OpenVideo:
     """Open a video file or frames folder and its output; everything about both is checked here."""
     from lowlight_cli.io.video import FOLDER_FPS, open_sink, open_source
 
-    source, settings = Path(str(task.source)), task.settings
-    if settings.fps is not None and source.is_file():
-        raise SettingError("fps", f"is for a frames folder; {source} keeps its own frame rate")
+    source, settings = task.source.as_path(), task.settings  # absolute, as planned
+    check_frame_rate(task)
     folder_fps = FOLDER_FPS if settings.fps is None else Fraction(settings.fps).limit_denominator(1001)
     stack = ExitStack()
     try:
-        frames = stack.enter_context(open_source(source, settings.start, settings.end, settings.max_frames, folder_fps))
-        sink = open_sink(Path(str(task.target)), frames, settings.frame_format, overwrite)
+        window = (settings.start, settings.end, settings.max_frames)
+        frames = stack.enter_context(open_source(source, *window, folder_fps, name=str(task.source)))
+        sink = open_sink(task.target.as_path(), frames, settings.frame_format, overwrite, name=str(task.target))
     except BaseException:
         stack.close()
         raise
@@ -68,8 +71,28 @@ def open_video(task: VideoTask, overwrite: bool = False) -> OpenVideo:
     return OpenVideo(task, frames, sink, total, stack)
 
 
-def enhance_video_task(enhancer: Enhancer, task: VideoTask) -> None:
-    """A whole video, its output replaced if there (the plan decided it runs): encoded into a temporary file
-    beside the target and moved into place when complete, so a worker that dies leaves no partial video."""
-    with open_video(task, overwrite=True) as video:
-        video.run(enhancer)
+def check_frame_rate(task: VideoTask) -> None:
+    """`fps` is a frames folder's rate: a video file keeps its own."""
+    if task.settings.fps is not None and task.source.as_path().is_file():
+        raise SettingError("fps", f"is for a frames folder; {task.source} keeps its own frame rate")
+
+
+def is_frames_folder(target: Location) -> bool:
+    """Whether a video task writes a folder of frames (which resumes) rather than a video file."""
+    from lowlight_cli.io.video import VIDEO_SUFFIXES
+
+    return target.suffix.lower() not in VIDEO_SUFFIXES
+
+
+def enhance_video_task(
+    enhancer: Callable[[], Enhancer],
+    task: VideoTask,
+    overwrite: bool = True,
+    on_frame: Callable[[OpenVideo, int], None] | None = None,
+) -> VideoReport:
+    """A whole video; `enhancer` is called once its input and output are open, so a bad file fails without a
+    model. A video file is replaced if there (the plan decided it runs), encoded into a temporary file beside
+    the target and moved into place when complete, so a worker that dies leaves no partial video; a frames
+    folder resumes unless `overwrite`. `on_frame(video, index)` after each frame written or found done."""
+    with open_video(task, overwrite=overwrite or not is_frames_folder(task.target)) as video:
+        return video.run(enhancer(), None if on_frame is None else partial(on_frame, video))
