@@ -236,10 +236,9 @@ class Location:
             from lowlight_cli.io.images import atomic_write
 
             protected = [Location.of(p).as_path() for p in protect if Location.of(p).local]
-            try:  # the absolute path, as `exists` and triage saw it: the working directory may have changed since
-                atomic_write(Path(self.path), data, protect=protected)
-            except OutputError as exc:
-                raise OutputError(self.in_users_words(str(exc))) from None
+            # The absolute path, as `exists` and triage saw it (the working directory may have changed since),
+            # named in messages as the user wrote it.
+            atomic_write(Path(self.path), data, protect=protected, name=str(self))
             return
         try:
             if self.protocol in ATOMIC_PUT_PROTOCOLS:
@@ -251,17 +250,6 @@ class Location:
         except Exception as exc:  # noqa: BLE001 - each filesystem has its own errors; the message names the target
             raise OutputError(f"{self}: write failed ({exc}); no partial file was left") from None
         self.fs.invalidate_cache(self.path)
-
-    def in_users_words(self, message: str) -> str:
-        """`message` naming this local location and its folders as the user spelled them, not absolutely."""
-        place = self
-        while str(place) not in ("", ".", place.path):
-            message = message.replace(place.path, str(place))
-            parent = place.parent
-            if parent.path == place.path:
-                break
-            place = parent
-        return message
 
     def _write_then_move(self, data: bytes) -> None:
         parent = self.parent

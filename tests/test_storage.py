@@ -213,3 +213,13 @@ def test_a_local_write_goes_to_the_absolute_place_and_names_it_as_the_user_did(t
     with pytest.raises(OutputError) as failed:
         blocked.write_atomic(b"result")
     assert str(failed.value) == "file: is a file, not a folder (the output was to go inside it)"
+
+
+def test_a_folder_in_a_message_is_the_same_ancestor_of_what_the_user_wrote():
+    from lowlight_cli.io.images import shown_as
+
+    within = Path("/home/u/out/sub")
+    assert shown_as(Path("/home/u/out"), within, "out/sub") == "out"
+    assert shown_as(within, within, "out/sub") == "out/sub"
+    assert shown_as(Path("/home/u"), within, "out/sub") == "/home/u"  # above what was written: the real place
+    assert shown_as(Path("/home/u/out"), within, None) == "/home/u/out"

@@ -207,18 +207,20 @@ def _has_image_signature(data: bytes) -> bool:
     return data.startswith(SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
 
 
-def load_image(path: str | Path) -> LoadedImage:
-    """Decode `path`, raising `InputError` with a one-line reason for anything unusable."""
+def load_image(path: str | Path, name: str | None = None) -> LoadedImage:
+    """Decode `path`, raising `InputError` with a one-line reason for anything unusable; messages name it
+    `name` (as the user wrote it, where `path` is absolute), else `path`."""
     path = Path(path)
+    shown = name or str(path)
     if not path.exists():
-        raise InputError(f"{path}: file not found")
+        raise InputError(f"{shown}: file not found")
     if path.is_dir():
-        raise InputError(f"{path}: is a folder, not an image (use `lowlight batch` for folders)")
+        raise InputError(f"{shown}: is a folder, not an image (use `lowlight batch` for folders)")
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    return decode_image(data, path)
+        raise InputError(f"{shown}: cannot read ({exc.strerror or exc})") from None
+    return decode_image(data, shown)
 
 
 def decode_image(data: bytes, name: str | Path) -> LoadedImage:
@@ -806,17 +808,29 @@ def same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def writable_ancestor(folder: Path) -> Path:
+def shown_as(path: Path, within: Path, name: str | None) -> str:
+    """How messages name `path`, `within` itself or one of its ancestors, when the user wrote `within` as
+    `name`: the same ancestor of `name` (`out` for `/home/u/out` within `out/sub`), else `path` itself."""
+    if name is None:
+        return str(path)
+    shown = Path(name)
+    for _ in range(len(within.parts) - len(path.parts)):
+        shown = shown.parent
+    return str(path) if str(shown) in ("", ".") else str(shown)
+
+
+def writable_ancestor(folder: Path, name: str | None = None) -> Path:
     """`folder`, or its nearest existing ancestor when it does not exist yet: where a write test can be made
     without creating anything. A one-line `OutputError` when a file stands where a folder should be, or the
-    path cannot be looked at."""
+    path cannot be looked at; messages name `folder` as `name` if given (`shown_as`)."""
     try:
         existing = next(p for p in (folder, *folder.parents) if p.exists() or p == Path(p.anchor or "."))
         is_folder = existing.is_dir()
     except OSError as exc:
-        raise OutputError(f"{folder}: cannot look at this output folder ({exc.strerror or exc})") from None
+        raise OutputError(f"{name or folder}: cannot look at this output folder ({exc.strerror or exc})") from None
     if not is_folder:
-        raise OutputError(f"{existing}: is a file, not a folder (the output was to go inside it)")
+        shown = shown_as(existing, folder, name)
+        raise OutputError(f"{shown}: is a file, not a folder (the output was to go inside it)")
     return existing
 
 
@@ -834,33 +848,36 @@ def check_folder_writable(folder: Path) -> None:
         raise OutputError(f"{existing}: cannot write here ({exc.strerror or exc})") from None
 
 
-def atomic_write(path: Path, data: bytes, protect: list[Path] | None = None) -> None:
+def atomic_write(path: Path, data: bytes, protect: list[Path] | None = None, name: str | None = None) -> None:
     """Write `data` to `path` via a temporary file in the same folder and an atomic rename.
 
     `protect` lists files that must never be replaced (the inputs); a partial
-    temporary file is removed on any failure, e.g. a full disk.
+    temporary file is removed on any failure, e.g. a full disk. Messages name
+    the file `name` (as the user wrote it, where `path` is absolute), else `path`.
     """
     path = Path(path)
+    shown = name or str(path)
     for original in protect or []:
         if path.resolve() == Path(original).resolve() or same_file(path, Path(original)):
-            raise OutputError(f"{path}: refusing to write over the input file")
+            raise OutputError(f"{shown}: refusing to write over the input file")
     folder = path.parent if str(path.parent) else Path(".")
+    shown_folder = (os.path.dirname(shown) or str(folder)) if name else str(folder)
     if not folder.is_dir():
-        writable_ancestor(folder)  # names a file in the way, which mkdir would only call "File exists"
+        writable_ancestor(folder, shown_folder)  # names a file in the way, which mkdir would only call "File exists"
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise OutputError(f"{folder}: cannot create output folder ({exc.strerror or exc})") from None
+            raise OutputError(f"{shown_folder}: cannot create output folder ({exc.strerror or exc})") from None
     try:
         tmp = temporary_beside(path)
     except OSError as exc:
-        raise OutputError(f"{folder}: cannot write here ({exc.strerror or exc})") from None
+        raise OutputError(f"{shown_folder}: cannot write here ({exc.strerror or exc})") from None
     try:
         tmp.write_bytes(data)
         commit(tmp, path)
     except OSError as exc:
         discard(tmp)
-        raise OutputError(f"{path}: write failed ({exc.strerror or exc}); no partial file was left") from None
+        raise OutputError(f"{shown}: write failed ({exc.strerror or exc}); no partial file was left") from None
 
 
 def save_image(

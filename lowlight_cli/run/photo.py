@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lowlight_cli.errors import InputError, WeightsError
+from lowlight_cli.errors import WeightsError
 from lowlight_cli.io.images import DEFAULT_QUALITY, LoadedImage, decode_image, encode_like, jpeg_quality, load_image
 from lowlight_cli.run.tasks import PhotoTask
 from lowlight_cli.storage import Location
@@ -38,10 +38,7 @@ def read_photo(source: Location) -> Photo:
     """Decode `source`, on disk or in object storage; errors name it as the user wrote it."""
     if source.local:
         path = source.as_path()  # absolute, as the plan saw it: the working directory may have changed since
-        try:
-            return Photo(load_image(path), jpeg_quality(path))
-        except InputError as exc:
-            raise InputError(source.in_users_words(str(exc))) from None
+        return Photo(load_image(path, name=str(source)), jpeg_quality(path))
     data = source.read_bytes()
     return Photo(decode_image(data, str(source)), jpeg_quality(data))
 
