@@ -685,6 +685,13 @@ def test_readme_setup_is_what_ci_runs():
     assert ci[-1] == tested[0]
 
 
+def test_the_readme_stays_a_page_for_users():
+    """Issue 32: README at most 250 lines and no line over 400 characters; the lab notes live in EXPERIMENTS."""
+    lines = (Path(__file__).resolve().parent.parent / "README.md").read_text().splitlines()
+    assert len(lines) <= 250
+    assert [n for n, line in enumerate(lines, 1) if len(line) > 400] == []
+
+
 def test_the_readme_examples_output_is_git_ignored():
     """Following README's first command leaves no new file for `git status` to show."""
     import fnmatch
