@@ -172,7 +172,7 @@ class Enhancer:
         judged = params if params is not None else self.judge(low)
 
         def full(rgb: np.ndarray) -> np.ndarray:
-            return develop_full(rgb, to_tensor(low), self.tone, judged, self.config.target_brightness, self.exposure)
+            return develop_full(rgb, to_tensor(low), judged, self.config.target_brightness, self.exposure)
 
         return developed(low, lambda tensor: self.develop(tensor, judged), full)
 
@@ -236,7 +236,7 @@ class Enhancer:
         if working.shape == rgb.shape[:2] and lifted_noise(working.low) > NOISY:
             strength *= DIRECT_NOISE_BOOST
         work_output = suppress_shadow_noise(working.low, work_output, strength)
-        if working.shape == rgb.shape[:2] or working.develop_full is None:
+        if working.shape == rgb.shape[:2]:
             return np.clip(work_output, 0.0, 1.0).astype(np.float32)
         full_base = working.develop_full(rgb)
         return reconstruct(

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lowlight_cli.imaging.prepare import developed, shrink
+from lowlight_cli.imaging.prepare import shrink
 from lowlight_cli.io.images import load_image
-from lowlight_cli.models.condition import brighten
+from lowlight_cli.models.condition import brighten_array
 from lowlight_cli.models.config import ModelConfig
 from lowlight_cli.priors.fallback import fallback_prior
 from lowlight_cli.priors.region_prior import RegionPrior, boundary_map
@@ -27,7 +27,7 @@ def test_fallback_prior_regions_follow_the_image():
 def test_fallback_prior_coarseness_merges_regions():
     """The coarser segmentation `benchmarks/ensembles.py` compares: fewer, larger regions, yet still several."""
     photo = load_image(Path(__file__).parents[1] / "examples" / "kodim15_dark_cool.jpg").rgb
-    base = developed(shrink(photo, 384), lambda low: brighten(low, ModelConfig().target_brightness)).base
+    base = brighten_array(shrink(photo, 384), ModelConfig().target_brightness)
     fine, coarse = fallback_prior(base), fallback_prior(base, coarseness=2.0)
     assert 1 < coarse.num_regions < 0.7 * fine.num_regions
 

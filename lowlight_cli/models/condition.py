@@ -121,14 +121,14 @@ def develop(
 def develop_full(
     rgb: np.ndarray,
     working: torch.Tensor,
-    tone: ToneEstimator | None,
     params: ToneParams | None,
     target_brightness: float,
     ev: float = 0.0,
     rows: int = 64,
 ) -> np.ndarray:
     """The base ((3,H,W) planes) of the full-resolution photo `rgb` (H×W×3), developed as its working copy `working`
-    (1,3,h,w) was: by the tone branch's `params`, or by the auto-gamma of the working copy's mean.
+    (1,3,h,w) was: by the tone branch's `params`, or, for a model without one (None), by the auto-gamma of
+    the working copy's mean.
 
     Strips of `rows` rows keep the memory to a few strips whatever the photo's size; the local exposure
     factor, which looks at the whole photo, is the working copy's, upsampled (it is smooth: `local_factor`).
@@ -138,7 +138,7 @@ def develop_full(
     """
     height, width = rgb.shape[:2]
     out = np.empty((3, height, width), np.float32)
-    if tone is None or params is None:
+    if params is None:
         gamma = auto_gamma(luma(working, REC601).clamp_min(1e-4).mean(dim=(1, 2, 3)), target_brightness)
         with torch.no_grad():
             for top in range(0, height, rows):
