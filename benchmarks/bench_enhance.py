@@ -28,20 +28,22 @@ args = json.loads(sys.argv[1])
 if args["threads"]:
     torch.set_num_threads(args["threads"])
 from lowlight_cli.io.images import load_image, save_image
-from lowlight_cli.pipeline import Enhancer
+from lowlight_cli.pipeline import build
 t0 = time.perf_counter()
-# With random SAM weights, build without a prior (`sam` would look for real weights) and attach the random SAM.
-enhancer = Enhancer(model=args["model"], device=args["device"], prior="none" if args["sam_random"] else args["prior"],
-                    steps=args["steps"], work_size=args["work_size"], full_res=args["full_res"],
-                    highlights=args["highlights"])
+# With random SAM weights, build without a prior (`sam` would look for real weights) and hand in the random SAM.
+enhancer = build(model=args["model"], device=args["device"], prior="none" if args["sam_random"] else args["prior"],
+                 steps=args["steps"], work_size=args["work_size"], full_res=args["full_res"],
+                 highlights=args["highlights"])
 load = time.perf_counter() - t0
 if args["sam_random"]:
+    from dataclasses import replace
     from segment_anything import sam_model_registry
     from lowlight_cli.priors.sam import SamPriorProducer
-    enhancer.prior_fn = SamPriorProducer.from_model(sam_model_registry[args["sam_random"]](checkpoint=None),
-                                                    sam_model=args["sam_random"], device=str(enhancer.device))
-if getattr(enhancer.prior_fn, "cache", None) is not None:
-    enhancer.prior_fn.cache = None  # time SAM itself, not the prior cache (and keep benchmark priors out of it)
+    enhancer = replace(enhancer, prior=SamPriorProducer.from_model(
+        sam_model_registry[args["sam_random"]](checkpoint=None), sam_model=args["sam_random"],
+        device=str(enhancer.device)))
+if getattr(enhancer.prior, "cache", None) is not None:
+    enhancer.prior.cache = None  # time SAM itself, not the prior cache (and keep benchmark priors out of it)
 def once():
     if enhancer.device.type == "cuda":
         torch.cuda.synchronize()

@@ -76,12 +76,12 @@ def child(options: dict) -> dict:
     if options["workers"] <= 0:
         import torch
 
-        from lowlight_cli.pipeline import Enhancer
+        from lowlight_cli.pipeline import build
         from lowlight_cli.run.local import LocalExecutor
 
         if options["workers"] < 0:
             torch.set_num_threads(1)
-        executor = LocalExecutor(Enhancer(settings=settings))
+        executor = LocalExecutor(build(settings=settings))
         report = executor.run(plan, on_advance=lambda task: finished.append(time.time()))
     else:
         import ray

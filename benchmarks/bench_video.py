@@ -48,30 +48,31 @@ def make_clip(path: Path, size: tuple[int, int], frames: int, fps: int = 30) -> 
 def child(options: dict) -> dict:
     """Runs in the fresh process: load, enhance the clip, measure."""
     import torch
-    from lowlight_cli.video import enhance_video
 
     from lowlight_cli.io.video import open_sink, open_source
-    from lowlight_cli.pipeline import Enhancer
+    from lowlight_cli.pipeline import build
+    from lowlight_cli.run.temporal import enhance_video
 
     if options["threads"]:
         torch.set_num_threads(options["threads"])
-    model = options["model"]
+    denoiser = None  # the checkpoint options["model"] names, unless a tiny random model is asked for
     if options["tiny"]:
         from lowlight_cli.models import ModelConfig, PriorGuidedDenoiser
 
         torch.manual_seed(0)
-        model = PriorGuidedDenoiser(ModelConfig(**TINY)).eval()
+        denoiser = PriorGuidedDenoiser(ModelConfig(**TINY)).eval()
     start = time.perf_counter()
-    enhancer = Enhancer(
-        model=model,
+    enhancer = build(
+        model=options["model"],
+        denoiser=denoiser,
         device=options["device"],
         prior=options["prior"],
         steps=options["steps"],
         work_size=options["work_size"],
     )
     load = time.perf_counter() - start
-    if getattr(enhancer.prior_fn, "cache", None) is not None:
-        enhancer.prior_fn.cache = None  # time SAM itself, not the prior cache
+    if getattr(enhancer.prior, "cache", None) is not None:
+        enhancer.prior.cache = None  # time SAM itself, not the prior cache
     source = open_source(Path(options["clip"]))
     report = enhance_video(enhancer, source, open_sink(Path(options["out"]), source, overwrite=True))
     cuda = enhancer.device.type == "cuda"

@@ -21,55 +21,68 @@ Rows, each averaged at working resolution before the reconstruction:
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
 from lowlight_cli.evaluation.paired import evaluate_pairs
 from lowlight_cli.imaging.prepare import WorkingCopy
-from lowlight_cli.pipeline import Enhancer, EnhanceResult
+from lowlight_cli.pipeline import EnhanceResult, Pipeline, State, build
 from lowlight_cli.priors.fallback import fallback_prior
+from lowlight_cli.priors.region_prior import RegionPrior
 
 VARIANTS = ("plain", "samples", "prior+none", "mirror", "coarse", "scales")
 COARSENESS = 2.0
 
 
+def sampled(
+    pipeline: Pipeline,
+    rgb: np.ndarray,
+    working: WorkingCopy | None = None,
+    prior: RegionPrior | None = None,
+    steps: int | None = None,
+    seed: int | None = None,
+) -> np.ndarray:
+    """The pipeline's working output for `rgb`, from the working copy and prior given (else its own)."""
+    state = pipeline.prepare(replace(pipeline.start(rgb, prior), working=working))
+    return cast(np.ndarray, pipeline.sample(pipeline.find_prior(state), steps, seed).output)
+
+
 class Averaged:
-    """Quacks like `Enhancer` for `evaluate_pairs`: averages working-size outputs, then reconstructs once."""
+    """Quacks like `Pipeline` for `evaluate_pairs`: averages working-size outputs, then reconstructs once."""
 
     def __init__(self, model: str, variant: str) -> None:
         self.variant = variant
-        self.with_prior = Enhancer(model=model, device="auto", prior="fallback")
-        self.without_prior = Enhancer(model=model, device="auto", prior="none")
-        self.steps = self.with_prior.steps
+        self.with_prior = build(model=model, device="auto", prior="fallback")
+        self.without_prior = build(model=model, device="auto", prior="none")
+        self.settings = self.with_prior.settings
 
     def outputs(self, rgb: np.ndarray, working: WorkingCopy) -> list[np.ndarray]:
-        enhancer = self.with_prior
+        pipeline = self.with_prior
         if self.variant in {"coarse", "scales"}:
-            coarse = fallback_prior(working.base, enhancer.config.max_regions, coarseness=COARSENESS)
-            coarse_output = enhancer.enhance_working(rgb, prior=coarse, working=working)[1]
+            coarse = fallback_prior(working.base, pipeline.config.max_regions, coarseness=COARSENESS)
+            coarse_output = sampled(pipeline, rgb, working, coarse)
             if self.variant == "coarse":
                 return [coarse_output]
-        _, plain, prior, _ = enhancer.enhance_working(rgb, working=working)
+        state = pipeline.find_prior(replace(pipeline.start(rgb), working=working))
+        plain = cast(np.ndarray, pipeline.sample(state).output)
         if self.variant == "samples":  # the prior is made once; only the sampling repeats
-            results = []
-            for seed in range(4):
-                enhancer.steps, enhancer.seed = 2, seed
-                results.append(enhancer.enhance_working(rgb, prior=prior, working=working)[1])
-            enhancer.steps, enhancer.seed = self.steps, 0
-            return results
+            return [sampled(pipeline, rgb, working, state.prior, steps=2, seed=seed) for seed in range(4)]
         if self.variant == "prior+none":
-            return [plain, self.without_prior.enhance_working(rgb, working=working)[1]]
+            return [plain, sampled(self.without_prior, rgb, working)]
         if self.variant == "mirror":
-            return [plain, enhancer.enhance_working(np.ascontiguousarray(rgb[:, ::-1]))[1][:, ::-1]]
+            return [plain, sampled(pipeline, np.ascontiguousarray(rgb[:, ::-1]))[:, ::-1]]
         if self.variant == "scales":
             return [plain, coarse_output]
         return [plain]
 
     def enhance(self, rgb: np.ndarray) -> EnhanceResult:
-        working = self.with_prior.working_copy(rgb)
-        mean = np.mean(self.outputs(rgb, working), axis=0, dtype=np.float32)
-        return EnhanceResult(rgb=self.with_prior.finish(rgb, working, mean), prior=None)
+        state: State = self.with_prior.prepare(self.with_prior.start(rgb))
+        mean = np.mean(self.outputs(rgb, cast(WorkingCopy, state.working)), axis=0, dtype=np.float32)
+        finished = self.with_prior.finish(replace(state, output=mean))
+        return EnhanceResult(rgb=cast(np.ndarray, finished.result), prior=RegionPrior.empty(*mean.shape[:2]))
 
 
 def main() -> None:

@@ -22,16 +22,16 @@ from lowlight_cli.imaging.prepare import to_tensor
 from lowlight_cli.io.datasets import paired_rows
 from lowlight_cli.io.images import load_image
 from lowlight_cli.models.tone import target_gains
-from lowlight_cli.pipeline import Enhancer
+from lowlight_cli.pipeline import Pipeline, build
 
 
-def errors(enhancer: Enhancer, folder: Path, split: str) -> np.ndarray:
+def errors(enhancer: Pipeline, folder: Path, split: str) -> np.ndarray:
     """Predicted minus target exposure, in stops, per pair."""
     out = []
     with torch.no_grad():
         for low_path, high_path, _ in paired_rows(folder, split):
             low, high = to_tensor(load_image(low_path).rgb), to_tensor(load_image(high_path).rgb)
-            predicted = enhancer.tone(low).log_exposure
+            predicted = enhancer.look(low).log_exposure
             target, _ = target_gains(low, high)
             out.append(float(predicted - target) / math.log(2.0))
     return np.array(out)
@@ -44,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     lines = ["| model | set | pairs | mean error (stops) | mean absolute error (stops) |", "|---|---|---|---|---|"]
     for model in args.models.split(","):
-        enhancer = Enhancer(model=model, device="cpu", prior="none")
+        enhancer = build(model=model, device="cpu", prior="none")
         if enhancer.tone is None:
             raise SystemExit(f"{model}: this model has no tone branch, so no exposure to measure")
         for name, folder, split in real_sets(args.data):

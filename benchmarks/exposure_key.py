@@ -21,10 +21,10 @@ from sets import real_sets  # benchmarks/ is on sys.path when this file is run a
 from lowlight_cli.imaging.colour import REC601, luma
 from lowlight_cli.io.datasets import paired_rows
 from lowlight_cli.io.images import load_image
-from lowlight_cli.pipeline import Enhancer
+from lowlight_cli.pipeline import Pipeline, build
 
 
-def log_means(folder: Path, split: str, enhancer: Enhancer | None) -> np.ndarray:
+def log_means(folder: Path, split: str, enhancer: Pipeline | None) -> np.ndarray:
     """(pairs, 2 or 3): log mean luma of the input, the target and, with `enhancer`, the output."""
     rows = []
     for low_path, high_path, _ in paired_rows(folder, split):
@@ -46,7 +46,7 @@ def main() -> None:
     models = [m for m in args.models.split(",") if m]
     header = "| set | pairs | targets: slope (r) |" + "".join(f" {m}: slope (r) |" for m in models)
     lines = [header, "|---" * (3 + len(models)) + "|"]
-    enhancers = [Enhancer(model=m, device="cpu") for m in models]
+    enhancers = [build(model=m, device="cpu") for m in models]
     for name, folder, split in real_sets(args.data) + [("irrgb40", args.data / "irrgb40", "all")]:
         cells = []
         for i, enhancer in enumerate(enhancers or [None]):

@@ -30,7 +30,7 @@ from lowlight_cli.evaluation.paired import evaluate_pairs
 from lowlight_cli.imaging.colour import REC601, luma
 from lowlight_cli.io.images import load_image, save_image
 from lowlight_cli.models.tone import NEAR_WHITE
-from lowlight_cli.pipeline import Enhancer
+from lowlight_cli.pipeline import Pipeline, build
 from lowlight_cli.training.data import UNCHANGED_CHECK  # never trained as unchanged pairs
 
 
@@ -51,7 +51,7 @@ def tone_figures(rgb: np.ndarray) -> tuple[float, float]:
     return float(np.percentile(y, 1)), float(y.std())
 
 
-def paired(enhancer: Enhancer, folder: Path) -> dict[str, float]:
+def paired(enhancer: Pipeline, folder: Path) -> dict[str, float]:
     figures: list[tuple[float, float, float, float]] = []
 
     def on_pair(low: np.ndarray, out: np.ndarray, high: np.ndarray) -> None:
@@ -70,7 +70,7 @@ def paired(enhancer: Enhancer, folder: Path) -> dict[str, float]:
     }
 
 
-def unpaired(enhancer: Enhancer, folder: Path, out: Path) -> dict[str, float]:
+def unpaired(enhancer: Pipeline, folder: Path, out: Path) -> dict[str, float]:
     whiter, colour = [], []
     for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in {".jpg", ".png", ".bmp"}):
         image = load_image(path)
@@ -91,7 +91,7 @@ def unpaired(enhancer: Enhancer, folder: Path, out: Path) -> dict[str, float]:
     }
 
 
-def unchanged(enhancer: Enhancer, folder: Path) -> dict[str, float]:
+def unchanged(enhancer: Pipeline, folder: Path) -> dict[str, float]:
     shifts, scores = [], []
     for path in sorted(folder.glob(f"{UNCHANGED_CHECK}*")):
         rgb = load_image(path).rgb
@@ -134,7 +134,7 @@ def main() -> None:
     args = parser.parse_args()
     checks = args.checks.split(",")
     for model in args.models.split(","):
-        enhancer = Enhancer(model=model, device="auto", prior=args.prior, highlights=args.highlights)
+        enhancer = build(model=model, device="auto", prior=args.prior, highlights=args.highlights)
         result: dict[str, object] = {"model": model, "highlights": args.highlights, "prior": args.prior}
         if "irrgb40" in checks:
             result["irrgb40"] = paired(enhancer, args.data / "irrgb40")

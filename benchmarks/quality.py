@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from lowlight_cli.evaluation.paired import Summary, evaluate_pairs
-from lowlight_cli.pipeline import Enhancer
+from lowlight_cli.pipeline import build
 from lowlight_cli.settings import DEFAULT_STEPS, DEFAULT_WORK_SIZE
 
 
@@ -47,7 +47,7 @@ def main() -> None:
     def model_row(label: str, note: str = "", model: str | None = None, **kwargs) -> None:
         options = dict(prior="fallback", steps=DEFAULT_STEPS, work_size=DEFAULT_WORK_SIZE)
         options.update(kwargs)
-        enhancer = Enhancer(model=model or args.model, device="auto", **options)
+        enhancer = build(model=model or args.model, device="auto", **options)
         start = time.perf_counter()
         summary = evaluate_pairs(args.data, args.split, "model", enhancer)
         lines.append(row(label, summary, note))

@@ -22,7 +22,7 @@ import numpy as np
 from lowlight_cli.evaluation.metrics import psnr, ssim
 from lowlight_cli.imaging.reconstruct import estimate_noise
 from lowlight_cli.io.images import load_image
-from lowlight_cli.pipeline import Enhancer
+from lowlight_cli.pipeline import build
 
 
 def detail_level(rgb: np.ndarray) -> float:
@@ -37,8 +37,8 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, default=Path("../shared/data/lowlight-samples"))
     parser.add_argument("--model", default="default")
     args = parser.parse_args()
-    fast = Enhancer(model=args.model, device="auto", prior="fallback")
-    direct = Enhancer(model=args.model, device="auto", prior="fallback", full_res=True)
+    fast = build(model=args.model, device="auto", prior="fallback")
+    direct = build(model=args.model, device="auto", prior="fallback", full_res=True)
     lines = [
         "| photo | size | agreement PSNR dB | agreement SSIM | detail fast | detail direct | s fast | s direct |",
         "|---|---|---|---|---|---|---|---|",

@@ -22,7 +22,7 @@ from PIL import Image
 
 from lowlight_cli.evaluation.paired import Summary, evaluate_pairs
 from lowlight_cli.io.atomic import atomic_path
-from lowlight_cli.pipeline import Enhancer
+from lowlight_cli.pipeline import build as build_pipeline
 from lowlight_cli.training.data import load_rgb8, read_sice
 from lowlight_cli.training.synth import decode_srgb8, encode_srgb8, sensor_noise
 
@@ -74,7 +74,7 @@ def main() -> None:
     for method in ("gamma", "clahe"):
         add(method, evaluate_pairs(folder, "all", method))
     for model in args.models.split(","):
-        add(model, evaluate_pairs(folder, "all", "model", Enhancer(model=model, device="auto", prior="fallback")))
+        add(model, evaluate_pairs(folder, "all", "model", build_pipeline(model=model, device="auto", prior="fallback")))
     print(f"\n{folder}: SICE val with casts + sensor noise")
     print("\n".join(lines))
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from lowlight_cli.imaging.colour import REC601, luma
 from lowlight_cli.io.images import load_image, save_image
-from lowlight_cli.pipeline import Enhancer
+from lowlight_cli.pipeline import build
 
 CLIPPED = 254 / 255
 
@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--highlights", default="curve", help="curve | local (the --highlights setting)")
     args = parser.parse_args()
     options = {} if args.direct_size is None else {"direct_size": args.direct_size}
-    enhancer = Enhancer(
+    enhancer = build(
         model=args.model, device="auto", prior="fallback", exposure=args.exposure, highlights=args.highlights, **options
     )
     args.out.mkdir(parents=True, exist_ok=True)

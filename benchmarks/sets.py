@@ -23,7 +23,7 @@ from pathlib import Path
 from robustness import build  # benchmarks/ is on sys.path when this file is run as a script
 
 from lowlight_cli.evaluation.paired import evaluate_pairs
-from lowlight_cli.pipeline import Enhancer
+from lowlight_cli.pipeline import build as build_pipeline
 from lowlight_cli.settings import DEFAULT_DIRECT_SIZE
 
 
@@ -68,7 +68,7 @@ def main() -> None:
     ]
     lines = ["| model | set | PSNR dB | SSIM | PSNR GT-mean dB | s/image |", "|---|---|---|---|---|---|"]
     for model, direct_size in zip(models, direct, strict=False):
-        enhancer = Enhancer(
+        enhancer = build_pipeline(
             model=model,
             device="auto",
             prior=args.prior,

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from lowlight_cli.io.images import load_image
-from lowlight_cli.pipeline import Enhancer
+from lowlight_cli.pipeline import build
 from lowlight_cli.settings import DEFAULT_STEPS
 
 DEFAULT_NAMES = ["DICM_02.jpg", "LIME_3.jpg", "MEF_Candle.jpg", "DICM_22.jpg", "LIME_8.jpg", "MEF_Office.jpg"]
@@ -36,9 +36,7 @@ def main() -> None:
     parser.add_argument("--highlights", default="curve", help="comma-separated --highlights modes, one row each")
     args = parser.parse_args()
     enhancers = [
-        Enhancer(
-            model=args.model, device="auto", prior=args.prior, steps=args.steps, exposure=float(ev), highlights=mode
-        )
+        build(model=args.model, device="auto", prior=args.prior, steps=args.steps, exposure=float(ev), highlights=mode)
         for ev in args.exposures.split(",")
         for mode in args.highlights.split(",")
     ]

@@ -25,7 +25,7 @@ import numpy as np
 
 from lowlight_cli.imaging.colour import REC601, luma
 from lowlight_cli.io.images import load_image
-from lowlight_cli.pipeline import Enhancer
+from lowlight_cli.pipeline import Pipeline, build
 from lowlight_cli.run import temporal
 from lowlight_cli.training.synth import linear_to_srgb, srgb_to_linear
 
@@ -60,7 +60,7 @@ def clip(kind: str, first: np.ndarray, second: np.ndarray) -> list[np.ndarray]:
     return frames
 
 
-def levels(enhancer: Enhancer, frames: list[np.ndarray], seed: int) -> tuple[list[float], list[float]]:
+def levels(enhancer: Pipeline, frames: list[np.ndarray], seed: int) -> tuple[list[float], list[float]]:
     """Mean luma (0-255) of each input and output frame, run as `lowlight video` runs a clip."""
     rng = np.random.default_rng(seed)
     state, inputs, outputs = None, [], []
@@ -88,7 +88,7 @@ def main() -> None:
     first, second = (scene(args.photos / name) for name in args.scenes.split(","))
     height = min(first.shape[0], second.shape[0])  # a clip's frames share one size
     first, second = first[:height], second[:height]
-    enhancer = Enhancer(model=args.model, device="auto", prior="fallback", steps=1, work_size=256)
+    enhancer = build(model=args.model, device="auto", prior="fallback", steps=1, work_size=256)
     print(
         "| tone average | clip | input: max step % / drift % | output: max step % / drift % | cut: frames to settle |"
     )

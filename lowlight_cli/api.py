@@ -1,6 +1,6 @@
 """The public Python API: `enhance(image)` for one call, `Enhancer` to load once and enhance many.
 
-A thin layer over `lowlight_cli.pipeline.Enhancer`, which works on float32
+A thin layer over `lowlight_cli.pipeline.Pipeline`, which works on float32
 H×W×3 arrays in [0, 1] only. This layer takes what users actually hold — a
 file path, a PIL image, a uint8/uint16/float numpy array, colour or gray —
 converts it, and gives the result back as the same kind of object, so that
@@ -33,7 +33,7 @@ import numpy as np
 from lowlight_cli.errors import UsageError
 from lowlight_cli.imaging.pixels import quantise
 from lowlight_cli.io.images import to_gray
-from lowlight_cli.pipeline import Enhancer as PipelineEnhancer
+from lowlight_cli.pipeline import Pipeline, build
 from lowlight_cli.settings import EnhanceSettings
 
 if TYPE_CHECKING:
@@ -55,22 +55,30 @@ class Enhancer:
     Keyword arguments are the fields of `lowlight_cli.settings.EnhanceSettings`,
     the CLI's options (`--work-size 512` → `work_size=512`); `settings=` takes
     a whole `EnhanceSettings`. `pipeline` is the underlying
-    `lowlight_cli.pipeline.Enhancer` (float arrays in [0, 1] only) for video
-    or custom code that needs its finer steps.
+    `lowlight_cli.pipeline.Pipeline` (float arrays in [0, 1] only) for video
+    or custom code that needs its stages. `steps` and `seed` may also be
+    given per call, so one `Enhancer` serves several.
     """
 
     def __init__(
-        self, model: str | os.PathLike[str] = "default", *, settings: EnhanceSettings | None = None, **options: Any
+        self, model: str | os.PathLike[str] | None = None, *, settings: EnhanceSettings | None = None, **options: Any
     ) -> None:
+        if model is not None:  # else `settings.model`, whose default is the bundled model
+            options["model"] = os.fspath(model)
         try:
-            self.pipeline = PipelineEnhancer(model, settings=settings, notify=log.info, **options)
+            self.pipeline: Pipeline = build(settings, notify=log.info, **options)
         except UsageError as exc:  # Python callers expect ValueError for a bad argument value
             raise ValueError(str(exc)) from None
 
-    def enhance(self, image: ImageLike) -> Any:
-        """Enhance `image` and return the result as the same kind of object (see the module docstring)."""
+    def enhance(self, image: ImageLike, *, steps: int | None = None, seed: int | None = None) -> Any:
+        """Enhance `image` and return the result as the same kind of object (see the module docstring);
+        `steps` and `seed` default to the settings'."""
         rgb, alpha, restore = to_float_rgb(image)
-        return restore(self.pipeline.enhance(rgb).rgb, alpha)
+        try:
+            result = self.pipeline.enhance(rgb, steps=steps, seed=seed)
+        except UsageError as exc:
+            raise ValueError(str(exc)) from None
+        return restore(result.rgb, alpha)
 
 
 def enhance(image: ImageLike, **options: Any) -> Any:

@@ -43,7 +43,7 @@ def test_enhance_writes_same_size_output_beside_input(dark_jpeg, tiny_checkpoint
     assert dark_jpeg.read_bytes() == before
     # A second run skips the finished output instead of redoing it, without loading a model.
     mtime = out.stat().st_mtime_ns
-    monkeypatch.setattr("lowlight_cli.cli.photos.build_enhancer", lambda settings: pytest.fail("model loaded"))
+    monkeypatch.setattr("lowlight_cli.cli.photos.build_pipeline", lambda settings: pytest.fail("model loaded"))
     result = run("enhance", dark_jpeg, "--model", tiny_checkpoint, *FAST)
     assert result.exit_code == 0 and "skipped" in result.output
     assert out.stat().st_mtime_ns == mtime

@@ -27,9 +27,9 @@ def paired_folder(root, count: int = 3):
 
 
 class TimesFour:
-    """A stand-in enhancer: four times the input (the folder's lows are a quarter of their highs)."""
+    """A stand-in pipeline: four times the input (the folder's lows are a quarter of their highs)."""
 
-    steps = 3
+    settings = SimpleNamespace(steps=3)
 
     def enhance(self, rgb):
         return SimpleNamespace(rgb=np.clip(rgb * 4.0, 0.0, 1.0))

@@ -25,7 +25,7 @@ from lowlight_cli.imaging.pixels import quantise
 from lowlight_cli.io import images
 from lowlight_cli.io.images import encode_image, load_image
 from lowlight_cli.models.checkpoint import save_checkpoint
-from lowlight_cli.pipeline import Enhancer
+from lowlight_cli.pipeline import build
 from tests.conftest import dark_array, tiny_model
 
 runner = CliRunner()
@@ -40,7 +40,7 @@ def run(*args):
 
 def library_result(checkpoint: Path, rgb: np.ndarray) -> np.ndarray:
     """What the CLI's options in FAST produce for `rgb`, straight from the pipeline."""
-    return Enhancer(model=checkpoint, prior="fallback", steps=2, work_size=48, device="cpu").enhance(rgb).rgb
+    return build(model=checkpoint, prior="fallback", steps=2, work_size=48, device="cpu").enhance(rgb).rgb
 
 
 def camera_exif(orientation: int = 1) -> bytes:

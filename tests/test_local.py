@@ -11,7 +11,7 @@ from PIL import Image
 from lowlight_cli.errors import InputError, OutputError, WeightsError
 from lowlight_cli.imaging.pixels import quantise
 from lowlight_cli.io.images import jpeg_quality, load_image
-from lowlight_cli.pipeline import Enhancer
+from lowlight_cli.pipeline import Pipeline, build
 from lowlight_cli.run.local import LocalExecutor
 from lowlight_cli.run.photo import check_finite, enhance_photo, read_photo
 from lowlight_cli.run.places import photo_tasks
@@ -22,15 +22,15 @@ from tests.conftest import dark_array, tiny_model
 
 
 @pytest.fixture(scope="module")
-def enhancer() -> Enhancer:
-    return Enhancer(tiny_model(), device="cpu", prior="fallback", steps=2, work_size=48)
+def enhancer() -> Pipeline:
+    return build(denoiser=tiny_model(), device="cpu", prior="fallback", steps=2, work_size=48)
 
 
 def task(source: Path, target: Path, quality: int | None = None) -> PhotoTask:
     return PhotoTask(Location.of(source), Location.of(target), quality)
 
 
-def process(enhancer: Enhancer, photo_task: PhotoTask):
+def process(enhancer: Pipeline, photo_task: PhotoTask):
     return enhance_photo(enhancer, photo_task, read_photo(photo_task.source))
 
 
@@ -103,7 +103,7 @@ def test_a_model_that_cannot_be_built_stops_the_run_with_its_own_error(tmp_path)
     good = tmp_path / "good.png"
     Image.fromarray(dark_array()).save(good)
 
-    def broken() -> Enhancer:
+    def broken() -> Pipeline:
         raise WeightsError("model x: not a checkpoint")
 
     with pytest.raises(WeightsError, match="not a checkpoint"):

@@ -85,10 +85,10 @@ def pixels(path: Path) -> np.ndarray:
 
 def local_reference(folder: Path, out: Path, checkpoint: Path, ext: str | None = None) -> Report:
     """The plain local batch (one process, no Ray) on the same folder."""
-    from lowlight_cli.pipeline import Enhancer
+    from lowlight_cli.pipeline import build
 
     tasks = plan_folder(folder, out, True, None, ext)
-    return LocalExecutor(Enhancer(settings=settings(checkpoint))).run(Plan.of(tasks, overwrite=False))
+    return LocalExecutor(build(settings(checkpoint))).run(Plan.of(tasks, overwrite=False))
 
 
 def test_auto_without_a_running_cluster_is_one_line(monkeypatch):
@@ -289,7 +289,7 @@ def test_a_worker_that_cannot_load_the_model_fails_each_file_in_one_line(
 
 
 def test_a_folder_of_videos_goes_one_video_per_worker(ray_cluster, tmp_path, tiny_checkpoint):
-    from lowlight_cli.pipeline import Enhancer
+    from lowlight_cli.pipeline import build
     from lowlight_cli.run.places import folder_video_tasks
     from lowlight_cli.run.tasks import VideoTask
     from lowlight_cli.run.video import open_video
@@ -307,7 +307,7 @@ def test_a_folder_of_videos_goes_one_video_per_worker(ray_cluster, tmp_path, tin
     assert sorted(job.source.name for job in report.done) == ["a.mp4", "b.mov"] and not report.failed
     local = VideoTask(Location.of(clips / "a.mp4"), Location.of(tmp_path / "local.mp4"), VideoSettings())
     with open_video(local) as video:  # the local `lowlight video`
-        video.run(Enhancer(settings=settings(tiny_checkpoint)))
+        video.run(build(settings(tiny_checkpoint)))
     ours, theirs = frames_of(tmp_path / "out" / "a.mp4"), frames_of(tmp_path / "local.mp4")
     assert len(ours) == len(theirs) == 4
     assert max(np.abs(a.astype(int) - b.astype(int)).max() for a, b in zip(ours, theirs, strict=True)) <= 3

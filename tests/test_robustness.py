@@ -14,16 +14,16 @@ from PIL import Image
 
 from lowlight_cli.errors import LowlightError
 from lowlight_cli.io.images import atomic_write, load_image, save_image
-from lowlight_cli.pipeline import Enhancer
+from lowlight_cli.pipeline import Pipeline, build
 from tests.conftest import tiny_model
 
 ENHANCER = None
 
 
-def enhancer() -> Enhancer:
+def enhancer() -> Pipeline:
     global ENHANCER
     if ENHANCER is None:
-        ENHANCER = Enhancer(model=tiny_model(), device="cpu", prior="fallback", steps=1, work_size=32)
+        ENHANCER = build(denoiser=tiny_model(), device="cpu", prior="fallback", steps=1, work_size=32)
     return ENHANCER
 
 

@@ -441,7 +441,7 @@ def test_sam_downloads_from_the_loopback_hub_and_guides_the_enhancer(tmp_path, m
     import hashlib
 
     from lowlight_cli.checkpoints import hub as checkpoint_hub
-    from lowlight_cli.pipeline import Enhancer
+    from lowlight_cli.pipeline import build
     from tests.conftest import tiny_model
     from tests.hub_server import FakeHub
 
@@ -466,21 +466,22 @@ def test_sam_downloads_from_the_loopback_hub_and_guides_the_enhancer(tmp_path, m
     assert path.read_bytes() == payload and checkpoint_hub.find_cached("sam-vit-b") == path
 
     producer = tiny_producer(path, cache=PriorCache(tmp_path / "priors"))
-    enhancer = Enhancer(model=tiny_model(), device="cpu", prior="none", steps=2, work_size=64)
-    enhancer.prior_fn = producer
+    base = build(denoiser=tiny_model(), device="cpu", prior="none", steps=2, work_size=64)
+    enhancer = dataclasses.replace(base, prior=producer)  # a prior producer handed in
     result = enhancer.enhance(synthetic_image(60, 80) * 0.1)
     assert result.prior.source == "sam:tiny" and result.prior.num_regions >= 1
     assert result.rgb.shape == (60, 80, 3)
 
 
 def test_sam_makes_room_for_the_denoiser_only_when_memory_is_short(tmp_path, monkeypatch):
+    from dataclasses import replace
+
     import lowlight_cli.pipeline as pipeline
-    from lowlight_cli.pipeline import Enhancer
+    from lowlight_cli.pipeline import build
     from tests.conftest import tiny_model
 
     producer = tiny_producer(tiny_sam_file(tmp_path, seed=5), cache=None)
-    enhancer = Enhancer(model=tiny_model(), device="cpu", prior="none", steps=1, work_size=64)
-    enhancer.prior_fn = producer
+    enhancer = replace(build(denoiser=tiny_model(), device="cpu", prior="none", steps=1, work_size=64), prior=producer)
     image = synthetic_image(60, 80) * 0.1
 
     first = enhancer.enhance(image)
@@ -499,6 +500,5 @@ def test_sam_makes_room_for_the_denoiser_only_when_memory_is_short(tmp_path, mon
     held = SamPriorProducer.from_model(
         build_sam(TINY), "tiny", max_regions=8, points_per_side=4, encoder_size=64, arch=TINY, cache=None
     )
-    enhancer.prior_fn = held
-    enhancer.enhance(image)
+    replace(enhancer, prior=held).enhance(image)
     assert held._sam is not None and not held.release()

@@ -157,7 +157,7 @@ def make_inputs(folder: Path, count: int = 3) -> list[Path]:
 
 
 def test_local_batch_reads_and_writes_s3_with_the_disk_batch_bytes(s3, tmp_path, tiny_checkpoint):  # noqa: F811 - the s3 fixture
-    from lowlight_cli.pipeline import Enhancer
+    from lowlight_cli.pipeline import build
     from lowlight_cli.run.local import LocalExecutor
     from lowlight_cli.run.plan import Plan
 
@@ -165,7 +165,7 @@ def test_local_batch_reads_and_writes_s3_with_the_disk_batch_bytes(s3, tmp_path,
     for path in inputs:
         s3.put(f"dark/{path.name}", path.read_bytes())
     s3.put("dark/broken.jpg", b"not a picture")
-    executor = LocalExecutor(Enhancer(model=tiny_checkpoint, **FAST))
+    executor = LocalExecutor(build(model=tiny_checkpoint, **FAST))
     disk_jobs, _ = plan(Location.of(tmp_path / "dark"), Location.of(tmp_path / "bright"), False, None, None)
     assert len(executor.run(Plan.of(disk_jobs, overwrite=False)).done) == 3
     jobs, _ = plan(Location.of(s3.url("dark")), Location.of(s3.url("bright")), False, None, None)

@@ -110,20 +110,20 @@ def test_exposure_bias_brightens_monotonically_and_needs_a_tone_branch():
 @pytest.mark.skipif(not SAMPLE.exists(), reason="needs ../shared/data/lowlight-samples")
 def test_enhancer_exposure_is_monotone_on_a_real_photo_and_zero_is_the_default(tmp_path):
     from lowlight_cli.io.images import load_image
-    from lowlight_cli.pipeline import Enhancer
+    from lowlight_cli.pipeline import build
 
     model = tiny_model(tone_curve=True)
     rgb = load_image(SAMPLE).rgb[::4, ::4]
-    outputs = {ev: Enhancer(model, device="cpu", prior="none", exposure=ev).enhance(rgb).rgb for ev in (-1, 0, 1)}
+    outputs = {ev: build(denoiser=model, device="cpu", prior="none", exposure=ev).enhance(rgb).rgb for ev in (-1, 0, 1)}
     means = [float(outputs[ev].mean()) for ev in (-1, 0, 1)]
     assert means[0] + 0.02 < means[1] < means[2] - 0.02, means
-    assert np.array_equal(outputs[0], Enhancer(model, device="cpu", prior="none").enhance(rgb).rgb)
+    assert np.array_equal(outputs[0], build(denoiser=model, device="cpu", prior="none").enhance(rgb).rgb)
     from lowlight_cli.errors import UsageError
 
     with pytest.raises(UsageError, match="^exposure needs a model with a tone branch"):
-        Enhancer(tiny_model(), device="cpu", prior="none", exposure=1.0)
+        build(denoiser=tiny_model(), device="cpu", prior="none", exposure=1.0)
     with pytest.raises(UsageError, match="within ±3 EV"):
-        Enhancer(model, device="cpu", prior="none", exposure=5.0)
+        build(denoiser=model, device="cpu", prior="none", exposure=5.0)
 
 
 @pytest.mark.skipif(not SAMPLE.exists(), reason="needs ../shared/data/lowlight-samples")
@@ -132,13 +132,13 @@ def test_highlights_local_keeps_a_floodlit_facade_at_night_below_white_and_detai
     darker and with more contrast than the curve's shoulder does, and leaves the dark rest of the frame alone.
     The shipped model: its exposure is what pushes the facade past white (a random one's is not)."""
     from lowlight_cli.io.images import load_image
-    from lowlight_cli.pipeline import Enhancer
+    from lowlight_cli.pipeline import build
 
     rgb = load_image(SAMPLE.with_name("DICM_26.jpg")).rgb[::2, ::2]
     y = luma(rgb, REC601)
     lit, dark = y >= 0.5, y < 0.05
     out = {
-        mode: luma(Enhancer("default", device="cpu", prior="none", highlights=mode).enhance(rgb).rgb, REC601)
+        mode: luma(build(model="default", device="cpu", prior="none", highlights=mode).enhance(rgb).rgb, REC601)
         for mode in ("curve", "local")
     }
     assert out["curve"][lit].mean() > 0.93 and out["curve"][lit].std() < 0.01  # a pale, flat block

@@ -21,7 +21,7 @@ from PIL import Image
 from lowlight_cli.errors import InputError, OutputError
 from lowlight_cli.imaging.prepare import resize
 from lowlight_cli.io.video import FolderSink, VideoSink, open_sink, open_source
-from lowlight_cli.pipeline import Enhancer
+from lowlight_cli.pipeline import Pipeline, build
 from lowlight_cli.run import temporal
 from lowlight_cli.run.temporal import (
     FRAME_SECONDS,
@@ -137,8 +137,8 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="module")
-def enhancer() -> Enhancer:
-    return Enhancer(model=tiny_model(), device="cpu", prior="fallback", steps=2, work_size=64)
+def enhancer() -> Pipeline:
+    return build(denoiser=tiny_model(), device="cpu", prior="fallback", steps=2, work_size=64)
 
 
 @pytest.fixture
@@ -177,7 +177,7 @@ def test_scene_cut_recomputes_prior(enhancer, tmp_path):
 def test_the_tone_judgement_settles_over_a_shot_and_starts_afresh_on_a_cut():
     """Exposure, white balance and the roll-off's shoulder are averaged within a shot (a fresh judgement per
     frame could jump), and a cut takes the new shot's own judgement."""
-    enhancer = Enhancer(model=tiny_model(tone_curve=True), device="cpu", prior="fallback", steps=1, work_size=64)
+    enhancer = build(denoiser=tiny_model(tone_curve=True), device="cpu", prior="fallback", steps=1, work_size=64)
     first, second, cut = [frame / 255.0 for frame in noisy_frames(4, 64, 48, cut_at=3)][1:]
     second = second * 0.92  # the light dims a little: its own judgement differs
     _, state, _ = enhance_frame(enhancer, first, None, 0.8, 0.12)
@@ -204,16 +204,19 @@ def test_the_tone_average_follows_time_not_frames():
     assert tone_weight(replace(state, time=None), 5.0) == math.exp(-FRAME_SECONDS / TONE_SECONDS)
 
 
+def samples_the_input_times(gain: float, monkeypatch) -> None:
+    """Every pipeline's `sample` stage gives its working copy × `gain`: the sharp, bright output of a trained
+    model, whose smoothing over time the tests can see (the tiny random one's output is flat)."""
+    monkeypatch.setattr(
+        Pipeline,
+        "sample",
+        lambda self, state, steps=None, seed=None: replace(state, output=np.clip(state.working.low * gain, 0, 1)),
+    )
+
+
 def test_moving_subject_leaves_no_trail(enhancer, monkeypatch):
     """Averaging over time must skip what moves: a square crossing the frame stays bright, leaves no ghost."""
-    sample = enhancer.enhance_working
-    monkeypatch.setattr(
-        enhancer,
-        "enhance_working",
-        lambda rgb, prior=None, working=None: (  # a trained model's tone curve
-            lambda w, out, p, t: (w, np.clip(w.low * 8, 0, 1), p, t)
-        )(*sample(rgb, prior, working)),
-    )
+    samples_the_input_times(8, monkeypatch)  # a trained model's tone curve
     frames = []
     for step in range(8):
         frame = np.full((48, 64, 3), 0.03, np.float32)
@@ -442,15 +445,8 @@ def test_smoothing_does_not_ghost_a_camera_pan(monkeypatch):
     Sampled at the frames' own size (work size 96): through a smaller working copy the pan becomes a
     sub-pixel shift, which the alignment still softens (about 14% less edge energy at work size 64).
     """
-    enhancer = Enhancer(model=tiny_model(), device="cpu", prior="fallback", steps=2, work_size=96)
-    sample = enhancer.enhance_working
-    monkeypatch.setattr(
-        enhancer,
-        "enhance_working",
-        lambda rgb, prior=None, working=None: (  # a trained model's tone curve
-            lambda w, out, p, t: (w, np.clip(w.low * 6, 0, 1), p, t)
-        )(*sample(rgb, prior, working)),
-    )
+    enhancer = build(denoiser=tiny_model(), device="cpu", prior="fallback", steps=2, work_size=96)
+    samples_the_input_times(6, monkeypatch)  # a trained model's tone curve
     frames = panning_frames(8)
     outputs = {}
     for smoothing in (0.0, 0.8):
@@ -546,10 +542,12 @@ def test_a_resumed_frames_folder_carries_on_as_one_run_would(tmp_path, monkeypat
     averages with the last finished frame read back."""
     model = tiny_model(tone_curve=True)
     torch.nn.init.normal_(model.tone.head[-1].weight, std=0.3)  # a judgement that moves with each frame's noise
-    enhancer = Enhancer(model=model, device="cpu", prior="fallback", steps=1, work_size=64)
+    enhancer = build(denoiser=model, device="cpu", prior="fallback", steps=1, work_size=64)
     tones, pasts = [], []
-    develop_copy = enhancer.develop_copy
-    monkeypatch.setattr(enhancer, "develop_copy", lambda low, tone: tones.append(tone) or develop_copy(low, tone))
+    develop_copy = Pipeline.develop_copy
+    monkeypatch.setattr(
+        Pipeline, "develop_copy", lambda self, low, tone=None: tones.append(tone) or develop_copy(self, low, tone)
+    )
     monkeypatch.setattr(
         temporal, "past_output", lambda state, size: pasts.append(past_output(state, size)) or pasts[-1]
     )
@@ -576,7 +574,7 @@ def test_a_resumed_frames_folder_carries_on_as_one_run_would(tmp_path, monkeypat
 def test_replayed_frames_carry_the_shot_s_tone_exactly_and_an_unreadable_frame_only_restarts_the_average(tmp_path):
     model = tiny_model(tone_curve=True)
     torch.nn.init.normal_(model.tone.head[-1].weight, std=0.3)
-    enhancer = Enhancer(model=model, device="cpu", prior="fallback", steps=1, work_size=64)
+    enhancer = build(denoiser=model, device="cpu", prior="fallback", steps=1, work_size=64)
     frames = [frame.astype(np.float32) / 255 for frame in noisy_frames(4, 96, 72)]
     enhanced = replayed = None
     for rgb in frames[:3]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from lowlight_cli.cli.app import LowlightCommand, app, handle_errors
-from lowlight_cli.cli.options import build_enhancer, settings_options
+from lowlight_cli.cli.options import build_pipeline, settings_options
 from lowlight_cli.settings import EnhanceSettings
 
 
@@ -33,8 +33,8 @@ def evaluate(
         raise InputError(f"--data {data}: no such folder")
     from lowlight_cli.evaluation.paired import evaluate_pairs
 
-    enhancer = build_enhancer(settings) if method == "model" else None
+    pipeline = build_pipeline(settings) if method == "model" else None
     summary = evaluate_pairs(
-        data, split, method, enhancer, limit=limit, on_row=(lambda row: typer.echo(row.format())) if per_image else None
+        data, split, method, pipeline, limit=limit, on_row=(lambda row: typer.echo(row.format())) if per_image else None
     )
     typer.echo(summary.format())

@@ -1,4 +1,4 @@
-"""Command-line options made from the settings dataclasses, and the enhancer the enhancing commands build.
+"""Command-line options made from the settings dataclasses, and the pipeline the enhancing commands build.
 
 `@settings_options(cls)` adds one typer option per field of a settings class
 (`EnhanceSettings`, `VideoSettings`, `TrainSettings`: flag, default, metavar,
@@ -6,7 +6,7 @@ help, choices and bounds from the field's metadata) to a command and hands
 the command one validated settings object instead. With `recipe=True` it
 also adds `--recipe FILE`, whose settings the options given on the command
 line override. Torch-free: the pipeline is imported only when
-`build_enhancer` runs.
+`build_pipeline` runs.
 """
 
 from __future__ import annotations
@@ -137,18 +137,18 @@ def given_on_command_line(context: typer.Context, name: str) -> bool:
     return source is not None and source.name == "COMMANDLINE"
 
 
-def build_enhancer(settings: EnhanceSettings):
-    """The pipeline's `Enhancer` for `settings`, saying what it uses under --verbose; notes go to stderr."""
-    from lowlight_cli.pipeline import Enhancer
+def build_pipeline(settings: EnhanceSettings):
+    """The `Pipeline` for `settings`, saying what it uses under --verbose; notes go to stderr."""
+    from lowlight_cli.pipeline import build
 
     out = console()
     # Notes (the built-in prior standing in for SAM, ...) are the same on every run: said under --verbose
     # (and by `lowlight models list`), not each time.
     notify = (lambda m: out.print(f"[yellow]note:[/] {m}")) if STATE["verbose"] else (lambda m: None)
-    enhancer = Enhancer(settings=settings, notify=notify)
+    pipeline = build(settings, notify=notify)
     if STATE["verbose"]:
         out.print(
-            f"model: {settings.model} on {enhancer.device} ({str(enhancer.dtype).replace('torch.', '')}), "
+            f"model: {settings.model} on {pipeline.device} ({str(pipeline.dtype).replace('torch.', '')}), "
             f"{settings.describe()}"
         )
-    return enhancer
+    return pipeline

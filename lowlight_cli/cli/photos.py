@@ -9,7 +9,7 @@ import typer
 
 from lowlight_cli.cli.app import STATE, LowlightCommand, app, console, flag, handle_errors
 from lowlight_cli.cli.cluster import CPUS_PER_WORKER, GPUS_PER_WORKER, RAY, WORKERS
-from lowlight_cli.cli.options import build_enhancer, settings_options
+from lowlight_cli.cli.options import build_pipeline, settings_options
 from lowlight_cli.settings import EnhanceSettings
 
 STDIO = Path("-")  # as an input: standard input; as -o: standard output
@@ -46,7 +46,7 @@ def run_locally(plan, settings, label: str):
 
     bar, advance = plan_progress(label, plan)
     with bar:
-        return LocalExecutor(lambda: build_enhancer(settings), on_done=report_timings).run(plan, on_advance=advance)
+        return LocalExecutor(lambda: build_pipeline(settings), on_done=report_timings).run(plan, on_advance=advance)
 
 
 def summarise(report) -> None:

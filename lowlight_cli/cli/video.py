@@ -9,7 +9,7 @@ import typer
 
 from lowlight_cli.cli.app import STATE, LowlightCommand, app, console, handle_errors
 from lowlight_cli.cli.cluster import CPUS_PER_WORKER, GPUS_PER_WORKER, RAY, WORKERS
-from lowlight_cli.cli.options import build_enhancer, settings_options
+from lowlight_cli.cli.options import build_pipeline, settings_options
 from lowlight_cli.cli.photos import OVERWRITE
 from lowlight_cli.settings import EnhanceSettings, VideoSettings
 
@@ -69,7 +69,7 @@ def one_video(plan, settings: EnhanceSettings) -> None:
         finished.append(index)
 
     executor = LocalExecutor(
-        lambda: build_enhancer(settings), on_frame=on_frame, on_video=lambda _task, frames: reports.append(frames)
+        lambda: build_pipeline(settings), on_frame=on_frame, on_video=lambda _task, frames: reports.append(frames)
     )
     with bar:
         try:

@@ -55,7 +55,7 @@ def evaluate_pairs(
     data: Path,
     split: str,
     method: str,
-    enhancer=None,
+    pipeline=None,
     limit: int = 0,
     on_row: Callable[[Row], None] | None = None,
     on_output: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None,
@@ -81,7 +81,7 @@ def evaluate_pairs(
                 f"{high.shape[1]}x{high.shape[0]}: pairs must be aligned"
             )
         start = time.perf_counter()
-        out = enhancer.enhance(low).rgb if method == "model" else BASELINES[method](low)
+        out = pipeline.enhance(low).rgb if method == "model" else BASELINES[method](low)
         seconds = time.perf_counter() - start
         if on_output:
             on_output(low, out, high)
@@ -91,5 +91,5 @@ def evaluate_pairs(
         if on_row:
             on_row(row)
     mean = lambda attr: float(np.mean([getattr(r, attr) for r in rows]))  # noqa: E731
-    what = method if method != "model" else f"model ({enhancer.steps} steps)"
+    what = method if method != "model" else f"model ({pipeline.settings.steps} steps)"
     return Summary(what, len(rows), data, split, mean("psnr"), mean("ssim"), mean("psnr_gt_mean"), mean("seconds"))

@@ -25,7 +25,7 @@ from lowlight_cli.run.video import OpenVideo, enhance_video_task
 
 if TYPE_CHECKING:
     from lowlight_cli.io.images import LoadedImage
-    from lowlight_cli.pipeline import Enhancer, EnhanceResult
+    from lowlight_cli.pipeline import EnhanceResult, Pipeline
     from lowlight_cli.run.temporal import VideoReport
 
 OnDone = Callable[[PhotoTask, "LoadedImage", "EnhanceResult"], None]
@@ -34,7 +34,7 @@ OnVideo = Callable[[VideoTask, "VideoReport"], None]
 
 
 class LocalExecutor:
-    """Runs any plan here. `enhancer` is an `Enhancer`, or a function that builds one when a task first needs it.
+    """Runs any plan here. `pipeline` is a `Pipeline`, or a function that builds one when a task first needs it.
 
     `on_done(task, image, result)` is called after each photo written (the CLI's `--verbose` timings),
     `on_frame(video, index)` after each frame of a video written or found done (its opened input and output:
@@ -43,18 +43,18 @@ class LocalExecutor:
 
     def __init__(
         self,
-        enhancer: Enhancer | Callable[[], Enhancer],
+        pipeline: Pipeline | Callable[[], Pipeline],
         on_done: OnDone | None = None,
         on_frame: OnFrame | None = None,
         on_video: OnVideo | None = None,
     ) -> None:
-        self._make = enhancer if callable(enhancer) else (lambda: enhancer)
-        self._built: Enhancer | None = None
+        self._make = pipeline if callable(pipeline) else (lambda: pipeline)
+        self._built: Pipeline | None = None
         self.on_done, self.on_frame, self.on_video = on_done, on_frame, on_video
         self.overwrite = False  # the plan's, while it runs: a frames folder resumes without it
 
-    def enhancer(self) -> Enhancer:
-        """The enhancer, built on first use; a setting or model that cannot be built stops the run (`RunFailed`)."""
+    def pipeline(self) -> Pipeline:
+        """The pipeline, built on first use; a setting or model that cannot be built stops the run (`RunFailed`)."""
         if self._built is None:
             try:
                 self._built = self._make()
@@ -78,12 +78,12 @@ class LocalExecutor:
     def run_task(self, task: Task, decoding: Future[Photo] | None) -> Status:
         """One task; a photo's decoding (`prefetched`) may already be under way."""
         if isinstance(task, VideoTask):
-            frames = enhance_video_task(self.enhancer, task, self.overwrite, self.on_frame)
+            frames = enhance_video_task(self.pipeline, task, self.overwrite, self.on_frame)
             if self.on_video is not None:
                 self.on_video(task, frames)
             return "done"
         photo = decoding.result() if decoding is not None else read_photo(task.source)
-        result = enhance_photo(self.enhancer(), task, photo)
+        result = enhance_photo(self.pipeline(), task, photo)
         if self.on_done is not None and result is not None:
             self.on_done(task, photo.image, result)
         return "done"

@@ -23,7 +23,7 @@ from lowlight_cli.run.tasks import PhotoTask
 from lowlight_cli.storage import Location
 
 if TYPE_CHECKING:
-    from lowlight_cli.pipeline import Enhancer, EnhanceResult
+    from lowlight_cli.pipeline import EnhanceResult, Pipeline
 
 
 @dataclass
@@ -55,7 +55,7 @@ def check_finite(rgb: np.ndarray, model: str | Path) -> None:
 
 
 def enhance_photo(
-    enhancer: Enhancer, task: PhotoTask, photo: Photo, before_write: Callable[[], bool] | None = None
+    pipeline: Pipeline, task: PhotoTask, photo: Photo, before_write: Callable[[], bool] | None = None
 ) -> EnhanceResult | None:
     """Enhance a decoded photo and write it to the task's target; the result, or None if not written.
 
@@ -64,8 +64,8 @@ def enhance_photo(
     it returns False nothing is written (a Ray worker's last look: was this
     output written meanwhile by another attempt?).
     """
-    result = enhancer.enhance(photo.image.rgb)
-    check_finite(result.rgb, enhancer.model_name)  # a broken checkpoint must not write black
+    result = pipeline.enhance(photo.image.rgb)
+    check_finite(result.rgb, pipeline.model_name)  # a broken checkpoint must not write black
     if before_write is not None and not before_write():
         return None
     quality = task.quality or photo.quality or DEFAULT_QUALITY

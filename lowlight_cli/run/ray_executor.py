@@ -10,7 +10,7 @@ How a run goes, and why:
   into Ray Data's blocks: no read tasks exist to be starved of CPU by an
   actor pool that takes every core, and no decoded image ever meets
   Arrow's 2 GB block limit.
-* **Each actor builds its own `Enhancer`** from the checkpoint's bytes (a
+* **Each actor builds its own `Pipeline`** from the checkpoint's bytes (a
   loaded model is never shipped), sets torch's threads to its CPU share,
   then per task: re-checks that the output is still missing, runs the
   same photo or video step as the local executor, and returns a row. A
@@ -47,7 +47,7 @@ from lowlight_cli.settings import EnhanceSettings
 from lowlight_cli.storage import Location, sweep_temporaries_of
 
 if TYPE_CHECKING:
-    from lowlight_cli.pipeline import Enhancer
+    from lowlight_cli.pipeline import Pipeline
 
 TASK_RETRIES = 3  # a task that kills its worker this many times more is reported failed, not retried forever
 MAX_BLOCKS = 2000  # one task per block up to this many (finest retries); more tasks share blocks
@@ -57,15 +57,15 @@ def check_settings(settings: EnhanceSettings) -> bytes:
     """Check the model on the driver; return the checkpoint's bytes for the actors.
 
     `settings` were validated when made; this loads the checkpoint into a CPU
-    `Enhancer` without a prior (the denoiser is small: its names and shapes
+    `Pipeline` without a prior (the denoiser is small: its names and shapes
     are checked), and finds the SAM weights for `--prior sam` (downloading
     them, as the local batch does), so that a bad `--model` is one line here
     rather than a dead actor pool.
     """
     from lowlight_cli.checkpoints.locate import locate_sam_checkpoint, resolve_model_path
-    from lowlight_cli.pipeline import Enhancer
+    from lowlight_cli.pipeline import build
 
-    Enhancer(settings=settings.with_changes(device="cpu", prior="none", sam_checkpoint=None))
+    build(settings.with_changes(device="cpu", prior="none", sam_checkpoint=None))
     if settings.prior == "sam":
         locate_sam_checkpoint(settings.sam_model, settings.sam_checkpoint, download=True)
     return resolve_model_path(settings.model).read_bytes()
@@ -83,7 +83,7 @@ def worker_env(threads: int) -> dict[str, str]:
 
 @dataclass
 class WorkerSpec:
-    """What an actor needs to build its own `Enhancer` and run tasks: no loaded model, only bytes and settings."""
+    """What an actor needs to build its own `Pipeline` and run tasks: no loaded model, only bytes and settings."""
 
     settings: EnhanceSettings
     model_bytes: bytes
@@ -94,20 +94,20 @@ class WorkerSpec:
 
 
 class EnhanceWorker:
-    """A Ray Data actor: one `Enhancer` per process, then one row per task."""
+    """A Ray Data actor: one `Pipeline` per process, then one row per task."""
 
     def __init__(self, spec: WorkerSpec) -> None:
-        self.spec, self.error, self.enhancer = spec, "", cast("Enhancer | None", None)
+        self.spec, self.error, self.pipeline = spec, "", cast("Pipeline | None", None)
         try:
             import torch
 
             torch.set_num_threads(spec.threads)
-            from lowlight_cli.pipeline import Enhancer
+            from lowlight_cli.pipeline import build
 
             model_path = Path(tempfile.mkdtemp(prefix="lowlight-worker-")) / "model.safetensors"
             model_path.write_bytes(spec.model_bytes)
-            self.enhancer = Enhancer(settings=spec.settings.with_changes(model=str(model_path)))
-            self.enhancer.model_name = spec.model_name  # errors about its output name the model the user gave
+            # Errors about the model's output name the model the user gave, not this copy of it.
+            self.pipeline = build(spec.settings.with_changes(model=str(model_path)), model_name=spec.model_name)
         except Exception as exc:  # noqa: BLE001 - every task then fails with this line, instead of a dead pool
             self.error = f"worker on {socket.gethostname()} could not load the model: {exc}"
 
@@ -144,9 +144,9 @@ class EnhanceWorker:
         state = self.present(task.target)
         if state:
             return state
-        enhancer = cast("Enhancer", self.enhancer)  # set unless self.error
+        pipeline = cast("Pipeline", self.pipeline)  # set unless self.error
         if isinstance(task, VideoTask):
-            enhance_video_task(lambda: enhancer, task)
+            enhance_video_task(lambda: pipeline, task)
             return "done"
         outcome: list[Status | None] = []
 
@@ -154,7 +154,7 @@ class EnhanceWorker:
             outcome.append(self.present(task.target))
             return outcome[-1] is None
 
-        written = enhance_photo(enhancer, task, read_photo(task.source), before_write=still_missing)
+        written = enhance_photo(pipeline, task, read_photo(task.source), before_write=still_missing)
         return "done" if written is not None else cast(Status, outcome[-1])
 
 

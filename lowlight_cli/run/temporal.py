@@ -7,7 +7,7 @@ Enhancing frames independently flickers: each frame gets its own region prior
 and its own colour transform, and small input differences (sensor noise)
 move both. Within a shot, three things keep consecutive frames consistent:
 
-* every frame is sampled from the same noise field (the `Enhancer` seed);
+* every frame is sampled from the same noise field (the pipeline's seed);
 * the region prior of the shot's first frame is reused, so the model is
   guided by the same regions, and only recomputed on a scene cut;
 * the tone judgement (exposure, white balance, curve, and the highlight
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from time import perf_counter
 from typing import cast
@@ -41,10 +41,10 @@ import cv2
 import numpy as np
 
 from lowlight_cli.errors import LowlightError
-from lowlight_cli.imaging.prepare import resize, working_size
+from lowlight_cli.imaging.prepare import WorkingCopy, resize, working_size
 from lowlight_cli.io.video import FrameSink, FrameSource
 from lowlight_cli.models.tone import ToneParams, mix
-from lowlight_cli.pipeline import Enhancer
+from lowlight_cli.pipeline import Pipeline
 from lowlight_cli.priors.region_prior import RegionPrior
 from lowlight_cli.settings.video import DEFAULT_SMOOTHING
 
@@ -82,7 +82,7 @@ class ShotState:
 
 
 def enhance_video(
-    enhancer: Enhancer,
+    pipeline: Pipeline,
     source: FrameSource,
     sink: FrameSink,
     on_frame: Callable[[int], None] | None = None,
@@ -110,10 +110,10 @@ def enhance_video(
             if sink.done(index):
                 report.skipped += 1
                 state = replay(
-                    enhancer, rgb, state, smoothing, scene_cut, written=partial(sink.finished, index), time=when
+                    pipeline, rgb, state, smoothing, scene_cut, written=partial(sink.finished, index), time=when
                 )
             else:
-                out, state, new_prior = enhance_frame(enhancer, rgb, state, smoothing, scene_cut, time=when)
+                out, state, new_prior = enhance_frame(pipeline, rgb, state, smoothing, scene_cut, time=when)
                 sink.write(index, out, source.time_of(index))
                 report.done += 1
                 report.priors += new_prior
@@ -124,7 +124,7 @@ def enhance_video(
 
 
 def replay(
-    enhancer: Enhancer,
+    pipeline: Pipeline,
     rgb: np.ndarray,
     state: ShotState | None,
     smoothing: float,
@@ -143,8 +143,8 @@ def replay(
     next frame averages with it (`past_output`); the region prior is computed
     afresh there.
     """
-    low = enhancer.shrink(rgb, direct=enhancer.full_res)
-    tone, _ = shot_tone(enhancer, low, state, smoothing, scene_cut, time)
+    low = pipeline.shrink(rgb, direct=pipeline.settings.full_res)
+    tone, _ = shot_tone(pipeline, low, state, smoothing, scene_cut, time)
     return ShotState(low=low, prior=None, output=None, tone=tone, written=written, time=time)
 
 
@@ -156,7 +156,7 @@ def tone_weight(state: ShotState, time: float | None) -> float:
 
 
 def shot_tone(
-    enhancer: Enhancer,
+    pipeline: Pipeline,
     low: np.ndarray,
     state: ShotState | None,
     smoothing: float,
@@ -166,7 +166,7 @@ def shot_tone(
     """The frame's tone judgement, mixed into the shot's average when the frame continues the shot
     (`change_map` under `scene_cut`) and smoothing is on (`smoothing` > 0), and whether it does."""
     same_shot = state is not None and float(change_map(state.low, low).mean()) < scene_cut
-    tone = enhancer.judge(low)
+    tone = pipeline.judge(low)
     if same_shot and state is not None and smoothing > 0 and tone is not None and state.tone is not None:
         tone = mix(state.tone, tone, tone_weight(state, time))
     return tone, same_shot
@@ -188,7 +188,7 @@ def past_output(state: ShotState, size: tuple[int, int]) -> np.ndarray | None:
 
 
 def enhance_frame(
-    enhancer: Enhancer,
+    pipeline: Pipeline,
     rgb: np.ndarray,
     state: ShotState | None,
     smoothing: float,
@@ -199,11 +199,13 @@ def enhance_frame(
     the next frame, whether a new prior was computed)."""
     # Never sampled directly, even when small: the working copy's area averaging also averages the noise
     # that would flicker from frame to frame, and every frame of the clip compares at one size.
-    low = enhancer.shrink(rgb, direct=enhancer.full_res)
-    tone, same_shot = shot_tone(enhancer, low, state, smoothing, scene_cut, time)
-    working = enhancer.develop_copy(low, tone)  # one judgement and one development per frame
+    low = pipeline.shrink(rgb, direct=pipeline.settings.full_res)
+    tone, same_shot = shot_tone(pipeline, low, state, smoothing, scene_cut, time)
     reused = state.prior if same_shot and state is not None else None
-    working, work_output, prior, _ = enhancer.enhance_working(rgb, reused, working)
+    # The pipeline's own stages, with the shot's judgement, its prior, and the output averaged over time.
+    frame = replace(pipeline.start(rgb, reused), working=pipeline.develop_copy(low, tone))
+    frame = pipeline.sample(pipeline.find_prior(frame))
+    working, work_output = cast(WorkingCopy, frame.working), cast(np.ndarray, frame.output)
     past = past_output(state, rgb.shape[:2]) if same_shot and state is not None and smoothing > 0 else None
     if past is not None and state is not None:
         shift = global_shift(state.low, working.low)
@@ -211,8 +213,9 @@ def enhance_frame(
         past, _ = translate(past, shift)
         weight = smoothing * inside * agreement(past_low, working.low, scene_cut)
         work_output = weight * past + (1.0 - weight) * work_output
-    out = enhancer.finish(rgb, working, work_output)
-    return out, ShotState(low=working.low, prior=prior, output=work_output, tone=tone, time=time), reused is None
+    out = cast(np.ndarray, pipeline.finish(replace(frame, output=work_output)).result)
+    next_state = ShotState(low=working.low, prior=frame.prior, output=work_output, tone=tone, time=time)
+    return out, next_state, reused is None
 
 
 def global_shift(previous: np.ndarray, current: np.ndarray) -> tuple[float, float]:

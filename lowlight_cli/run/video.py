@@ -22,7 +22,7 @@ from lowlight_cli.storage import Location
 
 if TYPE_CHECKING:
     from lowlight_cli.io.video import FrameSink, FrameSource
-    from lowlight_cli.pipeline import Enhancer
+    from lowlight_cli.pipeline import Pipeline
     from lowlight_cli.run.temporal import VideoReport
 
 
@@ -42,12 +42,12 @@ class OpenVideo:
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
 
-    def run(self, enhancer: Enhancer, on_frame: Callable[[int], None] | None = None) -> VideoReport:
+    def run(self, pipeline: Pipeline, on_frame: Callable[[int], None] | None = None) -> VideoReport:
         """Enhance every frame into the output (see `temporal.enhance_video`)."""
         from lowlight_cli.run.temporal import enhance_video
 
         return enhance_video(
-            enhancer, self.frames, self.sink, on_frame=on_frame, smoothing=self.task.settings.smoothing
+            pipeline, self.frames, self.sink, on_frame=on_frame, smoothing=self.task.settings.smoothing
         )
 
 
@@ -85,14 +85,14 @@ def is_frames_folder(target: Location) -> bool:
 
 
 def enhance_video_task(
-    enhancer: Callable[[], Enhancer],
+    pipeline: Callable[[], Pipeline],
     task: VideoTask,
     overwrite: bool = True,
     on_frame: Callable[[OpenVideo, int], None] | None = None,
 ) -> VideoReport:
-    """A whole video; `enhancer` is called once its input and output are open, so a bad file fails without a
+    """A whole video; `pipeline` is called once its input and output are open, so a bad file fails without a
     model. A video file is replaced if there (the plan decided it runs), encoded into a temporary file beside
     the target and moved into place when complete, so a worker that dies leaves no partial video; a frames
     folder resumes unless `overwrite`. `on_frame(video, index)` after each frame written or found done."""
     with open_video(task, overwrite=overwrite or not is_frames_folder(task.target)) as video:
-        return video.run(enhancer(), None if on_frame is None else partial(on_frame, video))
+        return video.run(pipeline(), None if on_frame is None else partial(on_frame, video))
