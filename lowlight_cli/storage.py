@@ -120,6 +120,11 @@ class Location:
     def _child(self, path: str, url: str) -> Location:
         return Location(self.fs, path, self.protocol, url)
 
+    def named(self, written: str) -> Location:
+        """This local place, named in messages as `written` (a Ray worker gets the absolute place and the
+        user's words for it apart); a URL is its own name."""
+        return self._child(self.path, written) if self.local else self
+
     # --- the Path-like part ---------------------------------------------------------------------------
     def __truediv__(self, relative: str | os.PathLike[str]) -> Location:
         rel = PurePosixPath(os.fspath(relative)).as_posix().lstrip("/")

@@ -143,7 +143,9 @@ def test_a_task_travels_to_a_worker_as_one_typed_line(tmp_path):
     settings = VideoSettings(end=2.0, frame_format="jpg")
     video = VideoTask(Location.of(tmp_path / "a.mp4"), Location.of(tmp_path / "o.mp4"), settings)
     assert from_row(to_row(photo)) == photo and from_row(to_row(video)) == video
-    assert str(from_row(to_row(photo)).source) == str(Path("in/a.jpg").resolve())  # absolute: a worker has its own cwd
+    travelled = from_row(to_row(photo)).source
+    assert travelled.as_path() == Path("in/a.jpg").resolve()  # opened where planned: a worker has its own cwd
+    assert str(travelled) == str(Path("in/a.jpg"))  # and named in messages as the user wrote it
 
 
 @pytest.mark.parametrize("recursive", [False, True])

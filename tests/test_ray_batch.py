@@ -288,6 +288,45 @@ def test_a_worker_that_cannot_load_the_model_fails_each_file_in_one_line(
     assert not (tmp_path / "out").exists()
 
 
+def test_a_workers_failures_reach_the_summary_as_a_local_runs_do(tmp_path, tiny_checkpoint, monkeypatch):
+    """A worker's row carries an error's parts with its settings marked, and its task the places as the user
+    wrote them: the driver's summary says `--work-size` where the library said `work_size`, and names the file
+    as the command line did, word for word what the local executor reports. (In this process: Ray only carries
+    the rows.)"""
+    import torch
+
+    import lowlight_cli.pipeline as pipeline
+    from lowlight_cli.cli.app import flag
+    from lowlight_cli.run.tasks import PhotoTask, to_row
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(pipeline, "sample_residual", exhausted)
+    make_folder(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    tasks = [PhotoTask(Location.of(f"dark/{name}"), Location.of(f"out/{name}")) for name in ("a.jpg", "broken.jpg")]
+    local = LocalExecutor(pipeline.build(settings(tiny_checkpoint))).run(Plan.of(tasks, overwrite=False))
+    threads = torch.get_num_threads()
+    spec = ray_executor.WorkerSpec(settings(tiny_checkpoint), tiny_checkpoint.read_bytes(), "tiny", False, 0.0, 1)
+    try:
+        rows = EnhanceWorker(spec)({"task": [to_row(task) for task in tasks]})
+    finally:
+        torch.set_num_threads(threads)  # the worker takes its CPU share of this process
+    report = Report()
+    by_target = {os.fspath(task.target): task for task in tasks}
+    rows_back = iter([dict(zip(rows, values, strict=True)) for values in zip(*rows.values(), strict=True)])
+    executor = RayExecutor(settings(tiny_checkpoint), RayOptions())
+    executor.collect(rows_back, by_target, report, time.perf_counter(), None)
+
+    def worded(run: Report) -> list[str]:
+        return [why.worded(flag) if isinstance(why, LowlightError) else why for _, why in run.failed]
+
+    assert worded(report) == worded(local) and len(worded(report)) == 2
+    assert worded(report)[0] == "out of memory on cpu: try a smaller --work-size"
+    assert worded(report)[1].startswith(os.path.join("dark", "broken.jpg") + ": ")
+
+
 def test_a_folder_of_videos_goes_one_video_per_worker(ray_cluster, tmp_path, tiny_checkpoint):
     from lowlight_cli.pipeline import build
     from lowlight_cli.run.places import folder_video_tasks

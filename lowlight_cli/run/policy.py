@@ -12,6 +12,7 @@ KeyboardInterrupt always propagates.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -47,3 +48,17 @@ def guarded(source: object, work: Callable[[], Status], contain_unexpected: bool
         if not contain_unexpected:
             raise
         return Outcome("failed", f"{source}: unexpected {type(exc).__name__}: {exc}")
+
+
+def reason_to_row(reason: str | LowlightError) -> str:
+    """A failure's reason as one JSON line of its message's parts, each settings part marked: what a Ray worker
+    sends back in its row, since a plain string would lose which words are settings (`work_size`) that the
+    CLI writes as options (`--work-size`)."""
+    parts = reason.parts if isinstance(reason, LowlightError) else (reason,)
+    return json.dumps([[str(part), isinstance(part, Setting)] for part in parts])
+
+
+def reason_from_row(row: str) -> str | LowlightError:
+    """The reason `reason_to_row` wrote: an error with its settings marked again (an empty one for no failure)."""
+    parts = [Setting(text) if setting else text for text, setting in json.loads(row)]
+    return LowlightError(*parts) if any(isinstance(part, Setting) for part in parts) else "".join(parts)

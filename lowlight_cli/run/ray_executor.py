@@ -15,7 +15,9 @@ How a run goes, and why:
   then per task: re-checks that the output is still missing, runs the
   same photo or video step as the local executor, and returns a row. A
   task's exception becomes a row through the one error policy
-  (`policy.guarded`), never a failed job.
+  (`policy.guarded`), never a failed job; its reason travels with the
+  settings it names marked (`policy.reason_to_row`), so the driver's
+  summary words them as options, as a local run's does.
 * **A dead worker is replaced.** Ray restarts the actor and retries its
   block; an output this run already wrote is not written again (its time
   is at or after the run's start), and a write is never seen half-done. A
@@ -37,9 +39,10 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from lowlight_cli.errors import LowlightError
 from lowlight_cli.run.photo import enhance_photo, read_photo
 from lowlight_cli.run.plan import Plan, Report
-from lowlight_cli.run.policy import Outcome, Status, guarded
+from lowlight_cli.run.policy import Outcome, Status, guarded, reason_from_row, reason_to_row
 from lowlight_cli.run.ray_cluster import RayOptions, check_options, connect, forwarded_env, pool_size
 from lowlight_cli.run.tasks import Task, VideoTask, from_row, to_row
 from lowlight_cli.run.video import enhance_video_task
@@ -97,7 +100,7 @@ class EnhanceWorker:
     """A Ray Data actor: one `Pipeline` per process, then one row per task."""
 
     def __init__(self, spec: WorkerSpec) -> None:
-        self.spec, self.error, self.pipeline = spec, "", cast("Pipeline | None", None)
+        self.spec, self.error, self.pipeline = spec, cast("LowlightError | None", None), cast("Pipeline | None", None)
         try:
             import torch
 
@@ -109,7 +112,8 @@ class EnhanceWorker:
             # Errors about the model's output name the model the user gave, not this copy of it.
             self.pipeline = build(spec.settings.with_changes(model=str(model_path)), model_name=spec.model_name)
         except Exception as exc:  # noqa: BLE001 - every task then fails with this line, instead of a dead pool
-            self.error = f"worker on {socket.gethostname()} could not load the model: {exc}"
+            parts = exc.parts if isinstance(exc, LowlightError) else (str(exc),)
+            self.error = LowlightError(f"worker on {socket.gethostname()} could not load the model: ", *parts)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         rows: dict[str, list] = {"target": [], "status": [], "error": [], "seconds": []}
@@ -117,13 +121,13 @@ class EnhanceWorker:
             began = time.perf_counter()
             task = from_row(str(row))
             outcome = (
-                Outcome("failed", f"{task.source}: {self.error}")
-                if self.error
+                Outcome("failed", LowlightError(f"{task.source}: ", *self.error.parts))
+                if self.error is not None
                 else guarded(task.source, partial(self.run_task, task), contain_unexpected=True)
             )
             for key, value in zip(
                 rows,
-                (os.fspath(task.target), outcome.status, str(outcome.reason), time.perf_counter() - began),
+                (os.fspath(task.target), outcome.status, reason_to_row(outcome.reason), time.perf_counter() - began),
                 strict=True,
             ):
                 rows[key].append(value)
@@ -262,7 +266,7 @@ class RayExecutor:
                 continue
             seen.add(row["target"])
             self.stats.per_task_s.append(float(row["seconds"]))
-            report.add(task, Outcome(row["status"], str(row["error"])))
+            report.add(task, Outcome(row["status"], reason_from_row(str(row["error"]))))
             if on_advance:
                 on_advance(task)
         for target, task in by_target.items():  # blocks dropped after their worker died too often

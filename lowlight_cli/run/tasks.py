@@ -40,8 +40,9 @@ Task = PhotoTask | VideoTask
 
 def to_row(task: Task) -> str:
     """The task as one JSON line for a Ray Data block; local places absolute, since a worker has its own
-    working directory."""
+    working directory, and as the user wrote them, which the worker's messages name."""
     fields: dict[str, object] = {"source": os.fspath(task.source), "target": os.fspath(task.target)}
+    fields.update(names=[str(task.source), str(task.target)])
     if isinstance(task, PhotoTask):
         fields.update(kind="photo", quality=task.quality)
     else:
@@ -52,7 +53,9 @@ def to_row(task: Task) -> str:
 def from_row(row: str) -> Task:
     """The task `to_row` wrote."""
     fields = json.loads(row)
-    source, target = Location.of(fields["source"]), Location.of(fields["target"])
+    source_name, target_name = fields["names"]
+    source = Location.of(fields["source"]).named(source_name)
+    target = Location.of(fields["target"]).named(target_name)
     if fields["kind"] == "photo":
         return PhotoTask(source, target, fields["quality"])
     return VideoTask(source, target, VideoSettings(**fields["settings"]))
