@@ -8,6 +8,7 @@ check the machinery (counts, audio, temporal consistency), not quality.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -612,6 +613,36 @@ def test_a_planned_video_is_read_and_written_where_planned_after_a_chdir(tmp_pat
     assert list((tmp_path / "elsewhere").iterdir()) == []
     failed = LocalExecutor(lambda: pytest.fail("the model was built for a file that cannot be read")).run(bad)
     assert str(failed.failed[0][1]).startswith("bad.mp4: not a readable video")
+
+
+def test_a_bad_frame_is_named_as_the_user_wrote_the_frames_folder(tmp_path, enhancer, monkeypatch):
+    """A frame that cannot be read, or of another size, names its folder as the command line gave it, however
+    far the working directory moved since the plan (the places it opens are absolute)."""
+    from lowlight_cli.run.local import LocalExecutor
+    from lowlight_cli.run.plan import plan_video
+    from lowlight_cli.settings import VideoSettings
+
+    (tmp_path / "elsewhere").mkdir()
+    folder = tmp_path / "shots" / "night"
+    sink = FolderSink(folder)
+    for index, pixels in enumerate(noisy_frames(3, 64, 48)):
+        sink.write(index, pixels / 255.0)
+    monkeypatch.chdir(tmp_path)
+    plans = {}
+    for broken in ("frame_000002.png", "frame_000001.png"):  # a frame while running, and the first frame
+        keep = (folder / broken).read_bytes()
+        (folder / broken).write_bytes(b"\x89PNG not really")
+        plan = plan_video(Path("shots/night"), Path("out"), VideoSettings(), overwrite=True)
+        monkeypatch.chdir(tmp_path / "elsewhere")
+        plans[broken] = LocalExecutor(enhancer).run(plan).failed
+        monkeypatch.chdir(tmp_path)
+        (folder / broken).write_bytes(keep)
+    for broken, failed in plans.items():
+        assert len(failed) == 1 and str(failed[0][1]).startswith(os.path.join("shots", "night", broken)), failed
+    Image.fromarray(np.zeros((10, 12, 3), np.uint8)).save(folder / "frame_000003.png")
+    plan = plan_video(Path("shots/night"), Path("out"), VideoSettings(), overwrite=True)
+    failed = LocalExecutor(enhancer).run(plan).failed
+    assert str(failed[0][1]).startswith(f"{os.path.join('shots', 'night', 'frame_000003.png')}: is 12x10")
 
 
 def test_cli_video_resumes_a_frames_folder_and_skips_a_finished_video(clip, tmp_path, tiny_checkpoint):

@@ -270,19 +270,23 @@ class FolderSource(FrameSource):
         self.files = files[first:last][:max_frames]
         if not self.files:
             raise InputError(f"{self.name}: no frames in the selected time range ({len(files)} frames in all)")
-        height, width = load_image(self.files[0]).rgb.shape[:2]
+        height, width = load_image(self.files[0], name=self.frame_name(self.files[0])).rgb.shape[:2]
         self.size, self.frame_count = (width, height), len(self.files)
         self.names = [path.name for path in self.files]
 
     def __iter__(self) -> Iterator[Frame]:
         for index, path in enumerate(self.files):
-            rgb = load_image(path).rgb
+            rgb = load_image(path, name=self.frame_name(path)).rgb
             if (rgb.shape[1], rgb.shape[0]) != self.size:
                 raise InputError(
-                    f"{os.path.join(self.name, path.name)}: is {rgb.shape[1]}x{rgb.shape[0]}, but the first frame is "
+                    f"{self.frame_name(path)}: is {rgb.shape[1]}x{rgb.shape[0]}, but the first frame is "
                     f"{self.size[0]}x{self.size[1]} (all frames must match)"
                 )
             yield index, rgb
+
+    def frame_name(self, path: Path) -> str:
+        """A frame as messages name it: in the folder as the user wrote it (`path` is absolute)."""
+        return os.path.join(self.name, path.name)
 
 
 def _natural_key(path: Path) -> list:
