@@ -521,4 +521,6 @@ def test_the_array_development_is_apply_tone_s_arithmetic_in_numpy(keep_chroma):
         expected = apply_tone(low, params, 0.5)[0].permute(1, 2, 0).numpy()
     assert factor is not None and float(factor.min()) < 0.99  # the factor is at work here
     got = apply_tone_array(rgb, params, 0.5, factor[0, 0].numpy())
-    assert np.abs(got - expected).max() < 1e-5
+    # float32 rounding, in other orders and through OpenCV's pow and log, is multiplied by the sRGB curve's
+    # slope of 12.92 near black: two 16-bit levels (3e-5) bound it, far under an 8-bit level (4e-3)
+    assert np.abs(got - expected).max() < 3e-5

@@ -34,6 +34,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import cast
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -391,10 +392,11 @@ def apply_tone_array(
 ) -> np.ndarray:
     """`apply_tone` for one H×W×3 float32 sRGB array and the first photo of `params`, in numpy.
 
-    The same arithmetic (a test holds the two within 1e-5), for the full-resolution base
-    (`condition.develop_full`): on a 2-core CPU, numpy's in-place passes over row strips develop a
-    12 MP photo three times as fast as torch's temporaries did. `factor` (H×W) is the local exposure
-    factor, made elsewhere (`local_factor`).
+    The same arithmetic (a test holds the two within 3e-5, two 16-bit levels), for the full-resolution base
+    (`condition.develop_full`): on a 2-core CPU, in-place passes over row strips develop a 12 MP photo
+    three times as fast as torch's temporaries did, and OpenCV's vectorised `pow`/`log` (within 3e-6
+    of numpy's) with the curve's evenly spaced knots read by index instead of `np.interp`'s search
+    three times as fast again. `factor` (H×W) is the local exposure factor, made elsewhere (`local_factor`).
     """
     linear = _srgb_to_linear_array(rgb)
     black = params.black[0].detach().numpy()
@@ -407,39 +409,62 @@ def apply_tone_array(
     if factor is not None:
         linear *= factor[..., None]
         lum *= factor
-    curve, knots = params.curve[0].detach().numpy(), KNOTS.numpy()
-    log_lum = np.log2(lum)
-    display = np.interp(log_lum, knots, curve).astype(np.float32)
-    below = log_lum < knots[0]  # the curve runs linearly to black below its first knot
-    display[below] = curve[0] * lum[below] / np.float32(2.0 ** float(knots[0]))
-    out_lum = _srgb_to_linear_array(display)[..., None]
+    out_lum = _srgb_to_linear_array(_curve_array(lum, params.curve[0].detach().numpy()))[..., None]
     linear *= out_lum / lum[..., None]
     linear -= out_lum
     linear *= float(params.saturation[0].detach())
     linear += out_lum
     if params.keep_chroma:  # fit_in_gamut: half darkened at its chromaticity, then fit_to_white
-        linear *= np.sqrt(GAMUT_TOP / np.maximum(linear.max(axis=2, keepdims=True), GAMUT_TOP))
+        linear *= np.sqrt(GAMUT_TOP / np.maximum(_channel_max(linear), GAMUT_TOP))
         out_lum = (linear @ np.array(REC709, np.float32))[..., None]
-    room = np.maximum(GAMUT_TOP - out_lum, 0.0) / np.maximum(linear.max(axis=2, keepdims=True) - out_lum, 1e-6)
+    room = np.maximum(GAMUT_TOP - out_lum, 0.0) / np.maximum(_channel_max(linear) - out_lum, 1e-6)
     linear -= out_lum
     linear *= np.clip(room, 0.0, 1.0)
     linear += out_lum
     return _linear_to_srgb_array(linear)
 
 
+def _curve_array(lum: np.ndarray, curve: np.ndarray) -> np.ndarray:
+    """The tone curve (display level at each of `KNOTS`, evenly spaced in log2) at linear luminances `lum`:
+    `np.interp` on log2, clamped above the last knot, linear to black below the first (as `apply_tone`)."""
+    first, step = float(KNOTS[0]), float(KNOTS[1] - KNOTS[0])
+    position = cv2.log(lum)
+    position *= np.float32(1.0 / (math.log(2.0) * step))
+    position -= np.float32(first / step)
+    below = position < 0.0
+    np.clip(position, 0.0, len(curve) - 1, out=position)
+    index = np.minimum(position.astype(np.int32), len(curve) - 2)
+    position -= index  # the fraction of the way to the next knot
+    slope = np.diff(curve).astype(np.float32)
+    display = np.take(slope, index)
+    display *= position
+    display += np.take(curve.astype(np.float32), index)
+    np.copyto(display, lum * np.float32(curve[0] / 2.0**first), where=below)
+    return display
+
+
+def _channel_max(rgb: np.ndarray) -> np.ndarray:
+    """The brightest channel of an H×W×3 array, H×W×1 (an elementwise maximum: far faster than a reduction
+    over an axis of three)."""
+    return np.maximum(np.maximum(rgb[..., 0], rgb[..., 1]), rgb[..., 2])[..., None]
+
+
 def _srgb_to_linear_array(x: np.ndarray) -> np.ndarray:
     x = np.clip(x, 0.0, 1.0)
-    curved = (x + np.float32(0.055)) / np.float32(1.055)
-    np.power(curved, np.float32(2.4), out=curved)
-    return np.where(x <= 0.04045, x / np.float32(12.92), curved)
+    curved = x + np.float32(0.055)
+    curved *= np.float32(1 / 1.055)
+    curved = cv2.pow(curved, 2.4)
+    np.copyto(curved, x * np.float32(1 / 12.92), where=x <= 0.04045)
+    return curved
 
 
 def _linear_to_srgb_array(x: np.ndarray) -> np.ndarray:
     x = np.clip(x, 0.0, 1.0)
-    curved = np.power(np.maximum(x, np.float32(0.0031308)), np.float32(1 / 2.4))
+    curved = cv2.pow(np.maximum(x, np.float32(0.0031308)), 1 / 2.4)
     curved *= np.float32(1.055)
     curved -= np.float32(0.055)
-    return np.where(x <= 0.0031308, x * np.float32(12.92), curved)
+    np.copyto(curved, x * np.float32(12.92), where=x <= 0.0031308)
+    return curved
 
 
 def fit_in_gamut(linear: torch.Tensor) -> torch.Tensor:
