@@ -25,6 +25,8 @@ from lowlight_cli.models.tone import (
     fit_in_gamut,
     fit_to_white,
     gain_loss,
+    hold_exposed,
+    identity_curve,
     linear_to_srgb,
     local_factor,
     mix,
@@ -524,3 +526,46 @@ def test_the_array_development_is_apply_tone_s_arithmetic_in_numpy(keep_chroma):
     # float32 rounding, in other orders and through OpenCV's pow and log, is multiplied by the sRGB curve's
     # slope of 12.92 near black: two 16-bit levels (3e-5) bound it, far under an 8-bit level (4e-3)
     assert np.abs(got - expected).max() < 3e-5
+
+
+def _judgement(log_exposure: float, saturation: float = 1.3) -> ToneParams:
+    """A judgement with the default look's curve, colour and black level, and the given exposure."""
+    return ToneParams(
+        log_exposure=torch.tensor([log_exposure]),
+        log_wb=torch.tensor([[0.1, -0.05, 0.08]]),
+        curve=default_curve()[None],
+        saturation=torch.tensor([saturation]),
+        highlights=torch.tensor([0.3]),
+        black=torch.tensor([[0.002, 0.0, 0.001]]),
+        keep_chroma=True,
+    )
+
+
+def test_identity_development_gives_the_photo_back():
+    """Under the identity parameters a photo comes back as it went in, up to the curve's knots (its top,
+    over `GAMUT_TOP`, is the gamut's to compress)."""
+    rng = np.random.default_rng(3)
+    rgb = torch.from_numpy((rng.random((1, 3, 32, 32)) * 0.95).astype(np.float32))
+    zero = torch.zeros(1)
+    identity = ToneParams(zero, torch.zeros(1, 3), identity_curve()[None], zero + 1, zero, torch.zeros(1, 3), True)
+    assert float((apply_tone(rgb, identity) - rgb).abs().max()) < 1 / 255
+
+
+def test_a_photo_the_judgement_barely_moves_is_held_as_it_is():
+    """A well-exposed photo whose judgement moves its mean by under `HOLD_FULL` stops gets the identity."""
+    rng = np.random.default_rng(4)
+    rgb = torch.from_numpy((0.2 + 0.6 * rng.random((1, 3, 48, 48))).astype(np.float32))
+    judged = _judgement(0.0)
+    held = hold_exposed(judged, rgb)
+    assert float((apply_tone(rgb, judged) - rgb).abs().max()) > 10 / 255  # the look alone changes it
+    assert float((apply_tone(rgb, held) - rgb).abs().max()) < 1 / 255
+
+
+def test_a_dark_photo_keeps_its_judgement():
+    """A dark photo the judgement brightens by stops is not held at all: its parameters pass unchanged."""
+    rng = np.random.default_rng(5)
+    rgb = torch.from_numpy((0.05 * rng.random((1, 3, 48, 48))).astype(np.float32))
+    judged = _judgement(math.log(8.0))
+    held = hold_exposed(judged, rgb)
+    for name in ("log_exposure", "log_wb", "curve", "saturation", "highlights", "black"):
+        assert torch.equal(getattr(held, name), getattr(judged, name)), name

@@ -31,6 +31,7 @@ from lowlight_cli.models.tone import (
     ToneParams,
     apply_tone,
     apply_tone_array,
+    hold_exposed,
     local_factor,
     roll_off_highlights,
     target_gains,
@@ -78,14 +79,15 @@ def judge(
 
     `target_thumb` (training only) is the whole target photo: exposure and
     white balance are then the target's own (see `models/tone.py`).
-    `roll_off` guards highlights at inference (`tone.roll_off_highlights`);
-    training turns it off, so the curve it learns is the one it is scored on;
+    `roll_off` guards highlights at inference (`tone.roll_off_highlights`) and
+    holds a photo that is already exposed as it is (`tone.hold_exposed`);
+    training turns both off, so the curve it learns is the one it is scored on;
     `local` lets it lower lit regions locally first (`--highlights local`).
     """
     params = tone(whole)
     if target_thumb is not None:
         return with_gains(params, target_gains(whole, target_thumb, params.black.detach()))
-    return roll_off_highlights(params, whole, local) if roll_off else params
+    return hold_exposed(roll_off_highlights(params, whole, local), whole) if roll_off else params
 
 
 def develop(
@@ -134,7 +136,7 @@ def develop_full(
     factor, which looks at the whole photo, is the working copy's, upsampled (it is smooth: `local_factor`).
     The reconstruction carries the model's correction of the working copy onto this base, so the detail
     of the full photo is developed by the same curve as its working copy, not by a local linear fit of it.
-    It runs on the CPU, where the tone branch lives (`pipeline.Enhancer`).
+    It runs on the CPU, where the tone branch lives (`pipeline.Pipeline`).
     """
     height, width = rgb.shape[:2]
     out = np.empty((3, height, width), np.float32)
