@@ -203,9 +203,9 @@ class Pipeline:
         if direct:
             result = np.clip(output, 0.0, 1.0).astype(np.float32)
         else:
-            full_base = working.develop_full(rgb)
-            threshold = self.settings.detail_threshold
-            result = reconstruct(rgb, full_base, working.low, working.base, output, noise_threshold=threshold)
+            rows = working.develop_full(rgb)
+            threshold, workers = self.settings.detail_threshold, torch.get_num_threads()
+            result = reconstruct(rgb, rows, working.low, working.base, output, threshold, workers)
         return state.timed("reconstruct", began, result=result)
 
     def enhance(
@@ -247,7 +247,7 @@ class Pipeline:
         def base(tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             return develop(tensor, self.look, brightness, ev=ev, params=judged, local=local)
 
-        def full(rgb: np.ndarray) -> np.ndarray:
+        def full(rgb: np.ndarray) -> Callable[[slice], np.ndarray]:
             return develop_full(rgb, to_tensor(low), judged, brightness, ev)
 
         return developed(low, base, full)

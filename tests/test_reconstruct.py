@@ -5,12 +5,26 @@ import numpy as np
 import pytest
 
 from lowlight_cli.imaging.prepare import resize
-from lowlight_cli.imaging.reconstruct import GREY_KEPT, band_rows, photo_noise, reconstruct, upsample
+from lowlight_cli.imaging.reconstruct import (
+    GREY_KEPT,
+    STRIP,
+    band_rows,
+    photo_noise,
+    reconstruct,
+    strips,
+    upsample,
+    upsample_rows,
+)
 
 
 def smooth_scene(height, width):
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     return np.stack([x / width, y / height, 0.5 + 0.4 * np.sin(x / 17.0) * np.cos(y / 23.0)], axis=2)
+
+
+def rows_of(planes: np.ndarray):
+    """A full base held whole, handed out band by band as the reconstruction asks for it."""
+    return lambda rows: planes[:, rows].copy()
 
 
 def pair(full: np.ndarray, gain: float, work_shape=(100, 100)):
@@ -22,15 +36,15 @@ def pair(full: np.ndarray, gain: float, work_shape=(100, 100)):
 def test_the_model_s_change_at_working_size_is_carried_whole_onto_the_full_base():
     """A constant change of the working output is a constant change of the result (upsampling is linear)."""
     full, base, work, work_base = pair(0.05 + smooth_scene(300, 400) * 0.15, 3.0, (75, 100))  # nothing clips
-    plain = reconstruct(full, base.copy(), work, work_base, work_base)
-    changed = reconstruct(full, base.copy(), work, work_base, work_base + np.float32([0.05, -0.02, 0.01]))
+    plain = reconstruct(full, rows_of(base), work, work_base, work_base)
+    changed = reconstruct(full, rows_of(base), work, work_base, work_base + np.float32([0.05, -0.02, 0.01]))
     assert plain.shape == full.shape
     assert np.allclose(changed - plain, [0.05, -0.02, 0.01], atol=1e-5)
 
 
 def test_a_smooth_photo_comes_back_as_its_full_base():
     full, base, work, work_base = pair(smooth_scene(300, 400) * 0.15, 3.0, (75, 100))
-    out = reconstruct(full, base.copy(), work, work_base, work_base)
+    out = reconstruct(full, rows_of(base), work, work_base, work_base)
     assert np.abs(out - np.moveaxis(base, 0, -1))[10:-10, 10:-10].mean() < 0.005
 
 
@@ -41,7 +55,7 @@ def test_colour_noise_is_not_amplified_by_the_gain():
     noise = rng.normal(0, 0.01, clean.shape).astype(np.float32)
     noise -= noise.mean(axis=2, keepdims=True)
     full, base, work, work_base = pair(clean + noise, 4.0)
-    out = reconstruct(full, base.copy(), work, work_base, np.clip(resize(clean, 100, 100) * 4.0, 0, 1))
+    out = reconstruct(full, rows_of(base), work, work_base, np.clip(resize(clean, 100, 100) * 4.0, 0, 1))
     naive_error = np.abs(np.moveaxis(base, 0, -1) - clean * 4.0).mean()
     assert np.abs(out - clean * 4.0).mean() < 0.5 * naive_error
 
@@ -58,7 +72,7 @@ def test_grey_texture_under_the_noise_level_keeps_at_least_its_floor_share_at_th
 
     def result(full):
         full, base, work, work_base = pair(full, 4.0)
-        return reconstruct(full, base.copy(), work, work_base, work_base)
+        return reconstruct(full, rows_of(base), work, work_base, work_base)
 
     added = (result(photo + texture) - result(photo))[8:-8, 8:-8].mean(axis=2)
     pattern = texture[8:-8, 8:-8, 0]
@@ -85,3 +99,43 @@ def test_upsampling_is_pixel_centre_aligned_with_edges_replicated():
     up = upsample(ramp, 4, 6)
     assert np.allclose(up[0], [0.0, 0.25, 0.75, 1.25, 1.75, 2.0])
     assert np.allclose(up, up[:1])
+
+
+@pytest.mark.parametrize(
+    ("source", "target"), [((7, 5), (30, 21)), ((75, 100), (300, 400)), ((286, 384), (2990, 4014))]
+)
+def test_upsampled_rows_are_the_rows_of_the_whole_upsampling(source, target):
+    """A strip upsampled on its own is that strip of the whole upsampling (to float32 rounding), at the edges
+    too, for colour images and planes alike."""
+    rng = np.random.default_rng(2)
+    image = rng.random(source + (3,), dtype=np.float32)
+    whole = upsample(image, *target)
+    for rows in (
+        slice(0, 1),
+        slice(0, 64),
+        slice(target[0] // 2 - 3, target[0] // 2 + 61),
+        slice(target[0] - 5, target[0]),
+    ):
+        rows = slice(rows.start, min(rows.stop, target[0]))
+        assert np.abs(upsample_rows(image, *target, rows) - whole[rows]).max() < 1e-6
+        assert np.abs(upsample_rows(image[..., 1], *target, rows) - whole[rows, :, 1]).max() < 1e-6
+
+
+def test_strips_on_threads_give_the_one_thread_result():
+    """Every strip is made from the input alone, so the number of threads cannot change a pixel."""
+    rng = np.random.default_rng(3)
+    full, base, work, work_base = pair(
+        smooth_scene(700, 90) * 0.2 + rng.normal(0, 0.01, (700, 90, 3)).astype(np.float32), 3.0
+    )
+    one = reconstruct(full, rows_of(base), work, work_base, work_base + 0.01, workers=1)
+    assert np.array_equal(reconstruct(full, rows_of(base), work, work_base, work_base + 0.01, workers=3), one)
+
+
+@pytest.mark.parametrize("height", [1, 63, 64, 500, 513, 2990])
+def test_strips_cover_the_photo_once_with_each_noise_band_among_them(height):
+    bands = band_rows(height)
+    cover = strips(height, bands)
+    assert [r.start for r in cover] == [0] + [r.stop for r in cover[:-1]] and cover[-1].stop == height
+    assert all(0 < r.stop - r.start <= STRIP for r in cover)
+    if height > 512:
+        assert all(band in cover for band in bands)

@@ -26,8 +26,9 @@ class WorkingCopy:
     low: np.ndarray  # H×W×3 float32, working resolution
     base: np.ndarray  # H×W×3 float32, brightened (what the prior is computed on)
     log_gain: float
-    # The full-resolution photo developed as `base` was, as (3,H,W) planes (the reconstruction's base).
-    develop_full: Callable[[np.ndarray], np.ndarray]
+    # The full-resolution photo developed as `base` was: a function of a band of rows, which gives its (3,n,W)
+    # planes (the reconstruction's base, made strip by strip).
+    develop_full: Callable[[np.ndarray], Callable[[slice], np.ndarray]]
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -54,7 +55,9 @@ def shrink(rgb: np.ndarray, work_size: int) -> np.ndarray:
     return np.ascontiguousarray(resize(rgb, height, width), dtype=np.float32)
 
 
-def developed(low: np.ndarray, develop: Develop, develop_full: Callable[[np.ndarray], np.ndarray]) -> WorkingCopy:
+def developed(
+    low: np.ndarray, develop: Develop, develop_full: Callable[[np.ndarray], Callable[[slice], np.ndarray]]
+) -> WorkingCopy:
     """A working-resolution `low` with the base `develop` makes of it (video develops with a shot's tone),
     and `develop_full`, the same development for the full-resolution photo."""
     with torch.no_grad():

@@ -27,6 +27,9 @@ its texture.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
 import cv2
 import numpy as np
 
@@ -35,6 +38,7 @@ from lowlight_cli.imaging.filters import box
 FLAT_SIGMA = 1e-4  # under 1/40 of an 8-bit level: a synthetic flat area (letterbox, clipped sky), not noise
 GREY_KEPT = 0.5  # the least share of the grey detail kept where the input's detail is all noise
 SNR_RADIUS = 2  # full-resolution window (2r+1)² over which the input's detail variance is measured
+STRIP = 64  # rows of the full photo made at once: a few MB per plane, in the cache for every pass
 
 
 def estimate_noise(detail: np.ndarray) -> float:
@@ -43,19 +47,33 @@ def estimate_noise(detail: np.ndarray) -> float:
     return float(np.median(np.abs(sample)) / 0.6745) + 1e-6
 
 
-def upsample(image: np.ndarray, height: int, width: int, out: np.ndarray | None = None) -> np.ndarray:
-    """Bilinear upsampling to height×width, pixel-centre aligned, edges replicated; into `out` if given.
+def upsample(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear upsampling to height×width, pixel-centre aligned, edges replicated (OpenCV's `INTER_LINEAR`)."""
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
 
-    OpenCV's resize is separable and vectorised: at 12 MP it upsamples a
-    plane several times faster than a remap through per-pixel coordinates.
-    Writing into one reused buffer matters as much: every fresh 48 MB plane
-    costs its page faults again.
-    """
-    result = cv2.resize(image, (width, height), dst=out, interpolation=cv2.INTER_LINEAR)
-    if out is not None and result is not out:  # OpenCV allocates anew when dtype or shape differ from `out`
-        out[...] = result
-        return out
-    return result
+
+def upsample_rows(image: np.ndarray, height: int, width: int, rows: slice) -> np.ndarray:
+    """Rows `rows` of `upsample(image, height, width)` (h×w or h×w×C), made from the few source rows they
+    need: OpenCV widens those rows (a resize to the same height only interpolates across), and each output
+    row mixes its two source rows at the same pixel-centre position OpenCV uses, so a strip costs its own
+    share of the work and a 12 MP photo never holds a whole upsampled plane."""
+    source = image.shape[0]
+    centre = (np.arange(rows.start, rows.stop, dtype=np.float64) + 0.5) * (source / height) - 0.5
+    top = np.floor(centre).astype(np.int64)
+    share = (centre - top).astype(np.float32)
+    share[top < 0] = 0.0
+    top = np.clip(top, 0, source - 1)
+    below = np.minimum(top + 1, source - 1)
+    first, last = int(top[0]), int(below[-1]) + 1
+    block = image[first:last]
+    if len(block) == 1:  # OpenCV widens a single row with other weights (1e-5 off), two rows exactly
+        block = block.repeat(2, axis=0)
+    wide = cv2.resize(np.ascontiguousarray(block), (width, len(block)), interpolation=cv2.INTER_LINEAR)
+    wide = wide.reshape(len(block), width, -1)
+    share = share[:, None, None]
+    out = wide[top - first] * (1.0 - share)
+    out += wide[below - first] * share
+    return out.reshape((len(top), width) + image.shape[2:])
 
 
 def band_rows(height: int, band: int = 64, bands: int = 8) -> list[slice]:
@@ -63,6 +81,17 @@ def band_rows(height: int, band: int = 64, bands: int = 8) -> list[slice]:
     if height <= band * bands:
         return [slice(0, height)]
     return [slice(top, top + band) for top in np.linspace(0, height - band, bands).round().astype(int).tolist()]
+
+
+def strips(height: int, bands: list[slice]) -> list[slice]:
+    """Consecutive strips of at most `STRIP` rows covering the height, with each noise band one of them (its
+    development is then made once)."""
+    edges = sorted({0, height} | {edge for band in bands for edge in (band.start, band.stop)})
+    return [
+        slice(top, min(top + STRIP, stop))
+        for start, stop in zip(edges[:-1], edges[1:], strict=True)
+        for top in range(start, stop, STRIP)
+    ]
 
 
 def photo_noise(bands: list[np.ndarray]) -> float:
@@ -76,61 +105,67 @@ def photo_noise(bands: list[np.ndarray]) -> float:
 
 def reconstruct(
     full_input: np.ndarray,
-    full_base: np.ndarray,
+    develop_rows: Callable[[slice], np.ndarray],
     work_input: np.ndarray,
     work_base: np.ndarray,
     work_output: np.ndarray,
     noise_threshold: float = 2.0,
+    workers: int = 1,
 ) -> np.ndarray:
-    """The full-resolution result (H×W×3): `full_base` ((3,H,W) planes: the photo developed as its working
-    copy was), the model's change of the working copy (`work_output` − `work_base`) upsampled onto it, the
-    detail's colour soft-thresholded at `noise_threshold` σ and its grey part shrunk by the input's
-    signal-to-noise ratio.
+    """The full-resolution result (H×W×3): the photo developed as its working copy was (`develop_rows`, the
+    (3,n,W) planes of a band of rows), the model's change of the working copy (`work_output` − `work_base`)
+    upsampled onto it, the detail's colour soft-thresholded at `noise_threshold` σ and its grey part shrunk
+    by the input's signal-to-noise ratio.
 
-    `full_base` is consumed (its planes hold the detail), so a 12 MP photo needs the input, this and the
-    result, and a few planes besides; planes, not interleaved pixels, keep every pass contiguous.
+    The photo's two noise levels are measured first, in `band_rows`; then `strips` of up to `STRIP` rows are
+    made start to end on `workers` threads (numpy and OpenCV release the GIL): each strip's planes stay in the
+    cache through every pass, and a 12 MP photo needs only its input, the result and a few strips.
     """
     height, width = full_input.shape[:2]
-    rows = band_rows(height)
-    plane = np.empty((height, width), np.float32)
-    detail = full_base
-    for j in range(3):
-        detail[j] -= upsample(np.ascontiguousarray(work_base[..., j]), height, width, out=plane)
-    threshold = noise_threshold * photo_noise([detail[:, r] for r in rows])
-    grey = detail[0] + detail[1]
-    grey += detail[2]
-    grey /= 3.0
-    kept = grey_weight(full_input, work_input, plane, rows)
-    kept *= grey
+    bands = band_rows(height)
+    developed = {(r.start, r.stop): develop_rows(r) for r in bands}  # each reused by the strip it is
+    threshold = noise_threshold * photo_noise(
+        [developed[r.start, r.stop] - _planes(upsample_rows(work_base, height, width, r)) for r in bands]
+    )
+    sigma = photo_noise([_planes(full_input[r] - upsample_rows(work_input, height, width, r)) for r in bands])
     out = np.empty((height, width, 3), np.float32)
-    for j in range(3):
-        colour = detail[j]
-        colour -= grey
-        colour -= np.clip(colour, -threshold, threshold, out=plane)  # soft: only what stands above it is kept
-        colour += kept
-        colour += upsample(np.ascontiguousarray(work_output[..., j]), height, width, out=plane)
-        out[..., j] = np.clip(colour, 0.0, 1.0, out=colour)
+
+    def strip(rows: slice) -> None:
+        planes = developed.pop((rows.start, rows.stop), None)
+        detail = develop_rows(rows) if planes is None else planes
+        detail -= _planes(upsample_rows(work_base, height, width, rows))
+        grey = detail.mean(axis=0)
+        kept = grey_weight(full_input, work_input, rows, sigma) * grey
+        change = _planes(upsample_rows(work_output, height, width, rows))
+        for j in range(3):
+            colour = detail[j]
+            colour -= grey
+            colour -= np.clip(colour, -threshold, threshold)  # soft: only what stands above it is kept
+            colour += kept
+            colour += change[j]
+            out[rows, :, j] = np.clip(colour, 0.0, 1.0, out=colour)
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        list(pool.map(strip, strips(height, bands)))
     return out
 
 
-def grey_weight(full_input: np.ndarray, work_input: np.ndarray, plane: np.ndarray, rows: list[slice]) -> np.ndarray:
-    """The share (H×W, `GREY_KEPT` to 1) of the grey detail kept: a Wiener gain 1 − σ²/local variance of the
-    input's own grey detail over its working copy, where σ is that detail's noise, measured in `rows`
-    (`plane`: a scratch buffer).
+def _planes(image: np.ndarray) -> np.ndarray:
+    """H×W×3 → (3,H,W), contiguous: each pass then runs over one plane's contiguous memory."""
+    return np.ascontiguousarray(np.moveaxis(image, -1, 0))
+
+
+def grey_weight(full_input: np.ndarray, work_input: np.ndarray, rows: slice, sigma: float) -> np.ndarray:
+    """The share (n×W, `GREY_KEPT` to 1) of the grey detail kept in `rows`: a Wiener gain 1 − σ²/local
+    variance of the input's own grey detail over its working copy, σ being that detail's noise.
 
     Measured in the input, before the curve's gain: the same texture counts alike in a shadow and in a
-    highlight, and the noise level is one number for the photo.
+    highlight, and the noise level is one number for the photo. The variance window reaches `SNR_RADIUS`
+    rows past the strip, so strips give what the whole photo would.
     """
     height, width = full_input.shape[:2]
-    bands = [np.empty((3, r.stop - r.start, width), np.float32) for r in rows]
-    grey = np.zeros((height, width), np.float32)
-    for j in range(3):
-        upsample(np.ascontiguousarray(work_input[..., j]), height, width, out=plane)
-        for band, r in zip(bands, rows, strict=True):
-            np.subtract(full_input[r, :, j], plane[r], out=band[j])
-        plane -= full_input[..., j]
-        grey -= plane
-    grey /= 3.0
-    sigma = photo_noise(bands)
-    variance = box(grey * grey, SNR_RADIUS)
+    reach = slice(max(rows.start - SNR_RADIUS, 0), min(rows.stop + SNR_RADIUS, height))
+    detail = full_input[reach] - upsample_rows(work_input, height, width, reach)
+    grey = detail.mean(axis=2)
+    variance = box(grey * grey, SNR_RADIUS)[rows.start - reach.start : rows.stop - reach.start]
     return np.clip(1.0 - sigma * sigma / np.maximum(variance, 1e-12), GREY_KEPT, 1.0, out=variance)

@@ -18,14 +18,14 @@ noise, local contrast and local casts.
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 
 from lowlight_cli.imaging.colour import REC601, luma
+from lowlight_cli.imaging.reconstruct import upsample_rows
 from lowlight_cli.models.tone import (
     ToneEstimator,
     ToneParams,
@@ -126,40 +126,38 @@ def develop_full(
     params: ToneParams | None,
     target_brightness: float,
     ev: float = 0.0,
-    rows: int = 64,
-) -> np.ndarray:
-    """The base ((3,H,W) planes) of the full-resolution photo `rgb` (H×W×3), developed as its working copy `working`
-    (1,3,h,w) was: by the tone branch's `params`, or, for a model without one (None), by the auto-gamma of
-    the working copy's mean.
+) -> Callable[[slice], np.ndarray]:
+    """The full-resolution photo `rgb` (H×W×3) developed as its working copy `working` (1,3,h,w) was, band by
+    band: the returned function gives a band of rows as (3,n,W) planes. By the tone branch's `params`, or,
+    for a model without one (None), by the auto-gamma of the working copy's mean.
 
-    Strips of `rows` rows keep the memory to a few strips whatever the photo's size; the local exposure
-    factor, which looks at the whole photo, is the working copy's, upsampled (it is smooth: `local_factor`).
-    The reconstruction carries the model's correction of the working copy onto this base, so the detail
-    of the full photo is developed by the same curve as its working copy, not by a local linear fit of it.
-    It runs on the CPU, where the tone branch lives (`pipeline.Pipeline`).
+    The reconstruction asks for strips (`imaging.reconstruct`), so a 12 MP photo is never developed whole;
+    the local exposure factor, which looks at the whole photo, is the working copy's, upsampled strip by
+    strip (it is smooth: `local_factor`). The reconstruction carries the model's correction of the working
+    copy onto this base, so the detail of the full photo is developed by the same curve as its working
+    copy, not by a local linear fit of it. It runs on the CPU, where the tone branch lives
+    (`pipeline.Pipeline`).
     """
     height, width = rgb.shape[:2]
-    out = np.empty((3, height, width), np.float32)
     if params is None:
         gamma = auto_gamma(luma(working, REC601).clamp_min(1e-4).mean(dim=(1, 2, 3)), target_brightness)
-        with torch.no_grad():
-            for top in range(0, height, rows):
-                part = torch.from_numpy(np.ascontiguousarray(rgb[top : top + rows], dtype=np.float32))
-                out[:, top : top + rows] = with_gamma(part.permute(2, 0, 1)[None], gamma)[0].numpy()
-        return out
+
+        def gamma_rows(rows: slice) -> np.ndarray:
+            part = torch.from_numpy(np.ascontiguousarray(rgb[rows], dtype=np.float32))
+            with torch.no_grad():
+                return with_gamma(part.permute(2, 0, 1)[None], gamma)[0].contiguous().numpy()
+
+        return gamma_rows
     with torch.no_grad():
         small = local_factor(working, params, ev)
-    factor = None if small is None else cv2.resize(small[0, 0].numpy(), (width, height), interpolation=cv2.INTER_LINEAR)
+    factor = None if small is None else small[0, 0].numpy()
 
-    def develop_strip(top: int) -> None:
-        part = None if factor is None else factor[top : top + rows]
-        developed = apply_tone_array(np.asarray(rgb[top : top + rows], np.float32), params, ev, part)
-        out[:, top : top + rows] = np.moveaxis(developed, -1, 0)
+    def tone_rows(rows: slice) -> np.ndarray:
+        part = None if factor is None else upsample_rows(factor, height, width, rows)
+        developed = apply_tone_array(np.asarray(rgb[rows], np.float32), params, ev, part)
+        return np.ascontiguousarray(np.moveaxis(developed, -1, 0))
 
-    # numpy releases the GIL in its loops: strips on torch's threads (Ray sets them to a worker's CPU share)
-    with ThreadPoolExecutor(max(1, torch.get_num_threads())) as pool:
-        list(pool.map(develop_strip, range(0, height, rows)))
-    return out
+    return tone_rows
 
 
 def brighten_array(rgb: np.ndarray, target_brightness: float) -> np.ndarray:
