@@ -44,6 +44,16 @@ def test_package_exports_the_api_lazily():
         lowlight_cli.nothing  # noqa: B018
 
 
+def test_enhancing_does_not_import_torch_s_symbolic_shapes(tiny_checkpoint):
+    """The denoiser's attention masks keep torch's shape checks (and sympy, 0.4 s per run) out of a run."""
+    code = (
+        "import sys, numpy as np; from lowlight_cli import enhance; "
+        f"enhance(np.full((48, 64, 3), 20, np.uint8), model={str(tiny_checkpoint)!r}, device='cpu'); "
+        "assert 'torch' in sys.modules and 'sympy' not in sys.modules, 'sympy imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_uint8_array_in_uint8_array_out(enhancer, reference):
     source = dark_array()
     out = enhancer.enhance(source)

@@ -66,6 +66,15 @@ class RegionAttention(nn.Module):
         self.norm_cross = nn.LayerNorm(channels)
         self.cross_attn = nn.MultiheadAttention(channels, heads, kdim=token_dim, vdim=token_dim, batch_first=True)
 
+    def hidden(self, absent: torch.Tensor, positions: int) -> torch.Tensor:
+        """`absent` (B,S) as the attention mask (B·heads, positions, S) the cross-attention takes.
+
+        The same masking as `key_padding_mask`, whose shape check (`torch._check_with`) imports torch's
+        symbolic-shape machinery and sympy on first use: 0.8 s of every `lowlight enhance` run.
+        """
+        heads = self.cross_attn.num_heads
+        return absent[:, None, None, :].expand(-1, heads, positions, -1).reshape(-1, positions, absent.shape[1])
+
     def forward(self, x: torch.Tensor, tokens: torch.Tensor, absent: torch.Tensor) -> torch.Tensor:
         batch, channels, height, width = x.shape
         seq = x.flatten(2).transpose(1, 2)
@@ -73,7 +82,9 @@ class RegionAttention(nn.Module):
             q = cast(nn.LayerNorm, self.norm_self)(seq)  # set with self_attn
             seq = seq + self.self_attn(q, q, q, need_weights=False)[0]
         q = self.norm_cross(seq)
-        seq = seq + self.cross_attn(q, tokens, tokens, key_padding_mask=absent, need_weights=False)[0]
+        seq = (
+            seq + self.cross_attn(q, tokens, tokens, attn_mask=self.hidden(absent, seq.shape[1]), need_weights=False)[0]
+        )
         return seq.transpose(1, 2).reshape(batch, channels, height, width)
 
 
