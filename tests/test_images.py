@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from lowlight_cli.errors import InputError, OutputError
+from lowlight_cli.imaging.pixels import quantise
 from lowlight_cli.io.images import atomic_write, encode_image, load_image, save_image
 from tests.conftest import dark_array
 
@@ -219,3 +220,12 @@ def test_read_only_folder(tmp_path, monkeypatch):
     with pytest.raises(OutputError, match="cannot write here"):
         atomic_write(folder / "x.png", b"x")
     assert list(folder.iterdir()) == []
+
+
+def test_quantise_gives_each_level_back_clips_and_leaves_its_input_alone():
+    levels = np.arange(256, dtype=np.float32) / 255.0
+    values = np.concatenate([levels, np.float32([-0.2, 1.3])])
+    before = values.copy()
+    assert quantise(values).tolist() == list(range(256)) + [0, 255]
+    assert quantise(np.arange(65536, dtype=np.float64) / 65535.0, 16).tolist() == list(range(65536))
+    assert np.array_equal(values, before)
