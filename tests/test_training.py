@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -126,26 +128,32 @@ needs_fork = pytest.mark.skipif(
 )
 
 
+FAILING_SAMPLER = """
+import sys
+from lowlight_cli.training.data import TrainingData
+
+TrainingData.sample = lambda self, rng, max_regions: 1 / 0
+data = TrainingData.__new__(TrainingData)
+try:
+    next(data.batches(batch_size=2, max_regions=4, seed=0, workers=int(sys.argv[1])))
+except ZeroDivisionError:
+    print("raised")
+"""
+
+
 @pytest.mark.parametrize("workers", [0, pytest.param(1, marks=needs_fork)])
-def test_a_failing_batch_sampler_stops_training_instead_of_hanging(monkeypatch, workers):
-    import threading
+def test_a_failing_batch_sampler_stops_training_instead_of_hanging(workers):
+    """The sampler's error reaches the training loop, from a thread or a forked worker.
 
-    from lowlight_cli.training.data import TrainingData
-
-    data = TrainingData.__new__(TrainingData)
-    monkeypatch.setattr(TrainingData, "sample", lambda self, rng, max_regions: 1 / 0)
-    raised = []
-
-    def first_batch() -> None:
-        try:
-            next(data.batches(batch_size=2, max_regions=4, seed=0, workers=workers))
-        except ZeroDivisionError as exc:
-            raised.append(exc)
-
-    waiter = threading.Thread(target=first_batch, daemon=True)
-    waiter.start()
-    waiter.join(timeout=60)
-    assert raised, "the training loop would wait forever on a dead sampler"
+    In a fresh interpreter, as `lowlight train` runs: forking this test process, whose earlier tests leave
+    daemon threads drawing batches, can copy a lock one of them holds into the worker, which then hangs
+    on it whatever the sampler does (it did once in CI).
+    """
+    run = subprocess.run(
+        [sys.executable, "-c", FAILING_SAMPLER, str(workers)], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "raised", "the training loop would wait forever on a dead sampler"
 
 
 def photo_folders(root: Path, count: int = 3) -> list[Path]:
