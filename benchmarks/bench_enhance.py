@@ -98,7 +98,7 @@ def parse_args() -> argparse.Namespace:
         help="add a 'sam' prior row: SAM of this size with random weights (cost only, no download)",
     )
     parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--highlights", default="curve", help="curve | local (the --highlights setting)")
+    parser.add_argument("--highlights", default="auto", help="auto | curve | local (the --highlights setting)")
     parser.add_argument("--warmup", action="store_true", help="run once before timing (GPU kernels, caches)")
     return parser.parse_args()
 

@@ -128,7 +128,7 @@ def main() -> None:
     parser.add_argument("--models", default="default", help="comma-separated checkpoints ('default' = shipped)")
     parser.add_argument("--out", type=Path, default=Path("runs/ood"), help="where unpaired-dev outputs are written")
     parser.add_argument("--iqa-python", default="", help="a Python with the iqa tool's requirements")
-    parser.add_argument("--highlights", default="curve", help="curve | local (the --highlights setting)")
+    parser.add_argument("--highlights", default="auto", help="auto | curve | local (the --highlights setting)")
     parser.add_argument("--prior", default="fallback")
     parser.add_argument("--checks", default="irrgb40,unpaired,unchanged")
     args = parser.parse_args()

@@ -85,7 +85,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/samples"))
     parser.add_argument("--direct-size", type=int, default=None, help="override the pipeline's direct-sampling size")
     parser.add_argument("--exposure", type=float, default=0.0)
-    parser.add_argument("--highlights", default="curve", help="curve | local (the --highlights setting)")
+    parser.add_argument("--highlights", default="auto", help="auto | curve | local (the --highlights setting)")
     args = parser.parse_args()
     options = {} if args.direct_size is None else {"direct_size": args.direct_size}
     enhancer = build(

@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--direct-sizes", default="", help=f"per model (default {DEFAULT_DIRECT_SIZE} for each)")
     parser.add_argument("--steps", type=int, default=1)
     parser.add_argument("--prior", default="fallback")
-    parser.add_argument("--highlights", default="curve", help="curve | local (the --highlights setting)")
+    parser.add_argument("--highlights", default="auto", help="auto | curve | local (the --highlights setting)")
     parser.add_argument(
         "--sets", default="", help="comma-separated subset of the set names' first words (lol,sice,...)"
     )

@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=240, help="row height in pixels")
     parser.add_argument("--names", default=",".join(DEFAULT_NAMES))
     parser.add_argument("--exposures", default="0", help="comma-separated --exposure values, one output row each")
-    parser.add_argument("--highlights", default="curve", help="comma-separated --highlights modes, one row each")
+    parser.add_argument("--highlights", default="auto", help="comma-separated --highlights modes, one row each")
     args = parser.parse_args()
     enhancers = [
         build(model=args.model, device="auto", prior=args.prior, steps=args.steps, exposure=float(ev), highlights=mode)

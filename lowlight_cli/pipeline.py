@@ -59,6 +59,8 @@ from lowlight_cli.settings import EnhanceSettings, SettingError, check_steps
 # harder (casts + noise set SSIM 0.631 → 0.668, LOL eval15 0.759 → 0.761).
 NOISY = 0.02
 DIRECT_NOISE_BOOST = 2.0
+# --highlights as the roll-off takes it: local exposure first, never, or for a night scene (`tone.is_night`)
+LOCAL: dict[str, bool | None] = {"local": True, "curve": False, "auto": None}
 # The settings that choose the parts themselves (which checkpoint, where, which prior producer): changing one
 # loads other parts, so it takes `build`, not `with_settings`.
 PART_SETTINGS = frozenset({"model", "device", "prior", "sam_model", "sam_checkpoint"})
@@ -235,14 +237,14 @@ class Pipeline:
         if self.look is None:
             return None
         with torch.no_grad():
-            return judge(to_tensor(low), self.look, local=self.settings.highlights == "local")
+            return judge(to_tensor(low), self.look, local=LOCAL[self.settings.highlights])
 
     def develop_copy(self, low: np.ndarray, params: ToneParams | None = None) -> WorkingCopy:
         """A working copy of the working-size `low`, its base developed by `params` (video: a shot's
         judgement), or by the look's own judgement of `low` when None; with the user's exposure bias."""
         judged = params if params is not None else self.judge(low)
         brightness, ev = self.config.target_brightness, self.settings.exposure
-        local = self.settings.highlights == "local"
+        local = LOCAL[self.settings.highlights]
 
         def base(tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             return develop(tensor, self.look, brightness, ev=ev, params=judged, local=local)

@@ -63,9 +63,9 @@ def test_changes_are_validated_and_paths_normalised(tmp_path):
     assert settings.with_changes(steps=4).steps == 4 and settings.steps == 1
     with pytest.raises(SettingError, match="^exposure"):
         settings.with_changes(exposure=-MAX_EXPOSURE - 0.1)
-    with pytest.raises(SettingError, match="^highlights 'glow' is not one of curve, local"):
+    with pytest.raises(SettingError, match="^highlights 'glow' is not one of auto, curve, local"):
         settings.with_changes(highlights="glow")
-    assert settings.describe() == "1 steps, work size 384, prior auto, exposure +0 EV, highlights curve"
+    assert settings.describe() == "1 steps, work size 384, prior auto, exposure +0 EV, highlights auto"
 
 
 def test_steps_are_checked_against_the_schedule_length_in_one_place():

@@ -27,6 +27,7 @@ from lowlight_cli.models.tone import (
     gain_loss,
     hold_exposed,
     identity_curve,
+    is_night,
     linear_to_srgb,
     local_factor,
     mix,
@@ -352,6 +353,18 @@ def test_local_exposure_lowers_a_lit_region_whole_and_keeps_its_detail_and_the_d
     column, shade = float(compressed[17]), float(compressed[20])  # a column and the shade beside it
     before = float(torch.log2(lum[0, 0, 30, 17] / lum[0, 0, 30, 20]))
     assert column - shade > 0.8 * before  # the detail keeps most of its contrast (a curve's shoulder would not)
+
+
+def test_auto_highlights_are_local_for_a_night_scene_and_the_curve_otherwise():
+    """`--highlights auto` (the roll-off's `local=None`): the facade on a black sky is a night scene and
+    gets local exposure; the same facade on a ground at 0.05 is not, and keeps the curve's roll-off."""
+    low, params = facade_at_night()
+    night, day = torch.where(low == 0.02, 0.004, low), low.clamp_min(0.05)  # a sky 1 of 255 levels; lit ground
+    assert is_night(night).tolist() == [True] and is_night(day).tolist() == [False]
+    for low, local in ((night, True), (day, False)):
+        auto, chosen = roll_off_highlights(params, low, local=None), roll_off_highlights(params, low, local=local)
+        assert torch.equal(auto.curve, chosen.curve) and torch.equal(auto.highlights, chosen.highlights)
+    assert float(roll_off_highlights(params, night, local=None).highlights[0]) > 0.0
 
 
 def test_local_highlights_keep_a_lit_facade_s_detail_that_the_curve_alone_flattens():

@@ -73,7 +73,7 @@ def judge(
     tone: ToneEstimator,
     target_thumb: torch.Tensor | None = None,
     roll_off: bool = True,
-    local: bool = False,
+    local: bool | None = False,
 ) -> ToneParams:
     """The tone branch's parameters for the whole photo(s) `whole` (sRGB, any size).
 
@@ -82,7 +82,7 @@ def judge(
     `roll_off` guards highlights at inference (`tone.roll_off_highlights`) and
     holds a photo that is already exposed as it is (`tone.hold_exposed`);
     training turns both off, so the curve it learns is the one it is scored on;
-    `local` lets it lower lit regions locally first (`--highlights local`).
+    `local` lets it lower lit regions locally first (`--highlights local`; None: for a night scene only).
     """
     params = tone(whole)
     if target_thumb is not None:
@@ -99,7 +99,7 @@ def develop(
     target_thumb: torch.Tensor | None = None,
     roll_off: bool = True,
     params: ToneParams | None = None,
-    local: bool = False,
+    local: bool | None = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The base (B,3,H,W) the denoiser refines, and log(mean gain) per image (B,).
 

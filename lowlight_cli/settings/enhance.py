@@ -21,7 +21,7 @@ from lowlight_cli.settings.common import SettingError, Settings, check_at_least,
 from lowlight_cli.settings.names import DEFAULT_SAM_MODEL, PRIOR_KINDS, SAM_MODEL_TYPES
 
 DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
-HIGHLIGHT_MODES = ("curve", "local")
+HIGHLIGHT_MODES = ("auto", "curve", "local")
 
 DEFAULT_MODEL = "lowlight-default"
 DEFAULT_STEPS = 1
@@ -142,14 +142,15 @@ class EnhanceSettings(Settings):
         ),
     )
     highlights: str = field(
-        default="curve",
+        default="auto",
         metadata=meta(
             "--highlights",
             None,
             "What keeps highlights the brightening would blow: curve (the tone curve's shoulder "
-            "is compressed; bright skies stay bright, as in a single exposure) or local (lit "
+            "is compressed; bright skies stay bright, as in a single exposure), local (lit "
             "regions the camera already exposed, a floodlit facade at night, a candle, a window, "
-            "are brought down as a whole and keep their detail; a bright sky can come out darker).",
+            "are brought down as a whole and keep their detail; a bright sky can come out darker) "
+            "or auto (local for a night scene, most of the frame near black; curve otherwise).",
             HIGHLIGHT_MODES,
         ),
     )
