@@ -51,7 +51,7 @@ def test_enhancing_does_not_import_torch_s_symbolic_shapes(tiny_checkpoint):
         f"enhance(np.full((48, 64, 3), 20, np.uint8), model={str(tiny_checkpoint)!r}, device='cpu'); "
         "assert 'torch' in sys.modules and 'sympy' not in sys.modules, 'sympy imported'"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
 
 
 def test_uint8_array_in_uint8_array_out(enhancer, reference):

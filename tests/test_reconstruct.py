@@ -139,3 +139,17 @@ def test_strips_cover_the_photo_once_with_each_noise_band_among_them(height):
     assert all(0 < r.stop - r.start <= STRIP for r in cover)
     if height > 512:
         assert all(band in cover for band in bands)
+
+
+@pytest.mark.parametrize("height", [40, 65, 300, 513, 700])
+def test_every_row_is_developed_once(height):
+    """The noise bands' strips are developed for the measurement and reused: no row is developed twice."""
+    full, base, work, work_base = pair(smooth_scene(height, 30) * 0.2, 3.0, (max(1, height // 4), 8))
+    asked: list[int] = []
+
+    def rows(band: slice) -> np.ndarray:
+        asked.extend(range(band.start, band.stop))
+        return base[:, band].copy()
+
+    reconstruct(full, rows, work, work_base, work_base, workers=2)
+    assert sorted(asked) == list(range(height))

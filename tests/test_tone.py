@@ -582,3 +582,27 @@ def test_a_dark_photo_keeps_its_judgement():
     held = hold_exposed(judged, rgb)
     for name in ("log_exposure", "log_wb", "curve", "saturation", "highlights", "black"):
         assert torch.equal(getattr(held, name), getattr(judged, name)), name
+
+
+def test_a_black_frame_is_not_held_and_a_batch_is_held_photo_by_photo():
+    """A frame with no level (a fade from black) keeps its judgement; in a batch each photo is held as alone."""
+    black = torch.zeros(1, 3, 48, 48)
+    judged = _judgement(math.log(8.0))
+    assert torch.equal(hold_exposed(judged, black).log_exposure, judged.log_exposure)
+    rng = np.random.default_rng(6)
+    exposed = torch.from_numpy((0.2 + 0.6 * rng.random((1, 3, 48, 48))).astype(np.float32))
+    dark = torch.from_numpy((0.05 * rng.random((1, 3, 48, 48))).astype(np.float32))
+    look = _judgement(0.0)
+    fields = ("log_exposure", "log_wb", "curve", "saturation", "highlights", "black")
+    both = replace(look, **{name: torch.cat([getattr(look, name), getattr(judged, name)]) for name in fields})
+    held = hold_exposed(both, torch.cat([exposed, dark]))
+    alone = [hold_exposed(look, exposed), hold_exposed(judged, dark)]
+    for i, one in enumerate(alone):
+        assert torch.allclose(held.curve[i], one.curve[0]) and torch.allclose(held.log_exposure[i], one.log_exposure[0])
+
+
+def test_a_broken_judgement_develops_to_nan_not_an_index_error():
+    """NaN parameters (a damaged checkpoint) give NaN pixels, which the photo step reports as such."""
+    rgb = np.full((4, 4, 3), 0.2, np.float32)
+    broken = replace(_judgement(float("nan")), keep_chroma=False)
+    assert np.isnan(apply_tone_array(rgb, broken)).all()

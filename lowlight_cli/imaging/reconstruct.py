@@ -48,7 +48,8 @@ def estimate_noise(detail: np.ndarray) -> float:
 
 
 def upsample(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear upsampling to height×width, pixel-centre aligned, edges replicated (OpenCV's `INTER_LINEAR`)."""
+    """Bilinear upsampling to height×width, pixel-centre aligned, edges replicated (OpenCV's `INTER_LINEAR`):
+    what `upsample_rows` gives strip by strip, and the tests' reference for it."""
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
@@ -123,9 +124,15 @@ def reconstruct(
     """
     height, width = full_input.shape[:2]
     bands = band_rows(height)
-    developed = {(r.start, r.stop): develop_rows(r) for r in bands}  # each reused by the strip it is
+    cover = strips(height, bands)
+    # the bands' strips are developed once, kept for their own turn below (a short photo's one band is all)
+    developed = {(r.start, r.stop): develop_rows(r) for r in cover if any(b.start <= r.start < b.stop for b in bands)}
+
+    def band_planes(band: slice) -> np.ndarray:
+        return np.concatenate([developed[r.start, r.stop] for r in cover if band.start <= r.start < band.stop], axis=1)
+
     threshold = noise_threshold * photo_noise(
-        [developed[r.start, r.stop] - _planes(upsample_rows(work_base, height, width, r)) for r in bands]
+        [band_planes(r) - _planes(upsample_rows(work_base, height, width, r)) for r in bands]
     )
     sigma = photo_noise([_planes(full_input[r] - upsample_rows(work_input, height, width, r)) for r in bands])
     out = np.empty((height, width, 3), np.float32)
@@ -146,7 +153,7 @@ def reconstruct(
             out[rows, :, j] = np.clip(colour, 0.0, 1.0, out=colour)
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        list(pool.map(strip, strips(height, bands)))
+        list(pool.map(strip, cover))
     return out
 
 

@@ -66,7 +66,7 @@ class RegionAttention(nn.Module):
         self.norm_cross = nn.LayerNorm(channels)
         self.cross_attn = nn.MultiheadAttention(channels, heads, kdim=token_dim, vdim=token_dim, batch_first=True)
 
-    def hidden(self, absent: torch.Tensor, positions: int) -> torch.Tensor:
+    def attention_mask(self, absent: torch.Tensor, positions: int) -> torch.Tensor:
         """`absent` (B,S) as the attention mask (B·heads, positions, S) the cross-attention takes.
 
         The same masking as `key_padding_mask`, whose shape check (`torch._check_with`) imports torch's
@@ -83,7 +83,10 @@ class RegionAttention(nn.Module):
             seq = seq + self.self_attn(q, q, q, need_weights=False)[0]
         q = self.norm_cross(seq)
         seq = (
-            seq + self.cross_attn(q, tokens, tokens, attn_mask=self.hidden(absent, seq.shape[1]), need_weights=False)[0]
+            seq
+            + self.cross_attn(
+                q, tokens, tokens, attn_mask=self.attention_mask(absent, seq.shape[1]), need_weights=False
+            )[0]
         )
         return seq.transpose(1, 2).reshape(batch, channels, height, width)
 

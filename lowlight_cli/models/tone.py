@@ -351,7 +351,8 @@ def roll_off_highlights(params: ToneParams, thumb: torch.Tensor, local: bool | N
     return replace(params, curve=torch.stack(curves), highlights=params.curve.new_tensor(strengths))
 
 
-HOLD_FULL, HOLD_NONE = 0.3, 0.6  # stops the judgement moves a photo's mean level: held whole below, not at all above
+HOLD_FULL, HOLD_NONE = 0.3, 0.6  # stops (log2) the judgement moves a photo's mean display (sRGB) luma: held whole
+# below, not at all above
 
 
 def identity_curve() -> torch.Tensor:
@@ -362,7 +363,8 @@ def identity_curve() -> torch.Tensor:
 def hold_exposed(params: ToneParams, thumb: torch.Tensor) -> ToneParams:
     """Hold a photo the judgement barely brightens or darkens at its own development: blend each photo's
     parameters towards the identity (no gain, white balance, black level or local exposure, the
-    `identity_curve`, saturation 1) by how little they move its mean level.
+    `identity_curve`, saturation 1) by how little they move its mean level, in stops of the thumbnail's
+    mean display (sRGB) luma (about 2.2 times as many in linear light).
 
     A photo that is already well exposed has no exposure to correct, and what the
     judgement still does to it is the look of our training targets: on the 23
@@ -379,6 +381,7 @@ def hold_exposed(params: ToneParams, thumb: torch.Tensor) -> ToneParams:
         after = luma(apply_tone(small, params), REC601).mean(dim=(1, 2, 3)).clamp_min(1e-4)
     stops = (after / before).log2().abs()
     hold = ((HOLD_NONE - stops) / (HOLD_NONE - HOLD_FULL)).clamp(0.0, 1.0)
+    hold = torch.where(before > 1e-4, hold, 0.0)  # a black frame (a fade's start) has no level to hold
 
     def towards(value: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
         share = hold.view(-1, *([1] * (value.dim() - 1)))
@@ -501,9 +504,9 @@ def _curve_array(lum: np.ndarray, curve: np.ndarray) -> np.ndarray:
     index = np.minimum(position.astype(np.int32), len(curve) - 2)
     position -= index  # the fraction of the way to the next knot
     slope = np.diff(curve).astype(np.float32)
-    display = np.take(slope, index)
-    display *= position
-    display += np.take(curve.astype(np.float32), index)
+    display = np.take(slope, index, mode="clip")  # clip: a NaN position (a broken judgement) stays NaN and is
+    display *= position  # reported as such by the caller, instead of an index error
+    display += np.take(curve.astype(np.float32), index, mode="clip")
     np.copyto(display, lum * np.float32(curve[0] / 2.0**first), where=below)
     return display
 
