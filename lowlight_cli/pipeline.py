@@ -45,7 +45,7 @@ from lowlight_cli.models.checkpoint import load_checkpoint
 from lowlight_cli.models.condition import Conditioning, develop, develop_full, judge
 from lowlight_cli.models.config import ModelConfig
 from lowlight_cli.models.denoiser import PriorGuidedDenoiser
-from lowlight_cli.models.tone import ToneEstimator, ToneParams
+from lowlight_cli.models.tone import ToneEstimator, ToneParams, is_night
 from lowlight_cli.priors.factory import PriorFn, make_prior_fn
 from lowlight_cli.priors.region_prior import RegionPrior
 from lowlight_cli.runtime.devices import autocast_dtype, resolve_device
@@ -232,12 +232,19 @@ class Pipeline:
             direct = self.settings.full_res or long_side <= self.settings.direct_size
         return shrink(rgb, long_side if direct else self.settings.work_size)
 
-    def judge(self, low: np.ndarray) -> ToneParams | None:
-        """The look's judgement of a working-size image (None for a model without a tone branch)."""
+    def local_highlights(self, low: np.ndarray) -> bool:
+        """Whether the highlight roll-off lowers lit regions locally first for this working-size image: as
+        `--highlights local` or `curve` say, or for `auto` whether it is a night scene (`tone.is_night`)."""
+        chosen = LOCAL[self.settings.highlights]
+        return bool(is_night(to_tensor(low))[0]) if chosen is None else chosen
+
+    def judge(self, low: np.ndarray, local: bool | None = None) -> ToneParams | None:
+        """The look's judgement of a working-size image (None for a model without a tone branch); `local`:
+        the roll-off's choice when made elsewhere (video: once per shot), else `local_highlights`'s."""
         if self.look is None:
             return None
         with torch.no_grad():
-            return judge(to_tensor(low), self.look, local=LOCAL[self.settings.highlights])
+            return judge(to_tensor(low), self.look, local=LOCAL[self.settings.highlights] if local is None else local)
 
     def develop_copy(self, low: np.ndarray, params: ToneParams | None = None) -> WorkingCopy:
         """A working copy of the working-size `low`, its base developed by `params` (video: a shot's

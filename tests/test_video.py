@@ -194,6 +194,26 @@ def test_the_tone_judgement_settles_over_a_shot_and_starts_afresh_on_a_cut():
     assert new_prior and torch.equal(after_cut.tone.curve, own(cut).curve)
 
 
+def test_the_highlight_roll_off_is_chosen_once_per_shot(monkeypatch):
+    """`--highlights auto` decides local or curve at a shot's first frame and keeps it to the cut: a scene near
+    the night line must not switch roll-offs from frame to frame."""
+    enhancer = build(denoiser=tiny_model(tone_curve=True), device="cpu", prior="fallback", steps=1, work_size=64)
+    frames = [frame / 255.0 for frame in noisy_frames(4, 64, 48, cut_at=3)]
+    choices = iter([True, False, False])  # what a fresh look would say at each frame that asks
+    asked, judged = [], []
+    monkeypatch.setattr(Pipeline, "local_highlights", lambda self, low: asked.append(1) or next(choices))
+    judge = Pipeline.judge
+    monkeypatch.setattr(
+        Pipeline, "judge", lambda self, low, local=None: judged.append(local) or judge(self, low, local)
+    )
+    state = None
+    for frame in frames[:3]:  # one shot
+        _, state, _ = enhance_frame(enhancer, frame, state, 0.8, 0.12)
+    assert asked == [1] and judged == [True, True, True] and state.local
+    _, after_cut, _ = enhance_frame(enhancer, frames[3], state, 0.8, 0.12)
+    assert asked == [1, 1] and judged[-1] is False and not after_cut.local
+
+
 def test_the_tone_average_follows_time_not_frames():
     """A steady scene settles over ~15 frames at 30 fps whatever the frame rate, and a real change of light is
     followed within a second (the old judgement keeps under 15 %)."""

@@ -77,6 +77,7 @@ class ShotState:
     prior: RegionPrior | None  # None after a frame a resumed run found done: the next frame computes one
     output: np.ndarray | None  # time-averaged working-resolution output (None after such a frame: see `written`)
     tone: ToneParams | None = None  # time-averaged tone judgement (None: a model without a tone branch)
+    local: bool = False  # the highlight roll-off's choice, made once per shot (`Pipeline.local_highlights`)
     written: Callable[[], np.ndarray] | None = None  # after such a frame: reads it back as the earlier run wrote it
     time: float | None = None  # the frame's time (seconds), from which the tone average's weight follows
 
@@ -144,8 +145,8 @@ def replay(
     afresh there.
     """
     low = pipeline.shrink(rgb, direct=pipeline.settings.full_res)
-    tone, _ = shot_tone(pipeline, low, state, smoothing, scene_cut, time)
-    return ShotState(low=low, prior=None, output=None, tone=tone, written=written, time=time)
+    tone, _, local = shot_tone(pipeline, low, state, smoothing, scene_cut, time)
+    return ShotState(low=low, prior=None, output=None, tone=tone, local=local, written=written, time=time)
 
 
 def tone_weight(state: ShotState, time: float | None) -> float:
@@ -162,14 +163,17 @@ def shot_tone(
     smoothing: float,
     scene_cut: float,
     time: float | None = None,
-) -> tuple[ToneParams | None, bool]:
+) -> tuple[ToneParams | None, bool, bool]:
     """The frame's tone judgement, mixed into the shot's average when the frame continues the shot
-    (`change_map` under `scene_cut`) and smoothing is on (`smoothing` > 0), and whether it does."""
+    (`change_map` under `scene_cut`) and smoothing is on (`smoothing` > 0); whether it does; and the
+    highlight roll-off's choice, made at the shot's first frame and kept (with `--highlights auto` a
+    scene near the night line would otherwise switch roll-offs from frame to frame)."""
     same_shot = state is not None and float(change_map(state.low, low).mean()) < scene_cut
-    tone = pipeline.judge(low)
+    local = state.local if same_shot and state is not None else pipeline.local_highlights(low)
+    tone = pipeline.judge(low, local=local)
     if same_shot and state is not None and smoothing > 0 and tone is not None and state.tone is not None:
         tone = mix(state.tone, tone, tone_weight(state, time))
-    return tone, same_shot
+    return tone, same_shot, local
 
 
 def past_output(state: ShotState, size: tuple[int, int]) -> np.ndarray | None:
@@ -200,7 +204,7 @@ def enhance_frame(
     # Never sampled directly, even when small: the working copy's area averaging also averages the noise
     # that would flicker from frame to frame, and every frame of the clip compares at one size.
     low = pipeline.shrink(rgb, direct=pipeline.settings.full_res)
-    tone, same_shot = shot_tone(pipeline, low, state, smoothing, scene_cut, time)
+    tone, same_shot, local = shot_tone(pipeline, low, state, smoothing, scene_cut, time)
     reused = state.prior if same_shot and state is not None else None
     # The pipeline's own stages, with the shot's judgement, its prior, and the output averaged over time.
     frame = replace(pipeline.start(rgb, reused), working=pipeline.develop_copy(low, tone))
@@ -214,7 +218,7 @@ def enhance_frame(
         weight = smoothing * inside * agreement(past_low, working.low, scene_cut)
         work_output = weight * past + (1.0 - weight) * work_output
     out = cast(np.ndarray, pipeline.finish(replace(frame, output=work_output)).result)
-    next_state = ShotState(low=working.low, prior=frame.prior, output=work_output, tone=tone, time=time)
+    next_state = ShotState(low=working.low, prior=frame.prior, output=work_output, tone=tone, local=local, time=time)
     return out, next_state, reused is None
 
 
