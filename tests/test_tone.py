@@ -550,17 +550,21 @@ def _judgement(log_exposure: float, saturation: float = 1.3) -> ToneParams:
         saturation=torch.tensor([saturation]),
         highlights=torch.tensor([0.3]),
         black=torch.tensor([[0.002, 0.0, 0.001]]),
+        top=torch.tensor([GAMUT_TOP]),
         keep_chroma=True,
     )
 
 
 def test_identity_development_gives_the_photo_back():
-    """Under the identity parameters a photo comes back as it went in, up to the curve's knots (its top,
-    over `GAMUT_TOP`, is the gamut's to compress)."""
+    """Under the identity parameters (a gamut top of 1) a photo comes back as it went in, up to the curve's
+    knots, its bright colours too (at 255 itself the knots' interpolation may overshoot a little and pale a
+    saturated colour)."""
     rng = np.random.default_rng(3)
-    rgb = torch.from_numpy((rng.random((1, 3, 32, 32)) * 0.95).astype(np.float32))
+    rgb = torch.from_numpy((rng.random((1, 3, 32, 32)) * 0.99).astype(np.float32))
     zero = torch.zeros(1)
-    identity = ToneParams(zero, torch.zeros(1, 3), identity_curve()[None], zero + 1, zero, torch.zeros(1, 3), True)
+    identity = ToneParams(
+        zero, torch.zeros(1, 3), identity_curve()[None], zero + 1, zero, torch.zeros(1, 3), zero + 1, True
+    )
     assert float((apply_tone(rgb, identity) - rgb).abs().max()) < 1 / 255
 
 
@@ -568,8 +572,10 @@ def test_a_photo_the_judgement_barely_moves_is_held_as_it_is():
     """A well-exposed photo whose judgement moves its mean by under `HOLD_FULL` stops gets the identity."""
     rng = np.random.default_rng(4)
     rgb = torch.from_numpy((0.2 + 0.6 * rng.random((1, 3, 48, 48))).astype(np.float32))
+    rgb[:, :, :8, :8] = torch.tensor([250.0, 254.0, 229.0]).view(1, 3, 1, 1) / 255  # a sunset's yellow cloud
     judged = _judgement(0.0)
     held = hold_exposed(judged, rgb)
+    assert float(held.top) == pytest.approx(1.0)
     assert float((apply_tone(rgb, judged) - rgb).abs().max()) > 10 / 255  # the look alone changes it
     assert float((apply_tone(rgb, held) - rgb).abs().max()) < 1 / 255
 

@@ -84,6 +84,8 @@ class ToneParams:
     saturation: torch.Tensor  # (B,) chroma scale around the developed luminance
     highlights: torch.Tensor  # (B,) local exposure strength in [0, 1] (`local_exposure`): the roll-off's to set
     black: torch.Tensor  # (B,3) linear black level per channel, taken off before the gains (0: none)
+    top: torch.Tensor  # (B,) linear level a channel may reach before its colour gives way (`GAMUT_TOP`; up to
+    # 1 for a photo `hold_exposed` keeps as it is)
     keep_chroma: bool = False  # too bright a colour is darkened at its own chromaticity (`fit_in_gamut`), not
     # paled towards white (`fit_to_white`, what models before the look head were trained on)
 
@@ -200,6 +202,7 @@ class ToneEstimator(nn.Module):
             saturation=torch.exp(0.5 * torch.tanh(out[:, -1])),
             highlights=highlights,  # the roll-off may ask for more
             black=black,
+            top=torch.full_like(highlights, GAMUT_TOP),
             keep_chroma=self.look is not None,
         )
 
@@ -245,6 +248,7 @@ def mix(past: ToneParams, current: ToneParams, weight: float) -> ToneParams:
         blend(past.saturation, current.saturation),
         blend(past.highlights, current.highlights),
         blend(past.black, current.black),
+        blend(past.top, current.top),
         current.keep_chroma,
     )
 
@@ -363,8 +367,8 @@ def identity_curve() -> torch.Tensor:
 def hold_exposed(params: ToneParams, thumb: torch.Tensor) -> ToneParams:
     """Hold a photo the judgement barely brightens or darkens at its own development: blend each photo's
     parameters towards the identity (no gain, white balance, black level or local exposure, the
-    `identity_curve`, saturation 1) by how little they move its mean level, in stops of the thumbnail's
-    mean display (sRGB) luma (about 2.2 times as many in linear light).
+    `identity_curve`, saturation 1, a gamut top of 1) by how little they move its mean level, in stops of the
+    thumbnail's mean display (sRGB) luma (about 2.2 times as many in linear light).
 
     A photo that is already well exposed has no exposure to correct, and what the
     judgement still does to it is the look of our training targets: on the 23
@@ -373,7 +377,9 @@ def hold_exposed(params: ToneParams, thumb: torch.Tensor) -> ToneParams:
     paled skies and white walls that were right. Dark photos are never held:
     every pair of our sets and irrgb40 is moved 0.8 stop or more. Between
     `HOLD_FULL` and `HOLD_NONE` stops the blend ramps, so a photo near the line
-    is not switched between two looks.
+    is not switched between two looks. The gamut's top goes to 1 with the rest:
+    at `GAMUT_TOP` a sunset's yellow clouds (250, 254, 229) came back paled
+    to (251, 245, 243), 7.6 % of DICM/05 newly white.
     """
     small = thumbnail(thumb.float())
     with torch.no_grad():
@@ -396,6 +402,7 @@ def hold_exposed(params: ToneParams, thumb: torch.Tensor) -> ToneParams:
         saturation=towards(params.saturation, zero + 1.0),
         highlights=towards(params.highlights, zero),
         black=towards(params.black, zero),
+        top=towards(params.top, zero + 1.0),
     )
 
 
@@ -452,7 +459,8 @@ def apply_tone(
     out_lum = srgb_to_linear(display.clamp(0.0, 1.0))
     developed = linear * (out_lum / lum)
     developed = out_lum + params.saturation.view(-1, 1, 1, 1) * (developed - out_lum)
-    return linear_to_srgb(fit_in_gamut(developed) if params.keep_chroma else fit_to_white(developed, out_lum))
+    top = params.top.view(-1, 1, 1, 1)
+    return linear_to_srgb(fit_in_gamut(developed, top) if params.keep_chroma else fit_to_white(developed, out_lum, top))
 
 
 def apply_tone_array(
@@ -482,10 +490,11 @@ def apply_tone_array(
     linear -= out_lum
     linear *= float(params.saturation[0].detach())
     linear += out_lum
+    top = np.float32(params.top[0].detach())
     if params.keep_chroma:  # fit_in_gamut: half darkened at its chromaticity, then fit_to_white
-        linear *= np.sqrt(GAMUT_TOP / np.maximum(_channel_max(linear), GAMUT_TOP))
+        linear *= np.sqrt(top / np.maximum(_channel_max(linear), top))
         out_lum = (linear @ np.array(REC709, np.float32))[..., None]
-    room = np.maximum(GAMUT_TOP - out_lum, 0.0) / np.maximum(_channel_max(linear) - out_lum, 1e-6)
+    room = np.maximum(top - out_lum, 0.0) / np.maximum(_channel_max(linear) - out_lum, 1e-6)
     linear -= out_lum
     linear *= np.clip(room, 0.0, 1.0)
     linear += out_lum
@@ -535,10 +544,10 @@ def _linear_to_srgb_array(x: np.ndarray) -> np.ndarray:
     return curved
 
 
-def fit_in_gamut(linear: torch.Tensor) -> torch.Tensor:
-    """Bring a colour whose brightest channel would pass `GAMUT_TOP` into the gamut half by darkening it at
-    its own chromaticity (all three channels scaled together) and half by paling it (`fit_to_white`), in
-    log terms: the square root of the needed scale each.
+def fit_in_gamut(linear: torch.Tensor, top: float | torch.Tensor = GAMUT_TOP) -> torch.Tensor:
+    """Bring a colour whose brightest channel would pass `top` (`GAMUT_TOP` unless held) into the gamut half
+    by darkening it at its own chromaticity (all three channels scaled together) and half by paling it
+    (`fit_to_white`), in log terms: the square root of the needed scale each.
 
     Paling alone turned bright colours white: a candle flame pinkish white, a colour checker grey, 17 % of a
     floodlit frame at every channel >= 240. Darkening alone kept every hue but cost 0.25 dB on SICE val,
@@ -546,19 +555,19 @@ def fit_in_gamut(linear: torch.Tensor) -> torch.Tensor:
     of the colour at 22.64 (README, Quality).
     """
     peak = linear.amax(dim=1, keepdim=True)
-    darkened = linear * (GAMUT_TOP / peak.clamp_min(GAMUT_TOP)).sqrt()
-    return fit_to_white(darkened, luma(darkened, REC709))
+    darkened = linear * (top / torch.maximum(peak, torch.as_tensor(top, dtype=peak.dtype))).sqrt()
+    return fit_to_white(darkened, luma(darkened, REC709), top)
 
 
-def fit_to_white(linear: torch.Tensor, lum: torch.Tensor) -> torch.Tensor:
-    """Desaturate, towards its own luminance, a colour whose brightest channel would pass `GAMUT_TOP`.
+def fit_to_white(linear: torch.Tensor, lum: torch.Tensor, top: float | torch.Tensor = GAMUT_TOP) -> torch.Tensor:
+    """Desaturate, towards its own luminance, a colour whose brightest channel would pass `top`.
 
     Clipping that channel instead flattens a bright coloured surface (a warm lamp, floodlit stone, a candle)
     into one tone, and the highlight roll-off then has to dim the whole shoulder to keep it under white.
     Luminance, and so the highlight's detail, is kept; only its chroma fades, as film's does. A colour whose
-    luminance is itself over `GAMUT_TOP` becomes grey at that luminance: too bright for any colour, it is
+    luminance is itself over `top` becomes grey at that luminance: too bright for any colour, it is
     the roll-off's to compress. Colours inside the gamut (`room` ≥ 1) are left as they are.
     """
     peak = linear.amax(dim=1, keepdim=True)
-    room = ((GAMUT_TOP - lum).clamp_min(0.0) / (peak - lum).clamp_min(1e-6)).clamp(0.0, 1.0)
+    room = ((top - lum).clamp_min(0.0) / (peak - lum).clamp_min(1e-6)).clamp(0.0, 1.0)
     return lum + room * (linear - lum)
