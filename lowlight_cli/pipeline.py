@@ -192,9 +192,9 @@ class Pipeline:
         return state.timed("sample", began, output=output)
 
     def finish(self, state: State) -> State:
-        """The last two steps on the working output: quiet the noise the gain lifted out of the shadows
-        (`shadow_noise`, harder on a noisy photo sampled at its own size), then carry the result to full
-        resolution (`reconstruct`)."""
+        """The last steps on the working output: quiet the noise the gain lifted out of the shadows
+        (`shadow_noise`, harder on a noisy photo sampled at its own size), carry the result to full
+        resolution (`reconstruct`), and hand back the share of the photo held as it is (`WorkingCopy.held`)."""
         working, output, rgb = _needed(state.working, "prepare"), _needed(state.output, "sample"), state.rgb
         began = time.perf_counter()
         direct = working.shape == rgb.shape[:2]
@@ -208,6 +208,8 @@ class Pipeline:
             rows = working.develop_full(rgb)
             threshold, workers = self.settings.detail_threshold, torch.get_num_threads()
             result = reconstruct(rgb, rows, working.low, working.base, output, threshold, workers)
+        if working.held > 0:  # what needed no development needs no denoising either: the photo's own pixels
+            result += np.float32(working.held) * (rgb - result)
         return state.timed("reconstruct", began, result=result)
 
     def enhance(
@@ -259,7 +261,9 @@ class Pipeline:
         def full(rgb: np.ndarray) -> Callable[[slice], np.ndarray]:
             return develop_full(rgb, to_tensor(low), judged, brightness, ev)
 
-        return developed(low, base, full)
+        # a photo held as it is comes back as it went in, unless the user asked for another exposure
+        held = float(judged.held[0]) if judged is not None and ev == 0 else 0.0
+        return developed(low, base, full, held)
 
     def conditioning(self, working: WorkingCopy, prior: RegionPrior) -> Conditioning:
         """What the denoiser is conditioned on: the base, its log gain, and the prior capped to the model's

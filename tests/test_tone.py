@@ -550,14 +550,14 @@ def _judgement(log_exposure: float, saturation: float = 1.3) -> ToneParams:
         saturation=torch.tensor([saturation]),
         highlights=torch.tensor([0.3]),
         black=torch.tensor([[0.002, 0.0, 0.001]]),
-        top=torch.tensor([GAMUT_TOP]),
+        held=torch.zeros(1),
         keep_chroma=True,
     )
 
 
 def test_identity_development_gives_the_photo_back():
-    """Under the identity parameters (a gamut top of 1) a photo comes back as it went in, up to the curve's
-    knots, its bright colours too (at 255 itself the knots' interpolation may overshoot a little and pale a
+    """Under the identity parameters (held wholly: a gamut top of 1) a photo comes back as it went in, up to
+    the curve's knots, its bright colours too (at 255 itself the knots' interpolation may overshoot a little and pale a
     saturated colour)."""
     rng = np.random.default_rng(3)
     rgb = torch.from_numpy((rng.random((1, 3, 32, 32)) * 0.99).astype(np.float32))
@@ -575,7 +575,7 @@ def test_a_photo_the_judgement_barely_moves_is_held_as_it_is():
     rgb[:, :, :8, :8] = torch.tensor([250.0, 254.0, 229.0]).view(1, 3, 1, 1) / 255  # a sunset's yellow cloud
     judged = _judgement(0.0)
     held = hold_exposed(judged, rgb)
-    assert float(held.top) == pytest.approx(1.0)
+    assert float(held.held) == pytest.approx(1.0)
     assert float((apply_tone(rgb, judged) - rgb).abs().max()) > 10 / 255  # the look alone changes it
     assert float((apply_tone(rgb, held) - rgb).abs().max()) < 1 / 255
 
@@ -612,3 +612,18 @@ def test_a_broken_judgement_develops_to_nan_not_an_index_error():
     rgb = np.full((4, 4, 3), 0.2, np.float32)
     broken = replace(_judgement(float("nan")), keep_chroma=False)
     assert np.isnan(apply_tone_array(rgb, broken)).all()
+
+
+def test_a_well_exposed_photo_comes_back_as_it_went_in_unless_another_exposure_is_asked():
+    """Kodak 1, well exposed: the shipped model's judgement barely moves it, so it is held wholly and the
+    pipeline hands back its own pixels (no denoising of what needed no development); `--exposure` still
+    develops it."""
+    from lowlight_cli.io.images import load_image
+    from lowlight_cli.pipeline import build
+
+    rgb = load_image(SAMPLE.parents[1] / "normal" / "kodak24_kodim01.jpg").rgb
+    enhancer = build(model="default", device="cpu", prior="none")
+    assert enhancer.develop_copy(enhancer.shrink(rgb)).held == 1.0
+    assert np.abs(enhancer.enhance(rgb).rgb - rgb).max() < 1e-6
+    brighter = enhancer.with_settings(exposure=1.0).enhance(rgb).rgb
+    assert luma(brighter, REC601).mean() > luma(rgb, REC601).mean() + 0.05

@@ -29,6 +29,7 @@ class WorkingCopy:
     # The full-resolution photo developed as `base` was: a function of a band of rows, which gives its (3,n,W)
     # planes (the reconstruction's base, made strip by strip).
     develop_full: Callable[[np.ndarray], Callable[[slice], np.ndarray]]
+    held: float = 0.0  # share of the photo handed back as it is (`tone.hold_exposed`: it needs no development)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -56,13 +57,16 @@ def shrink(rgb: np.ndarray, work_size: int) -> np.ndarray:
 
 
 def developed(
-    low: np.ndarray, develop: Develop, develop_full: Callable[[np.ndarray], Callable[[slice], np.ndarray]]
+    low: np.ndarray,
+    develop: Develop,
+    develop_full: Callable[[np.ndarray], Callable[[slice], np.ndarray]],
+    held: float = 0.0,
 ) -> WorkingCopy:
     """A working-resolution `low` with the base `develop` makes of it (video develops with a shot's tone),
-    and `develop_full`, the same development for the full-resolution photo."""
+    `develop_full`, the same development for the full-resolution photo, and the share `held` as it is."""
     with torch.no_grad():
         base, log_gain = develop(to_tensor(low))
-    return WorkingCopy(low=low, base=to_numpy(base), log_gain=float(log_gain[0]), develop_full=develop_full)
+    return WorkingCopy(low, to_numpy(base), float(log_gain[0]), develop_full, held)
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:

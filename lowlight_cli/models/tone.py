@@ -84,8 +84,7 @@ class ToneParams:
     saturation: torch.Tensor  # (B,) chroma scale around the developed luminance
     highlights: torch.Tensor  # (B,) local exposure strength in [0, 1] (`local_exposure`): the roll-off's to set
     black: torch.Tensor  # (B,3) linear black level per channel, taken off before the gains (0: none)
-    top: torch.Tensor  # (B,) linear level a channel may reach before its colour gives way (`GAMUT_TOP`; up to
-    # 1 for a photo `hold_exposed` keeps as it is)
+    held: torch.Tensor  # (B,) share of the photo `hold_exposed` keeps as it is (0: developed as judged)
     keep_chroma: bool = False  # too bright a colour is darkened at its own chromaticity (`fit_in_gamut`), not
     # paled towards white (`fit_to_white`, what models before the look head were trained on)
 
@@ -202,7 +201,7 @@ class ToneEstimator(nn.Module):
             saturation=torch.exp(0.5 * torch.tanh(out[:, -1])),
             highlights=highlights,  # the roll-off may ask for more
             black=black,
-            top=torch.full_like(highlights, GAMUT_TOP),
+            held=torch.zeros_like(highlights),
             keep_chroma=self.look is not None,
         )
 
@@ -248,7 +247,7 @@ def mix(past: ToneParams, current: ToneParams, weight: float) -> ToneParams:
         blend(past.saturation, current.saturation),
         blend(past.highlights, current.highlights),
         blend(past.black, current.black),
-        blend(past.top, current.top),
+        blend(past.held, current.held),
         current.keep_chroma,
     )
 
@@ -359,6 +358,12 @@ HOLD_FULL, HOLD_NONE = 0.3, 0.6  # stops (log2) the judgement moves a photo's me
 # below, not at all above
 
 
+def gamut_top(params: ToneParams) -> torch.Tensor:
+    """(B,) the linear level a channel may reach before its colour gives way: `GAMUT_TOP`, up to 1 as far as
+    the photo is held (`hold_exposed`)."""
+    return GAMUT_TOP + (1.0 - GAMUT_TOP) * params.held
+
+
 def identity_curve() -> torch.Tensor:
     """Knot values under which `apply_tone` gives back its input's luminance: sRGB of each knot, white from 1."""
     return linear_to_srgb((2.0**KNOTS).clamp(max=1.0))
@@ -367,8 +372,8 @@ def identity_curve() -> torch.Tensor:
 def hold_exposed(params: ToneParams, thumb: torch.Tensor) -> ToneParams:
     """Hold a photo the judgement barely brightens or darkens at its own development: blend each photo's
     parameters towards the identity (no gain, white balance, black level or local exposure, the
-    `identity_curve`, saturation 1, a gamut top of 1) by how little they move its mean level, in stops of the
-    thumbnail's mean display (sRGB) luma (about 2.2 times as many in linear light).
+    `identity_curve`, saturation 1, a gamut top of 1: `gamut_top`) by how little they move its mean level,
+    in stops of the thumbnail's mean display (sRGB) luma (about 2.2 times as many in linear light).
 
     A photo that is already well exposed has no exposure to correct, and what the
     judgement still does to it is the look of our training targets: on the 23
@@ -379,7 +384,8 @@ def hold_exposed(params: ToneParams, thumb: torch.Tensor) -> ToneParams:
     `HOLD_FULL` and `HOLD_NONE` stops the blend ramps, so a photo near the line
     is not switched between two looks. The gamut's top goes to 1 with the rest:
     at `GAMUT_TOP` a sunset's yellow clouds (250, 254, 229) came back paled
-    to (251, 245, 243), 7.6 % of DICM/05 newly white.
+    to (251, 245, 243), 7.6 % of DICM/05 newly white. The share is kept in
+    `held`: the pipeline hands that much of the input itself back.
     """
     small = thumbnail(thumb.float())
     with torch.no_grad():
@@ -402,7 +408,7 @@ def hold_exposed(params: ToneParams, thumb: torch.Tensor) -> ToneParams:
         saturation=towards(params.saturation, zero + 1.0),
         highlights=towards(params.highlights, zero),
         black=towards(params.black, zero),
-        top=towards(params.top, zero + 1.0),
+        held=towards(params.held, zero + 1.0),
     )
 
 
@@ -459,7 +465,7 @@ def apply_tone(
     out_lum = srgb_to_linear(display.clamp(0.0, 1.0))
     developed = linear * (out_lum / lum)
     developed = out_lum + params.saturation.view(-1, 1, 1, 1) * (developed - out_lum)
-    top = params.top.view(-1, 1, 1, 1)
+    top = gamut_top(params).view(-1, 1, 1, 1)
     return linear_to_srgb(fit_in_gamut(developed, top) if params.keep_chroma else fit_to_white(developed, out_lum, top))
 
 
@@ -490,7 +496,7 @@ def apply_tone_array(
     linear -= out_lum
     linear *= float(params.saturation[0].detach())
     linear += out_lum
-    top = np.float32(params.top[0].detach())
+    top = np.float32(gamut_top(params)[0].detach())
     if params.keep_chroma:  # fit_in_gamut: half darkened at its chromaticity, then fit_to_white
         linear *= np.sqrt(top / np.maximum(_channel_max(linear), top))
         out_lum = (linear @ np.array(REC709, np.float32))[..., None]
