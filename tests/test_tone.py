@@ -627,3 +627,19 @@ def test_a_well_exposed_photo_comes_back_as_it_went_in_unless_another_exposure_i
     assert np.abs(enhancer.enhance(rgb).rgb - rgb).max() < 1e-6
     brighter = enhancer.with_settings(exposure=1.0).enhance(rgb).rgb
     assert luma(brighter, REC601).mean() > luma(rgb, REC601).mean() + 0.05
+
+
+def test_the_roll_off_judges_each_photo_of_a_batch_by_its_own_parameters():
+    """Photo 0's roll-off does not depend on how much of photo 1 is held (each photo's gamut top is its own)."""
+    rng = np.random.default_rng(1)
+    photos = torch.from_numpy(rng.random((2, 3, 96, 96)).astype(np.float32)) ** 0.5
+    zero = torch.zeros(2)
+
+    def judged(held: list[float]) -> ToneParams:
+        curve = default_curve()[None].repeat(2, 1)
+        wb = torch.tensor([[0.2, 0.0, -0.2]] * 2)
+        return ToneParams(zero + 1.2, wb, curve, zero + 1.4, zero, torch.zeros(2, 3), torch.tensor(held), True)
+
+    alone = roll_off_highlights(judged([0.0, 0.0]), photos)
+    beside_a_held_one = roll_off_highlights(judged([0.0, 1.0]), photos)
+    assert torch.equal(alone.curve[0], beside_a_held_one.curve[0])

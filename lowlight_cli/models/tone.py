@@ -328,6 +328,7 @@ def roll_off_highlights(params: ToneParams, thumb: torch.Tensor, local: bool | N
             curve=curve[None],
             saturation=params.saturation[i : i + 1],
             black=params.black[i : i + 1],
+            held=params.held[i : i + 1],
         )
         judged = float(params.highlights[i])  # the model's own local exposure: the roll-off only adds to it
         above = torch.nonzero(curve >= KNEE)
@@ -561,7 +562,8 @@ def fit_in_gamut(linear: torch.Tensor, top: float | torch.Tensor = GAMUT_TOP) ->
     of the colour at 22.64 (README, Quality).
     """
     peak = linear.amax(dim=1, keepdim=True)
-    darkened = linear * (top / torch.maximum(peak, torch.as_tensor(top, dtype=peak.dtype))).sqrt()
+    # reciprocal × top, as torch computes a number over a tensor: at `GAMUT_TOP` bit for bit what it was
+    darkened = linear * (torch.maximum(peak, torch.as_tensor(top, dtype=peak.dtype)).reciprocal() * top).sqrt()
     return fit_to_white(darkened, luma(darkened, REC709), top)
 
 
