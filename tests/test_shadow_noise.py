@@ -3,7 +3,7 @@
 import numpy as np
 
 from lowlight_cli.imaging.colour import REC601, luma
-from lowlight_cli.imaging.shadow_noise import expected_noise, input_noise_sigma, suppress_shadow_noise
+from lowlight_cli.imaging.shadow_noise import expected_noise, input_noise_sigma, local_gain, suppress_shadow_noise
 
 
 def dark_scene(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -31,7 +31,7 @@ def test_smooths_amplified_noise_and_keeps_well_exposed_texture():
 
 def test_expected_noise_follows_the_gain():
     low, out = dark_scene(np.random.default_rng(1))
-    sigma = expected_noise(luma(low, REC601), luma(out, REC601), radius=5)
+    sigma = expected_noise(luma(low, REC601), local_gain(luma(low, REC601), luma(out, REC601), radius=5))
     assert sigma[:, 10:80].mean() > 10 * sigma[:, 110:180].mean()
     assert input_noise_sigma(np.zeros((32, 32), np.float32)) > 0  # quantisation floor on a black frame
 

@@ -4,10 +4,11 @@ Where a photo was close to black (a night sky, deep shadow) the auto-gamma
 base applies a 10–30× gain, and whatever the network leaves of the JPEG
 quantisation and sensor noise there comes out as coloured blotches. The
 expected noise of the working output is known well enough to act on: the
-input's noise level times the local gain. A self-guided filter per channel
-whose regularisation ε is that expected variance smooths exactly where the gain
-made noise louder than the structure (flat, variance ≲ ε) and leaves edges,
-colour edges included, and well-exposed regions, where ε is tiny, as they are.
+input's noise level times the local gain. A self-guided filter on the luma and
+on each colour difference, whose regularisation ε is that expected variance,
+smooths exactly where the gain made noise louder than the structure (flat,
+variance ≲ ε) and leaves edges, colour edges included, and well-exposed
+regions, where ε is tiny, as they are.
 
 It runs on the working-resolution output, before reconstruction, so the
 full-resolution result inherits it and video gets it frame by frame.
@@ -39,9 +40,9 @@ def local_gain(low_luma: np.ndarray, out_luma: np.ndarray, radius: int) -> np.nd
     return box(out_luma, radius) / np.maximum(box(low_luma, radius), 1e-3)
 
 
-def expected_noise(low_luma: np.ndarray, out_luma: np.ndarray, radius: int) -> np.ndarray:
-    """Per-pixel σ the output's luma would have if it carried the input's noise at the local gain."""
-    return input_noise_sigma(low_luma) * local_gain(low_luma, out_luma, radius)
+def expected_noise(low_plane: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """Per-pixel σ one plane of the output would have if it carried the input plane's noise at `gain`."""
+    return input_noise_sigma(low_plane) * gain
 
 
 CHROMA_STRENGTH = 8.0  # the colour differences' ε over the luma's, in σ: chroma noise goes nearly as when colour
@@ -82,7 +83,7 @@ def suppress_shadow_noise(low: np.ndarray, out: np.ndarray, strength: float, rad
     filtered = []
     for index, (before, plane) in enumerate(zip(dark, bright, strict=True)):
         scale = strength * (1.0 if index == 0 else CHROMA_STRENGTH)
-        eps = (scale * input_noise_sigma(before) * gain) ** 2 + 1e-6
+        eps = (scale * expected_noise(before, gain)) ** 2 + 1e-6
         a, b = guided_coefficients(plane, plane, eps, window_mean)
         filtered.append(a * plane + b)
     return np.clip(from_planes(*filtered), 0.0, 1.0).astype(np.float32)
