@@ -253,10 +253,9 @@ class Pipeline:
         judgement), or by the look's own judgement of `low` when None; with the user's exposure bias."""
         judged = params if params is not None else self.judge(low)
         brightness, ev = self.config.target_brightness, self.settings.exposure
-        local = LOCAL[self.settings.highlights]
 
         def base(tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return develop(tensor, self.look, brightness, ev=ev, params=judged, local=local)
+            return develop(tensor, self.look, brightness, ev=ev, params=judged)
 
         def full(rgb: np.ndarray) -> Callable[[slice], np.ndarray]:
             return develop_full(rgb, to_tensor(low), judged, brightness, ev)

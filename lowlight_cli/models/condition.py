@@ -99,23 +99,22 @@ def develop(
     target_thumb: torch.Tensor | None = None,
     roll_off: bool = True,
     params: ToneParams | None = None,
-    local: bool | None = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The base (B,3,H,W) the denoiser refines, and log(mean gain) per image (B,).
 
     `thumb` is the whole photo (any size) when `low` is a crop or tile of it:
     the global judgement must come from the whole frame. `ev` (stops) biases
     the tone branch's exposure; the auto-gamma base of first-release models has
-    no exposure to bias, so a non-zero `ev` there is an error. `target_thumb`,
-    `roll_off` and `local` are `judge`'s; `params`, when given, is a judgement already
-    made (video smooths it over a shot).
+    no exposure to bias, so a non-zero `ev` there is an error. `target_thumb`
+    and `roll_off` are `judge`'s; `params`, when given, is a judgement already
+    made (the pipeline's, with its `--highlights` choice; video smooths it over a shot).
     """
     if tone is None:
         if torch.is_tensor(ev) or ev != 0:
             raise ValueError("this model has no tone branch: an exposure bias needs a model trained with one")
         return brighten(low, target_brightness)
     if params is None:
-        params = judge(low if thumb is None else thumb, tone, target_thumb, roll_off, local)
+        params = judge(low if thumb is None else thumb, tone, target_thumb, roll_off)
     base = apply_tone(low, params, ev).to(low.dtype)
     return base, log_mean_gain(base, luma(low, REC601).mean(dim=(1, 2, 3)).clamp(1e-4, 0.99))
 
