@@ -16,6 +16,8 @@ from lowlight_cli.models.condition import develop
 from lowlight_cli.models.local_exposure import compression
 from lowlight_cli.models.tone import (
     CLIP_LEVEL,
+    LIT_LEVEL,
+    LIT_RISE,
     GAMUT_TOP,
     ToneEstimator,
     ToneParams,
@@ -28,6 +30,7 @@ from lowlight_cli.models.tone import (
     hold_exposed,
     identity_curve,
     is_night,
+    is_part_lit,
     linear_to_srgb,
     local_factor,
     mix,
@@ -365,6 +368,28 @@ def test_auto_highlights_are_local_for_a_night_scene_and_the_curve_otherwise():
         auto, chosen = roll_off_highlights(params, low, local=None), roll_off_highlights(params, low, local=local)
         assert torch.equal(auto.curve, chosen.curve) and torch.equal(auto.highlights, chosen.highlights)
     assert float(roll_off_highlights(params, night, local=None).highlights[0]) > 0.0
+
+
+def test_locally_a_part_lit_photo_keeps_its_lit_regions_level_and_a_night_scene_s_subject_is_lifted():
+    """The camera metered for a part-lit photo's sky: local exposure holds its lit regions within `LIT_RISE`
+    stops of their level. A night scene's lit subject, left dark by a meter fooled by the black ground,
+    is lifted further, as far as the clip test allows. A small lit window is not a part-lit photo."""
+    low, params = facade_at_night()
+    dim = 0.55 / 0.7  # the facade at display luma 0.55, lit, with room to rise under white
+    night, part_lit = torch.where(low == 0.02, 0.004, low) * dim, low.clamp_min(0.05) * dim
+    window = torch.full_like(low, 0.05)
+    window[:, :, 28:36, 20:44] = 0.7  # 5 % of the frame
+    assert is_night(torch.cat([night, part_lit, window])).tolist() == [True, False, False]
+    assert is_part_lit(torch.cat([night, part_lit, window])).tolist() == [True, True, False]
+
+    def rise(low: torch.Tensor) -> float:
+        rolled = roll_off_highlights(params, low, local=True)
+        before = luma(low, REC601)
+        lit = before >= LIT_LEVEL
+        return float(torch.log2(luma(apply_tone(low, rolled), REC601)[lit].mean() / before[lit].mean()))
+
+    assert rise(part_lit) <= LIT_RISE
+    assert rise(night) > LIT_RISE
 
 
 def test_local_highlights_keep_a_lit_facade_s_detail_that_the_curve_alone_flattens():

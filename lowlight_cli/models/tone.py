@@ -293,6 +293,25 @@ def is_night(thumb: torch.Tensor) -> torch.Tensor:
     return luma(small, REC601).flatten(1).median(dim=1).values < NIGHT_MEDIAN
 
 
+LIT_LEVEL = 0.5  # display (sRGB) luma at or over which the camera already exposed a region (`benchmarks/samples.py`)
+PART_LIT_SHARE = 0.1  # share of the thumbnail at `LIT_LEVEL` over which a photo is part lit (`is_part_lit`)
+LIT_RISE = 0.5  # stops a part-lit photo's lit regions may rise in mean display luma (`roll_off_highlights`)
+
+
+def is_part_lit(thumb: torch.Tensor) -> torch.Tensor:
+    """(B,) whether each photo is part lit: more than `PART_LIT_SHARE` of its 64-px thumbnail at display
+    luma `LIT_LEVEL` or over already, a sky or a sunlit wall the camera metered for over a dark ground.
+
+    One exposure that lifts the ground lifts that sky as far, and the shoulder pales it to white (MEF's
+    ChineseGarden: a blue sky, input (133, 147, 166), came out (231, 236, 241)). With `--highlights local`
+    such a photo's lit regions keep their level (`roll_off_highlights`). Not under `auto`: SICE's targets,
+    single exposures, let those skies go bright (one photo of the casts + noise set, 11 % lit, loses 6.5 dB
+    held so: docs/EXPERIMENTS.md).
+    """
+    small = thumbnail(thumb.float())
+    return (luma(small, REC601) >= LIT_LEVEL).flatten(1).float().mean(dim=1) > PART_LIT_SHARE
+
+
 def roll_off_highlights(params: ToneParams, thumb: torch.Tensor, local: bool | None = False) -> ToneParams:
     """Compress each photo's highlights, not blow them: reshape the curve above `KNEE` as far as needed,
     or, when `local`, first bring the lit regions down locally (`local_exposure`); `local` None decides
@@ -310,9 +329,20 @@ def roll_off_highlights(params: ToneParams, thumb: torch.Tensor, local: bool | N
     only if full strength is not enough). Shadows, mid-tones and the exposure
     are unchanged either way; the 64-px thumbnail's area averaging lets a
     small lamp clip, as it should, but not a facade.
+
+    A part-lit photo that is not a night scene (`is_part_lit`), developed
+    locally, also keeps its lit regions' level: the candidate must not raise
+    their mean display luma by more than `LIT_RISE` stops. The camera metered
+    for that sky or sunlit wall; held under white alone, a blue sky came out
+    (224, 229, 235), just under the near-white count and as pale. A night
+    scene's lit subject is not held so: the meter, fooled by the black
+    ground, left it dark too (DICM_13's astronauts).
     """
     small = thumbnail(thumb.float())
-    locally = is_night(small).tolist() if local is None else [local] * len(small)
+    night = is_night(small)
+    locally = night.tolist() if local is None else [local] * len(small)
+    keep_level = (is_part_lit(small) & ~night).tolist()
+    display = luma(small, REC601)
     free = small.amax(dim=1) < CLIP_LEVEL  # (B,h,w): not clipped in the input
     white = small.amin(dim=1) >= NEAR_WHITE
     last = len(KNOTS) - 1.0
@@ -341,6 +371,7 @@ def roll_off_highlights(params: ToneParams, thumb: torch.Tensor, local: bool | N
             + [(curve, s) for s in LOCAL_STRENGTHS if lit and s > judged]
             + [(c, with_reshape) for c in reshaped]
         )
+        metered = display[i] >= LIT_LEVEL if lit and keep_level[i] else None  # (1,h,w): the lit regions
         for candidate, strength in candidates:
             developed = apply_tone(
                 small[i : i + 1], replace(one, curve=candidate[None], highlights=curve.new_tensor([strength]))
@@ -348,7 +379,10 @@ def roll_off_highlights(params: ToneParams, thumb: torch.Tensor, local: bool | N
             blown = developed.amax(dim=1) >= CLIP_LEVEL
             if lit:  # a lit region is to keep its detail, not sit just under the clip level at 240-247
                 blown |= developed.amin(dim=1) >= NEAR_WHITE
-            if float((blown & free[i : i + 1]).float().mean()) <= MAX_NEW_CLIPPED:
+            kept = metered is None or float(
+                torch.log2(luma(developed.detach(), REC601)[0][metered].mean() / display[i][metered].mean())
+            ) <= LIT_RISE
+            if kept and float((blown & free[i : i + 1]).float().mean()) <= MAX_NEW_CLIPPED:
                 break
         curves.append(candidate)
         strengths.append(strength)

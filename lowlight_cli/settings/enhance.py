@@ -149,7 +149,8 @@ class EnhanceSettings(Settings):
             "What keeps highlights the brightening would blow: curve (the tone curve's shoulder "
             "is compressed; bright skies stay bright, as in a single exposure), local (lit "
             "regions the camera already exposed, a floodlit facade at night, a candle, a window, "
-            "are brought down as a whole and keep their detail; a bright sky can come out darker) "
+            "are brought down as a whole and keep their detail; in a photo a tenth or more lit, "
+            "a sky keeps about its level and its colour) "
             "or auto (local for a night scene, most of the frame near black; curve otherwise).",
             HIGHLIGHT_MODES,
         ),
