@@ -16,9 +16,9 @@ from lowlight_cli.models.condition import develop
 from lowlight_cli.models.local_exposure import compression
 from lowlight_cli.models.tone import (
     CLIP_LEVEL,
+    GAMUT_TOP,
     LIT_LEVEL,
     LIT_RISE,
-    GAMUT_TOP,
     ToneEstimator,
     ToneParams,
     apply_tone,

@@ -312,6 +312,12 @@ def is_part_lit(thumb: torch.Tensor) -> torch.Tensor:
     return (luma(small, REC601) >= LIT_LEVEL).flatten(1).float().mean(dim=1) > PART_LIT_SHARE
 
 
+def _rise(display: torch.Tensor, developed: torch.Tensor, where: torch.Tensor) -> float:
+    """Stops by which the mean display luma over `where` (1,h,w) rises from `display` (1,h,w, the input's
+    luma) to `developed` (1,3,h,w, sRGB)."""
+    return float(torch.log2(luma(developed, REC601)[0][where].mean() / display[where].mean()))
+
+
 def roll_off_highlights(params: ToneParams, thumb: torch.Tensor, local: bool | None = False) -> ToneParams:
     """Compress each photo's highlights, not blow them: reshape the curve above `KNEE` as far as needed,
     or, when `local`, first bring the lit regions down locally (`local_exposure`); `local` None decides
@@ -379,9 +385,7 @@ def roll_off_highlights(params: ToneParams, thumb: torch.Tensor, local: bool | N
             blown = developed.amax(dim=1) >= CLIP_LEVEL
             if lit:  # a lit region is to keep its detail, not sit just under the clip level at 240-247
                 blown |= developed.amin(dim=1) >= NEAR_WHITE
-            kept = metered is None or float(
-                torch.log2(luma(developed.detach(), REC601)[0][metered].mean() / display[i][metered].mean())
-            ) <= LIT_RISE
+            kept = metered is None or _rise(display[i], developed.detach(), metered) <= LIT_RISE
             if kept and float((blown & free[i : i + 1]).float().mean()) <= MAX_NEW_CLIPPED:
                 break
         curves.append(candidate)
