@@ -242,11 +242,13 @@ class Pipeline:
 
     def judge(self, low: np.ndarray, local: bool | None = None) -> ToneParams | None:
         """The look's judgement of a working-size image (None for a model without a tone branch); `local`:
-        the roll-off's choice when made elsewhere (video: once per shot), else `local_highlights`'s."""
+        the roll-off's choice when made elsewhere (video: once per shot), else `local_highlights`'s. A
+        part-lit photo's lit regions are held near their level only when the user chose `local`."""
         if self.look is None:
             return None
+        chosen = LOCAL[self.settings.highlights]
         with torch.no_grad():
-            return judge(to_tensor(low), self.look, local=LOCAL[self.settings.highlights] if local is None else local)
+            return judge(to_tensor(low), self.look, local=chosen if local is None else local, keep_level=chosen is True)
 
     def develop_copy(self, low: np.ndarray, params: ToneParams | None = None) -> WorkingCopy:
         """A working copy of the working-size `low`, its base developed by `params` (video: a shot's

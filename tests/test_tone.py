@@ -326,7 +326,7 @@ def test_the_roll_off_guards_inference_only(monkeypatch):
     from lowlight_cli.training.trainer import TrainOptions, tone_loss
 
     calls = []
-    monkeypatch.setattr(condition, "roll_off_highlights", lambda params, thumb, local: calls.append(1) or params)
+    monkeypatch.setattr(condition, "roll_off_highlights", lambda params, *_: calls.append(1) or params)
     tone, low = ToneEstimator(), torch.full((2, 3, 32, 32), 0.05)
     tone_loss(tone, {"low": low, "high": low * 8}, TrainOptions(data=[], out=Path("x"), teacher_gains=False))
     assert calls == []
@@ -382,14 +382,36 @@ def test_locally_a_part_lit_photo_keeps_its_lit_regions_level_and_a_night_scene_
     assert is_night(torch.cat([night, part_lit, window])).tolist() == [True, False, False]
     assert is_part_lit(torch.cat([night, part_lit, window])).tolist() == [True, True, False]
 
-    def rise(low: torch.Tensor) -> float:
-        rolled = roll_off_highlights(params, low, local=True)
-        before = luma(low, REC601)
-        lit = before >= LIT_LEVEL
-        return float(torch.log2(luma(apply_tone(low, rolled), REC601)[lit].mean() / before[lit].mean()))
+    def rise(low: torch.Tensor, keep_level: bool = True) -> float:
+        with torch.no_grad():
+            rolled = roll_off_highlights(params, low, local=True, keep_level=keep_level)
+            before = luma(low, REC601)
+            lit = before >= LIT_LEVEL
+            return float(torch.log2(luma(apply_tone(low, rolled), REC601)[lit].mean() / before[lit].mean()))
 
     assert rise(part_lit) <= LIT_RISE
+    assert rise(part_lit, keep_level=False) > LIT_RISE  # `auto`'s local (video: a shot that began at night)
     assert rise(night) > LIT_RISE
+
+
+def test_only_the_users_local_holds_a_part_lit_photo_s_level():
+    """The pipeline hands the roll-off `keep_level` for `--highlights local` only: under `auto`, a video shot
+    that began as a night scene (its `local` chosen once) develops a later, part-lit frame as before."""
+    from lowlight_cli.imaging.prepare import to_tensor
+    from lowlight_cli.pipeline import build
+
+    low = np.full((64, 96, 3), 0.05, np.float32)
+    low[:24] = 0.6  # a lit sky over a dark ground: 38 % of the frame
+    auto = build(model="default", device="cpu", prior="none")
+    users = auto.with_settings(highlights="local")
+    assert auto.look is not None
+    with torch.no_grad():
+        judged = auto.look(to_tensor(low))
+        for enhancer, keep_level in ((auto, False), (users, True)):
+            expected = hold_exposed(roll_off_highlights(judged, to_tensor(low), True, keep_level), to_tensor(low))
+            got = enhancer.judge(low, local=True)
+            assert got is not None and torch.equal(got.curve, expected.curve)
+            assert torch.equal(got.highlights, expected.highlights)
 
 
 def test_local_highlights_keep_a_lit_facade_s_detail_that_the_curve_alone_flattens():

@@ -74,6 +74,7 @@ def judge(
     target_thumb: torch.Tensor | None = None,
     roll_off: bool = True,
     local: bool | None = False,
+    keep_level: bool = False,
 ) -> ToneParams:
     """The tone branch's parameters for the whole photo(s) `whole` (sRGB, any size).
 
@@ -82,12 +83,13 @@ def judge(
     `roll_off` guards highlights at inference (`tone.roll_off_highlights`) and
     holds a photo that is already exposed as it is (`tone.hold_exposed`);
     training turns both off, so the curve it learns is the one it is scored on;
-    `local` lets it lower lit regions locally first (`--highlights local`; None: for a night scene only).
+    `local` lets it lower lit regions locally first (`--highlights local`; None: for a night scene only),
+    `keep_level` hold a part-lit photo's lit regions near their level there (`--highlights local`).
     """
     params = tone(whole)
     if target_thumb is not None:
         return with_gains(params, target_gains(whole, target_thumb, params.black.detach()))
-    return hold_exposed(roll_off_highlights(params, whole, local), whole) if roll_off else params
+    return hold_exposed(roll_off_highlights(params, whole, local, keep_level), whole) if roll_off else params
 
 
 def develop(

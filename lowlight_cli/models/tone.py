@@ -304,7 +304,7 @@ def is_part_lit(thumb: torch.Tensor) -> torch.Tensor:
 
     One exposure that lifts the ground lifts that sky as far, and the shoulder pales it to white (MEF's
     ChineseGarden: a blue sky, input (133, 147, 166), came out (231, 236, 241)). With `--highlights local`
-    such a photo's lit regions keep their level (`roll_off_highlights`). Not under `auto`: SICE's targets,
+    such a photo's lit regions rise half a stop at most (`roll_off_highlights`). Not under `auto`: SICE's targets,
     single exposures, let those skies go bright (one photo of the casts + noise set, 11 % lit, loses 6.5 dB
     held so: docs/EXPERIMENTS.md).
     """
@@ -318,10 +318,13 @@ def _rise(display: torch.Tensor, developed: torch.Tensor, where: torch.Tensor) -
     return float(torch.log2(luma(developed, REC601)[0][where].mean() / display[where].mean()))
 
 
-def roll_off_highlights(params: ToneParams, thumb: torch.Tensor, local: bool | None = False) -> ToneParams:
+def roll_off_highlights(
+    params: ToneParams, thumb: torch.Tensor, local: bool | None = False, keep_level: bool = False
+) -> ToneParams:
     """Compress each photo's highlights, not blow them: reshape the curve above `KNEE` as far as needed,
     or, when `local`, first bring the lit regions down locally (`local_exposure`); `local` None decides
-    per photo: local for a night scene (`is_night`).
+    per photo: local for a night scene (`is_night`). `keep_level` (`--highlights local`) also holds a
+    part-lit photo's lit regions near their level (below).
 
     A bright subject on a black ground (a lit building at night, a window in
     a dark room) pulls the exposure far up, and the learned curve, fitted to
@@ -336,18 +339,22 @@ def roll_off_highlights(params: ToneParams, thumb: torch.Tensor, local: bool | N
     are unchanged either way; the 64-px thumbnail's area averaging lets a
     small lamp clip, as it should, but not a facade.
 
-    A part-lit photo that is not a night scene (`is_part_lit`), developed
-    locally, also keeps its lit regions' level: the candidate must not raise
-    their mean display luma by more than `LIT_RISE` stops. The camera metered
-    for that sky or sunlit wall; held under white alone, a blue sky came out
-    (224, 229, 235), just under the near-white count and as pale. A night
-    scene's lit subject is not held so: the meter, fooled by the black
-    ground, left it dark too (DICM_13's astronauts).
+    With `keep_level`, a part-lit photo that is not a night scene
+    (`is_part_lit`), developed locally, also keeps its lit regions near their
+    level: a candidate that raises their mean display luma by more than
+    `LIT_RISE` stops is passed over for the next (if none passes, the last,
+    the strongest, is kept). The camera metered for that sky or sunlit wall;
+    held under white alone, a blue sky came out (224, 229, 235), just under
+    the near-white count and as pale. A night scene's lit subject is not held
+    so: the meter, fooled by the black ground, left it dark too (DICM_13's
+    astronauts). It is the user's `local`, not `auto`'s: video decides
+    `local` once per shot from its first frame, and a later frame of the shot
+    that leaves the night must not switch to it.
     """
     small = thumbnail(thumb.float())
     night = is_night(small)
     locally = night.tolist() if local is None else [local] * len(small)
-    keep_level = (is_part_lit(small) & ~night).tolist()
+    held_level = (is_part_lit(small) & ~night).tolist() if keep_level else [False] * len(small)
     display = luma(small, REC601)
     free = small.amax(dim=1) < CLIP_LEVEL  # (B,h,w): not clipped in the input
     white = small.amin(dim=1) >= NEAR_WHITE
@@ -377,7 +384,7 @@ def roll_off_highlights(params: ToneParams, thumb: torch.Tensor, local: bool | N
             + [(curve, s) for s in LOCAL_STRENGTHS if lit and s > judged]
             + [(c, with_reshape) for c in reshaped]
         )
-        metered = display[i] >= LIT_LEVEL if lit and keep_level[i] else None  # (1,h,w): the lit regions
+        metered = display[i] >= LIT_LEVEL if lit and held_level[i] else None  # (1,h,w): the lit regions
         for candidate, strength in candidates:
             developed = apply_tone(
                 small[i : i + 1], replace(one, curve=candidate[None], highlights=curve.new_tensor([strength]))
@@ -385,7 +392,7 @@ def roll_off_highlights(params: ToneParams, thumb: torch.Tensor, local: bool | N
             blown = developed.amax(dim=1) >= CLIP_LEVEL
             if lit:  # a lit region is to keep its detail, not sit just under the clip level at 240-247
                 blown |= developed.amin(dim=1) >= NEAR_WHITE
-            kept = metered is None or _rise(display[i], developed.detach(), metered) <= LIT_RISE
+            kept = metered is None or not _rise(display[i], developed.detach(), metered) > LIT_RISE  # NaN: kept
             if kept and float((blown & free[i : i + 1]).float().mean()) <= MAX_NEW_CLIPPED:
                 break
         curves.append(candidate)

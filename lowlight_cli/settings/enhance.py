@@ -149,8 +149,9 @@ class EnhanceSettings(Settings):
             "What keeps highlights the brightening would blow: curve (the tone curve's shoulder "
             "is compressed; bright skies stay bright, as in a single exposure), local (lit "
             "regions the camera already exposed, a floodlit facade at night, a candle, a window, "
-            "are brought down as a whole and keep their detail; in a photo a tenth or more lit, "
-            "a sky keeps about its level and its colour) "
+            "are brought down as a whole and keep their detail; a bright sky can come out darker, "
+            "except in a daylight photo more than a tenth lit, whose lit part rises half a stop at "
+            "most and keeps its colour) "
             "or auto (local for a night scene, most of the frame near black; curve otherwise).",
             HIGHLIGHT_MODES,
         ),
